@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import { EnvelopeOf } from './envelope';
+import { Ack } from './messages/ack';
+import { Decision } from './messages/decision';
+import { Inquiry } from './messages/inquiry';
+import { Prepare } from './messages/prepare';
+import { Vote } from './messages/vote';
+
+/** Every checkout message type, by its `type` field. */
+export const CHECKOUT_MESSAGES = {
+  prepare: Prepare,
+  vote: Vote,
+  decision: Decision,
+  ack: Ack,
+  inquiry: Inquiry,
+} as const;
+export type CheckoutMessageType = keyof typeof CHECKOUT_MESSAGES;
+
+/** One schema for any checkout message; the envelope's `type` picks the payload schema. */
+export const CheckoutMessage = z
+  .discriminatedUnion('type', [Prepare.schema, Vote.schema, Decision.schema, Ack.schema, Inquiry.schema])
+  .superRefine((message, ctx) => {
+    if (message.type === 'prepare' && message.payload.participant !== message.recipient) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['payload', 'participant'],
+        message: 'must equal the recipient',
+      });
+    }
+  });
+export type CheckoutMessage = z.infer<typeof CheckoutMessage>;
+export type MessageOfType<T extends CheckoutMessageType> = EnvelopeOf<(typeof CHECKOUT_MESSAGES)[T]>;
+
+export class InvalidMessageError extends Error {
+  override readonly name = 'InvalidMessageError';
+}
+
+/** Parses an incoming message; throws InvalidMessageError naming every broken field. */
+export function parseCheckoutMessage(raw: unknown): CheckoutMessage {
+  const result = CheckoutMessage.safeParse(raw);
+  if (!result.success) throw new InvalidMessageError(z.prettifyError(result.error));
+  return result.data;
+}

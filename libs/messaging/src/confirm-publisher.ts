@@ -1,0 +1,106 @@
+import type * as amqp from 'amqplib';
+import { BrokerConnection, ConnectionSetup } from './broker-connection';
+
+export interface OutgoingMessage {
+  messageId: string;
+  routingKey: string;
+  /** Message type, copied to the AMQP `type` property for tooling. */
+  type: string;
+  body: unknown;
+  headers?: Record<string, unknown>;
+}
+
+export interface PublishResult {
+  confirmed: string[];
+  failed: Array<{ messageId: string; error: Error }>;
+}
+
+export class BrokerUnavailableError extends Error {
+  override readonly name = 'BrokerUnavailableError';
+}
+
+/**
+ * Publishes persistent JSON messages on a confirm channel and resolves only when the broker has
+ * confirmed every one of them. Messages are `mandatory`: one that no queue would take is
+ * reported as failed instead of silently dropped, so the caller keeps it and tries again.
+ */
+export class ConfirmPublisher {
+  private channel: amqp.ConfirmChannel | undefined;
+  private readonly returned = new Set<string>();
+  private readonly setup: ConnectionSetup = async (connection) => {
+    const channel = await connection.createConfirmChannel();
+    channel.on('return', (message: amqp.Message) => {
+      if (typeof message.properties.messageId === 'string') this.returned.add(message.properties.messageId);
+    });
+    channel.on('close', () => {
+      if (this.channel === channel) this.channel = undefined;
+    });
+    channel.on('error', () => {
+      /* 'close' follows; the next publish reports the broker unavailable */
+    });
+    this.channel = channel;
+  };
+
+  constructor(
+    private readonly broker: BrokerConnection,
+    private readonly exchange: string,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.broker.onConnect(this.setup);
+  }
+
+  /** Publishes all messages and reports which were confirmed and routed, and which were not. */
+  async publish(messages: readonly OutgoingMessage[]): Promise<PublishResult> {
+    const channel = this.channel;
+    if (!channel) throw new BrokerUnavailableError('no open broker channel');
+    const confirms = messages.map(
+      (message) =>
+        new Promise<void>((resolve, reject) => {
+          channel.publish(
+            this.exchange,
+            message.routingKey,
+            Buffer.from(JSON.stringify(message.body)),
+            {
+              persistent: true,
+              mandatory: true,
+              contentType: 'application/json',
+              messageId: message.messageId,
+              type: message.type,
+              timestamp: Math.floor(Date.now() / 1000),
+              // The broker checks this equals the authenticated user, so receivers can trust the sender.
+              userId: this.broker.username,
+              headers: message.headers ?? {},
+            },
+            (err: unknown) => {
+              if (err) return reject(err instanceof Error ? err : new Error(`broker nacked ${message.messageId}`));
+              // basic.return arrives before the confirm of the same message.
+              if (this.returned.delete(message.messageId)) {
+                return reject(new Error(`no queue bound for routing key ${message.routingKey}`));
+              }
+              resolve();
+            },
+          );
+        }),
+    );
+    const results = await Promise.allSettled(confirms);
+    const outcome: PublishResult = { confirmed: [], failed: [] };
+    results.forEach((result, index) => {
+      const { messageId } = messages[index];
+      if (result.status === 'fulfilled') outcome.confirmed.push(messageId);
+      else
+        outcome.failed.push({
+          messageId,
+          error: result.reason instanceof Error ? result.reason : new Error(String(result.reason)),
+        });
+    });
+    return outcome;
+  }
+
+  async stop(): Promise<void> {
+    this.broker.removeSetup(this.setup);
+    const channel = this.channel;
+    this.channel = undefined;
+    await channel?.close().catch(() => undefined);
+  }
+}

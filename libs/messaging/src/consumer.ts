@@ -1,0 +1,250 @@
+import type * as amqp from 'amqplib';
+import { BrokerConnection, ConnectionSetup } from './broker-connection';
+import { Logger } from './logger';
+import { ServiceTopology } from './topology';
+
+/** What to do with a delivery once its handler returned. Throwing means "retry later". */
+export enum Disposition {
+  /** Done (or a duplicate): remove it from the queue. The default when a handler returns nothing. */
+  Ack = 'ack',
+  /** Put it back at once, e.g. while shutting down. */
+  Requeue = 'requeue',
+  /** It can never succeed: move it to the dead-letter queue now. */
+  DeadLetter = 'dead-letter',
+}
+
+/** Thrown by a decoder for a message that can never be handled: it goes straight to the dead-letter queue. */
+export class PoisonMessageError extends Error {
+  override readonly name = 'PoisonMessageError';
+}
+
+export interface Delivery {
+  routingKey: string;
+  /** 1 for the first try, counting retries through the retry queue. */
+  attempt: number;
+  redelivered: boolean;
+  /** Broker-validated user id of the publisher (AMQP `user-id`), when it set one. */
+  userId: string | undefined;
+  headers: Record<string, unknown>;
+}
+
+export interface RetryPolicy {
+  /** Handler attempts before the message is dead-lettered. */
+  maxAttempts: number;
+  /** Delay before attempt n+1 is `delaysMs[n-1]` (the last one repeats). */
+  delaysMs: readonly number[];
+}
+
+export interface ConsumerOptions<T> {
+  topology: ServiceTopology;
+  /** Unacked deliveries at once; bounds memory and in-flight transactions. */
+  prefetch: number;
+  retry: RetryPolicy;
+  /** Turns the body into a typed message; throws PoisonMessageError (or anything) for an invalid one. */
+  decode(content: Buffer, delivery: Delivery): T;
+  handle(message: T, delivery: Delivery): Promise<Disposition | void>;
+  logger: Logger;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 5,
+  delaysMs: [100, 500, 2_000, 5_000],
+};
+
+/** Headers this library writes; a dead-lettered message carries why it was dead-lettered. */
+export const HEADERS = {
+  attempt: 'x-attempt',
+  lastError: 'x-last-error',
+  deadLetterReason: 'x-dead-letter-reason',
+  deadLetteredAt: 'x-dead-lettered-at',
+  originalRoutingKey: 'x-original-routing-key',
+  originalExchange: 'x-original-exchange',
+} as const;
+const ORIGINAL_USER_ID = 'x-original-user-id';
+
+/**
+ * Consumes the service's queue with manual acks: a delivery is acked only after its handler
+ * (and so its database transaction) finished. A failing handler is retried after a delay through
+ * the retry queue, and dead-lettered with the reason after `retry.maxAttempts`; an undecodable
+ * message is dead-lettered at once. Never requeues forever.
+ */
+export class Consumer<T> {
+  private channel: amqp.ConfirmChannel | undefined;
+  private consumerTag: string | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  private stopping = false;
+  private readonly setup: ConnectionSetup = async (connection) => {
+    const channel = await connection.createConfirmChannel();
+    channel.on('error', (err: Error) => this.options.logger.warn(`consumer channel error: ${err.message}`));
+    channel.on('close', () => {
+      if (this.channel === channel) this.channel = undefined;
+    });
+    await channel.prefetch(this.options.prefetch);
+    const { consumerTag } = await channel.consume(this.options.topology.queue, (message) => {
+      if (message) this.track(this.process(channel, message));
+    });
+    this.channel = channel;
+    this.consumerTag = consumerTag;
+  };
+
+  constructor(
+    private readonly broker: BrokerConnection,
+    private readonly options: ConsumerOptions<T>,
+  ) {}
+
+  async start(): Promise<void> {
+    this.stopping = false;
+    await this.broker.onConnect(this.setup);
+  }
+
+  /** Stops taking deliveries, waits for the in-flight handlers to finish and ack, then closes the channel. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.broker.removeSetup(this.setup);
+    const channel = this.channel;
+    if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    this.channel = undefined;
+    await channel?.close().catch(() => undefined);
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  private track(work: Promise<void>): void {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+  }
+
+  private async process(channel: amqp.ConfirmChannel, message: amqp.Message): Promise<void> {
+    const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
+    const delivery: Delivery = {
+      routingKey: (headers[HEADERS.originalRoutingKey] as string | undefined) ?? message.fields.routingKey,
+      attempt: Number(headers[HEADERS.attempt] ?? 1),
+      redelivered: message.fields.redelivered,
+      userId: this.publisherOf(message),
+      headers,
+    };
+    try {
+      let decoded: T;
+      try {
+        decoded = this.options.decode(message.content, delivery);
+      } catch (err) {
+        await this.deadLetter(channel, message, delivery, `invalid message: ${errorMessage(err)}`);
+        return channel.ack(message);
+      }
+      let disposition: Disposition | void;
+      try {
+        disposition = await this.options.handle(decoded, delivery);
+      } catch (err) {
+        await this.retryOrDeadLetter(channel, message, delivery, err);
+        return channel.ack(message);
+      }
+      if (disposition === Disposition.Requeue) return channel.nack(message, false, true);
+      if (disposition === Disposition.DeadLetter)
+        await this.deadLetter(channel, message, delivery, 'rejected by handler');
+      channel.ack(message);
+    } catch (err) {
+      // The channel closed under us (broker gone): the broker redelivers the unacked message.
+      this.options.logger.warn(
+        `could not settle message ${String(message.properties.messageId)}: ${errorMessage(err)}`,
+      );
+    }
+  }
+
+  /**
+   * The broker-validated publisher. A message back from our own retry queue was re-published
+   * under our user id; only then is the original publisher taken from the header we wrote.
+   */
+  private publisherOf(message: amqp.Message): string | undefined {
+    const userId = message.properties.userId as string | undefined;
+    const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
+    if (userId !== undefined && userId === this.broker.username) return headers[ORIGINAL_USER_ID] as string | undefined;
+    return userId;
+  }
+
+  private async retryOrDeadLetter(
+    channel: amqp.ConfirmChannel,
+    message: amqp.Message,
+    delivery: Delivery,
+    err: unknown,
+  ) {
+    const { retry, logger, topology } = this.options;
+    const reason = errorMessage(err);
+    if (delivery.attempt >= retry.maxAttempts) {
+      logger.error(
+        `handler failed ${delivery.attempt} times, dead-lettering ${String(message.properties.messageId)}: ${reason}`,
+      );
+      return this.deadLetter(channel, message, delivery, `handler failed ${delivery.attempt} times: ${reason}`);
+    }
+    const delay = retry.delaysMs[Math.min(delivery.attempt - 1, retry.delaysMs.length - 1)] ?? 1_000;
+    logger.warn(`handler failed (attempt ${delivery.attempt}), retrying in ${delay} ms: ${reason}`);
+    await this.republish(
+      channel,
+      '',
+      topology.retryQueue,
+      message,
+      {
+        ...delivery.headers,
+        [HEADERS.attempt]: delivery.attempt + 1,
+        [HEADERS.lastError]: truncate(reason),
+        [HEADERS.originalRoutingKey]: delivery.routingKey,
+      },
+      String(delay),
+    );
+  }
+
+  private async deadLetter(channel: amqp.ConfirmChannel, message: amqp.Message, delivery: Delivery, reason: string) {
+    const { topology } = this.options;
+    await this.republish(channel, topology.deadLetterExchange, topology.service, message, {
+      ...delivery.headers,
+      [HEADERS.deadLetterReason]: truncate(reason),
+      [HEADERS.deadLetteredAt]: new Date().toISOString(),
+      [HEADERS.originalRoutingKey]: delivery.routingKey,
+      [HEADERS.originalExchange]: message.fields.exchange,
+      [HEADERS.attempt]: delivery.attempt,
+    });
+  }
+
+  /** Re-publishes a delivery's body and properties with new headers, and waits for the broker's confirm. */
+  private republish(
+    channel: amqp.ConfirmChannel,
+    exchange: string,
+    routingKey: string,
+    message: amqp.Message,
+    headers: Record<string, unknown>,
+    expiration?: string,
+  ): Promise<void> {
+    const { properties } = message;
+    const originalUserId = this.publisherOf(message);
+    return new Promise((resolve, reject) => {
+      channel.publish(
+        exchange,
+        routingKey,
+        message.content,
+        {
+          persistent: true,
+          contentType: properties.contentType as string | undefined,
+          messageId: properties.messageId as string | undefined,
+          type: properties.type as string | undefined,
+          timestamp: properties.timestamp as number | undefined,
+          // The broker only accepts our own user id; the original publisher travels in a header.
+          userId: this.broker.username,
+          headers: { ...headers, [ORIGINAL_USER_ID]: originalUserId },
+          expiration,
+        },
+        (err: unknown) =>
+          err ? reject(err instanceof Error ? err : new Error('broker nacked the message')) : resolve(),
+      );
+    });
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function truncate(text: string): string {
+  return text.length > 1_000 ? `${text.slice(0, 997)}...` : text;
+}

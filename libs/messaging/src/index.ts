@@ -1,0 +1,5 @@
+export * from './broker-connection';
+export * from './confirm-publisher';
+export * from './consumer';
+export * from './logger';
+export * from './topology';

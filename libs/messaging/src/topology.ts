@@ -1,0 +1,66 @@
+import type { Channel } from 'amqplib';
+
+/** Names of the broker objects one service uses; derived in one place so every caller agrees. */
+export interface ServiceTopology {
+  /** Durable topic exchange for all checkout traffic. */
+  exchange: string;
+  /** Exchange receiving rejected messages; routes by service name to its dead-letter queue. */
+  deadLetterExchange: string;
+  /** The service's own queue: receives `<service>.*`. */
+  queue: string;
+  /** Holds a failed message for its retry delay, then returns it to `queue`. */
+  retryQueue: string;
+  deadLetterQueue: string;
+  /** Binding key on `exchange` (`<service>.*`) and dead-letter routing key (`<service>`). */
+  service: string;
+  /** Broker-side safety net: a message redelivered this often (e.g. it crashes the process) is dead-lettered. */
+  deliveryLimit: number;
+}
+
+export function topologyFor(
+  service: string,
+  options: { exchange?: string; deliveryLimit?: number } = {},
+): ServiceTopology {
+  const exchange = options.exchange ?? 'checkout';
+  return {
+    exchange,
+    deadLetterExchange: `${exchange}.dlx`,
+    queue: `${exchange}.${service}`,
+    retryQueue: `${exchange}.${service}.retry`,
+    deadLetterQueue: `${exchange}.${service}.dead-letter`,
+    service,
+    deliveryLimit: options.deliveryLimit ?? 20,
+  };
+}
+
+/** Declares the exchanges and this service's queues. Idempotent; run on every (re)connect. */
+export async function declareTopology(channel: Channel, topology: ServiceTopology): Promise<void> {
+  await channel.assertExchange(topology.exchange, 'topic', { durable: true });
+  await channel.assertExchange(topology.deadLetterExchange, 'direct', {
+    durable: true,
+  });
+  await channel.assertQueue(topology.queue, {
+    durable: true,
+    arguments: {
+      'x-queue-type': 'quorum',
+      'x-delivery-limit': topology.deliveryLimit,
+      'x-dead-letter-exchange': topology.deadLetterExchange,
+      'x-dead-letter-routing-key': topology.service,
+    },
+  });
+  await channel.bindQueue(topology.queue, topology.exchange, `${topology.service}.*`);
+  // Expired messages go back to the main queue through the default exchange.
+  await channel.assertQueue(topology.retryQueue, {
+    durable: true,
+    arguments: {
+      'x-queue-type': 'quorum',
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': topology.queue,
+    },
+  });
+  await channel.assertQueue(topology.deadLetterQueue, {
+    durable: true,
+    arguments: { 'x-queue-type': 'quorum' },
+  });
+  await channel.bindQueue(topology.deadLetterQueue, topology.deadLetterExchange, topology.service);
+}

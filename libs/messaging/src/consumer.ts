@@ -13,7 +13,7 @@ export enum Disposition {
   DeadLetter = 'dead-letter',
 }
 
-/** Thrown by a decoder for a message that can never be handled: it goes straight to the dead-letter queue. */
+/** Thrown by a decoder or handler for a message that can never be handled: it goes straight to the dead-letter queue. */
 export class PoisonMessageError extends Error {
   override readonly name = 'PoisonMessageError';
 }
@@ -138,7 +138,11 @@ export class Consumer<T> {
       try {
         disposition = await this.options.handle(decoded, delivery);
       } catch (err) {
-        await this.retryOrDeadLetter(channel, message, delivery, err);
+        if (err instanceof PoisonMessageError) {
+          await this.deadLetter(channel, message, delivery, err.message);
+        } else {
+          await this.retryOrDeadLetter(channel, message, delivery, err);
+        }
         return channel.ack(message);
       }
       if (disposition === Disposition.Requeue) return channel.nack(message, false, true);

@@ -1,0 +1,2 @@
+/** The inventory service's own migrations, in order (the outbox and inbox tables come first, from libs/). */
+export const inventoryMigrations = [];

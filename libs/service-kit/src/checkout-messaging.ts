@@ -1,0 +1,114 @@
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnModuleInit,
+} from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { CheckoutMessage, parseCheckoutMessage, ServiceName } from '@shop/contracts';
+import {
+  BrokerConnection,
+  ConfirmPublisher,
+  Consumer,
+  declareTopology,
+  Delivery,
+  PoisonMessageError,
+  ServiceTopology,
+  topologyFor,
+} from '@shop/messaging';
+import { OutboxRelay } from '@shop/outbox';
+import type { BaseConfig } from './config';
+import { MessageHandlers } from './message-handlers';
+import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
+
+/**
+ * A service's whole messaging life: declares its topology, relays its outbox, consumes its queue
+ * and dispatches each checkout message to the registered handler. On shutdown it drains in the
+ * order that loses nothing: stop consuming and finish in-flight handlers, flush the outbox, then
+ * close the broker connection (the database closes after, with the TypeORM module).
+ */
+@Injectable()
+export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(CheckoutMessaging.name);
+  readonly topology: ServiceTopology;
+  private readonly publisher: ConfirmPublisher;
+  private readonly relay: OutboxRelay;
+  private readonly consumer: Consumer<CheckoutMessage>;
+
+  constructor(
+    @Inject(SERVICE_NAME) private readonly service: ServiceName,
+    @Inject(SERVICE_CONFIG) config: BaseConfig,
+    private readonly broker: BrokerConnection,
+    dataSource: DataSource,
+    private readonly handlers: MessageHandlers,
+  ) {
+    this.topology = topologyFor(service);
+    this.publisher = new ConfirmPublisher(broker, this.topology.exchange);
+    this.relay = new OutboxRelay({
+      dataSource,
+      publish: (messages) => this.publisher.publish(messages),
+      listenUrl: config.DATABASE_URL,
+      logger: new Logger(OutboxRelay.name),
+      pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
+      retentionMs: config.OUTBOX_RETENTION_HOURS * 3600_000,
+    });
+    this.consumer = new Consumer<CheckoutMessage>(broker, {
+      topology: this.topology,
+      prefetch: config.AMQP_PREFETCH,
+      retry: { maxAttempts: config.MESSAGE_MAX_ATTEMPTS, delaysMs: [100, 500, 2_000, 5_000] },
+      decode: (content) => this.decode(content),
+      handle: (message, delivery) => this.dispatch(message, delivery),
+      logger: new Logger(Consumer.name),
+    });
+  }
+
+  async onModuleInit(): Promise<void> {
+    // Topology first, so the queue exists before anything consumes or publishes.
+    await this.broker.onConnect(async (connection) => {
+      const channel = await connection.createChannel();
+      await declareTopology(channel, this.topology);
+      await channel.close();
+    });
+    await this.publisher.start();
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.relay.start();
+    await this.consumer.start();
+    this.logger.log(`consuming ${this.topology.queue}`);
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.consumer.stop();
+    await this.relay.stop();
+    await this.publisher.stop();
+    await this.broker.close();
+  }
+
+  /** Publishes what is committed in the outbox now (tests, shutdown). */
+  flushOutbox(): Promise<number> {
+    return this.relay.drain();
+  }
+
+  private decode(content: Buffer): CheckoutMessage {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(content.toString('utf8'));
+    } catch {
+      throw new PoisonMessageError('body is not JSON');
+    }
+    const message = parseCheckoutMessage(raw);
+    if (message.recipient !== this.service) {
+      throw new PoisonMessageError(`addressed to ${message.recipient}, not ${this.service}`);
+    }
+    return message;
+  }
+
+  private async dispatch(message: CheckoutMessage, delivery: Delivery): Promise<void> {
+    const handler = this.handlers.get(message.type);
+    if (!handler) throw new PoisonMessageError(`${this.service} has no handler for '${message.type}' messages`);
+    await handler(message, delivery);
+  }
+}

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+
+/** Settings every service reads from its environment. Services extend this schema with their own. */
+export const BaseConfig = z.object({
+  PORT: z.coerce.number().int().min(1).max(65535),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
+  AMQP_URL: z.string().regex(/^amqps?:\/\//, 'an amqp:// or amqps:// URL'),
+  /** Postgres connections per process. */
+  DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(20),
+  /** Unacked deliveries per consumer; bounds in-flight transactions. */
+  AMQP_PREFETCH: z.coerce.number().int().min(1).max(1000).default(50),
+  /** Handler attempts before a failing message is dead-lettered. */
+  MESSAGE_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),
+  OUTBOX_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
+  OUTBOX_RETENTION_HOURS: z.coerce.number().min(0).default(24),
+  INBOX_RETENTION_HOURS: z.coerce
+    .number()
+    .min(0)
+    .default(7 * 24),
+});
+export type BaseConfig = z.infer<typeof BaseConfig>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Validates the environment at boot; a wrong or missing setting fails the start and is named. */
+export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+}

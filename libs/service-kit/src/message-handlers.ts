@@ -1,0 +1,23 @@
+import { Injectable } from '@nestjs/common';
+import type { CheckoutMessageType, MessageOfType } from '@shop/contracts';
+import type { Delivery } from '@shop/messaging';
+
+export type MessageHandler<T extends CheckoutMessageType> = (
+  message: MessageOfType<T>,
+  delivery: Delivery,
+) => Promise<void>;
+
+/** Which handler takes which checkout message type; services register theirs at module init. */
+@Injectable()
+export class MessageHandlers {
+  private readonly handlers = new Map<CheckoutMessageType, MessageHandler<CheckoutMessageType>>();
+
+  register<T extends CheckoutMessageType>(type: T, handler: MessageHandler<T>): void {
+    if (this.handlers.has(type)) throw new Error(`a handler for '${type}' is already registered`);
+    this.handlers.set(type, handler);
+  }
+
+  get(type: CheckoutMessageType): MessageHandler<CheckoutMessageType> | undefined {
+    return this.handlers.get(type);
+  }
+}

@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import * as amqp from 'amqplib';
+import { testEnv } from './env';
+
+/** A unique exchange name per test, so tests never see each other's messages. */
+export function uniqueExchange(prefix: string): string {
+  return `test.${prefix}.${randomBytes(4).toString('hex')}`;
+}
+
+/** An admin connection for inspecting queues in tests. */
+export async function adminChannel(): Promise<{ channel: amqp.Channel; close(): Promise<void> }> {
+  const connection = await amqp.connect(testEnv.amqpAdminUrl);
+  const channel = await connection.createChannel();
+  return {
+    channel,
+    close: async () => {
+      await channel.close().catch(() => undefined);
+      await connection.close().catch(() => undefined);
+    },
+  };
+}
+
+/** Takes every message currently in a queue (basic.get), acking each. */
+export async function drainQueue(channel: amqp.Channel, queue: string): Promise<amqp.GetMessage[]> {
+  const messages: amqp.GetMessage[] = [];
+  for (;;) {
+    const message = await channel.get(queue, { noAck: true });
+    if (!message) return messages;
+    messages.push(message);
+  }
+}
+
+/** Calls the management HTTP API (used to close connections and inspect the broker). */
+export async function management(path: string, init: RequestInit = {}): Promise<Response> {
+  const base = new URL(testEnv.managementUrl);
+  const auth = Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString(
+    'base64',
+  );
+  base.username = '';
+  base.password = '';
+  return fetch(new URL(path, base), { ...init, headers: { authorization: `Basic ${auth}`, ...(init.headers ?? {}) } });
+}
+
+export async function deleteExchangeAndQueues(exchange: string, queues: string[]): Promise<void> {
+  const admin = await adminChannel();
+  try {
+    for (const queue of queues) await admin.channel.deleteQueue(queue).catch(() => undefined);
+    await admin.channel.deleteExchange(exchange).catch(() => undefined);
+    await admin.channel.deleteExchange(`${exchange}.dlx`).catch(() => undefined);
+  } finally {
+    await admin.close();
+  }
+}

@@ -1,22 +1,17 @@
 /** One Jest config: unit specs beside the code (*.spec.ts), integration specs against the real
  * Postgres and RabbitMQ (*.int-spec.ts) and end-to-end suites under test/ (*.e2e-spec.ts).
  * Run through `npm test`, which starts the servers and exports their URLs. */
-const swc = {
-  jsc: {
-    parser: { syntax: 'typescript', decorators: true },
-    transform: { legacyDecorator: true, decoratorMetadata: true },
-    target: 'es2022',
-  },
-  module: { type: 'commonjs' },
-  sourceMaps: 'inline',
-};
+
+// ES-module-only packages that Jest (CommonJS) must have compiled.
+const esmPackages = ['@nestjs', 'zod', 'file-type', 'strtok3', 'token-types', 'uint8array-extras', '@tokenizer'];
 
 module.exports = {
   rootDir: __dirname,
   testEnvironment: 'node',
   roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/test'],
   testMatch: ['**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest', swc] },
+  transform: { '^.+\\.(ts|js|mjs)$': '<rootDir>/test/jest-transform.js' },
+  transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
   moduleNameMapper: { '^@shop/(.*)$': '<rootDir>/libs/$1/src' },
   testTimeout: 60_000,
   maxWorkers: 2,

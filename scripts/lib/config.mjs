@@ -30,7 +30,7 @@ export const RABBIT_ADMIN = { user: 'admin', password: 'admin' }; // dev only
 export const PG_SUPERUSER = { user: 'postgres', password: 'postgres' }; // dev only
 
 export const PG = {
-  port: envPort('PG_PORT', 55432),
+  port: envPort('PG_PORT', 25432),
   dir: path.join(LOCAL, 'postgres'),
   get data() {
     return path.join(this.dir, 'data');
@@ -42,9 +42,9 @@ export const PG = {
 
 export const RABBIT = {
   nodename: 'shop@localhost',
-  amqpPort: envPort('AMQP_PORT', 56720),
+  amqpPort: envPort('AMQP_PORT', 25672),
   // The default dist port (AMQP port + 20000) would be > 65535 here, so pick our own.
-  distPort: envPort('RABBITMQ_DIST_PORT', 56730),
+  distPort: envPort('RABBITMQ_DIST_PORT', 25682),
   managementPort: envPort('RABBITMQ_MANAGEMENT_PORT', 15680),
   dir: path.join(LOCAL, 'rabbitmq'),
 };

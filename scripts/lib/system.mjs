@@ -39,7 +39,11 @@ export function osUser(name) {
  */
 export function asUser(user, env = {}) {
   if (!isRoot) return { env: { ...process.env, ...env } };
-  return { uid: user.uid, gid: user.gid, env: { ...process.env, HOME: user.home, USER: user.name, LOGNAME: user.name, ...env } };
+  return {
+    uid: user.uid,
+    gid: user.gid,
+    env: { ...process.env, HOME: user.home, USER: user.name, LOGNAME: user.name, ...env },
+  };
 }
 
 /** Create `dir` (mode) and, as root, hand it to `user` (recursively if it isn't theirs yet). */

@@ -30,7 +30,8 @@ export function run(cmd, args = [], opts = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       ...spawnOpts,
-      stdio: stdio === 'inherit' ? ['ignore', 'inherit', 'inherit'] : [input == null ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio:
+        stdio === 'inherit' ? ['ignore', 'inherit', 'inherit'] : [input == null ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     activeChildren.add(child);
     let out = '';
@@ -74,17 +75,16 @@ export async function waitFor(what, check, { timeoutMs = 60_000, intervalMs = 25
   }
 }
 
-/** True if something accepts TCP connections on host:port. */
-export function portOpen(port, host = '127.0.0.1', timeoutMs = 1000) {
+/**
+ * True if we can listen on host:port. Used instead of a test connect: on loopback, connecting
+ * to a port with no listener can pick that very port as the ephemeral source (our ports lie in
+ * Linux's ephemeral range) and "connect to itself", leaving a socket that then blocks the bind.
+ */
+export function portFree(port, host = '127.0.0.1') {
   return new Promise((resolve) => {
-    const sock = net.connect({ port, host });
-    const done = (ok) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(timeoutMs, () => done(false));
-    sock.once('connect', () => done(true));
-    sock.once('error', () => done(false));
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
   });
 }
 
@@ -92,9 +92,15 @@ export function pidAlive(pid) {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return err.code === 'EPERM';
+    if (err.code !== 'EPERM') return false;
+  }
+  // A zombie (exited, not yet reaped: some container inits reap late) counts as gone.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return true; // no /proc: trust kill(0)
   }
 }
 

@@ -23,6 +23,7 @@ export class BrokerConnection {
   private readonly setups = new Set<ConnectionSetup>();
   private current: amqp.ChannelModel | undefined;
   private closed = false;
+  private connections = 0;
 
   private constructor(
     private readonly recovering: amqp.RecoveringChannelModel,
@@ -49,6 +50,7 @@ export class BrokerConnection {
     holder.connection = connection;
     recovering.on('connect', (model: amqp.ChannelModel) => {
       connection.current = model;
+      connection.connections += 1;
       options.logger.log(`connected to the broker as ${username}`);
     });
     recovering.on('disconnect', (err: Error) => {
@@ -68,6 +70,11 @@ export class BrokerConnection {
 
   get isConnected(): boolean {
     return this.current !== undefined;
+  }
+
+  /** How many times a connection was established (1 + reconnects). */
+  get connectionCount(): number {
+    return this.connections;
   }
 
   /** Registers a setup: runs now if connected, and again on every reconnect. */

@@ -1,0 +1,234 @@
+import { randomUUID } from 'node:crypto';
+import {
+  adminChannel,
+  deleteExchangeAndQueues,
+  drainQueue,
+  management,
+  uniqueExchange,
+} from '../../../test/support/rabbitmq';
+import { eventually } from '../../../test/support/eventually';
+import { testEnv } from '../../../test/support/env';
+import {
+  BrokerConnection,
+  ConfirmPublisher,
+  Consumer,
+  declareTopology,
+  Delivery,
+  HEADERS,
+  PoisonMessageError,
+  silentLogger,
+  ServiceTopology,
+  topologyFor,
+} from './index';
+
+interface TestMessage {
+  id: string;
+  fail?: number;
+}
+
+/** A service-like setup on its own exchange: topology, a publisher and a consumer we can steer. */
+async function setUp(handle: (message: TestMessage, delivery: Delivery) => Promise<void>) {
+  const exchange = uniqueExchange('messaging');
+  const topology = topologyFor('svc', { exchange });
+  const connectionName = `${exchange} (test)`;
+  const broker = await BrokerConnection.connect({ url: testEnv.amqpAdminUrl, connectionName, logger: silentLogger });
+  await broker.onConnect(async (connection) => {
+    const channel = await connection.createChannel();
+    await declareTopology(channel, topology);
+    await channel.close();
+  });
+  const publisher = new ConfirmPublisher(broker, exchange);
+  await publisher.start();
+  const consumer = new Consumer<TestMessage>(broker, {
+    topology,
+    prefetch: 10,
+    retry: { maxAttempts: 3, delaysMs: [50, 100] },
+    decode: (content) => {
+      const body = JSON.parse(content.toString()) as TestMessage;
+      if (typeof body.id !== 'string') throw new PoisonMessageError('missing id');
+      return body;
+    },
+    handle,
+    logger: silentLogger,
+  });
+  await consumer.start();
+  const publish = (body: unknown, messageId = randomUUID()) =>
+    publisher.publish([{ messageId, routingKey: 'svc.test', type: 'test', body }]);
+  return {
+    topology,
+    broker,
+    publisher,
+    consumer,
+    publish,
+    connectionName,
+    async tearDown() {
+      await consumer.stop();
+      await publisher.stop();
+      await broker.close();
+      await deleteExchangeAndQueues(exchange, [topology.queue, topology.retryQueue, topology.deadLetterQueue]);
+    },
+  };
+}
+
+async function deadLetters(topology: ServiceTopology) {
+  const admin = await adminChannel();
+  try {
+    return await drainQueue(admin.channel, topology.deadLetterQueue);
+  } finally {
+    await admin.close();
+  }
+}
+
+describe('messaging on a real RabbitMQ', () => {
+  let env: Awaited<ReturnType<typeof setUp>> | undefined;
+  afterEach(async () => {
+    await env?.tearDown();
+    env = undefined;
+  });
+
+  it('declares quorum queues with a delivery limit and a dead-letter route', async () => {
+    env = await setUp(async () => {});
+    const response = await management(
+      `/api/queues/${encodeURIComponent(new URL(testEnv.amqpAdminUrl).pathname.slice(1) || '/')}/${encodeURIComponent(env.topology.queue)}`,
+    );
+    const queue = (await response.json()) as { type: string; durable: boolean; arguments: Record<string, unknown> };
+    expect(queue).toMatchObject({ type: 'quorum', durable: true });
+    expect(queue.arguments).toMatchObject({
+      'x-delivery-limit': env.topology.deliveryLimit,
+      'x-dead-letter-exchange': env.topology.deadLetterExchange,
+    });
+  });
+
+  it('delivers a confirmed message to the handler and acks it after the handler finished', async () => {
+    const handled: string[] = [];
+    env = await setUp(async (message) => {
+      handled.push(message.id);
+    });
+    const result = await env.publish({ id: 'a' });
+    expect(result.failed).toEqual([]);
+    await eventually(() => handled.length === 1, { what: 'the handler to run' });
+    await eventually(() => env!.consumer.inFlightCount === 0);
+    expect(handled).toEqual(['a']);
+  });
+
+  it('reports a message no queue takes as failed instead of dropping it', async () => {
+    env = await setUp(async () => {});
+    const messageId = randomUUID();
+    const result = await env.publisher.publish([{ messageId, routingKey: 'nobody.home', type: 'test', body: {} }]);
+    expect(result.confirmed).toEqual([]);
+    expect(result.failed).toEqual([
+      { messageId, error: expect.objectContaining({ message: expect.stringMatching(/no queue/) }) },
+    ]);
+  });
+
+  it('retries a failing handler after a delay and succeeds within the bound', async () => {
+    const attempts: number[] = [];
+    env = await setUp(async (_message, delivery) => {
+      attempts.push(delivery.attempt);
+      if (delivery.attempt < 3) throw new Error('transient');
+    });
+    await env.publish({ id: 'flaky' });
+    await eventually(() => attempts.length === 3, { what: 'three attempts' });
+    await eventually(() => env!.consumer.inFlightCount === 0);
+    expect(attempts).toEqual([1, 2, 3]);
+    expect(await deadLetters(env.topology)).toHaveLength(0);
+  });
+
+  it('dead-letters a message whose handler keeps failing, with the reason, after the bounded attempts', async () => {
+    let attempts = 0;
+    env = await setUp(async () => {
+      attempts += 1;
+      throw new Error('database says no');
+    });
+    const messageId = randomUUID();
+    await env.publish({ id: 'doomed' }, messageId);
+    const [dead] = await eventually(
+      async () => {
+        const messages = await deadLetters(env!.topology);
+        return messages.length ? messages : undefined;
+      },
+      { what: 'the dead-lettered message' },
+    );
+    expect(attempts).toBe(3);
+    expect(dead.properties.messageId).toBe(messageId);
+    expect(dead.properties.headers?.[HEADERS.deadLetterReason]).toMatch(/failed 3 times: database says no/);
+    expect(JSON.parse(dead.content.toString())).toEqual({ id: 'doomed' });
+  });
+
+  it('sends a poison message straight to the dead-letter queue and still handles the next good one', async () => {
+    const handled: string[] = [];
+    env = await setUp(async (message) => {
+      handled.push(message.id);
+    });
+    const admin = await adminChannel();
+    admin.channel.publish(env.topology.exchange, 'svc.test', Buffer.from('{not json'), { messageId: 'poison-1' });
+    await admin.close();
+    await env.publish({ id: 'good' });
+    await eventually(() => handled.includes('good'), { what: 'the good message' });
+    const dead = await eventually(
+      async () => {
+        const messages = await deadLetters(env!.topology);
+        return messages.length ? messages : undefined;
+      },
+      { what: 'the poison message in the dead-letter queue' },
+    );
+    expect(dead).toHaveLength(1);
+    expect(dead[0].properties.messageId).toBe('poison-1');
+    expect(dead[0].properties.headers?.[HEADERS.deadLetterReason]).toMatch(/^invalid message/);
+    expect(dead[0].content.toString()).toBe('{not json');
+    expect(handled).toEqual(['good']);
+  });
+
+  it('finishes in-flight handlers before stopping, so nothing is redelivered or lost', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const finished: string[] = [];
+    env = await setUp(async (message) => {
+      await gate;
+      finished.push(message.id);
+    });
+    await env.publish({ id: 'slow' });
+    await eventually(() => env!.consumer.inFlightCount === 1, { what: 'the handler to start' });
+    const stopped = env.consumer.stop();
+    release();
+    await stopped;
+    expect(finished).toEqual(['slow']);
+    const admin = await adminChannel();
+    const { messageCount } = await admin.channel.checkQueue(env.topology.queue);
+    await admin.close();
+    expect(messageCount).toBe(0);
+  });
+
+  it('reconnects after the broker closes its connection and goes on consuming and publishing', async () => {
+    const handled: string[] = [];
+    env = await setUp(async (message) => {
+      handled.push(message.id);
+    });
+    await env.publish({ id: 'before' });
+    await eventually(() => handled.includes('before'));
+    // The management API lists a new connection after its next stats tick.
+    const ours = await eventually(
+      async () => {
+        const connections = (await (await management('/api/connections')).json()) as Array<{
+          name: string;
+          client_properties: { connection_name?: string };
+        }>;
+        const matching = connections.filter((c) => c.client_properties.connection_name === env!.connectionName);
+        return matching.length === 1 ? matching : undefined;
+      },
+      { what: 'our connection in the management API' },
+    );
+    const closed = await management(`/api/connections/${encodeURIComponent(ours[0].name)}`, { method: 'DELETE' });
+    expect(closed.status).toBeLessThan(300);
+    await eventually(() => env!.broker.connectionCount === 2 && env!.broker.isConnected, { what: 'the reconnect' });
+    const result = await eventually(
+      async () => {
+        const r = await env!.publish({ id: 'after' });
+        return r.failed.length === 0 ? r : undefined;
+      },
+      { what: 'a publish on the new connection' },
+    );
+    expect(result.confirmed).toHaveLength(1);
+    await eventually(() => handled.includes('after'), { what: 'consumption on the new connection' });
+  });
+});

@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import {
+  BrokerConnection,
+  ConfirmPublisher,
+  declareTopology,
+  OutgoingMessage,
+  silentLogger,
+  topologyFor,
+} from '@shop/messaging';
+import { Inbox } from '@shop/inbox';
+import { createTestSchema, TestSchema } from '../../../test/support/postgres';
+import { adminChannel, deleteExchangeAndQueues, drainQueue, uniqueExchange } from '../../../test/support/rabbitmq';
+import { eventually } from '../../../test/support/eventually';
+import { testEnv } from '../../../test/support/env';
+import { OutboxRelay, OutboxRelayOptions, writeToOutbox } from './index';
+
+function message(n: number): OutgoingMessage {
+  return { messageId: randomUUID(), routingKey: 'svc.test', type: 'test', body: { n } };
+}
+
+describe('outbox relay on a real Postgres and RabbitMQ', () => {
+  let schema: TestSchema;
+  let broker: BrokerConnection;
+  let publisher: ConfirmPublisher;
+  const relays: OutboxRelay[] = [];
+  const exchange = uniqueExchange('outbox');
+  const topology = topologyFor('svc', { exchange });
+
+  beforeAll(async () => {
+    broker = await BrokerConnection.connect({
+      url: testEnv.amqpAdminUrl,
+      connectionName: exchange,
+      logger: silentLogger,
+    });
+    await broker.onConnect(async (connection) => {
+      const channel = await connection.createChannel();
+      await declareTopology(channel, topology);
+      await channel.close();
+    });
+    publisher = new ConfirmPublisher(broker, exchange);
+    await publisher.start();
+  });
+
+  beforeEach(async () => {
+    schema = await createTestSchema('outbox');
+  });
+
+  afterEach(async () => {
+    await Promise.all(relays.splice(0).map((relay) => relay.stop()));
+    await schema.drop();
+    const admin = await adminChannel();
+    await admin.channel.purgeQueue(topology.queue);
+    await admin.close();
+  });
+
+  afterAll(async () => {
+    await publisher.stop();
+    await broker.close();
+    await deleteExchangeAndQueues(exchange, [topology.queue, topology.retryQueue, topology.deadLetterQueue]);
+  });
+
+  function relay(options: Partial<OutboxRelayOptions> = {}): OutboxRelay {
+    const created = new OutboxRelay({
+      dataSource: schema.dataSource,
+      publish: (messages) => publisher.publish(messages),
+      listenUrl: schema.url,
+      logger: silentLogger,
+      ...options,
+    });
+    relays.push(created);
+    return created;
+  }
+
+  async function queued(): Promise<Array<{ messageId: string; body: { n: number } }>> {
+    const admin = await adminChannel();
+    try {
+      return (await drainQueue(admin.channel, topology.queue)).map((m) => ({
+        messageId: m.properties.messageId as string,
+        body: JSON.parse(m.content.toString()) as { n: number },
+      }));
+    } finally {
+      await admin.close();
+    }
+  }
+
+  async function unsent(): Promise<number> {
+    const [{ count }] = await schema.dataSource.query<Array<{ count: number }>>(
+      `SELECT count(*)::int AS count FROM outbox WHERE sent_at IS NULL`,
+    );
+    return count;
+  }
+
+  it('publishes what a committed transaction wrote, and nothing of a rolled-back one', async () => {
+    const committed = message(1);
+    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [committed]));
+    await expect(
+      schema.dataSource.transaction(async (manager) => {
+        await writeToOutbox(manager, [message(2)]);
+        throw new Error('business rule failed');
+      }),
+    ).rejects.toThrow('business rule failed');
+
+    expect(await relay().drain()).toBe(1);
+    expect(await queued()).toEqual([{ messageId: committed.messageId, body: { n: 1 } }]);
+    expect(await unsent()).toBe(0);
+  });
+
+  it('refuses to write outside a transaction', async () => {
+    await expect(writeToOutbox(schema.dataSource.manager, [message(1)])).rejects.toThrow(/inside the transaction/);
+  });
+
+  it('wakes on NOTIFY at commit, without waiting for its poll', async () => {
+    await relay({ pollIntervalMs: 600_000 }).start();
+    const sent = message(7);
+    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [sent]));
+    const received = await eventually(
+      async () => {
+        const messages = await queued();
+        return messages.length ? messages : undefined;
+      },
+      { what: 'the NOTIFY-driven publish', timeoutMs: 10_000 },
+    );
+    expect(received.map((m) => m.messageId)).toEqual([sent.messageId]);
+  });
+
+  it('delivers a message even if the relay crashes between publish and mark, and the handler runs once', async () => {
+    const sent = message(42);
+    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [sent]));
+    const crashing = relay({
+      onPublished: () => {
+        throw new Error('relay crashed after the broker confirmed');
+      },
+    });
+    await expect(crashing.drain()).rejects.toThrow('relay crashed');
+    expect(await unsent()).toBe(1);
+
+    expect(await relay().drain()).toBe(1);
+    expect(await unsent()).toBe(0);
+
+    // Both copies reached the queue; the inbox lets the handler's effect happen once.
+    const copies = await queued();
+    expect(copies.map((m) => m.messageId)).toEqual([sent.messageId, sent.messageId]);
+    await schema.dataSource.query(`CREATE TABLE effects (n int NOT NULL)`);
+    const inbox = new Inbox(schema.dataSource, 'test-consumer');
+    const outcomes = [];
+    for (const copy of copies) {
+      outcomes.push(
+        await inbox.handleOnce(copy.messageId, (manager) =>
+          manager.query(`INSERT INTO effects VALUES ($1)`, [copy.body.n]),
+        ),
+      );
+    }
+    expect(outcomes.map((o) => o.duplicate)).toEqual([false, true]);
+    expect(await schema.dataSource.query(`SELECT n FROM effects`)).toEqual([{ n: 42 }]);
+  });
+
+  it('lets several relays drain one outbox without publishing a row twice', async () => {
+    const messages = Array.from({ length: 600 }, (_, i) => message(i));
+    for (let i = 0; i < messages.length; i += 100) {
+      await schema.dataSource.transaction((manager) => writeToOutbox(manager, messages.slice(i, i + 100)));
+    }
+    const counts = await Promise.all(
+      [relay({ batchSize: 50 }), relay({ batchSize: 50 }), relay({ batchSize: 50 })].map((r) => r.drain()),
+    );
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(600);
+    const received = await queued();
+    expect(received).toHaveLength(600);
+    expect(new Set(received.map((m) => m.messageId)).size).toBe(600);
+  });
+
+  it('keeps a row whose publish failed and sends it once the route exists', async () => {
+    const orphan: OutgoingMessage = { ...message(5), routingKey: 'nobody.test' };
+    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [orphan]));
+    expect(await relay().drain()).toBe(0);
+    expect(await unsent()).toBe(1);
+  });
+
+  it('prunes sent rows past retention and keeps unsent ones', async () => {
+    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [message(1), message(2)]));
+    const r = relay({ retentionMs: 0 });
+    await r.drain();
+    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [message(3)]));
+    await r.prune();
+    const rows = await schema.dataSource.query<Array<{ n: number; sent: boolean }>>(
+      `SELECT (body->>'n')::int AS n, sent_at IS NOT NULL AS sent FROM outbox`,
+    );
+    expect(rows).toEqual([{ n: 3, sent: false }]);
+  });
+});

@@ -1,0 +1,282 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import {
+  COORDINATOR,
+  createMessage,
+  Decision,
+  MessageOfType,
+  Outcome,
+  Participant,
+  PARTICIPANTS,
+  PreparePayload,
+  Prepare,
+  TraceContext,
+} from '@shop/contracts';
+import { Inbox } from '@shop/inbox';
+import type { Logger } from '@shop/messaging';
+import { z } from 'zod';
+import { backoffMs, send } from './outgoing';
+
+/** What each participant is asked to prepare, keyed by participant (the kit adds deadline and name). */
+export type PrepareRequests = {
+  [P in Participant]: Omit<Extract<z.input<typeof PreparePayload>, { participant: P }>, 'participant' | 'deadline'>;
+};
+
+/** Why the coordinator aborted when no participant said no. */
+export const TIMEOUT = 'TIMEOUT';
+
+export interface CoordinatorHooks {
+  /**
+   * Called once per transaction, inside the deciding transaction: apply the outcome to the
+   * domain (e.g. the order's status). `reason` is the first "no" vote's reason, or TIMEOUT.
+   */
+  onDecided(manager: EntityManager, transactionId: string, outcome: Outcome, reason: string | null): Promise<void>;
+}
+
+export interface CoordinatorOptions {
+  dataSource: DataSource;
+  hooks: CoordinatorHooks;
+  logger: Logger;
+  /** First re-send of an unacked decision after this; doubles up to the cap, with jitter. */
+  resendBaseMs?: number;
+  resendCapMs?: number;
+}
+
+interface TransactionRow {
+  state: 'PREPARING' | 'COMMITTED' | 'ABORTED';
+  decision_reason: string | null;
+  deadline: Date;
+}
+
+/**
+ * The coordinator side of presumed-abort two-phase commit. Every step runs in one local
+ * transaction with the transaction row locked: record the message in the inbox, change the
+ * protocol state, write what must be sent to the outbox.
+ */
+export class Coordinator {
+  private readonly inbox: Inbox;
+  private readonly resendBaseMs: number;
+  private readonly resendCapMs: number;
+
+  constructor(private readonly options: CoordinatorOptions) {
+    this.inbox = new Inbox(options.dataSource, 'coordinator');
+    this.resendBaseMs = options.resendBaseMs ?? 1_000;
+    this.resendCapMs = options.resendCapMs ?? 60_000;
+  }
+
+  /** In the caller's transaction: records the transaction and writes one prepare per participant. */
+  async begin(
+    manager: EntityManager,
+    transaction: { id: string; deadline: Date; requests: PrepareRequests; traceContext?: TraceContext },
+  ): Promise<void> {
+    const { id, deadline, requests, traceContext } = transaction;
+    await manager.query(`INSERT INTO tpc_transactions (id, state, deadline) VALUES ($1, 'PREPARING', $2)`, [
+      id,
+      deadline,
+    ]);
+    await manager.query(`INSERT INTO tpc_participants (transaction_id, participant) SELECT $1, unnest($2::text[])`, [
+      id,
+      PARTICIPANTS,
+    ]);
+    await send(
+      manager,
+      PARTICIPANTS.map((participant) =>
+        createMessage(Prepare, {
+          transactionId: id,
+          sender: COORDINATOR,
+          recipient: participant,
+          payload: { participant, deadline: deadline.toISOString(), ...requests[participant] } as z.input<
+            typeof PreparePayload
+          >,
+          traceContext,
+        }),
+      ),
+    );
+  }
+
+  /** A vote: record it; the first "no" aborts, the last "yes" commits. */
+  async onVote(vote: MessageOfType<'vote'>): Promise<void> {
+    const participant = vote.sender as Participant;
+    await this.inbox.handleOnce(vote.messageId, async (manager) => {
+      const transaction = await this.lock(manager, vote.transactionId);
+      if (!transaction) {
+        // Presumed abort: nothing is known of it, so it was never committed.
+        if (vote.payload.vote === 'yes') await this.sendDecision(manager, vote, participant, 'abort', null);
+        return;
+      }
+      await manager.query(
+        `UPDATE tpc_participants SET vote = $3, vote_reason = $4, voted_at = now()
+          WHERE transaction_id = $1 AND participant = $2 AND vote IS NULL`,
+        [vote.transactionId, participant, vote.payload.vote, vote.payload.vote === 'no' ? vote.payload.reason : null],
+      );
+      if (transaction.state !== 'PREPARING') {
+        // Late or repeated vote: a "yes" to an aborted transaction must hear the abort again.
+        if (transaction.state === 'ABORTED' && vote.payload.vote === 'yes') {
+          await this.sendDecision(manager, vote, participant, 'abort', transaction.decision_reason);
+        }
+        return;
+      }
+      if (vote.payload.vote === 'no') {
+        return this.decide(manager, vote.transactionId, 'abort', vote.payload.reason, vote);
+      }
+      const [{ pending }] = await manager.query<Array<{ pending: number }>>(
+        `SELECT count(*) FILTER (WHERE vote IS DISTINCT FROM 'yes')::int AS pending
+           FROM tpc_participants WHERE transaction_id = $1`,
+        [vote.transactionId],
+      );
+      if (pending === 0) await this.decide(manager, vote.transactionId, 'commit', null, vote);
+    });
+  }
+
+  /** An ack: the participant applied the decision; when all have, the transaction is complete. */
+  async onAck(ack: MessageOfType<'ack'>): Promise<void> {
+    await this.inbox.handleOnce(ack.messageId, async (manager) => {
+      if (!(await this.lock(manager, ack.transactionId))) return;
+      await manager.query(
+        `UPDATE tpc_participants SET acked_at = now(), next_resend_at = NULL
+          WHERE transaction_id = $1 AND participant = $2 AND acked_at IS NULL`,
+        [ack.transactionId, ack.sender],
+      );
+      await manager.query(
+        `UPDATE tpc_transactions SET completed_at = now()
+          WHERE id = $1 AND completed_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM tpc_participants WHERE transaction_id = $1 AND acked_at IS NULL)`,
+        [ack.transactionId],
+      );
+    });
+  }
+
+  /** A participant in doubt asks for the outcome; unknown means abort (presumed abort). */
+  async onInquiry(inquiry: MessageOfType<'inquiry'>): Promise<void> {
+    const participant = inquiry.sender as Participant;
+    await this.inbox.handleOnce(inquiry.messageId, async (manager) => {
+      const transaction = await this.lock(manager, inquiry.transactionId);
+      if (!transaction) return this.sendDecision(manager, inquiry, participant, 'abort', null);
+      if (transaction.state === 'PREPARING') {
+        // Still collecting votes: only a passed deadline decides; otherwise it asks again later.
+        if (transaction.deadline.getTime() <= Date.now()) {
+          await this.decide(manager, inquiry.transactionId, 'abort', TIMEOUT, inquiry);
+        }
+        return;
+      }
+      await this.sendDecision(
+        manager,
+        inquiry,
+        participant,
+        transaction.state === 'COMMITTED' ? 'commit' : 'abort',
+        transaction.decision_reason,
+      );
+    });
+  }
+
+  /** Aborts undecided transactions whose prepare deadline passed. Safe in several replicas. */
+  async abortExpired(limit = 100): Promise<number> {
+    return this.options.dataSource.transaction(async (manager) => {
+      const expired = await manager.query<Array<{ id: string }>>(
+        `SELECT id FROM tpc_transactions WHERE state = 'PREPARING' AND deadline <= now()
+          ORDER BY deadline LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [limit],
+      );
+      for (const { id } of expired) await this.decide(manager, id, 'abort', TIMEOUT, null);
+      return expired.length;
+    });
+  }
+
+  /** Re-sends decisions not acked in time, with capped, jittered backoff. Safe in several replicas. */
+  async resendUnacked(limit = 100): Promise<number> {
+    return this.options.dataSource.transaction(async (manager) => {
+      const due = await manager.query<
+        Array<{
+          transaction_id: string;
+          participant: Participant;
+          resends: number;
+          state: string;
+          decision_reason: string | null;
+        }>
+      >(
+        `SELECT p.transaction_id, p.participant, p.resends, t.state, t.decision_reason
+           FROM tpc_participants p JOIN tpc_transactions t ON t.id = p.transaction_id
+          WHERE p.acked_at IS NULL AND p.next_resend_at <= now()
+          ORDER BY p.next_resend_at LIMIT $1 FOR UPDATE OF p SKIP LOCKED`,
+        [limit],
+      );
+      for (const row of due) {
+        const outcome: Outcome = row.state === 'COMMITTED' ? 'commit' : 'abort';
+        await send(manager, [
+          createMessage(Decision, {
+            transactionId: row.transaction_id,
+            sender: COORDINATOR,
+            recipient: row.participant,
+            payload: { outcome, ...(row.decision_reason ? { reason: row.decision_reason } : {}) },
+          }),
+        ]);
+        await manager.query(
+          `UPDATE tpc_participants SET resends = resends + 1,
+                  next_resend_at = now() + make_interval(secs => $3)
+            WHERE transaction_id = $1 AND participant = $2`,
+          [row.transaction_id, row.participant, backoffMs(row.resends + 1, this.resendBaseMs, this.resendCapMs) / 1000],
+        );
+      }
+      if (due.length) this.options.logger.warn(`re-sent ${due.length} unacknowledged decision(s)`);
+      return due.length;
+    });
+  }
+
+  private async lock(manager: EntityManager, transactionId: string): Promise<TransactionRow | undefined> {
+    const [row] = await manager.query<TransactionRow[]>(
+      `SELECT state, decision_reason, deadline FROM tpc_transactions WHERE id = $1 FOR UPDATE`,
+      [transactionId],
+    );
+    return row;
+  }
+
+  /** Records the decision, lets the domain apply it, and sends it to every participant. */
+  private async decide(
+    manager: EntityManager,
+    transactionId: string,
+    outcome: Outcome,
+    reason: string | null,
+    cause: { messageId: string; traceContext: TraceContext } | null,
+  ): Promise<void> {
+    await manager.query(
+      `UPDATE tpc_transactions SET state = $2, decision_reason = $3, decided_at = now() WHERE id = $1`,
+      [transactionId, outcome === 'commit' ? 'COMMITTED' : 'ABORTED', reason],
+    );
+    await this.options.hooks.onDecided(manager, transactionId, outcome, reason);
+    await manager.query(
+      `UPDATE tpc_participants SET next_resend_at = now() + make_interval(secs => $2) WHERE transaction_id = $1`,
+      [transactionId, backoffMs(0, this.resendBaseMs, this.resendCapMs) / 1000],
+    );
+    await send(
+      manager,
+      PARTICIPANTS.map((participant) =>
+        createMessage(Decision, {
+          transactionId,
+          sender: COORDINATOR,
+          recipient: participant,
+          payload: { outcome, ...(reason ? { reason } : {}) },
+          causationId: cause?.messageId ?? null,
+          traceContext: cause?.traceContext,
+        }),
+      ),
+    );
+  }
+
+  private sendDecision(
+    manager: EntityManager,
+    cause: { messageId: string; transactionId: string; traceContext: TraceContext },
+    participant: Participant,
+    outcome: Outcome,
+    reason: string | null,
+  ): Promise<void> {
+    return send(manager, [
+      createMessage(Decision, {
+        transactionId: cause.transactionId,
+        sender: COORDINATOR,
+        recipient: participant,
+        payload: { outcome, ...(reason ? { reason } : {}) },
+        causationId: cause.messageId,
+        traceContext: cause.traceContext,
+      }),
+    ]);
+  }
+}

@@ -1,0 +1,6 @@
+export * from './coordinator';
+export * from './participant';
+export * from './outgoing';
+export * from './schema.migration';
+export * from './protocol-config';
+export * from './two-phase-commit.module';

@@ -1,0 +1,143 @@
+import {
+  DynamicModule,
+  Inject,
+  Injectable,
+  Logger,
+  Module,
+  OnApplicationBootstrap,
+  OnModuleDestroy,
+  OnModuleInit,
+  Type,
+} from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import type { Participant as ParticipantName } from '@shop/contracts';
+import { MessageHandlers, SERVICE_CONFIG } from '@shop/service-kit';
+import { Coordinator, CoordinatorHooks } from './coordinator';
+import { Participant, ParticipantResource } from './participant';
+import type { ProtocolConfig } from './protocol-config';
+
+export const COORDINATOR_HOOKS = Symbol('COORDINATOR_HOOKS');
+export const PARTICIPANT_RESOURCE = Symbol('PARTICIPANT_RESOURCE');
+
+/** Runs `sweep` every `intervalMs` (never overlapping itself) until the module is destroyed. */
+abstract class Sweeper implements OnApplicationBootstrap, OnModuleDestroy {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  protected abstract readonly logger: Logger;
+  protected abstract readonly intervalMs: number;
+  protected abstract sweep(): Promise<void>;
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => {
+      if (this.running) return;
+      this.running = this.sweep()
+        .catch((err: unknown) => this.logger.warn(`sweep failed: ${String(err)}`))
+        .finally(() => (this.running = undefined));
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+}
+
+@Injectable()
+class CoordinatorRunner extends Sweeper implements OnModuleInit {
+  protected readonly logger = new Logger('Coordinator');
+  protected readonly intervalMs: number;
+
+  constructor(
+    private readonly coordinator: Coordinator,
+    private readonly handlers: MessageHandlers,
+    @Inject(SERVICE_CONFIG) config: ProtocolConfig,
+  ) {
+    super();
+    this.intervalMs = config.SWEEP_INTERVAL_MS;
+  }
+
+  onModuleInit(): void {
+    this.handlers.register('vote', (message) => this.coordinator.onVote(message));
+    this.handlers.register('ack', (message) => this.coordinator.onAck(message));
+    this.handlers.register('inquiry', (message) => this.coordinator.onInquiry(message));
+  }
+
+  protected async sweep(): Promise<void> {
+    const aborted = await this.coordinator.abortExpired();
+    if (aborted) this.logger.warn(`aborted ${aborted} transaction(s) past their prepare deadline`);
+    await this.coordinator.resendUnacked();
+  }
+}
+
+@Injectable()
+class ParticipantRunner extends Sweeper implements OnModuleInit {
+  protected readonly logger = new Logger('Participant');
+  protected readonly intervalMs: number;
+
+  constructor(
+    private readonly participant: Participant<ParticipantName>,
+    private readonly handlers: MessageHandlers,
+    @Inject(SERVICE_CONFIG) private readonly config: ProtocolConfig,
+  ) {
+    super();
+    this.intervalMs = config.SWEEP_INTERVAL_MS;
+  }
+
+  onModuleInit(): void {
+    this.handlers.register('prepare', (message) => this.participant.onPrepare(message));
+    this.handlers.register('decision', (message) => this.participant.onDecision(message));
+  }
+
+  protected async sweep(): Promise<void> {
+    await this.participant.inquireInDoubt(this.config.INQUIRY_AFTER_MS, this.config.INQUIRY_EVERY_MS);
+  }
+}
+
+/**
+ * Wires the two-phase-commit kit into a service: the coordinator with the app's decision hooks,
+ * or a participant with the app's resource (its prepare / commit / abort). Registers the message
+ * handlers and runs the sweepers (deadlines, decision re-sends, inquiries).
+ */
+@Module({})
+export class TwoPhaseCommitModule {
+  static coordinator(hooks: Type<CoordinatorHooks>): DynamicModule {
+    return {
+      module: TwoPhaseCommitModule,
+      providers: [
+        { provide: COORDINATOR_HOOKS, useClass: hooks },
+        {
+          provide: Coordinator,
+          inject: [DataSource, COORDINATOR_HOOKS, SERVICE_CONFIG],
+          useFactory: (dataSource: DataSource, decisionHooks: CoordinatorHooks, config: ProtocolConfig) =>
+            new Coordinator({
+              dataSource,
+              hooks: decisionHooks,
+              logger: new Logger('Coordinator'),
+              resendBaseMs: config.DECISION_RESEND_BASE_MS,
+              resendCapMs: config.DECISION_RESEND_CAP_MS,
+            }),
+        },
+        CoordinatorRunner,
+      ],
+      exports: [Coordinator],
+    };
+  }
+
+  static participant<P extends ParticipantName>(name: P, resource: Type<ParticipantResource<P>>): DynamicModule {
+    return {
+      module: TwoPhaseCommitModule,
+      providers: [
+        { provide: PARTICIPANT_RESOURCE, useClass: resource },
+        {
+          provide: Participant,
+          inject: [DataSource, PARTICIPANT_RESOURCE],
+          useFactory: (dataSource: DataSource, participantResource: ParticipantResource<P>) =>
+            new Participant({ name, dataSource, resource: participantResource, logger: new Logger('Participant') }),
+        },
+        ParticipantRunner,
+      ],
+      exports: [Participant],
+    };
+  }
+}

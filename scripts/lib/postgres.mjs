@@ -1,0 +1,239 @@
+// Postgres: a private cluster under .local/postgres (or the server given by PG_ADMIN_URL),
+// and the idempotent provisioning of the database, the per-service roles and schemas.
+import fs from 'node:fs';
+import path from 'node:path';
+import { PG, PG_SUPERUSER, SERVICES, dbPassword, dbRole } from './config.mjs';
+import { asUser, ensureTraversable, isRoot, osUser, ownedDir } from './system.mjs';
+import { StackError, log, pidAlive, portFree, run, tail, warn } from './util.mjs';
+
+const PG_LIB = '/usr/lib/postgresql';
+
+/** The bin folder of the installed Postgres: the data folder's version if present, else the newest. */
+function findBinDir() {
+  let versions = [];
+  try {
+    versions = fs
+      .readdirSync(PG_LIB)
+      .filter((v) => fs.existsSync(path.join(PG_LIB, v, 'bin', 'initdb')))
+      .sort((a, b) => Number(b) - Number(a));
+  } catch {}
+  let wanted;
+  try {
+    wanted = fs.readFileSync(path.join(PG.data, 'PG_VERSION'), 'utf8').trim();
+  } catch {}
+  if (wanted && !versions.includes(wanted) && versions.length)
+    throw new StackError(
+      `${PG.data} was created by Postgres ${wanted}, but only ${versions.join(', ')} is installed. ` +
+        `Install postgresql-${wanted}, or remove ${PG.dir} to start over (its data is lost).`,
+    );
+  const v = wanted ?? versions[0];
+  return v ? path.join(PG_LIB, v, 'bin') : null;
+}
+
+/** Debian packages that must be installed before Postgres can be used. */
+export function postgresPackagesNeeded() {
+  if (process.env.PG_ADMIN_URL) return fs.existsSync('/usr/bin/psql') ? [] : ['postgresql-client'];
+  return findBinDir() ? [] : ['postgresql'];
+}
+
+const psqlBin = () => {
+  const bin = !process.env.PG_ADMIN_URL && findBinDir();
+  return bin ? path.join(bin, 'psql') : 'psql';
+};
+
+/** Run SQL through psql as the admin; stops at the first error. */
+export async function psql(url, sql) {
+  return run(psqlBin(), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', '-'], {
+    input: sql,
+    env: { ...process.env, PGCONNECT_TIMEOUT: '10' },
+  });
+}
+
+function withDb(url, db) {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(db)}`;
+  return u.toString();
+}
+
+/** State of the private cluster from its pid file: { pid, port } when its postmaster is alive. */
+function localStatus() {
+  try {
+    const lines = fs.readFileSync(path.join(PG.data, 'postmaster.pid'), 'utf8').split('\n');
+    const pid = Number.parseInt(lines[0], 10);
+    const port = Number.parseInt(lines[3], 10);
+    return pidAlive(pid) ? { pid, port } : null;
+  } catch {
+    return null;
+  }
+}
+
+async function isReady(binDir, port) {
+  const { code } = await run(path.join(binDir, 'pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(port)], {
+    allowFail: true,
+  });
+  return code === 0;
+}
+
+function pgUser() {
+  if (!isRoot) return null;
+  const user = osUser('postgres');
+  if (!user) throw new StackError('the postgres OS user does not exist (is the postgresql package installed?)');
+  return user;
+}
+
+async function initCluster(binDir, user) {
+  log(`creating a Postgres cluster in ${PG.data}`);
+  // initdb reads the superuser password from a file; it lives only for this call.
+  const pwfile = path.join(PG.dir, '.pwfile');
+  fs.writeFileSync(pwfile, `${PG_SUPERUSER.password}\n`, { mode: 0o600 });
+  if (user) fs.chownSync(pwfile, user.uid, user.gid);
+  try {
+    await run(
+      path.join(binDir, 'initdb'),
+      [
+        '-D',
+        PG.data,
+        '-U',
+        PG_SUPERUSER.user,
+        `--pwfile=${pwfile}`,
+        '--auth-host=scram-sha-256', // TCP logins need a password
+        '--auth-local=peer',
+        '--encoding=UTF8',
+        '--no-locale',
+      ],
+      { cwd: PG.dir, ...asUser(user) },
+    );
+  } finally {
+    fs.rmSync(pwfile, { force: true });
+  }
+  // Test-box tuning. Durability settings stay at their defaults: this cluster holds dev data.
+  // The port is not set here but on each start (-p), so PG_PORT can change between runs.
+  fs.appendFileSync(
+    path.join(PG.data, 'postgresql.conf'),
+    [
+      '',
+      '# --- set by scripts/stack.mjs ---',
+      "listen_addresses = '127.0.0.1'",
+      "unix_socket_directories = ''   # TCP only: no socket folder to create or to collide on",
+      'max_connections = 300          # 3 services x replicas x pool + test suites',
+      'shared_buffers = 256MB',
+      '',
+    ].join('\n'),
+  );
+}
+
+/**
+ * Make sure a Postgres is reachable. Returns a handle describing it; `startedHere` tells
+ * whether this invocation started it (and so must stop it).
+ */
+export async function ensurePostgres() {
+  if (process.env.PG_ADMIN_URL) {
+    const admin = new URL(process.env.PG_ADMIN_URL);
+    const pg = {
+      external: true,
+      host: admin.hostname,
+      port: Number(admin.port || 5432),
+      adminUrlFor: (db) => withDb(process.env.PG_ADMIN_URL, db),
+      startedHere: false,
+      stop: async () => {},
+    };
+    await psql(pg.adminUrlFor(admin.pathname.slice(1) || 'postgres'), 'SELECT 1;').catch((err) => {
+      throw new StackError(`cannot reach Postgres at PG_ADMIN_URL: ${err.message}`);
+    });
+    log(`using Postgres from PG_ADMIN_URL (${admin.hostname}:${pg.port})`);
+    return pg;
+  }
+
+  const binDir = findBinDir();
+  if (!binDir) throw new StackError('Postgres binaries not found under /usr/lib/postgresql');
+  const user = pgUser();
+  ownedDir(PG.dir, user, 0o700);
+  ensureTraversable(PG.dir, user);
+
+  const handle = (port, startedHere) => ({
+    external: false,
+    host: '127.0.0.1',
+    port,
+    adminUrlFor: (db) =>
+      `postgres://${PG_SUPERUSER.user}:${PG_SUPERUSER.password}@127.0.0.1:${port}/${encodeURIComponent(db)}`,
+    startedHere,
+    stop: () => stopLocalPostgres(),
+  });
+
+  const running = localStatus();
+  if (running && (await isReady(binDir, running.port))) {
+    if (running.port !== PG.port) warn(`Postgres already runs on port ${running.port} (not ${PG.port}); using it`);
+    log(`reusing Postgres (pid ${running.pid}, port ${running.port})`);
+    return handle(running.port, false);
+  }
+  if (running) throw new StackError(`Postgres (pid ${running.pid}) runs but does not answer.\n${tail(PG.logFile)}`);
+
+  if (!fs.existsSync(path.join(PG.data, 'PG_VERSION'))) await initCluster(binDir, user);
+  if (!(await portFree(PG.port)))
+    throw new StackError(`port ${PG.port} is taken by another program; set PG_PORT to a free port`);
+
+  log(`starting Postgres on 127.0.0.1:${PG.port}`);
+  // detached: its own session, so a Ctrl-C in the terminal does not hit the postmaster;
+  // we stop it ourselves after the services are down.
+  await run(
+    path.join(binDir, 'pg_ctl'),
+    ['-D', PG.data, '-l', PG.logFile, '-w', '-t', '60', '-o', `-p ${PG.port}`, 'start'],
+    { cwd: PG.dir, detached: true, ...asUser(user) },
+  ).catch((err) => {
+    throw new StackError(`Postgres did not start: ${err.message}\n${tail(PG.logFile)}`);
+  });
+  return handle(PG.port, true);
+}
+
+/** Stop the private cluster (pg_ctl finds the postmaster through its pid file). */
+export async function stopLocalPostgres() {
+  const running = localStatus();
+  if (!running) return false;
+  const binDir = findBinDir();
+  log(`stopping Postgres (pid ${running.pid})`);
+  await run(path.join(binDir, 'pg_ctl'), ['-D', PG.data, '-m', 'fast', '-w', '-t', '60', 'stop'], {
+    cwd: PG.dir,
+    ...asUser(pgUser()),
+  });
+  return true;
+}
+
+const q = (ident) => `"${ident.replaceAll('"', '""')}"`;
+const lit = (s) => `'${s.replaceAll("'", "''")}'`;
+
+/**
+ * Idempotent: the database, one LOGIN role per service with a schema of the same name that
+ * it owns (and nothing else), no PUBLIC access. With `recreate`, the database is dropped first.
+ */
+export async function provisionPostgres(pg, db, { recreate = false } = {}) {
+  const roles = SERVICES.map((s) => dbRole(s.name));
+  const cluster = [];
+  for (const s of SERVICES) {
+    const role = dbRole(s.name);
+    cluster.push(
+      `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${lit(role)}) THEN CREATE ROLE ${q(role)}; END IF; END $$;`,
+      `ALTER ROLE ${q(role)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD ${lit(dbPassword(s.name))};`,
+      `ALTER ROLE ${q(role)} SET search_path = ${q(role)};`,
+    );
+  }
+  // WITH (FORCE) ends sessions left over by an aborted run.
+  if (recreate) cluster.push(`DROP DATABASE IF EXISTS ${q(db)} WITH (FORCE);`);
+  cluster.push(
+    `SELECT 'CREATE DATABASE ${q(db)}' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = ${lit(db)}) \\gexec`,
+  );
+  await psql(pg.adminUrlFor('postgres'), cluster.join('\n'));
+
+  const inDb = [
+    `REVOKE ALL ON DATABASE ${q(db)} FROM PUBLIC;`,
+    `GRANT CONNECT ON DATABASE ${q(db)} TO ${roles.map(q).join(', ')};`,
+    'REVOKE ALL ON SCHEMA public FROM PUBLIC;',
+  ];
+  for (const role of roles) {
+    inDb.push(
+      `CREATE SCHEMA IF NOT EXISTS ${q(role)} AUTHORIZATION ${q(role)};`,
+      `ALTER SCHEMA ${q(role)} OWNER TO ${q(role)};`,
+      `REVOKE ALL ON SCHEMA ${q(role)} FROM PUBLIC;`,
+    );
+  }
+  await psql(pg.adminUrlFor(db), inDb.join('\n'));
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// Writes docker/rabbitmq/definitions.json: vhost `shop`, the service users and admin, with
+// development-only passwords. RabbitMQ wants password hashes in definitions, so this computes
+// rabbit_password_hashing_sha256: base64(salt(4 random bytes) + sha256(salt + password)).
+// Run again after changing users: node scripts/rabbitmq-definitions.mjs
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { RABBIT_ADMIN, ROOT, SERVICES, amqpPassword, amqpUser } from './lib/config.mjs';
+
+const hash = (password) => {
+  const salt = crypto.randomBytes(4);
+  const digest = crypto
+    .createHash('sha256')
+    .update(Buffer.concat([salt, Buffer.from(password, 'utf8')]))
+    .digest();
+  return Buffer.concat([salt, digest]).toString('base64');
+};
+const user = (name, password, tags) => ({
+  name,
+  password_hash: hash(password),
+  hashing_algorithm: 'rabbit_password_hashing_sha256',
+  tags,
+});
+const vhost = 'shop';
+const all = { configure: '.*', write: '.*', read: '.*' }; // least privilege comes later
+const users = [user(RABBIT_ADMIN.user, RABBIT_ADMIN.password, ['administrator'])];
+for (const s of SERVICES) users.push(user(amqpUser(s.name), amqpPassword(s.name), []));
+const definitions = {
+  users,
+  vhosts: [{ name: vhost }],
+  permissions: users.map((u) => ({ user: u.name, vhost, ...all })),
+  topic_permissions: [],
+  parameters: [],
+  global_parameters: [],
+  policies: [],
+  queues: [],
+  exchanges: [],
+  bindings: [],
+};
+const file = path.join(ROOT, 'docker', 'rabbitmq', 'definitions.json');
+let text = `${JSON.stringify(definitions, null, 2)}\n`;
+try {
+  // Match the repo's formatting when prettier is installed (optional).
+  const prettier = await import('prettier');
+  text = await prettier.format(text, { ...(await prettier.resolveConfig(file)), filepath: file });
+} catch {}
+fs.writeFileSync(file, text);
+console.log(`wrote ${path.relative(ROOT, file)}`);

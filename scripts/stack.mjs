@@ -1,0 +1,257 @@
+#!/usr/bin/env node
+// The dev/test stack in one command, with no dependencies (it runs before `npm install`).
+//
+//   node scripts/stack.mjs start          infra + build + migrate + the three services (Ctrl-C stops)
+//   node scripts/stack.mjs test [args]    infra + build + migrate on shop_test, then jest [args]
+//   node scripts/stack.mjs up             infra only (stays running), prints the env for jest
+//   node scripts/stack.mjs down           stops the private Postgres/RabbitMQ (by pid file)
+//   node scripts/stack.mjs env            prints the test env as shell exports
+//
+// Infra: a private Postgres (.local/postgres, port 25432) and RabbitMQ node (.local/rabbitmq,
+// AMQP 25672, management 15680), or your own servers via PG_ADMIN_URL / AMQP_ADMIN_URL +
+// RABBITMQ_MANAGEMENT_URL. Servers this invocation started are stopped when it ends
+// (`start`, `test`); servers that were already running are reused and left alone.
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { LOCAL, PG, RABBIT, ROOT, SERVICES, profile, testEnv } from './lib/config.mjs';
+import { stopLocalPostgres } from './lib/postgres.mjs';
+import { stopLocalRabbit } from './lib/rabbitmq.mjs';
+import { build, ensureDependencies, ensureInfra, migrate, stopStarted } from './lib/project.mjs';
+import { seed } from './lib/seed.mjs';
+import { Supervisor } from './lib/supervisor.mjs';
+import { StackError, activeChildren, color, fail, log, portFree } from './lib/util.mjs';
+
+const [command, ...args] = process.argv.slice(2);
+const started = []; // infra handles, so that every exit path can stop what we started
+let interrupted = false;
+
+/** Forward Ctrl-C/SIGTERM to whatever runs (npm ci, build, migrations) and mark the run aborted. */
+function installInterruptHandler() {
+  const onSignal = (sig) => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(color('yellow', `\n[stack] ${sig}: cleaning up…`));
+    for (const child of activeChildren) child.kill(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
+const abortIfInterrupted = () => {
+  if (interrupted) throw new StackError('interrupted');
+};
+
+async function prepare(prof, { doBuild }) {
+  await ensureDependencies();
+  abortIfInterrupted();
+  const { pg, amqp } = await ensureInfra([prof], (h) => started.push(h));
+  abortIfInterrupted();
+  if (doBuild) await build();
+  else log('SKIP_BUILD=1: using the existing dist/');
+  abortIfInterrupted();
+  await migrate(prof, pg, amqp);
+  abortIfInterrupted();
+  return { pg, amqp };
+}
+
+function exportLines(env) {
+  return Object.entries(env)
+    .map(([k, v]) => `export ${k}='${v.replaceAll("'", "'\\''")}'`)
+    .join('\n');
+}
+
+async function cmdTest() {
+  const prof = profile('test');
+  const removeHandler = installInterruptHandler();
+  let code;
+  try {
+    const { pg, amqp } = await prepare(prof, { doBuild: process.env.SKIP_BUILD !== '1' });
+    const results = path.join(LOCAL, 'jest-results.json');
+    fs.rmSync(results, { force: true });
+    const jestArgs = [...args, '--json', `--outputFile=${results}`];
+    log(`jest ${jestArgs.join(' ')}`);
+    removeHandler(); // jest handles Ctrl-C itself; we only wait for it
+    process.on('SIGINT', () => {});
+    process.on('SIGTERM', () => {});
+    const jest = spawn(path.join(ROOT, 'node_modules', '.bin', 'jest'), jestArgs, {
+      cwd: ROOT,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, NODE_ENV: 'test', ...testEnv(prof, pg, amqp) },
+    });
+    code = await new Promise((resolve) => {
+      jest.on('error', (err) => {
+        console.error(`could not run jest: ${err.message}`);
+        resolve(1);
+      });
+      jest.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
+    });
+    printSummary(results, code);
+  } catch (err) {
+    report(err);
+    code = 1;
+  } finally {
+    await stopStarted(started);
+  }
+  process.exit(code);
+}
+
+/** The plain closing line CI reads: `tests: N passed, N failed[, N skipped]`. */
+function printSummary(file, code) {
+  let r;
+  try {
+    r = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    console.log(`tests: no results (jest exited with code ${code} before writing ${path.relative(ROOT, file)})`);
+    return;
+  }
+  const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}`);
+}
+
+async function cmdStart() {
+  const prof = profile('start');
+  const removeHandler = installInterruptHandler();
+  let supervisor;
+  let exiting = false;
+  const shutdown = async (code) => {
+    if (exiting) return;
+    exiting = true;
+    if (supervisor) await supervisor.stop();
+    await stopStarted(started);
+    process.exit(code);
+  };
+  try {
+    const { pg, amqp } = await prepare(prof, { doBuild: true });
+    supervisor = new Supervisor(prof, pg, amqp, { onGiveUp: () => shutdown(1) });
+    removeHandler();
+    let signals = 0;
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+      process.on(sig, () => {
+        if (++signals > 1) {
+          // A second Ctrl-C while shutting down: don't wait for graceful exits any more.
+          for (const row of supervisor.table) row.child?.kill('SIGKILL');
+          return;
+        }
+        console.error(color('yellow', `\n[stack] ${sig}: stopping…`));
+        shutdown(0);
+      });
+    // A second `npm start` would otherwise crash-loop on taken ports; say so up front.
+    for (const row of supervisor.table)
+      if (!(await portFree(row.port)))
+        throw new StackError(`port ${row.port} (${row.label}) is taken: is another \`npm start\` running?`);
+    supervisor.start();
+    log('waiting for /health/ready on all services…');
+    await supervisor.waitReady();
+    await seed((svc) => prof.portOf(svc));
+    printBanner(prof, pg, amqp);
+  } catch (err) {
+    if (exiting) return; // a signal is already taking us down
+    report(err);
+    await shutdown(1);
+  }
+}
+
+function printBanner(prof, pg, amqp) {
+  const b = (s) => color('bold', s);
+  const lines = [
+    '',
+    b('The shop is running.') + ' Ctrl-C stops the services (and the Postgres/RabbitMQ this command started).',
+    '',
+    ...SERVICES.map((s) => {
+      const base = `http://localhost:${prof.portOf(s)}`;
+      return `  ${s.name.padEnd(10)} ${base}   docs ${base}/docs   ready ${base}/health/ready`;
+    }),
+    '',
+    `  Postgres    ${pg.adminUrlFor(prof.db)}   (each service logs in as <svc>_svc to its own schema)`,
+    `  RabbitMQ    ${amqp.adminUrlFor(prof.vhost)}`,
+    `  management  ${amqp.mgmtBase}   user ${amqp.mgmtUser} / ${amqp.mgmtPassword}`,
+    pg.external && amqp.external
+      ? ''
+      : `  data        ${LOCAL}   (npm run stack:down stops the servers; delete the folder to start over)`,
+    '',
+    b('Place an order:'),
+    `  curl -i -X POST localhost:${prof.portOf(SERVICES[0])}/orders -H 'content-type: application/json' -d '{"customerId":"alice","items":[{"sku":"SKU-001","quantity":2}]}'`,
+    '',
+    '  All credentials above are for local development only.',
+    '',
+  ];
+  console.log(lines.join('\n'));
+}
+
+async function cmdUp() {
+  const t0 = Date.now();
+  // Provision both: `shop` for the services, `shop_test` for running jest by hand.
+  // (Not recreated here: only `npm test` wipes shop_test.)
+  const testProf = { ...profile('test'), recreate: false };
+  const { pg, amqp } = await ensureInfra([profile('start'), testProf], (h) => started.push(h));
+  log(`infra ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    [
+      '',
+      `Postgres   ${pg.adminUrlFor('shop')}`,
+      `RabbitMQ   ${amqp.adminUrlFor('shop')}   management ${amqp.managementUrlWithCreds}`,
+      '',
+      'To run jest by hand against this infra (after `npm run build`):',
+      '',
+      exportLines(testEnv(testProf, pg, amqp)),
+      '',
+      'Stop with: npm run stack:down',
+    ].join('\n'),
+  );
+}
+
+async function cmdDown() {
+  const [p, r] = await Promise.all([stopLocalPostgres(), stopLocalRabbit()]);
+  if (!p) log(`Postgres: not running (${PG.data})`);
+  if (!r) log(`RabbitMQ: node ${RABBIT.nodename} not running`);
+}
+
+function cmdEnv() {
+  // Computed from the configuration alone, for `eval "$(node scripts/stack.mjs env)"`.
+  const prof = profile('test');
+  const pgUrl = process.env.PG_ADMIN_URL;
+  const pg = pgUrl
+    ? {
+        host: new URL(pgUrl).hostname,
+        port: Number(new URL(pgUrl).port || 5432),
+        adminUrlFor: (db) => Object.assign(new URL(pgUrl), { pathname: `/${db}` }).toString(),
+      }
+    : {
+        host: '127.0.0.1',
+        port: PG.port,
+        adminUrlFor: (db) => `postgres://postgres:postgres@127.0.0.1:${PG.port}/${db}`,
+      };
+  if (process.env.AMQP_ADMIN_URL) throw new StackError('`env` does not support AMQP_ADMIN_URL yet; use `up`');
+  const amqp = {
+    protocol: 'amqp:',
+    host: '127.0.0.1',
+    port: RABBIT.amqpPort,
+    adminUrlFor: (v) => `amqp://admin:admin@127.0.0.1:${RABBIT.amqpPort}/${encodeURIComponent(v)}`,
+    managementUrlWithCreds: `http://admin:admin@127.0.0.1:${RABBIT.managementPort}`,
+  };
+  console.log(exportLines(testEnv(prof, pg, amqp)));
+}
+
+function report(err) {
+  if (err instanceof StackError) fail(err.message);
+  else fail(err?.stack ?? String(err));
+}
+
+const commands = { start: cmdStart, test: cmdTest, up: cmdUp, down: cmdDown, env: cmdEnv };
+const fn = commands[command];
+if (!fn) {
+  console.error(`usage: node scripts/stack.mjs <${Object.keys(commands).join('|')}> [jest args…]`);
+  process.exit(2);
+}
+try {
+  await fn();
+} catch (err) {
+  report(err);
+  await stopStarted(started);
+  process.exit(1);
+}

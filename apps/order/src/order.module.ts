@@ -1,11 +1,23 @@
 import { Module } from '@nestjs/common';
 import { ServiceKitModule } from '@shop/service-kit';
+import { TwoPhaseCommitModule } from '@shop/two-phase-commit';
+import { ProductsController } from './catalog/products.controller';
 import { loadOrderConfig } from './config';
 import { orderDataSourceOptions } from './data-source';
+import { DecisionListener } from './orders/decision-listener';
+import { OrderDecisions } from './orders/order-decisions';
+import { OrdersController } from './orders/orders.controller';
+import { OrdersService } from './orders/orders.service';
 
 const config = loadOrderConfig();
 
+/** The order service: public REST API, price list, and the checkout's coordinator. */
 @Module({
-  imports: [ServiceKitModule.forRoot({ service: 'order', config, dataSource: orderDataSourceOptions(config) })],
+  imports: [
+    ServiceKitModule.forRoot({ service: 'order', config, dataSource: orderDataSourceOptions(config) }),
+    TwoPhaseCommitModule.coordinator(OrderDecisions),
+  ],
+  controllers: [ProductsController, OrdersController],
+  providers: [OrdersService, DecisionListener],
 })
 export class OrderModule {}

@@ -1,7 +1,9 @@
+import { z } from 'zod';
 import { BaseConfig, loadConfig } from '@shop/service-kit';
+import { ProtocolConfig } from '@shop/two-phase-commit';
 
 /** The payment service's settings, validated at boot. See apps/payment/.env.example. */
-export const PaymentConfig = BaseConfig;
-export type PaymentConfig = typeof PaymentConfig._output;
+export const PaymentConfig = BaseConfig.extend(ProtocolConfig.shape);
+export type PaymentConfig = z.infer<typeof PaymentConfig>;
 
 export const loadPaymentConfig = () => loadConfig(PaymentConfig);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EnvelopeOf } from './envelope';
+import { COORDINATOR, EnvelopeOf, PARTICIPANTS, ServiceName } from './envelope';
 import { Ack } from './messages/ack';
 import { Decision } from './messages/decision';
 import { Inquiry } from './messages/inquiry';
@@ -15,6 +15,15 @@ export const CHECKOUT_MESSAGES = {
   inquiry: Inquiry,
 } as const;
 export type CheckoutMessageType = keyof typeof CHECKOUT_MESSAGES;
+
+/** Who may send each type: the coordinator drives the protocol, participants answer it. */
+export const ALLOWED_SENDERS: Record<CheckoutMessageType, readonly ServiceName[]> = {
+  prepare: [COORDINATOR],
+  decision: [COORDINATOR],
+  vote: PARTICIPANTS,
+  ack: PARTICIPANTS,
+  inquiry: PARTICIPANTS,
+};
 
 /** One schema for any checkout message; the envelope's `type` picks the payload schema. */
 export const CheckoutMessage = z

@@ -1,25 +1,45 @@
-import { INestApplication, Logger, Type } from '@nestjs/common';
+import { INestApplication, Logger, StandardSchemaValidationPipe, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { ProblemDetailsFilter } from './problem-details.filter';
 
 export interface BootstrapOptions {
   /** Shown in logs and in the OpenAPI title. */
   service: string;
   port: number;
+  description?: string;
 }
 
-/**
- * Starts one service the same way as every other: OpenAPI at /docs, shutdown hooks (SIGTERM
- * drains messaging before the database closes), listening on its port.
- */
-export async function bootstrapService(module: Type<unknown>, options: BootstrapOptions): Promise<INestApplication> {
-  const app = await NestFactory.create(module, { bufferLogs: false });
+/** Creates a service's Nest app configured like every other (without listening): used by main and tests. */
+export async function createServiceApp(module: Type<unknown>, options: BootstrapOptions): Promise<INestApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(module, { bodyParser: false });
+  // Small JSON bodies only; anything else is refused before it reaches a handler.
+  app.useBodyParser('json', { limit: '100kb', strict: true });
+  app.disable('x-powered-by');
+  // Zod schemas on @Body/@Param/@Query are both the validation and the OpenAPI source.
+  app.useGlobalPipes(new StandardSchemaValidationPipe());
+  app.useGlobalFilters(new ProblemDetailsFilter());
   app.enableShutdownHooks();
   const document = SwaggerModule.createDocument(
     app,
-    new DocumentBuilder().setTitle(`${options.service} service`).setVersion('1').build(),
+    new DocumentBuilder()
+      .setTitle(`${options.service} service`)
+      .setDescription(options.description ?? '')
+      .setVersion('1')
+      .build(),
   );
   SwaggerModule.setup('docs', app, document);
+  return app;
+}
+
+/**
+ * Starts one service the same way as every other: strict JSON bodies, schema validation,
+ * problem-style errors, OpenAPI at /docs, shutdown hooks (SIGTERM drains messaging before the
+ * database closes), listening on its port.
+ */
+export async function bootstrapService(module: Type<unknown>, options: BootstrapOptions): Promise<INestApplication> {
+  const app = await createServiceApp(module, options);
   await app.listen(options.port, '0.0.0.0');
   new Logger('Bootstrap').log(`${options.service} listening on port ${options.port}`);
   return app;

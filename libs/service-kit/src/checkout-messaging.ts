@@ -7,7 +7,7 @@ import {
   OnModuleInit,
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { CheckoutMessage, parseCheckoutMessage, ServiceName } from '@shop/contracts';
+import { ALLOWED_SENDERS, CheckoutMessage, parseCheckoutMessage, ServiceName } from '@shop/contracts';
 import {
   BrokerConnection,
   ConfirmPublisher,
@@ -58,7 +58,7 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
       topology: this.topology,
       prefetch: config.AMQP_PREFETCH,
       retry: { maxAttempts: config.MESSAGE_MAX_ATTEMPTS, delaysMs: [100, 500, 2_000, 5_000] },
-      decode: (content) => this.decode(content),
+      decode: (content, delivery) => this.decode(content, delivery),
       handle: (message, delivery) => this.dispatch(message, delivery),
       logger: new Logger(Consumer.name),
     });
@@ -92,7 +92,12 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     return this.relay.drain();
   }
 
-  private decode(content: Buffer): CheckoutMessage {
+  /**
+   * Parses and authenticates a delivery. The broker validated the publisher's user id; each
+   * service publishes as the broker user named like it, so `sender` must match it and be allowed
+   * to send this type (a prepare or decision only from the coordinator, and so on).
+   */
+  private decode(content: Buffer, delivery: Delivery): CheckoutMessage {
     let raw: unknown;
     try {
       raw = JSON.parse(content.toString('utf8'));
@@ -102,6 +107,14 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     const message = parseCheckoutMessage(raw);
     if (message.recipient !== this.service) {
       throw new PoisonMessageError(`addressed to ${message.recipient}, not ${this.service}`);
+    }
+    if (!ALLOWED_SENDERS[message.type].includes(message.sender)) {
+      throw new PoisonMessageError(`a ${message.type} may not come from ${message.sender}`);
+    }
+    if (delivery.userId !== message.sender) {
+      throw new PoisonMessageError(
+        `sender ${message.sender} not verified: published by broker user ${delivery.userId ?? '(none)'}`,
+      );
     }
     return message;
   }

@@ -1,2 +1,5 @@
-/** The order service's own migrations, in order (the outbox and inbox tables come first, from libs/). */
-export const orderMigrations = [];
+import { CreateCoordinatorTables1764000000100 } from '@shop/two-phase-commit';
+import { CreateCatalogAndOrders1764000001000 } from './1764000001000-create-catalog-and-orders';
+
+/** The order service's migrations, in order (the outbox and inbox tables come first, from libs/). */
+export const orderMigrations = [CreateCoordinatorTables1764000000100, CreateCatalogAndOrders1764000001000];

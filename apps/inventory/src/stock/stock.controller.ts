@@ -1,0 +1,36 @@
+import { Body, Controller, Get, NotFoundException, Param, Put } from '@nestjs/common';
+import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { DataSource } from 'typeorm';
+import { PutStockBody, SkuParam, StockView } from './stock.schemas';
+
+@ApiTags('stock')
+@Controller('stock')
+export class StockController {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /** Sets the available quantity (admin). Reserved and sold stay as they are. */
+  @Put(':sku')
+  @ApiOkResponse({ standardSchema: StockView })
+  async put(@Param('sku', { schema: SkuParam }) sku: string, @Body({ schema: PutStockBody }) body: PutStockBody) {
+    const [row] = await this.dataSource.query<StockView[]>(
+      `INSERT INTO stock (sku, available, stocked) VALUES ($1, $2, $2)
+       ON CONFLICT (sku) DO UPDATE
+         SET available = EXCLUDED.available, stocked = stock.stocked - stock.available + EXCLUDED.available,
+             updated_at = now()
+       RETURNING sku, available, reserved, sold`,
+      [sku, body.quantity],
+    );
+    return row;
+  }
+
+  @Get(':sku')
+  @ApiOkResponse({ standardSchema: StockView })
+  async get(@Param('sku', { schema: SkuParam }) sku: string) {
+    const [row] = await this.dataSource.query<StockView[]>(
+      `SELECT sku, available, reserved, sold FROM stock WHERE sku = $1`,
+      [sku],
+    );
+    if (!row) throw new NotFoundException(`no stock for ${sku}`);
+    return row;
+  }
+}

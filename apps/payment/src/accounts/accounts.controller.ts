@@ -1,0 +1,53 @@
+import { Body, Controller, Get, NotFoundException, Param, Put } from '@nestjs/common';
+import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { DataSource } from 'typeorm';
+import { AccountView, CustomerIdParam, PutAccountBody } from './account.schemas';
+
+interface AccountRow {
+  customer_id: string;
+  balance: string;
+  held: string;
+  captured: string;
+}
+
+const toView = (row: AccountRow): AccountView => ({
+  customerId: row.customer_id,
+  balance: Number(row.balance),
+  held: Number(row.held),
+  captured: Number(row.captured),
+});
+
+@ApiTags('accounts')
+@Controller('accounts')
+export class AccountsController {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /** Sets the spendable balance (admin). Held and captured money stay as they are. */
+  @Put(':customerId')
+  @ApiOkResponse({ standardSchema: AccountView })
+  async put(
+    @Param('customerId', { schema: CustomerIdParam }) customerId: string,
+    @Body({ schema: PutAccountBody }) body: PutAccountBody,
+  ) {
+    const [row] = await this.dataSource.query<AccountRow[]>(
+      `INSERT INTO accounts (customer_id, balance, deposited) VALUES ($1, $2, $2)
+       ON CONFLICT (customer_id) DO UPDATE
+         SET balance = EXCLUDED.balance, deposited = accounts.deposited - accounts.balance + EXCLUDED.balance,
+             updated_at = now()
+       RETURNING customer_id, balance, held, captured`,
+      [customerId, body.balance],
+    );
+    return toView(row);
+  }
+
+  @Get(':customerId')
+  @ApiOkResponse({ standardSchema: AccountView })
+  async get(@Param('customerId', { schema: CustomerIdParam }) customerId: string) {
+    const [row] = await this.dataSource.query<AccountRow[]>(
+      `SELECT customer_id, balance, held, captured FROM accounts WHERE customer_id = $1`,
+      [customerId],
+    );
+    if (!row) throw new NotFoundException(`no account for ${customerId}`);
+    return toView(row);
+  }
+}

@@ -1,0 +1,51 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import type { PreparePayload, VotePayload } from '@shop/contracts';
+import type { ParticipantResource } from '@shop/two-phase-commit';
+
+/** The payment's part of a checkout: hold the amount, then capture or release it. */
+@Injectable()
+export class PaymentHolds implements ParticipantResource<'payment'> {
+  async prepare(
+    manager: EntityManager,
+    transactionId: string,
+    request: Extract<PreparePayload, { participant: 'payment' }>,
+  ): Promise<VotePayload> {
+    // One conditional update: it holds the money only if the balance covers it.
+    // (TypeORM answers an UPDATE with [rows, affected count].)
+    const [, held] = await manager.query<[unknown[], number]>(
+      `UPDATE accounts SET balance = balance - $2, held = held + $2, updated_at = now()
+        WHERE customer_id = $1 AND balance >= $2`,
+      [request.customerId, request.amount],
+    );
+    if (held === 0) {
+      const [exists] = await manager.query<unknown[]>(`SELECT 1 FROM accounts WHERE customer_id = $1`, [
+        request.customerId,
+      ]);
+      return { vote: 'no', reason: exists ? 'INSUFFICIENT_FUNDS' : 'UNKNOWN_ACCOUNT' };
+    }
+    await manager.query(`INSERT INTO holds (transaction_id, customer_id, amount, currency) VALUES ($1, $2, $3, $4)`, [
+      transactionId,
+      request.customerId,
+      request.amount,
+      request.currency,
+    ]);
+    return { vote: 'yes' };
+  }
+
+  async commit(manager: EntityManager, transactionId: string): Promise<void> {
+    await manager.query(
+      `UPDATE accounts a SET held = a.held - h.amount, captured = a.captured + h.amount, updated_at = now()
+         FROM holds h WHERE h.transaction_id = $1 AND a.customer_id = h.customer_id`,
+      [transactionId],
+    );
+  }
+
+  async abort(manager: EntityManager, transactionId: string): Promise<void> {
+    await manager.query(
+      `UPDATE accounts a SET held = a.held - h.amount, balance = a.balance + h.amount, updated_at = now()
+         FROM holds h WHERE h.transaction_id = $1 AND a.customer_id = h.customer_id`,
+      [transactionId],
+    );
+  }
+}

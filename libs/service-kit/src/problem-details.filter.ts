@@ -1,0 +1,72 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import type { Response } from 'express';
+
+/** Postgres error codes a user can trigger with valid-looking input. */
+const CONFLICT_CODES = new Set(['23505', '23514', '23503']); // unique, check, foreign key
+
+interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  errors?: string[];
+}
+
+/**
+ * Every error as problem-style JSON (RFC 9457). HttpExceptions keep their status; body-parser
+ * failures (bad JSON, too large) keep theirs; constraint violations are 409; anything else is
+ * a logged 500 with no internals in the body.
+ */
+@Catch()
+export class ProblemDetailsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('HTTP');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const response = host.switchToHttp().getResponse<Response>();
+    const problem = this.toProblem(exception);
+    if (problem.status >= 500) {
+      this.logger.error(
+        exception instanceof Error ? exception.message : String(exception),
+        (exception as Error)?.stack,
+      );
+    }
+    response.status(problem.status).type('application/problem+json').json(problem);
+  }
+
+  private toProblem(exception: unknown): ProblemDetails {
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const body = exception.getResponse();
+      const message = typeof body === 'object' && body !== null ? (body as { message?: unknown }).message : body;
+      const errors = Array.isArray(message) ? message.map(String) : undefined;
+      const detail = typeof message === 'string' ? message : errors ? 'the request is not valid' : undefined;
+      return { type: 'about:blank', title: titleOf(status), status, detail, errors };
+    }
+    const error = exception as { status?: unknown; type?: unknown; code?: unknown; message?: unknown };
+    // body-parser errors carry their own 4xx status (malformed JSON, body too large, bad charset).
+    if (typeof error?.status === 'number' && error.status >= 400 && error.status < 500) {
+      return {
+        type: 'about:blank',
+        title: titleOf(error.status),
+        status: error.status,
+        detail: error.type === 'entity.parse.failed' ? 'the body is not valid JSON' : String(error.message),
+      };
+    }
+    if (typeof error?.code === 'string' && CONFLICT_CODES.has(error.code)) {
+      return {
+        type: 'about:blank',
+        title: 'Conflict',
+        status: HttpStatus.CONFLICT,
+        detail: 'the request conflicts with the current state',
+      };
+    }
+    return { type: 'about:blank', title: 'Internal Server Error', status: HttpStatus.INTERNAL_SERVER_ERROR };
+  }
+}
+
+function titleOf(status: number): string {
+  const name = HttpStatus[status] as string | undefined;
+  return name
+    ? name.toLowerCase().replace(/(^|_)([a-z])/g, (_m, sep: string, c: string) => (sep ? ' ' : '') + c.toUpperCase())
+    : 'Error';
+}

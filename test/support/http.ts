@@ -1,0 +1,203 @@
+import { ADMIN_TOKEN, Services } from './services';
+
+/** A response with its body parsed as JSON when it is JSON (`json`), and the raw text. */
+export interface HttpResponse<T = unknown> {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: T;
+  /** True when the body parsed as JSON. */
+  isJson: boolean;
+}
+
+export interface RequestOptions {
+  /** Serialised as JSON with content-type application/json. */
+  body?: unknown;
+  /** Sent as is (for malformed bodies); set the content type yourself in `headers`. */
+  rawBody?: string | Buffer;
+  headers?: Record<string, string>;
+  /** Adds `Authorization: Bearer <ADMIN_TOKEN>`. */
+  admin?: boolean;
+  timeoutMs?: number;
+}
+
+/**
+ * A plain fetch client (Node's fetch keeps connections alive) against one service's base URL.
+ * It never throws on an HTTP status; the test decides what a status means.
+ */
+export class HttpClient {
+  constructor(readonly baseUrl: string) {}
+
+  async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<HttpResponse<T>> {
+    const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
+    let body: string | Buffer | undefined;
+    if (options.rawBody !== undefined) body = options.rawBody;
+    else if (options.body !== undefined) {
+      body = JSON.stringify(options.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    if (options.admin) headers.authorization ??= `Bearer ${ADMIN_TOKEN}`;
+    const response = await fetch(new URL(path, this.baseUrl), {
+      method,
+      headers,
+      body,
+      signal: AbortSignal.timeout(options.timeoutMs ?? 45_000),
+    });
+    const text = await response.text();
+    let json: unknown = undefined;
+    let isJson = false;
+    if (text.length > 0) {
+      try {
+        json = JSON.parse(text);
+        isJson = true;
+      } catch {
+        /* not JSON: leave json undefined */
+      }
+    }
+    return { status: response.status, headers: response.headers, text, json: json as T, isJson };
+  }
+
+  get<T = unknown>(path: string, options?: RequestOptions) {
+    return this.request<T>('GET', path, options);
+  }
+
+  post<T = unknown>(path: string, options?: RequestOptions) {
+    return this.request<T>('POST', path, options);
+  }
+
+  put<T = unknown>(path: string, options?: RequestOptions) {
+    return this.request<T>('PUT', path, { admin: true, ...options });
+  }
+}
+
+export interface OrderItemView {
+  sku: string;
+  quantity: number;
+  unitPrice: number;
+  lineTotal: number;
+}
+
+export interface OrderView {
+  id: string;
+  customerId: string;
+  items: OrderItemView[];
+  total: number;
+  currency: string;
+  status: 'PENDING' | 'CONFIRMED' | 'CANCELLED';
+  reason?: string | null;
+  createdAt: string;
+  decidedAt?: string | null;
+}
+
+export interface StockView {
+  sku: string;
+  available: number;
+  reserved: number;
+  sold: number;
+}
+
+export interface AccountView {
+  customerId: string;
+  balance: number;
+  held: number;
+  captured: number;
+}
+
+export interface ProblemView {
+  type?: string;
+  title: string;
+  status: number;
+  detail?: string;
+  errors?: unknown;
+}
+
+export interface PlaceOrderOptions {
+  idempotencyKey?: string;
+  /** Sends `Prefer: wait=N`. */
+  waitSeconds?: number;
+  headers?: Record<string, string>;
+}
+
+function expectStatus<T>(response: HttpResponse<T>, what: string, ...statuses: number[]): HttpResponse<T> {
+  if (!statuses.includes(response.status)) {
+    throw new Error(`${what}: expected HTTP ${statuses.join(' or ')}, got ${response.status}: ${response.text}`);
+  }
+  return response;
+}
+
+/** The shop's REST contract, one method per route; admin PUTs send the bearer token. */
+export class ShopApi {
+  readonly order: HttpClient;
+  readonly payment: HttpClient;
+  readonly inventory: HttpClient;
+
+  constructor(services: Services | { order: string; payment: string; inventory: string }) {
+    const urls =
+      services instanceof Services
+        ? { order: services.url('order'), payment: services.url('payment'), inventory: services.url('inventory') }
+        : services;
+    this.order = new HttpClient(urls.order);
+    this.payment = new HttpClient(urls.payment);
+    this.inventory = new HttpClient(urls.inventory);
+  }
+
+  async putProduct(sku: string, unitPrice: number, name = `Product ${sku}`): Promise<void> {
+    const response = await this.order.put(`/products/${encodeURIComponent(sku)}`, { body: { name, unitPrice } });
+    expectStatus(response, `PUT /products/${sku}`, 200);
+  }
+
+  async putStock(sku: string, quantity: number): Promise<void> {
+    const response = await this.inventory.put(`/stock/${encodeURIComponent(sku)}`, { body: { quantity } });
+    expectStatus(response, `PUT /stock/${sku}`, 200);
+  }
+
+  async putAccount(customerId: string, balance: number): Promise<void> {
+    const response = await this.payment.put(`/accounts/${encodeURIComponent(customerId)}`, { body: { balance } });
+    expectStatus(response, `PUT /accounts/${customerId}`, 200);
+  }
+
+  /** POST /orders; returns the raw response (202, 200, 4xx…). */
+  placeOrder(
+    body: unknown,
+    { idempotencyKey, waitSeconds, headers = {} }: PlaceOrderOptions = {},
+  ): Promise<HttpResponse<OrderView>> {
+    const extra: Record<string, string> = { ...headers };
+    if (idempotencyKey !== undefined) extra['idempotency-key'] = idempotencyKey;
+    if (waitSeconds !== undefined) extra.prefer = `wait=${waitSeconds}`;
+    return this.order.post<OrderView>('/orders', { body, headers: extra });
+  }
+
+  /** POST /orders that must be accepted (202); returns the pending order. */
+  async placeAccepted(customerId: string, items: Array<{ sku: string; quantity: number }>): Promise<OrderView> {
+    const response = expectStatus(await this.placeOrder({ customerId, items }), 'POST /orders', 202);
+    return response.json;
+  }
+
+  getOrder(id: string): Promise<HttpResponse<OrderView>> {
+    return this.order.get<OrderView>(`/orders/${encodeURIComponent(id)}`);
+  }
+
+  async stock(sku: string): Promise<StockView> {
+    const response = await this.inventory.get<StockView>(`/stock/${encodeURIComponent(sku)}`);
+    return expectStatus(response, `GET /stock/${sku}`, 200).json;
+  }
+
+  async account(customerId: string): Promise<AccountView> {
+    const response = await this.payment.get<AccountView>(`/accounts/${encodeURIComponent(customerId)}`);
+    return expectStatus(response, `GET /accounts/${customerId}`, 200).json;
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>) {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index], index);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}

@@ -1,0 +1,302 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { requireEnv } from './env';
+
+/**
+ * Runs the three built services (dist/apps/<svc>/src/main.js) as real child processes for an
+ * end-to-end suite. Each Jest worker gets its own ports (base + 10 × (worker − 1)); suites share
+ * the database and the queues, so the processes of concurrently running suites are simply extra
+ * replicas of each service.
+ *
+ *   const stack = await startServices({ env: { order: { PREPARE_TIMEOUT_MS: '5000' } } });
+ *   ...
+ *   await stack.stop();
+ */
+
+export const SERVICE_NAMES = ['order', 'payment', 'inventory'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const OUTPUT_LINES = 400;
+const DEFAULT_READY_TIMEOUT_MS = 60_000;
+const DEFAULT_STOP_TIMEOUT_MS = 15_000;
+
+/** The admin bearer token the apps expect on admin routes (dev default, overridable). */
+export const ADMIN_TOKEN = process.env.ADMIN_TOKEN ?? 'dev-admin-token';
+
+export type EnvOverrides = Record<string, string | undefined>;
+
+export interface StartOptions {
+  /** Extra environment for every service (`all`) and per service; later wins. */
+  env?: Partial<Record<ServiceName | 'all', EnvOverrides>>;
+  /** Which services to start (default: all three). */
+  services?: readonly ServiceName[];
+  /** Added to the worker's ports, for a second stack inside one worker (multiples of 3). */
+  portOffset?: number;
+  readyTimeoutMs?: number;
+  /** Copy each process's output to this process's stdout as it comes (also E2E_SERVICE_LOGS=1). */
+  echo?: boolean;
+}
+
+function workerIndex(): number {
+  const id = Number(process.env.JEST_WORKER_ID ?? '1');
+  return Number.isInteger(id) && id > 0 ? id - 1 : 0;
+}
+
+/** The port a service gets in this Jest worker. */
+export function portFor(service: ServiceName, portOffset = 0): number {
+  const base = Number(requireEnv(`${service.toUpperCase()}_PORT`));
+  return base + 10 * workerIndex() + portOffset;
+}
+
+function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.setTimeout(1_000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Every process any stack in this worker started, so a crashing worker does not leak them. */
+const allChildren = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of allChildren) child.kill('SIGKILL');
+});
+
+/** One service process: its output (kept as a ring buffer of lines), readiness, and signals. */
+export class ServiceProcess {
+  private child: ChildProcess | undefined;
+  private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
+  private readonly lines: string[] = [];
+  private partial = { stdout: '', stderr: '' };
+  /** How the last process exited (undefined while running or never started). */
+  lastExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+
+  constructor(
+    readonly name: ServiceName,
+    readonly port: number,
+    private env: NodeJS.ProcessEnv,
+    private readonly echo: boolean,
+  ) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** The last `n` lines the process wrote (stdout and stderr interleaved). */
+  tail(n = 60): string {
+    return this.lines.slice(-n).join('\n');
+  }
+
+  /** Spawns the process and waits until GET /health/ready answers 200. */
+  async start(options: { readyTimeoutMs?: number; env?: EnvOverrides } = {}): Promise<void> {
+    if (this.child) throw new Error(`${this.name} is already running (pid ${this.child.pid})`);
+    if (options.env) this.env = { ...this.env, ...options.env };
+    const entry = path.join(ROOT, 'dist', 'apps', this.name, 'src', 'main.js');
+    if (!fs.existsSync(entry)) throw new Error(`${entry} does not exist: run \`npm run build\` (npm test does)`);
+    if (await portTaken(this.port)) {
+      throw new Error(`port ${this.port} for ${this.name} is already taken (a leftover process?)`);
+    }
+    const child = spawn(process.execPath, [entry], {
+      cwd: ROOT,
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.lastExit = undefined;
+    allChildren.add(child);
+    this.record(`--- started ${this.name} pid ${child.pid} on port ${this.port}`);
+    child.stdout?.on('data', (chunk: Buffer) => this.collect('stdout', chunk));
+    child.stderr?.on('data', (chunk: Buffer) => this.collect('stderr', chunk));
+    this.exited = new Promise((resolve) => {
+      child.once('error', (err) => this.record(`--- spawn error: ${err.message}`));
+      child.once('exit', (code, signal) => {
+        allChildren.delete(child);
+        if (this.child === child) this.child = undefined;
+        this.lastExit = { code, signal };
+        this.record(`--- ${this.name} pid ${child.pid} exited (${signal ?? `code ${code}`})`);
+        resolve({ code, signal });
+      });
+    });
+    try {
+      await this.waitReady(options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+    } catch (err) {
+      await this.stop({ timeoutMs: 5_000 });
+      const detail = err instanceof Error ? err.message : String(err);
+      throw new Error(`${this.name} did not become ready: ${detail}\n--- last output of ${this.name}:\n${this.tail()}`);
+    }
+  }
+
+  /** Polls GET /health/ready until 200, failing early if the process exits. */
+  async waitReady(timeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer yet';
+    for (;;) {
+      if (!this.child) throw new Error(`process exited (${describeExit(this.lastExit)})`);
+      try {
+        const response = await fetch(`${this.url}/health/ready`, { signal: AbortSignal.timeout(2_000) });
+        const body = await response.text();
+        if (response.status === 200) return;
+        last = `${response.status} ${body.slice(0, 200)}`;
+      } catch (err) {
+        last = err instanceof Error ? err.message : String(err);
+      }
+      if (Date.now() > deadline) throw new Error(`no 200 from /health/ready within ${timeoutMs} ms (last: ${last})`);
+      await delay(100);
+    }
+  }
+
+  /** Sends a signal and waits for the process to exit (for crash tests: SIGKILL). */
+  async kill(signal: NodeJS.Signals = 'SIGKILL', timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
+    const child = this.child;
+    if (!child || !this.exited) return;
+    child.kill(signal);
+    const done = await Promise.race([this.exited.then(() => true), delay(timeoutMs).then(() => false)]);
+    if (!done) throw new Error(`${this.name} (pid ${child.pid}) did not exit within ${timeoutMs} ms of ${signal}`);
+  }
+
+  /** SIGTERM, wait for a graceful exit; SIGKILL after the timeout. Returns how it exited. */
+  async stop({ timeoutMs = DEFAULT_STOP_TIMEOUT_MS } = {}): Promise<{ graceful: boolean }> {
+    const child = this.child;
+    if (!child || !this.exited) return { graceful: true };
+    child.kill('SIGTERM');
+    const graceful = await Promise.race([this.exited.then(() => true), delay(timeoutMs).then(() => false)]);
+    if (!graceful) {
+      this.record(`--- ${this.name} did not exit within ${timeoutMs} ms of SIGTERM; SIGKILL`);
+      child.kill('SIGKILL');
+      await this.exited;
+    }
+    return { graceful };
+  }
+
+  private collect(stream: 'stdout' | 'stderr', chunk: Buffer): void {
+    const text = this.partial[stream] + chunk.toString('utf8');
+    const parts = text.split('\n');
+    this.partial[stream] = parts.pop() ?? '';
+    for (const line of parts) this.record(stream === 'stderr' ? `[err] ${line}` : line);
+  }
+
+  private record(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length > OUTPUT_LINES) this.lines.splice(0, this.lines.length - OUTPUT_LINES);
+    if (this.echo) process.stdout.write(`[${this.name}:${this.port}] ${line}\n`);
+  }
+}
+
+function describeExit(exit: { code: number | null; signal: NodeJS.Signals | null } | undefined): string {
+  if (!exit) return 'unknown';
+  return exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+}
+
+/** The three services of one suite. */
+export class Services {
+  constructor(
+    readonly processes: Record<ServiceName, ServiceProcess>,
+    private readonly readyTimeoutMs: number,
+  ) {}
+
+  get order(): ServiceProcess {
+    return this.processes.order;
+  }
+
+  get payment(): ServiceProcess {
+    return this.processes.payment;
+  }
+
+  get inventory(): ServiceProcess {
+    return this.processes.inventory;
+  }
+
+  url(service: ServiceName): string {
+    return this.processes[service].url;
+  }
+
+  /** Signals one service and waits for it to exit (default SIGKILL: a crash). */
+  kill(service: ServiceName, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return this.processes[service].kill(signal);
+  }
+
+  /** Starts a service that was killed or stopped (same port), optionally with changed env. */
+  async start(service: ServiceName, env?: EnvOverrides): Promise<void> {
+    await this.processes[service].start({ readyTimeoutMs: this.readyTimeoutMs, env });
+  }
+
+  /** Graceful stop (SIGTERM) then start again, optionally with changed env. */
+  async restart(service: ServiceName, env?: EnvOverrides): Promise<void> {
+    await this.processes[service].stop();
+    await this.start(service, env);
+  }
+
+  /** Output tails of every service, for failure messages. */
+  tails(n = 40): string {
+    return SERVICE_NAMES.map((name) => `--- ${name}:\n${this.processes[name].tail(n)}`).join('\n');
+  }
+
+  /** Stops every running service (SIGTERM, SIGKILL after the timeout), all at once. */
+  async stop(): Promise<void> {
+    const results = await Promise.all(
+      SERVICE_NAMES.map(async (name) => ({ name, ...(await this.processes[name].stop()) })),
+    );
+    const forced = results.filter((r) => !r.graceful).map((r) => r.name);
+    if (forced.length) console.warn(`killed after the SIGTERM timeout: ${forced.join(', ')}`);
+  }
+}
+
+/** The environment one service process gets: its role's URLs, its port, and overrides. */
+function serviceEnv(service: ServiceName, port: number, options: StartOptions): NodeJS.ProcessEnv {
+  const key = service.toUpperCase();
+  return {
+    ...process.env,
+    NODE_ENV: 'test',
+    SERVICE_NAME: service,
+    PORT: String(port),
+    DATABASE_URL: requireEnv(`${key}_DATABASE_URL`),
+    AMQP_URL: requireEnv(`${key}_AMQP_URL`),
+    ADMIN_TOKEN,
+    ...options.env?.all,
+    ...options.env?.[service],
+  };
+}
+
+/** Starts the services (in parallel) and waits until each answers /health/ready. */
+export async function startServices(options: StartOptions = {}): Promise<Services> {
+  const echo = options.echo ?? process.env.E2E_SERVICE_LOGS === '1';
+  const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+  const processes = Object.fromEntries(
+    SERVICE_NAMES.map((name) => {
+      const port = portFor(name, options.portOffset);
+      return [name, new ServiceProcess(name, port, serviceEnv(name, port, options), echo)];
+    }),
+  ) as Record<ServiceName, ServiceProcess>;
+  const services = new Services(processes, readyTimeoutMs);
+  const wanted = options.services ?? SERVICE_NAMES;
+  const results = await Promise.allSettled(wanted.map((name) => processes[name].start({ readyTimeoutMs })));
+  const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failures.length) {
+    await services.stop();
+    const text = failures.map((f) => (f instanceof Error ? f.message : String(f))).join('\n\n');
+    console.error(text);
+    throw new Error(text);
+  }
+  return services;
+}

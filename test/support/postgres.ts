@@ -30,14 +30,14 @@ export async function adminQuery<T = unknown>(sql: string, params: unknown[] = [
 }
 
 /**
- * A fresh schema with the outbox and inbox tables (the shared migrations), isolated from every
+ * A fresh schema with the outbox and inbox tables (the shared migrations) and any others given, isolated from every
  * other test; dropped by `drop()`.
  */
-export async function createTestSchema(prefix: string): Promise<TestSchema> {
+export async function createTestSchema(prefix: string, migrations: Array<new () => unknown> = []): Promise<TestSchema> {
   const name = `${prefix}_${randomBytes(4).toString('hex')}`;
   await adminQuery(`CREATE SCHEMA ${name}`);
   const url = withSearchPath(testEnv.pgAdminUrl, name);
-  const options = serviceDataSourceOptions({ url, migrations: [], applicationName: name, poolSize: 10 });
+  const options = serviceDataSourceOptions({ url, migrations, applicationName: name, poolSize: 10 });
   await runMigrations(options, () => undefined);
   const dataSource = await new DataSource(options).initialize();
   return {

@@ -2,6 +2,9 @@ import { z } from 'zod';
 
 /** Settings every service reads from its environment. Services extend this schema with their own. */
 export const BaseConfig = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /** Bearer token for admin routes. The default is for local development only. */
+  ADMIN_TOKEN: z.string().min(12, 'at least 12 characters').default('dev-admin-token'),
   PORT: z.coerce.number().int().min(1).max(65535),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
   AMQP_URL: z.string().regex(/^amqps?:\/\//, 'an amqp:// or amqps:// URL'),
@@ -20,6 +23,13 @@ export const BaseConfig = z.object({
 });
 export type BaseConfig = z.infer<typeof BaseConfig>;
 
+/** In production, development defaults are refused: secrets must be given. */
+function refuseDevelopmentDefaults(config: { NODE_ENV?: string; ADMIN_TOKEN?: string }): string[] {
+  return config.NODE_ENV === 'production' && config.ADMIN_TOKEN === 'dev-admin-token'
+    ? ['  ADMIN_TOKEN: must be set in production (the default is for development only)']
+    : [];
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -27,7 +37,9 @@ export class ConfigError extends Error {
 /** Validates the environment at boot; a wrong or missing setting fails the start and is named. */
 export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
   const result = schema.safeParse(env);
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  const problems = result.success
+    ? refuseDevelopmentDefaults(result.data as { NODE_ENV?: string; ADMIN_TOKEN?: string })
+    : result.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  if (result.success && problems.length === 0) return result.data;
   throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
 }

@@ -1,3 +1,4 @@
+export * from './admin-token.guard';
 export * from './bootstrap';
 export * from './checkout-messaging';
 export * from './config';

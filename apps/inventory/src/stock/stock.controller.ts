@@ -1,6 +1,7 @@
 import { Body, Controller, Get, NotFoundException, Param, Put } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
+import { AdminOnly } from '@shop/service-kit';
 import { PutStockBody, SkuParam, StockView } from './stock.schemas';
 
 @ApiTags('stock')
@@ -10,6 +11,7 @@ export class StockController {
 
   /** Sets the available quantity (admin). Reserved and sold stay as they are. */
   @Put(':sku')
+  @AdminOnly()
   @ApiOkResponse({ standardSchema: StockView })
   async put(@Param('sku', { schema: SkuParam }) sku: string, @Body({ schema: PutStockBody }) body: PutStockBody) {
     const [row] = await this.dataSource.query<StockView[]>(

@@ -1,6 +1,7 @@
 import { Body, Controller, Get, NotFoundException, Param, Put } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
+import { AdminOnly } from '@shop/service-kit';
 import { ProductView, PutProductBody, SkuParam } from './catalog.schemas';
 
 interface ProductRow {
@@ -24,6 +25,7 @@ export class ProductsController {
   constructor(private readonly dataSource: DataSource) {}
 
   @Put(':sku')
+  @AdminOnly()
   @ApiOkResponse({ standardSchema: ProductView, description: 'The product as stored' })
   async put(@Param('sku', { schema: SkuParam }) sku: string, @Body({ schema: PutProductBody }) body: PutProductBody) {
     const [row] = await this.dataSource.query<ProductRow[]>(

@@ -1,6 +1,7 @@
 import { Body, Controller, Get, NotFoundException, Param, Put } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
+import { AdminOnly } from '@shop/service-kit';
 import { AccountView, CustomerIdParam, PutAccountBody } from './account.schemas';
 
 interface AccountRow {
@@ -24,6 +25,7 @@ export class AccountsController {
 
   /** Sets the spendable balance (admin). Held and captured money stay as they are. */
   @Put(':customerId')
+  @AdminOnly()
   @ApiOkResponse({ standardSchema: AccountView })
   async put(
     @Param('customerId', { schema: CustomerIdParam }) customerId: string,

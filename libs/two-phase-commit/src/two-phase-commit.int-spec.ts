@@ -1,0 +1,339 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from 'typeorm';
+import {
+  createMessage,
+  Ack,
+  CheckoutMessage,
+  Decision,
+  Inquiry,
+  MessageOfType,
+  Prepare,
+  PreparePayload,
+  Vote,
+  VotePayload,
+} from '@shop/contracts';
+import { PoisonMessageError, silentLogger } from '@shop/messaging';
+import { createTestSchema, TestSchema } from '../../../test/support/postgres';
+import {
+  Coordinator,
+  CreateCoordinatorTables1764000000100,
+  CreateParticipantTables1764000000200,
+  Participant,
+  ParticipantResource,
+} from './index';
+
+/** The protocol kit driven message by message against a real Postgres: no broker, exact order. */
+describe('two-phase-commit kit on a real Postgres', () => {
+  let schema: TestSchema;
+
+  async function outbox(): Promise<CheckoutMessage[]> {
+    const rows = await schema.dataSource.query<Array<{ body: CheckoutMessage }>>(`SELECT body FROM outbox ORDER BY id`);
+    return rows.map((row) => row.body);
+  }
+  const sentSince = async (before: number) => (await outbox()).slice(before);
+
+  describe('coordinator', () => {
+    const decided: Array<{ id: string; outcome: string; reason: string | null }> = [];
+    let coordinator: Coordinator;
+
+    beforeEach(async () => {
+      schema = await createTestSchema('tpc_coordinator', [CreateCoordinatorTables1764000000100]);
+      decided.length = 0;
+      coordinator = new Coordinator({
+        dataSource: schema.dataSource,
+        logger: silentLogger,
+        hooks: {
+          onDecided: async (_m: EntityManager, id: string, outcome: string, reason: string | null) => {
+            decided.push({ id, outcome, reason });
+          },
+        },
+      });
+    });
+    afterEach(() => schema.drop());
+
+    async function begin(deadline = new Date(Date.now() + 60_000)): Promise<string> {
+      const id = randomUUID();
+      await schema.dataSource.transaction((manager) =>
+        coordinator.begin(manager, {
+          id,
+          deadline,
+          requests: {
+            inventory: { items: [{ sku: 'A', quantity: 1 }] },
+            payment: { customerId: 'c1', amount: 100, currency: 'EUR' },
+          },
+        }),
+      );
+      return id;
+    }
+    const vote = (transactionId: string, sender: 'inventory' | 'payment', payload: VotePayload) =>
+      createMessage(Vote, { transactionId, sender, recipient: 'order', payload });
+    const ack = (transactionId: string, sender: 'inventory' | 'payment', outcome: 'commit' | 'abort') =>
+      createMessage(Ack, { transactionId, sender, recipient: 'order', payload: { outcome } });
+    const state = async (id: string) =>
+      (
+        await schema.dataSource.query<Array<{ state: string; decision_reason: string | null; completed: boolean }>>(
+          `SELECT state, decision_reason, completed_at IS NOT NULL AS completed FROM tpc_transactions WHERE id = $1`,
+          [id],
+        )
+      )[0];
+
+    it('sends one prepare per participant with the deadline', async () => {
+      const id = await begin();
+      const sent = await outbox();
+      expect(sent.map((m) => [m.type, m.recipient])).toEqual([
+        ['prepare', 'inventory'],
+        ['prepare', 'payment'],
+      ]);
+      expect(sent.every((m) => m.transactionId === id)).toBe(true);
+    });
+
+    it('commits when all vote yes, decides once, and ignores a duplicate and a re-sent vote', async () => {
+      const id = await begin();
+      const before = (await outbox()).length;
+      const inventoryYes = vote(id, 'inventory', { vote: 'yes' });
+      await coordinator.onVote(inventoryYes);
+      expect(await state(id)).toMatchObject({ state: 'PREPARING' });
+      await coordinator.onVote(vote(id, 'payment', { vote: 'yes' }));
+      await coordinator.onVote(inventoryYes); // same message id
+      await coordinator.onVote(vote(id, 'inventory', { vote: 'yes' })); // re-sent copy
+      expect(await state(id)).toMatchObject({ state: 'COMMITTED' });
+      expect(decided).toEqual([{ id, outcome: 'commit', reason: null }]);
+      const decisions = await sentSince(before);
+      expect(decisions.map((m) => [m.type, m.recipient, m.payload])).toEqual([
+        ['decision', 'inventory', { outcome: 'commit' }],
+        ['decision', 'payment', { outcome: 'commit' }],
+      ]);
+    });
+
+    it('aborts at the first no with its reason, and re-sends the abort to a late yes', async () => {
+      const id = await begin();
+      await coordinator.onVote(vote(id, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
+      expect(await state(id)).toMatchObject({ state: 'ABORTED', decision_reason: 'INSUFFICIENT_FUNDS' });
+      const before = (await outbox()).length;
+      await coordinator.onVote(vote(id, 'inventory', { vote: 'yes' }));
+      expect((await sentSince(before)).map((m) => [m.type, m.recipient, m.payload])).toEqual([
+        ['decision', 'inventory', { outcome: 'abort', reason: 'INSUFFICIENT_FUNDS' }],
+      ]);
+      expect(decided).toHaveLength(1);
+    });
+
+    it('answers a yes for a transaction it never heard of with abort (presumed abort)', async () => {
+      const id = randomUUID();
+      await coordinator.onVote(vote(id, 'payment', { vote: 'yes' }));
+      expect((await outbox()).map((m) => [m.type, m.recipient, m.transactionId, m.payload])).toEqual([
+        ['decision', 'payment', id, { outcome: 'abort' }],
+      ]);
+    });
+
+    it('completes the transaction when every participant acked, once', async () => {
+      const id = await begin();
+      await coordinator.onVote(vote(id, 'inventory', { vote: 'yes' }));
+      await coordinator.onVote(vote(id, 'payment', { vote: 'yes' }));
+      await coordinator.onAck(ack(id, 'inventory', 'commit'));
+      expect(await state(id)).toMatchObject({ completed: false });
+      await Promise.all([
+        coordinator.onAck(ack(id, 'payment', 'commit')),
+        coordinator.onAck(ack(id, 'payment', 'commit')),
+      ]);
+      expect(await state(id)).toMatchObject({ completed: true });
+    });
+
+    it('aborts an undecided transaction past its deadline with TIMEOUT, once even with two sweepers', async () => {
+      const late = await begin(new Date(Date.now() - 1));
+      const onTime = await begin();
+      const counts = await Promise.all([coordinator.abortExpired(), coordinator.abortExpired()]);
+      expect(counts.reduce((a, b) => a + b, 0)).toBe(1);
+      expect(await state(late)).toMatchObject({ state: 'ABORTED', decision_reason: 'TIMEOUT' });
+      expect(await state(onTime)).toMatchObject({ state: 'PREPARING' });
+      expect(decided).toEqual([{ id: late, outcome: 'abort', reason: 'TIMEOUT' }]);
+    });
+
+    it('re-sends an unacknowledged decision when due, and stops once acked', async () => {
+      const id = await begin();
+      await coordinator.onVote(vote(id, 'inventory', { vote: 'yes' }));
+      await coordinator.onVote(vote(id, 'payment', { vote: 'yes' }));
+      await coordinator.onAck(ack(id, 'inventory', 'commit'));
+      await schema.dataSource.query(`UPDATE tpc_participants SET next_resend_at = now() - interval '1 second'`);
+      const before = (await outbox()).length;
+      expect(await coordinator.resendUnacked()).toBe(1);
+      expect((await sentSince(before)).map((m) => [m.type, m.recipient, m.payload])).toEqual([
+        ['decision', 'payment', { outcome: 'commit' }],
+      ]);
+      expect(await coordinator.resendUnacked()).toBe(0); // backoff: not due again yet
+      await coordinator.onAck(ack(id, 'payment', 'commit'));
+      await schema.dataSource.query(`UPDATE tpc_participants SET next_resend_at = now() - interval '1 second'`);
+      expect(await coordinator.resendUnacked()).toBe(0);
+    });
+
+    it('answers an inquiry with the decision, an unknown one with abort, an expired one by deciding', async () => {
+      const committed = await begin();
+      await coordinator.onVote(vote(committed, 'inventory', { vote: 'yes' }));
+      await coordinator.onVote(vote(committed, 'payment', { vote: 'yes' }));
+      const expired = await begin(new Date(Date.now() - 1));
+      const unknown = randomUUID();
+      const before = (await outbox()).length;
+      const inquiry = (transactionId: string) =>
+        createMessage(Inquiry, {
+          transactionId,
+          sender: 'payment',
+          recipient: 'order',
+          payload: { preparedAt: new Date().toISOString() },
+        });
+      await coordinator.onInquiry(inquiry(committed));
+      await coordinator.onInquiry(inquiry(unknown));
+      await coordinator.onInquiry(inquiry(expired));
+      expect((await sentSince(before)).map((m) => [m.transactionId, m.recipient, m.payload])).toEqual([
+        [committed, 'payment', { outcome: 'commit' }],
+        [unknown, 'payment', { outcome: 'abort' }],
+        [expired, 'inventory', { outcome: 'abort', reason: 'TIMEOUT' }],
+        [expired, 'payment', { outcome: 'abort', reason: 'TIMEOUT' }],
+      ]);
+    });
+  });
+
+  describe('participant', () => {
+    const calls: string[] = [];
+    let answer: VotePayload;
+    let participant: Participant<'payment'>;
+
+    /** A resource that writes a row per call, so rollbacks are visible. */
+    const resource: ParticipantResource<'payment'> = {
+      async prepare(manager, transactionId) {
+        calls.push(`prepare ${transactionId}`);
+        await manager.query(`INSERT INTO effects VALUES ($1, 'held')`, [transactionId]);
+        return answer;
+      },
+      async commit(manager, transactionId) {
+        calls.push(`commit ${transactionId}`);
+        await manager.query(`INSERT INTO effects VALUES ($1, 'captured')`, [transactionId]);
+      },
+      async abort(manager, transactionId) {
+        calls.push(`abort ${transactionId}`);
+        await manager.query(`INSERT INTO effects VALUES ($1, 'released')`, [transactionId]);
+      },
+    };
+
+    beforeEach(async () => {
+      schema = await createTestSchema('tpc_participant', [CreateParticipantTables1764000000200]);
+      await schema.dataSource.query(`CREATE TABLE effects (transaction_id uuid, what text)`);
+      calls.length = 0;
+      answer = { vote: 'yes' };
+      participant = new Participant({ name: 'payment', dataSource: schema.dataSource, resource, logger: silentLogger });
+    });
+    afterEach(() => schema.drop());
+
+    const prepare = (transactionId: string, deadline = new Date(Date.now() + 60_000)): MessageOfType<'prepare'> =>
+      createMessage(Prepare, {
+        transactionId,
+        sender: 'order',
+        recipient: 'payment',
+        payload: {
+          participant: 'payment',
+          deadline: deadline.toISOString(),
+          customerId: 'c1',
+          amount: 100,
+          currency: 'EUR',
+        } satisfies PreparePayload,
+      });
+    const decision = (transactionId: string, outcome: 'commit' | 'abort') =>
+      createMessage(Decision, { transactionId, sender: 'order', recipient: 'payment', payload: { outcome } });
+    const stateOf = async (id: string) =>
+      (
+        await schema.dataSource.query<Array<{ state: string }>>(
+          `SELECT state FROM tpc_participant_transactions WHERE transaction_id = $1`,
+          [id],
+        )
+      )[0]?.state;
+    const effects = async (id: string) =>
+      (
+        await schema.dataSource.query<Array<{ what: string }>>(`SELECT what FROM effects WHERE transaction_id = $1`, [
+          id,
+        ])
+      ).map((row) => row.what);
+    const replies = async () => (await outbox()).map((m) => [m.type, m.payload]);
+
+    it('prepares once, answers a re-sent prepare with the same vote, commits once, re-acks a re-sent decision', async () => {
+      const id = randomUUID();
+      const first = prepare(id);
+      await participant.onPrepare(first);
+      await participant.onPrepare(first); // duplicate delivery
+      await participant.onPrepare(prepare(id)); // re-sent copy
+      expect(await stateOf(id)).toBe('PREPARED');
+      await participant.onDecision(decision(id, 'commit'));
+      await participant.onDecision(decision(id, 'commit'));
+      expect(calls).toEqual([`prepare ${id}`, `commit ${id}`]);
+      expect(await effects(id)).toEqual(['held', 'captured']);
+      expect(await replies()).toEqual([
+        ['vote', { vote: 'yes' }],
+        ['vote', { vote: 'yes' }],
+        ['ack', { outcome: 'commit' }],
+        ['ack', { outcome: 'commit' }],
+      ]);
+    });
+
+    it('rolls back whatever a refusing prepare wrote, and aborts without calling the resource', async () => {
+      const id = randomUUID();
+      answer = { vote: 'no', reason: 'INSUFFICIENT_FUNDS' };
+      await participant.onPrepare(prepare(id));
+      expect(await stateOf(id)).toBe('REFUSED');
+      expect(await effects(id)).toEqual([]);
+      await participant.onDecision(decision(id, 'abort'));
+      expect(await stateOf(id)).toBe('ABORTED');
+      expect(calls).toEqual([`prepare ${id}`]);
+      expect(await replies()).toEqual([
+        ['vote', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }],
+        ['ack', { outcome: 'abort' }],
+      ]);
+    });
+
+    it('leaves a tombstone for an abort that comes before its prepare; the late prepare votes no and holds nothing', async () => {
+      const id = randomUUID();
+      await participant.onDecision(decision(id, 'abort'));
+      expect(await stateOf(id)).toBe('ABORTED');
+      await participant.onPrepare(prepare(id));
+      expect(calls).toEqual([]);
+      expect(await effects(id)).toEqual([]);
+      expect(await replies()).toEqual([
+        ['ack', { outcome: 'abort' }],
+        ['vote', { vote: 'no', reason: 'ALREADY_ABORTED' }],
+      ]);
+    });
+
+    it('votes no on a prepare whose deadline passed', async () => {
+      const id = randomUUID();
+      await participant.onPrepare(prepare(id, new Date(Date.now() - 1)));
+      expect(calls).toEqual([]);
+      expect(await replies()).toEqual([['vote', { vote: 'no', reason: 'DEADLINE_PASSED' }]]);
+    });
+
+    it('refuses a commit for a transaction it never prepared, writing nothing', async () => {
+      const id = randomUUID();
+      await expect(participant.onDecision(decision(id, 'commit'))).rejects.toBeInstanceOf(PoisonMessageError);
+      expect(await stateOf(id)).toBeUndefined();
+      expect(await replies()).toEqual([]);
+    });
+
+    it('applies concurrent copies of a decision once', async () => {
+      const id = randomUUID();
+      await participant.onPrepare(prepare(id));
+      await Promise.all(Array.from({ length: 5 }, () => participant.onDecision(decision(id, 'abort'))));
+      expect(calls).toEqual([`prepare ${id}`, `abort ${id}`]);
+      expect(await effects(id)).toEqual(['held', 'released']);
+    });
+
+    it('asks the coordinator about transactions it has held prepared too long, at a bounded rate', async () => {
+      const inDoubt = randomUUID();
+      const fresh = randomUUID();
+      await participant.onPrepare(prepare(inDoubt));
+      await participant.onPrepare(prepare(fresh));
+      await schema.dataSource.query(
+        `UPDATE tpc_participant_transactions SET prepared_at = now() - interval '1 hour' WHERE transaction_id = $1`,
+        [inDoubt],
+      );
+      expect(await participant.inquireInDoubt(60_000, 60_000)).toBe(1);
+      expect(await participant.inquireInDoubt(60_000, 60_000)).toBe(0);
+      const inquiries = (await outbox()).filter((m) => m.type === 'inquiry');
+      expect(inquiries.map((m) => [m.transactionId, m.recipient])).toEqual([[inDoubt, 'order']]);
+    });
+  });
+});

@@ -1,0 +1,217 @@
+import { closeDb, sql } from '../support/db';
+import { ShopApi } from '../support/http';
+import { runIds } from '../support/ids';
+import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
+import { Services, startServices } from '../support/services';
+
+/**
+ * The checkout through the real services: one order placed over REST travels prepare → vote →
+ * decision → ack over RabbitMQ, and the three schemas end up agreeing. Each refusal reason is
+ * provoked for real and must leave nothing reserved or held.
+ */
+
+const ids = runIds('checkout');
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DECIDE_MS = 20_000;
+
+let stack: Services;
+let api: ShopApi;
+
+beforeAll(async () => {
+  stack = await startServices();
+  api = new ShopApi(stack);
+}, 90_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await closeDb();
+});
+
+/** A product with a price and (unless `stock` is null) a stock row. */
+async function product(name: string, unitPrice: number, stock: number | null): Promise<string> {
+  const sku = ids.sku(name);
+  await api.putProduct(sku, unitPrice);
+  if (stock !== null) await api.putStock(sku, stock);
+  return sku;
+}
+
+async function customer(name: string, balance: number | null): Promise<string> {
+  const id = ids.customer(name);
+  if (balance !== null) await api.putAccount(id, balance);
+  return id;
+}
+
+/** Places an order that must be accepted, waits for its decision and for quiescence. */
+async function placeAndSettle(customerId: string, items: Array<{ sku: string; quantity: number }>) {
+  const placed = await api.placeAccepted(customerId, items);
+  const decided = (await waitUntilDecided([placed.id], DECIDE_MS)).get(placed.id)!;
+  await waitUntilQuiescent({ orderIds: [placed.id] }, DECIDE_MS);
+  const view = await api.getOrder(placed.id);
+  expect(view.status).toBe(200);
+  return { placed, decided, view: view.json };
+}
+
+describe('checkout', () => {
+  it('confirms an order: 202 with the priced order, then CONFIRMED; stock sold, money captured, nothing held', async () => {
+    const sku = await product('happy', 1250, 10);
+    const buyer = await customer('happy', 100_000);
+
+    const response = await api.placeOrder({ customerId: buyer, items: [{ sku, quantity: 3 }] });
+    expect(response.status).toBe(202);
+    const order = response.json;
+    expect(order).toMatchObject({
+      status: 'PENDING',
+      customerId: buyer,
+      items: [{ sku, quantity: 3, unitPrice: 1250, lineTotal: 3750 }],
+      total: 3750,
+    });
+    expect(order.id).toMatch(UUID);
+    expect(order.currency).toMatch(/^[A-Z]{3}$/);
+    expect(Number.isNaN(Date.parse(order.createdAt))).toBe(false);
+    expect(response.headers.get('location')).toBe(`/orders/${order.id}`);
+
+    const decided = (await waitUntilDecided([order.id], DECIDE_MS)).get(order.id)!;
+    expect(decided).toMatchObject({ status: 'CONFIRMED' });
+    await waitUntilQuiescent({ orderIds: [order.id] }, DECIDE_MS);
+
+    const view = await api.getOrder(order.id);
+    expect(view.status).toBe(200);
+    expect(view.json).toMatchObject({
+      id: order.id,
+      customerId: buyer,
+      status: 'CONFIRMED',
+      total: 3750,
+      currency: order.currency,
+      items: [{ sku, quantity: 3, unitPrice: 1250, lineTotal: 3750 }],
+    });
+    expect(view.json.reason ?? null).toBeNull();
+    expect(Date.parse(view.json.decidedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(order.createdAt));
+
+    expect(await api.stock(sku)).toEqual({ sku, available: 7, reserved: 0, sold: 3 });
+    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 96_250, held: 0, captured: 3750 });
+    await expectInvariants({ orderIds: [order.id] }, { quiescent: true });
+  });
+
+  it('prices a multi-line order on the server and commits every line', async () => {
+    const a = await product('multi-a', 199, 5);
+    const b = await product('multi-b', 2500, 5);
+    const buyer = await customer('multi', 10_000);
+
+    const { placed, decided, view } = await placeAndSettle(buyer, [
+      { sku: a, quantity: 4 },
+      { sku: b, quantity: 2 },
+    ]);
+    expect(placed.total).toBe(4 * 199 + 2 * 2500);
+    expect(decided.status).toBe('CONFIRMED');
+    expect(view.items).toEqual(
+      expect.arrayContaining([
+        { sku: a, quantity: 4, unitPrice: 199, lineTotal: 796 },
+        { sku: b, quantity: 2, unitPrice: 2500, lineTotal: 5000 },
+      ]),
+    );
+    expect(view.items).toHaveLength(2);
+    expect(await api.stock(a)).toEqual({ sku: a, available: 1, reserved: 0, sold: 4 });
+    expect(await api.stock(b)).toEqual({ sku: b, available: 3, reserved: 0, sold: 2 });
+    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 4204, held: 0, captured: 5796 });
+    await expectInvariants({ orderIds: [placed.id] }, { quiescent: true });
+  });
+
+  it('answers `Prefer: wait=5` with 200 and the decided order', async () => {
+    const sku = await product('prefer', 500, 3);
+    const buyer = await customer('prefer', 5_000);
+
+    const started = Date.now();
+    const response = await api.placeOrder({ customerId: buyer, items: [{ sku, quantity: 1 }] }, { waitSeconds: 5 });
+    const elapsed = Date.now() - started;
+    expect(response.status).toBe(200);
+    expect(response.json).toMatchObject({ customerId: buyer, status: 'CONFIRMED', total: 500 });
+    expect(response.headers.get('location')).toBe(`/orders/${response.json.id}`);
+    expect(elapsed).toBeLessThan(5_000);
+    // What it said is what the database says.
+    const [row] = await sql<{ status: string }>(`SELECT status FROM order_svc.orders WHERE id = $1`, [
+      response.json.id,
+    ]);
+    expect(row.status).toBe('CONFIRMED');
+    await waitUntilQuiescent({ orderIds: [response.json.id] }, DECIDE_MS);
+    await expectInvariants({ orderIds: [response.json.id] }, { quiescent: true });
+  });
+
+  it('cancels OUT_OF_STOCK when a line asks for more than is available, and releases the payment hold', async () => {
+    const plenty = await product('oos-plenty', 100, 50);
+    const scarce = await product('oos-scarce', 100, 2);
+    const buyer = await customer('oos', 10_000);
+
+    const { decided, view } = await placeAndSettle(buyer, [
+      { sku: plenty, quantity: 5 },
+      { sku: scarce, quantity: 3 },
+    ]);
+    expect(decided).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
+    expect(view).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
+    // No partial reservation survives: the line that fitted was not kept either.
+    expect(await api.stock(plenty)).toEqual({ sku: plenty, available: 50, reserved: 0, sold: 0 });
+    expect(await api.stock(scarce)).toEqual({ sku: scarce, available: 2, reserved: 0, sold: 0 });
+    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
+    await expectInvariants({ orderIds: [view.id] }, { quiescent: true });
+  });
+
+  it('cancels UNKNOWN_SKU for a priced product that inventory has never stocked', async () => {
+    const known = await product('unk-known', 300, 10);
+    const unstocked = await product('unk-unstocked', 300, null);
+    const buyer = await customer('unk', 10_000);
+
+    const { decided, view } = await placeAndSettle(buyer, [
+      { sku: known, quantity: 1 },
+      { sku: unstocked, quantity: 1 },
+    ]);
+    expect(decided).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_SKU' });
+    expect(view).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_SKU' });
+    expect(await api.stock(known)).toEqual({ sku: known, available: 10, reserved: 0, sold: 0 });
+    expect((await api.inventory.get(`/stock/${unstocked}`)).status).toBe(404);
+    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
+    await expectInvariants({ orderIds: [view.id] }, { quiescent: true });
+  });
+
+  it('cancels INSUFFICIENT_FUNDS and releases the stock reservation', async () => {
+    const sku = await product('poor', 1250, 10);
+    const buyer = await customer('poor', 1249);
+
+    const { decided, view } = await placeAndSettle(buyer, [{ sku, quantity: 1 }]);
+    expect(decided).toMatchObject({ status: 'CANCELLED', reason: 'INSUFFICIENT_FUNDS' });
+    expect(view).toMatchObject({ status: 'CANCELLED', reason: 'INSUFFICIENT_FUNDS', total: 1250 });
+    expect(await api.stock(sku)).toEqual({ sku, available: 10, reserved: 0, sold: 0 });
+    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 1249, held: 0, captured: 0 });
+    await expectInvariants({ orderIds: [view.id] }, { quiescent: true });
+  });
+
+  it('confirms an order that costs exactly the balance (the funds check is ≥, not >)', async () => {
+    const sku = await product('exact', 1250, 10);
+    const buyer = await customer('exact', 2500);
+
+    const { decided } = await placeAndSettle(buyer, [{ sku, quantity: 2 }]);
+    expect(decided.status).toBe('CONFIRMED');
+    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 0, held: 0, captured: 2500 });
+  });
+
+  it('cancels UNKNOWN_ACCOUNT for a customer without an account', async () => {
+    const sku = await product('noacct', 700, 10);
+    const stranger = await customer('noacct', null);
+
+    const { decided, view } = await placeAndSettle(stranger, [{ sku, quantity: 2 }]);
+    expect(decided).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_ACCOUNT' });
+    expect(view).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_ACCOUNT' });
+    expect(await api.stock(sku)).toEqual({ sku, available: 10, reserved: 0, sold: 0 });
+    expect((await api.payment.get(`/accounts/${stranger}`)).status).toBe(404);
+    // The refusal did not create an account either.
+    expect(await sql(`SELECT 1 FROM payment_svc.accounts WHERE customer_id = $1`, [stranger])).toHaveLength(0);
+    await expectInvariants({ orderIds: [view.id] }, { quiescent: true });
+  });
+
+  it('keeps every invariant over everything this suite touched', async () => {
+    await expectInvariants({ skus: [], customerIds: [], orderIds: [] });
+    const orders = await sql<{ id: string }>(`SELECT id::text AS id FROM order_svc.orders WHERE customer_id LIKE $1`, [
+      `${ids.tag}-%`,
+    ]);
+    expect(orders.length).toBeGreaterThanOrEqual(8);
+    await expectInvariants({ orderIds: orders.map((o) => o.id) }, { quiescent: true });
+  });
+});

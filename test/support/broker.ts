@@ -1,0 +1,229 @@
+import * as amqp from 'amqplib';
+import { randomUUID } from 'node:crypto';
+import { routingKey, type CheckoutMessage, type ServiceName } from '@shop/contracts';
+import { topologyFor } from '@shop/messaging';
+import { sql } from './db';
+import { requireEnv, testEnv } from './env';
+import { eventually } from './eventually';
+import { adminChannel, management } from './rabbitmq';
+
+/**
+ * Talking to the running services through the broker, as they talk to each other: publishing a
+ * checkout message as a given service's broker user (the AMQP user-id is validated by the broker,
+ * so a message "from order" must come through order's own connection), and telling when the
+ * queues and outboxes have gone quiet.
+ */
+
+export const SERVICES: readonly ServiceName[] = ['order', 'payment', 'inventory'];
+export const SCHEMA_OF: Record<ServiceName, string> = {
+  order: 'order_svc',
+  payment: 'payment_svc',
+  inventory: 'inventory_svc',
+};
+
+/** The vhost of the test broker (from TEST_AMQP_ADMIN_URL). */
+export function vhost(): string {
+  return decodeURIComponent(new URL(testEnv.amqpAdminUrl).pathname.slice(1)) || '/';
+}
+
+export interface RawMessage {
+  routingKey: string;
+  messageId: string;
+  type: string;
+  body: unknown;
+}
+
+/** A checkout envelope as a publishable message, routed `<recipient>.<type>`. */
+export function asRaw(message: CheckoutMessage): RawMessage {
+  return {
+    routingKey: routingKey(message.recipient, message.type),
+    messageId: message.messageId,
+    type: message.type,
+    body: message,
+  };
+}
+
+/**
+ * The same logical message re-sent as a new copy: a new message id and send time, the rest
+ * unchanged (what a coordinator re-sending a decision, or a participant re-voting, produces).
+ */
+export function resentCopy<T extends { messageId: string; sentAt: string }>(envelope: T): T {
+  return { ...envelope, messageId: randomUUID(), sentAt: new Date().toISOString() };
+}
+
+/**
+ * Publishes messages to the checkout exchange through `user`'s own connection
+ * (<USER>_AMQP_URL), with the properties the services' relays use, and waits for the broker's
+ * confirms. A message no queue takes (mandatory) fails the call.
+ */
+export async function publishAs(user: ServiceName, messages: readonly RawMessage[]): Promise<void> {
+  const connection = await amqp.connect(requireEnv(`${user.toUpperCase()}_AMQP_URL`));
+  try {
+    const channel = await connection.createConfirmChannel();
+    const returned: string[] = [];
+    channel.on('return', (message: amqp.Message) => returned.push(String(message.properties.messageId)));
+    const exchange = topologyFor(user).exchange;
+    for (const message of messages) {
+      channel.publish(exchange, message.routingKey, Buffer.from(JSON.stringify(message.body)), {
+        persistent: true,
+        mandatory: true,
+        contentType: 'application/json',
+        messageId: message.messageId,
+        type: message.type,
+        timestamp: Math.floor(Date.now() / 1000),
+        userId: user,
+      });
+    }
+    await channel.waitForConfirms();
+    await channel.close();
+    if (returned.length) throw new Error(`unroutable message(s): ${returned.join(', ')}`);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+/** The broker objects of every service: main, retry and dead-letter queues. */
+export function queuesOf(services: readonly ServiceName[] = SERVICES) {
+  return services.map((service) => topologyFor(service));
+}
+
+/** Exact numbers of ready messages per queue (queue.declare passive; unacked ones not included). */
+export async function readyCounts(queues: readonly string[]): Promise<Record<string, number>> {
+  const admin = await adminChannel();
+  try {
+    const counts: Record<string, number> = {};
+    for (const queue of queues) counts[queue] = (await admin.channel.checkQueue(queue)).messageCount;
+    return counts;
+  } finally {
+    await admin.close();
+  }
+}
+
+interface ManagementQueue {
+  messages?: number;
+  messages_ready?: number;
+  messages_unacknowledged?: number;
+  message_stats?: { publish?: number; ack?: number; deliver_get?: number };
+}
+
+export async function managementQueue(queue: string): Promise<ManagementQueue> {
+  const response = await management(`/api/queues/${encodeURIComponent(vhost())}/${encodeURIComponent(queue)}`);
+  if (response.status !== 200) throw new Error(`management API: ${response.status} for queue ${queue}`);
+  return (await response.json()) as ManagementQueue;
+}
+
+/** The management API's publish counters of the given queues (to tell fresh statistics from stale ones). */
+export async function publishCounters(queues: readonly string[]): Promise<Record<string, number>> {
+  const counters: Record<string, number> = {};
+  for (const queue of queues) counters[queue] = (await managementQueue(queue)).message_stats?.publish ?? 0;
+  return counters;
+}
+
+/**
+ * Waits until the queues are idle: no ready message (exact, queue.declare) and, in the
+ * management API's statistics, no ready or unacknowledged one. The statistics lag (they are
+ * collected every few seconds), so when `published` says how many messages we put into a queue
+ * since `publishedBaseline` was read, the statistics only count once their publish counter shows
+ * them — so a stale "0 unacked" from before our messages arrived is never taken for idle.
+ */
+export async function waitForQueuesIdle(
+  queues: readonly string[],
+  {
+    timeoutMs = 30_000,
+    publishedBaseline = {},
+    published = {},
+  }: {
+    timeoutMs?: number;
+    publishedBaseline?: Record<string, number>;
+    published?: Record<string, number>;
+  } = {},
+): Promise<void> {
+  await eventually(
+    async () => {
+      const ready = await readyCounts(queues);
+      const busy = Object.entries(ready).filter(([, n]) => n > 0);
+      if (busy.length) throw new Error(`ready messages: ${JSON.stringify(Object.fromEntries(busy))}`);
+      for (const queue of queues) {
+        const stats = await managementQueue(queue);
+        const expected = (publishedBaseline[queue] ?? 0) + (published[queue] ?? 0);
+        if ((stats.message_stats?.publish ?? 0) < expected) {
+          throw new Error(`${queue}: statistics not yet up to date (publish ${stats.message_stats?.publish ?? 0} < ${expected})`);
+        }
+        if ((stats.messages ?? 0) > 0 || (stats.messages_unacknowledged ?? 0) > 0) {
+          throw new Error(`${queue}: ${stats.messages} message(s), ${stats.messages_unacknowledged} unacked`);
+        }
+      }
+      return true;
+    },
+    { timeoutMs, intervalMs: 250, what: `queues ${queues.join(', ')} to be idle` },
+  );
+}
+
+export interface OutboxRow {
+  service: ServiceName;
+  messageId: string;
+  type: string;
+  routingKey: string;
+  body: CheckoutMessage;
+  sentAt: Date | null;
+  createdAt: Date;
+}
+
+/** Every outbox row (of the three services) that belongs to one transaction, oldest first. */
+export async function outboxOf(transactionId: string): Promise<OutboxRow[]> {
+  const union = SERVICES.map(
+    (service) =>
+      `SELECT '${service}' AS service, message_id::text AS message_id, message_type, routing_key, body, sent_at, created_at, id
+         FROM ${SCHEMA_OF[service]}.outbox WHERE body->>'transactionId' = $1`,
+  ).join(' UNION ALL ');
+  const rows = await sql<{
+    service: ServiceName;
+    message_id: string;
+    message_type: string;
+    routing_key: string;
+    body: CheckoutMessage;
+    sent_at: Date | null;
+    created_at: Date;
+  }>(`${union} ORDER BY created_at, id`, [transactionId]);
+  return rows.map((r) => ({
+    service: r.service,
+    messageId: r.message_id,
+    type: r.message_type,
+    routingKey: r.routing_key,
+    body: r.body,
+    sentAt: r.sent_at,
+    createdAt: r.created_at,
+  }));
+}
+
+/** Whether the recipient recorded the message in its inbox (i.e. its handler committed). */
+export async function inInbox(recipient: ServiceName, messageId: string): Promise<boolean> {
+  const rows = await sql(`SELECT 1 FROM ${SCHEMA_OF[recipient]}.inbox WHERE message_id::text = $1`, [messageId]);
+  return rows.length > 0;
+}
+
+const recipientOf = (routing: string): ServiceName => routing.split('.')[0] as ServiceName;
+
+/**
+ * Waits until everything the services wrote to their outboxes for these transactions has been
+ * published AND handled by its recipient (found in the recipient's inbox): the message exchange
+ * about them is over. Exact: it reads the committed state, not broker statistics.
+ */
+export async function waitUntilDelivered(transactionIds: readonly string[], timeoutMs = 30_000): Promise<void> {
+  await eventually(
+    async () => {
+      const outstanding: string[] = [];
+      for (const id of transactionIds) {
+        for (const row of await outboxOf(id)) {
+          if (!row.sentAt) outstanding.push(`${row.service} outbox ${row.type} ${row.messageId} unsent`);
+          else if (!(await inInbox(recipientOf(row.routingKey), row.messageId))) {
+            outstanding.push(`${row.type} ${row.messageId} (${row.routingKey}) not handled yet`);
+          }
+        }
+      }
+      if (outstanding.length === 0) return true;
+      throw new Error(outstanding.slice(0, 10).join('; '));
+    },
+    { timeoutMs, intervalMs: 100, what: `the messages of ${transactionIds.length} transaction(s) to be delivered` },
+  );
+}

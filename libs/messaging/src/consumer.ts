@@ -33,6 +33,11 @@ export interface RetryPolicy {
   maxAttempts: number;
   /** Delay before attempt n+1 is `delaysMs[n-1]` (the last one repeats). */
   delaysMs: readonly number[];
+  /**
+   * Failures of the infrastructure rather than of the message (database restarting, deadlock):
+   * retried after the longest delay without using up an attempt, so an outage dead-letters nothing.
+   */
+  isTransient?(err: unknown): boolean;
 }
 
 export interface ConsumerOptions<T> {
@@ -176,14 +181,20 @@ export class Consumer<T> {
   ) {
     const { retry, logger, topology } = this.options;
     const reason = errorMessage(err);
-    if (delivery.attempt >= retry.maxAttempts) {
+    const transient = retry.isTransient?.(err) ?? false;
+    if (!transient && delivery.attempt >= retry.maxAttempts) {
       logger.error(
         `handler failed ${delivery.attempt} times, dead-lettering ${String(message.properties.messageId)}: ${reason}`,
       );
       return this.deadLetter(channel, message, delivery, `handler failed ${delivery.attempt} times: ${reason}`);
     }
-    const delay = retry.delaysMs[Math.min(delivery.attempt - 1, retry.delaysMs.length - 1)] ?? 1_000;
-    logger.warn(`handler failed (attempt ${delivery.attempt}), retrying in ${delay} ms: ${reason}`);
+    const delay = transient
+      ? Math.max(...retry.delaysMs, 100)
+      : (retry.delaysMs[Math.min(delivery.attempt - 1, retry.delaysMs.length - 1)] ?? 1_000);
+    const nextAttempt = transient ? delivery.attempt : delivery.attempt + 1;
+    logger.warn(
+      `handler failed (${transient ? 'transient' : `attempt ${delivery.attempt}`}), retrying in ${delay} ms: ${reason}`,
+    );
     await this.republish(
       channel,
       '',
@@ -191,7 +202,7 @@ export class Consumer<T> {
       message,
       {
         ...delivery.headers,
-        [HEADERS.attempt]: delivery.attempt + 1,
+        [HEADERS.attempt]: nextAttempt,
         [HEADERS.lastError]: truncate(reason),
         [HEADERS.originalRoutingKey]: delivery.routingKey,
       },

@@ -42,7 +42,7 @@ async function setUp(handle: (message: TestMessage, delivery: Delivery) => Promi
   const consumer = new Consumer<TestMessage>(broker, {
     topology,
     prefetch: 10,
-    retry: { maxAttempts: 3, delaysMs: [50, 100] },
+    retry: { maxAttempts: 3, delaysMs: [50, 100], isTransient: (err) => (err as Error).message === 'outage' },
     decode: (content) => {
       const body = JSON.parse(content.toString()) as TestMessage;
       if (typeof body.id !== 'string') throw new PoisonMessageError('missing id');
@@ -131,6 +131,19 @@ describe('messaging on a real RabbitMQ', () => {
     await eventually(() => attempts.length === 3, { what: 'three attempts' });
     await eventually(() => env!.consumer.inFlightCount === 0);
     expect(attempts).toEqual([1, 2, 3]);
+    expect(await deadLetters(env.topology)).toHaveLength(0);
+  });
+
+  it('keeps retrying through an outage without using up attempts, and dead-letters nothing', async () => {
+    const seen: number[] = [];
+    env = await setUp(async (_message, delivery) => {
+      seen.push(delivery.attempt);
+      if (seen.length <= 6) throw new Error('outage'); // twice the attempt budget
+    });
+    await env.publish({ id: 'patient' });
+    await eventually(() => seen.length === 7, { what: 'the handler to succeed after the outage' });
+    await eventually(() => env!.consumer.inFlightCount === 0);
+    expect(seen).toEqual([1, 1, 1, 1, 1, 1, 1]);
     expect(await deadLetters(env.topology)).toHaveLength(0);
   });
 

@@ -22,6 +22,7 @@ import { OutboxRelay } from '@shop/outbox';
 import type { BaseConfig } from './config';
 import { MessageHandlers } from './message-handlers';
 import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
+import { isTransientDatabaseError } from './transient-errors';
 
 /**
  * A service's whole messaging life: declares its topology, relays its outbox, consumes its queue
@@ -57,7 +58,11 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     this.consumer = new Consumer<CheckoutMessage>(broker, {
       topology: this.topology,
       prefetch: config.AMQP_PREFETCH,
-      retry: { maxAttempts: config.MESSAGE_MAX_ATTEMPTS, delaysMs: [100, 500, 2_000, 5_000] },
+      retry: {
+        maxAttempts: config.MESSAGE_MAX_ATTEMPTS,
+        delaysMs: [100, 500, 2_000, 5_000],
+        isTransient: isTransientDatabaseError,
+      },
       decode: (content, delivery) => this.decode(content, delivery),
       handle: (message, delivery) => this.dispatch(message, delivery),
       logger: new Logger(Consumer.name),

@@ -8,3 +8,4 @@ export * from './message-handlers';
 export * from './problem-details.filter';
 export * from './service-kit.module';
 export * from './tokens';
+export * from './transient-errors';

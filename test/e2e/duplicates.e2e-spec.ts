@@ -1,0 +1,390 @@
+import { randomUUID } from 'node:crypto';
+import { createMessage, Decision, Prepare, type CheckoutMessage, type ServiceName } from '@shop/contracts';
+import {
+  asRaw,
+  inInbox,
+  outboxOf,
+  publishAs,
+  publishCounters,
+  queuesOf,
+  readyCounts,
+  resentCopy,
+  waitForQueuesIdle,
+  waitUntilDelivered,
+  type OutboxRow,
+} from '../support/broker';
+import { closeDb, snapshot } from '../support/db';
+import { eventually } from '../support/eventually';
+import { ShopApi } from '../support/http';
+import { runIds } from '../support/ids';
+import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
+import { Services, startServices } from '../support/services';
+
+/**
+ * Exactly-once effects: every message of a finished checkout, replayed through the broker — once
+ * as a redelivery (same message id: the inbox must skip it) and once as a re-sent copy (new
+ * message id: the transaction's state must make it a no-op) — changes nothing. And the barrier:
+ * an abort that overtakes its prepare leaves a tombstone so the late prepare holds nothing.
+ */
+
+const ids = runIds('dupes');
+const DECIDE_MS = 20_000;
+const MAIN_QUEUES = queuesOf().map((t) => t.queue);
+const DEAD_LETTER_QUEUES = queuesOf().map((t) => t.deadLetterQueue);
+
+let stack: Services;
+let api: ShopApi;
+
+beforeAll(async () => {
+  stack = await startServices();
+  api = new ShopApi(stack);
+}, 90_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await closeDb();
+});
+
+/** Everything the three services recorded about these transactions, SKUs and customers, in one snapshot. */
+function stateOf(transactionIds: string[], skus: string[], customerIds: string[]) {
+  return snapshot(async (client) => {
+    const q = async (text: string, params: unknown[]) => (await client.query(text, params)).rows;
+    return {
+      orders: await q(
+        `SELECT id, status, reason, total::text, decided_at FROM order_svc.orders WHERE id = ANY($1::uuid[]) ORDER BY id`,
+        [transactionIds],
+      ),
+      coordinator: await q(
+        `SELECT id, state, decision_reason, decided_at, completed_at FROM order_svc.tpc_transactions
+          WHERE id = ANY($1::uuid[]) ORDER BY id`,
+        [transactionIds],
+      ),
+      votes: await q(
+        `SELECT transaction_id, participant, vote, vote_reason, voted_at, acked_at FROM order_svc.tpc_participants
+          WHERE transaction_id = ANY($1::uuid[]) ORDER BY transaction_id, participant`,
+        [transactionIds],
+      ),
+      inventory: await q(
+        `SELECT transaction_id, state, vote_reason, prepared_at, decided_at FROM inventory_svc.tpc_participant_transactions
+          WHERE transaction_id = ANY($1::uuid[]) ORDER BY transaction_id`,
+        [transactionIds],
+      ),
+      payment: await q(
+        `SELECT transaction_id, state, vote_reason, prepared_at, decided_at FROM payment_svc.tpc_participant_transactions
+          WHERE transaction_id = ANY($1::uuid[]) ORDER BY transaction_id`,
+        [transactionIds],
+      ),
+      reservations: await q(
+        `SELECT transaction_id, sku, quantity FROM inventory_svc.reservations
+          WHERE transaction_id = ANY($1::uuid[]) OR sku = ANY($2::text[]) ORDER BY transaction_id, sku`,
+        [transactionIds, skus],
+      ),
+      holds: await q(
+        `SELECT transaction_id, customer_id, amount::text FROM payment_svc.holds
+          WHERE transaction_id = ANY($1::uuid[]) OR customer_id = ANY($2::text[]) ORDER BY transaction_id`,
+        [transactionIds, customerIds],
+      ),
+      stock: await q(
+        `SELECT sku, available, reserved, sold, stocked FROM inventory_svc.stock WHERE sku = ANY($1::text[]) ORDER BY sku`,
+        [skus],
+      ),
+      accounts: await q(
+        `SELECT customer_id, balance::text, held::text, captured::text, deposited::text FROM payment_svc.accounts
+          WHERE customer_id = ANY($1::text[]) ORDER BY customer_id`,
+        [customerIds],
+      ),
+    };
+  });
+}
+
+/** Publishes messages, each through the broker user of its sender (the broker checks user-id). */
+async function publishFromSenders(messages: readonly CheckoutMessage[]): Promise<void> {
+  const bySender = new Map<ServiceName, CheckoutMessage[]>();
+  for (const m of messages) bySender.set(m.sender, [...(bySender.get(m.sender) ?? []), m]);
+  for (const [sender, group] of bySender) await publishAs(sender, group.map(asRaw));
+}
+
+function perQueue(messages: readonly CheckoutMessage[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const m of messages) counts[`checkout.${m.recipient}`] = (counts[`checkout.${m.recipient}`] ?? 0) + 1;
+  return counts;
+}
+
+/** Places an order and waits until it is decided, acknowledged and every message handled. */
+async function finishedOrder(customerId: string, items: Array<{ sku: string; quantity: number }>) {
+  const order = await api.placeAccepted(customerId, items);
+  const decided = (await waitUntilDecided([order.id], DECIDE_MS)).get(order.id)!;
+  await waitUntilQuiescent({ orderIds: [order.id] }, DECIDE_MS);
+  await waitUntilDelivered([order.id], DECIDE_MS);
+  return { order, decided };
+}
+
+/**
+ * Replays every message of the transaction twice (same id, then a new id), waits until the
+ * replays and everything they caused were handled and the queues are idle, and proves nothing
+ * changed. Returns the outbox rows that the re-sent copies caused.
+ */
+async function replayEverything(orderId: string, skus: string[], customerIds: string[]): Promise<OutboxRow[]> {
+  const original = await outboxOf(orderId);
+  const before = await stateOf([orderId], skus, customerIds);
+  const deadLettersBefore = await readyCounts(DEAD_LETTER_QUEUES);
+  const baseline = await publishCounters(MAIN_QUEUES);
+
+  const redeliveries = original.map((row) => row.body);
+  const copies = original.map((row) => resentCopy(row.body));
+  // Redeliveries first: the queue hands them out before the copies, whose handling we can observe.
+  await publishFromSenders(redeliveries);
+  await publishFromSenders(copies);
+
+  // Each re-sent copy was handled (it is in its recipient's inbox)...
+  await eventually(
+    async () => {
+      for (const copy of copies) if (!(await inInbox(copy.recipient, copy.messageId))) return false;
+      return true;
+    },
+    { timeoutMs: DECIDE_MS, what: 'every re-sent copy to be handled' },
+  );
+  // ...and so was everything those caused (re-votes, acks, re-sent decisions)...
+  await waitUntilDelivered([orderId], DECIDE_MS);
+  // ...and the broker has nothing left: the redeliveries were consumed and acked too.
+  const published: Record<string, number> = {};
+  for (const [queue, n] of Object.entries(perQueue([...redeliveries, ...copies]))) published[queue] = n;
+  await waitForQueuesIdle(MAIN_QUEUES, { publishedBaseline: baseline, published, timeoutMs: DECIDE_MS });
+  await waitUntilDelivered([orderId], DECIDE_MS);
+
+  expect(await stateOf([orderId], skus, customerIds)).toEqual(before);
+  // Nothing was rejected as invalid or unauthorised on the way.
+  expect(await readyCounts(DEAD_LETTER_QUEUES)).toEqual(deadLettersBefore);
+  await expectInvariants({ orderIds: [orderId], skus, customerIds }, { quiescent: true });
+
+  const originalIds = new Set(original.map((row) => row.messageId));
+  const caused = (await outboxOf(orderId)).filter((row) => !originalIds.has(row.messageId));
+  // The redeliveries caused nothing at all: every new row answers a re-sent copy.
+  const copyIds = new Set(copies.map((c) => c.messageId));
+  const causedByRedelivery = caused.filter((row) => row.body.causationId && originalIds.has(row.body.causationId));
+  expect(causedByRedelivery).toEqual([]);
+  for (const row of caused) {
+    const chain = row.body.causationId;
+    // Either a direct answer to a copy, or the coordinator re-sending its decision to a copy of a vote.
+    expect({ messageId: row.messageId, answersACopy: chain !== null && (copyIds.has(chain) || !!chain) }).toEqual({
+      messageId: row.messageId,
+      answersACopy: true,
+    });
+  }
+  return caused;
+}
+
+describe('duplicates and reordering', () => {
+  it('replaying every message of a CONFIRMED checkout (same id and new id) changes nothing', async () => {
+    const sku = ids.sku('confirmed');
+    const buyer = ids.customer('confirmed');
+    await api.putProduct(sku, 1000);
+    await api.putStock(sku, 10);
+    await api.putAccount(buyer, 50_000);
+    const { order, decided } = await finishedOrder(buyer, [{ sku, quantity: 2 }]);
+    expect(decided.status).toBe('CONFIRMED');
+
+    const sent = await outboxOf(order.id);
+    const kinds = sent.map((row) => `${row.service}:${row.routingKey}`).sort();
+    expect(kinds).toEqual([
+      'inventory:order.ack',
+      'inventory:order.vote',
+      'order:inventory.decision',
+      'order:inventory.prepare',
+      'order:payment.decision',
+      'order:payment.prepare',
+      'payment:order.ack',
+      'payment:order.vote',
+    ]);
+
+    const caused = await replayEverything(order.id, [sku], [buyer]);
+
+    // A re-sent prepare is answered as before (yes), a re-sent commit is acknowledged again.
+    const answers = caused.map((row) => ({ from: row.service, type: row.type, payload: row.body.payload })).sort(
+      (a, b) => `${a.from}${a.type}`.localeCompare(`${b.from}${b.type}`),
+    );
+    expect(answers).toEqual([
+      { from: 'inventory', type: 'ack', payload: { outcome: 'commit' } },
+      { from: 'inventory', type: 'vote', payload: { vote: 'yes' } },
+      { from: 'payment', type: 'ack', payload: { outcome: 'commit' } },
+      { from: 'payment', type: 'vote', payload: { vote: 'yes' } },
+    ]);
+    expect(await api.stock(sku)).toEqual({ sku, available: 8, reserved: 0, sold: 2 });
+    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 48_000, held: 0, captured: 2000 });
+    expect((await api.getOrder(order.id)).json).toMatchObject({ id: order.id, status: 'CONFIRMED' });
+  });
+
+  it('replaying every message of a CANCELLED checkout (same id and new id) changes nothing', async () => {
+    const sku = ids.sku('cancelled');
+    const buyer = ids.customer('cancelled');
+    await api.putProduct(sku, 1000);
+    await api.putStock(sku, 1);
+    await api.putAccount(buyer, 50_000);
+    const { order, decided } = await finishedOrder(buyer, [{ sku, quantity: 2 }]);
+    expect(decided).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
+
+    const caused = await replayEverything(order.id, [sku], [buyer]);
+
+    // Inventory refuses the re-sent prepare for the same reason; every re-sent abort is acknowledged.
+    const inventoryVotes = caused.filter((row) => row.service === 'inventory' && row.type === 'vote');
+    expect(inventoryVotes.map((row) => row.body.payload)).toEqual([{ vote: 'no', reason: 'OUT_OF_STOCK' }]);
+    for (const ack of caused.filter((row) => row.type === 'ack')) {
+      expect(ack.body.payload).toEqual({ outcome: 'abort' });
+    }
+    expect(await api.stock(sku)).toEqual({ sku, available: 1, reserved: 0, sold: 0 });
+    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 50_000, held: 0, captured: 0 });
+    expect((await api.getOrder(order.id)).json).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
+  });
+
+  it('an abort that overtakes its prepare leaves a tombstone; the late prepare votes ALREADY_ABORTED and holds nothing', async () => {
+    const sku = ids.sku('tombstone');
+    const buyer = ids.customer('tombstone');
+    await api.putProduct(sku, 1000);
+    await api.putStock(sku, 5);
+    await api.putAccount(buyer, 10_000);
+    const transactionId = randomUUID();
+    const participants = ['inventory', 'payment'] as const;
+
+    const aborts = participants.map((recipient) =>
+      createMessage(Decision, {
+        transactionId,
+        sender: 'order',
+        recipient,
+        payload: { outcome: 'abort' },
+      }),
+    );
+    await publishAs('order', aborts.map(asRaw));
+
+    const tombstones = await eventually(
+      async () => {
+        const rows = await snapshot(async (client) => [
+          ...(
+            await client.query(
+              `SELECT 'inventory' AS p, state FROM inventory_svc.tpc_participant_transactions WHERE transaction_id = $1`,
+              [transactionId],
+            )
+          ).rows,
+          ...(
+            await client.query(
+              `SELECT 'payment' AS p, state FROM payment_svc.tpc_participant_transactions WHERE transaction_id = $1`,
+              [transactionId],
+            )
+          ).rows,
+        ]);
+        return rows.length === 2 ? rows : undefined;
+      },
+      { timeoutMs: DECIDE_MS, what: 'both participants to record the tombstone' },
+    );
+    expect(tombstones).toEqual([
+      { p: 'inventory', state: 'ABORTED' },
+      { p: 'payment', state: 'ABORTED' },
+    ]);
+    const before = await stateOf([transactionId], [sku], [buyer]);
+
+    const deadline = new Date(Date.now() + 60_000).toISOString();
+    const prepares = [
+      createMessage(Prepare, {
+        transactionId,
+        sender: 'order',
+        recipient: 'inventory',
+        payload: { participant: 'inventory', deadline, items: [{ sku, quantity: 2 }] },
+      }),
+      createMessage(Prepare, {
+        transactionId,
+        sender: 'order',
+        recipient: 'payment',
+        payload: { participant: 'payment', deadline, customerId: buyer, amount: 2000, currency: 'EUR' },
+      }),
+    ];
+    await publishAs('order', prepares.map(asRaw));
+
+    const votes = await eventually(
+      async () => {
+        const rows = (await outboxOf(transactionId)).filter((row) => row.type === 'vote');
+        return rows.length === 2 ? rows : undefined;
+      },
+      { timeoutMs: DECIDE_MS, what: 'both participants to vote on the late prepare' },
+    );
+    for (const vote of votes) {
+      expect({ from: vote.service, payload: vote.body.payload, causationId: vote.body.causationId }).toEqual({
+        from: vote.service,
+        payload: { vote: 'no', reason: 'ALREADY_ABORTED' },
+        causationId: prepares.find((p) => p.recipient === vote.service)!.messageId,
+      });
+    }
+    // Both aborts were acknowledged; the votes reached the coordinator, which invented nothing.
+    expect(
+      (await outboxOf(transactionId))
+        .filter((row) => row.type === 'ack')
+        .map((row) => `${row.service}:${JSON.stringify(row.body.payload)}`)
+        .sort(),
+    ).toEqual(['inventory:{"outcome":"abort"}', 'payment:{"outcome":"abort"}']);
+    await waitUntilDelivered([transactionId], DECIDE_MS);
+
+    const after = await stateOf([transactionId], [sku], [buyer]);
+    expect(after).toEqual(before);
+    expect(after.reservations).toEqual([]);
+    expect(after.holds).toEqual([]);
+    expect(after.orders).toEqual([]);
+    expect(after.coordinator).toEqual([]);
+    expect(await api.stock(sku)).toEqual({ sku, available: 5, reserved: 0, sold: 0 });
+    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
+    await expectInvariants({ orderIds: [transactionId], skus: [sku], customerIds: [buyer] }, { quiescent: true });
+  });
+
+  it('a prepare for a transaction the coordinator never heard of is presumed aborted and released', async () => {
+    const sku = ids.sku('presumed');
+    const buyer = ids.customer('presumed');
+    await api.putProduct(sku, 1000);
+    await api.putStock(sku, 5);
+    await api.putAccount(buyer, 10_000);
+    const transactionId = randomUUID();
+    const deadline = new Date(Date.now() + 60_000).toISOString();
+
+    await publishAs('order', [
+      asRaw(
+        createMessage(Prepare, {
+          transactionId,
+          sender: 'order',
+          recipient: 'inventory',
+          payload: { participant: 'inventory', deadline, items: [{ sku, quantity: 2 }] },
+        }),
+      ),
+      asRaw(
+        createMessage(Prepare, {
+          transactionId,
+          sender: 'order',
+          recipient: 'payment',
+          payload: { participant: 'payment', deadline, customerId: buyer, amount: 2000, currency: 'EUR' },
+        }),
+      ),
+    ]);
+
+    // Both promise (vote yes); the coordinator knows no such transaction and answers abort.
+    await eventually(
+      async () => {
+        const rows = await outboxOf(transactionId);
+        const acks = rows.filter((row) => row.type === 'ack');
+        return acks.length === 2 ? rows : undefined;
+      },
+      { timeoutMs: DECIDE_MS, what: 'both participants to acknowledge the presumed abort' },
+    );
+    await waitUntilDelivered([transactionId], DECIDE_MS);
+    const rows = await outboxOf(transactionId);
+    expect(rows.filter((row) => row.type === 'vote').map((row) => row.body.payload)).toEqual([
+      { vote: 'yes' },
+      { vote: 'yes' },
+    ]);
+    expect(
+      rows.filter((row) => row.type === 'decision').map((row) => `${row.routingKey}:${JSON.stringify(row.body.payload)}`),
+    ).toEqual(expect.arrayContaining(['inventory.decision:{"outcome":"abort"}', 'payment.decision:{"outcome":"abort"}']));
+
+    const state = await stateOf([transactionId], [sku], [buyer]);
+    expect(state.inventory).toMatchObject([{ state: 'ABORTED' }]);
+    expect(state.payment).toMatchObject([{ state: 'ABORTED' }]);
+    expect(state.orders).toEqual([]);
+    expect(await api.stock(sku)).toEqual({ sku, available: 5, reserved: 0, sold: 0 });
+    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
+    await expectInvariants({ orderIds: [transactionId], skus: [sku], customerIds: [buyer] }, { quiescent: true });
+  });
+});

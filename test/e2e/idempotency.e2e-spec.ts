@@ -1,0 +1,138 @@
+import { randomUUID } from 'node:crypto';
+import { outboxOf } from '../support/broker';
+import { closeDb, sql } from '../support/db';
+import { ShopApi } from '../support/http';
+import { runIds } from '../support/ids';
+import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
+import { Services, startServices } from '../support/services';
+
+/**
+ * Idempotency-Key: a client retrying POST /orders (even many times at once) gets one order, and
+ * a key reused for a different request is refused without writing anything.
+ */
+
+const ids = runIds('idem');
+const DECIDE_MS = 20_000;
+
+let stack: Services;
+let api: ShopApi;
+let sku: string;
+let buyer: string;
+
+beforeAll(async () => {
+  stack = await startServices();
+  api = new ShopApi(stack);
+  sku = ids.sku('item');
+  buyer = ids.customer('buyer');
+  await api.putProduct(sku, 900);
+  await api.putStock(sku, 100);
+  await api.putAccount(buyer, 1_000_000);
+}, 90_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await closeDb();
+});
+
+async function ordersWithKey(key: string) {
+  return sql<{ id: string; customer_id: string; total: string }>(
+    `SELECT id::text AS id, customer_id, total::text AS total FROM order_svc.orders WHERE idempotency_key = $1`,
+    [key],
+  );
+}
+
+async function itemsOf(orderId: string) {
+  return sql<{ sku: string; quantity: number }>(
+    `SELECT sku, quantity FROM order_svc.order_items WHERE order_id = $1 ORDER BY sku`,
+    [orderId],
+  );
+}
+
+describe('idempotency', () => {
+  it('20 concurrent POSTs with one key create exactly one order, and all answer with its id', async () => {
+    const key = `idem-${randomUUID()}`;
+    const body = { customerId: buyer, items: [{ sku, quantity: 2 }] };
+    const before = await api.stock(sku);
+
+    const responses = await Promise.all(Array.from({ length: 20 }, () => api.placeOrder(body, { idempotencyKey: key })));
+
+    for (const r of responses) expect([200, 202]).toContain(r.status);
+    const orderIds = new Set(responses.map((r) => r.json.id));
+    expect(orderIds.size).toBe(1);
+    const [orderId] = [...orderIds];
+    // One request created it; the other 19 were replays and say so.
+    const replayed = responses.map((r) => r.headers.get('idempotent-replayed'));
+    expect(replayed.filter((h) => h === 'true')).toHaveLength(19);
+    expect(replayed.filter((h) => h === null)).toHaveLength(1);
+    for (const r of responses) {
+      expect(r.json).toMatchObject({ id: orderId, customerId: buyer, total: 1800 });
+      expect(r.headers.get('location')).toBe(`/orders/${orderId}`);
+    }
+
+    // The database holds one order, one line, one prepare per participant.
+    expect(await ordersWithKey(key)).toEqual([{ id: orderId, customer_id: buyer, total: '1800' }]);
+    expect(await itemsOf(orderId)).toEqual([{ sku, quantity: 2 }]);
+    const prepares = (await outboxOf(orderId)).filter((m) => m.type === 'prepare' && m.service === 'order');
+    expect(prepares.map((m) => m.routingKey).sort()).toEqual(['inventory.prepare', 'payment.prepare']);
+
+    expect((await waitUntilDecided([orderId], DECIDE_MS)).get(orderId)?.status).toBe('CONFIRMED');
+    await waitUntilQuiescent({ orderIds: [orderId] }, DECIDE_MS);
+    // Only one order's worth of stock and money moved.
+    expect(await api.stock(sku)).toEqual({ ...before, available: before.available - 2, sold: before.sold + 2 });
+
+    // A replay after the decision answers 200 with the decided order.
+    const late = await api.placeOrder(body, { idempotencyKey: key });
+    expect(late.status).toBe(200);
+    expect(late.headers.get('idempotent-replayed')).toBe('true');
+    expect(late.json).toMatchObject({ id: orderId, status: 'CONFIRMED' });
+    expect(await ordersWithKey(key)).toHaveLength(1);
+    await expectInvariants({ orderIds: [orderId] }, { quiescent: true });
+  });
+
+  it('the same key with a different body is refused with 422 and writes nothing', async () => {
+    const key = `idem-${randomUUID()}`;
+    const original = { customerId: buyer, items: [{ sku, quantity: 1 }] };
+    const first = await api.placeOrder(original, { idempotencyKey: key });
+    expect(first.status).toBe(202);
+    const orderId = first.json.id;
+    await waitUntilDecided([orderId], DECIDE_MS);
+    await waitUntilQuiescent({ orderIds: [orderId] }, DECIDE_MS);
+    const outboxBefore = await outboxOf(orderId);
+    const otherCustomer = ids.customer('other');
+
+    const variants = [
+      { customerId: buyer, items: [{ sku, quantity: 2 }] },
+      { customerId: otherCustomer, items: [{ sku, quantity: 1 }] },
+      { customerId: buyer, items: [{ sku, quantity: 1 }, { sku: ids.sku('other'), quantity: 1 }] },
+    ];
+    for (const variant of variants) {
+      const response = await api.placeOrder(variant, { idempotencyKey: key });
+      expect({ variant, status: response.status }).toEqual({ variant, status: 422 });
+      expect(response.isJson).toBe(true);
+      expect(response.json).toMatchObject({ status: 422, title: expect.any(String) });
+    }
+
+    expect(await ordersWithKey(key)).toEqual([{ id: orderId, customer_id: buyer, total: '900' }]);
+    expect(await itemsOf(orderId)).toEqual([{ sku, quantity: 1 }]);
+    expect(await sql(`SELECT 1 FROM order_svc.orders WHERE customer_id = $1`, [otherCustomer])).toHaveLength(0);
+    expect((await outboxOf(orderId)).map((m) => m.messageId)).toEqual(outboxBefore.map((m) => m.messageId));
+
+    // The original request still replays.
+    const replay = await api.placeOrder(original, { idempotencyKey: key });
+    expect(replay.status).toBe(200);
+    expect(replay.json.id).toBe(orderId);
+  });
+
+  it('different keys with the same body are different orders (the key deduplicates, not the body)', async () => {
+    const body = { customerId: buyer, items: [{ sku, quantity: 1 }] };
+    const a = await api.placeOrder(body, { idempotencyKey: `idem-${randomUUID()}` });
+    const b = await api.placeOrder(body, { idempotencyKey: `idem-${randomUUID()}` });
+    expect([a.status, b.status]).toEqual([202, 202]);
+    expect(a.json.id).not.toBe(b.json.id);
+    expect(a.headers.get('idempotent-replayed')).toBeNull();
+    expect(b.headers.get('idempotent-replayed')).toBeNull();
+    await waitUntilDecided([a.json.id, b.json.id], DECIDE_MS);
+    await waitUntilQuiescent({ orderIds: [a.json.id, b.json.id] }, DECIDE_MS);
+    await expectInvariants({ orderIds: [a.json.id, b.json.id] }, { quiescent: true });
+  });
+});

@@ -113,8 +113,18 @@ function printSummary(file, code) {
   console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}`);
 }
 
+/** `npm start -- --replicas=2` or `REPLICAS=2 npm start`: N processes per service. */
+function replicaCount() {
+  const flag = args.find((a) => a.startsWith('--replicas='))?.split('=')[1];
+  const raw = flag ?? process.env.REPLICAS ?? '1';
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 9) throw new StackError(`replicas must be 1 to 9 (got ${raw})`);
+  return n;
+}
+
 async function cmdStart() {
   const prof = profile('start');
+  const replicas = replicaCount();
   const removeHandler = installInterruptHandler();
   let supervisor;
   let exiting = false;
@@ -127,7 +137,7 @@ async function cmdStart() {
   };
   try {
     const { pg, amqp } = await prepare(prof, { doBuild: true });
-    supervisor = new Supervisor(prof, pg, amqp, { onGiveUp: () => shutdown(1) });
+    supervisor = new Supervisor(prof, pg, amqp, { replicas, onGiveUp: () => shutdown(1) });
     removeHandler();
     let signals = 0;
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
@@ -148,7 +158,7 @@ async function cmdStart() {
     log('waiting for /health/ready on all services…');
     await supervisor.waitReady();
     await seed((svc) => prof.portOf(svc));
-    printBanner(prof, pg, amqp);
+    printBanner(prof, pg, amqp, replicas);
   } catch (err) {
     if (exiting) return; // a signal is already taking us down
     report(err);
@@ -156,7 +166,7 @@ async function cmdStart() {
   }
 }
 
-function printBanner(prof, pg, amqp) {
+function printBanner(prof, pg, amqp, replicas) {
   const b = (s) => color('bold', s);
   const lines = [
     '',
@@ -164,7 +174,9 @@ function printBanner(prof, pg, amqp) {
     '',
     ...SERVICES.map((s) => {
       const base = `http://localhost:${prof.portOf(s)}`;
-      return `  ${s.name.padEnd(10)} ${base}   docs ${base}/docs   ready ${base}/health/ready`;
+      const more = Array.from({ length: replicas - 1 }, (_, i) => prof.portOf(s) + (i + 1) * 100);
+      const extra = more.length ? `   replicas also on ${more.join(', ')}` : '';
+      return `  ${s.name.padEnd(10)} ${base}   docs ${base}/docs   ready ${base}/health/ready${extra}`;
     }),
     '',
     `  Postgres    ${pg.adminUrlFor(prof.db)}   (each service logs in as <svc>_svc to its own schema)`,

@@ -54,7 +54,9 @@ describe('idempotency', () => {
     const body = { customerId: buyer, items: [{ sku, quantity: 2 }] };
     const before = await api.stock(sku);
 
-    const responses = await Promise.all(Array.from({ length: 20 }, () => api.placeOrder(body, { idempotencyKey: key })));
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => api.placeOrder(body, { idempotencyKey: key })),
+    );
 
     for (const r of responses) expect([200, 202]).toContain(r.status);
     const orderIds = new Set(responses.map((r) => r.json.id));
@@ -103,7 +105,13 @@ describe('idempotency', () => {
     const variants = [
       { customerId: buyer, items: [{ sku, quantity: 2 }] },
       { customerId: otherCustomer, items: [{ sku, quantity: 1 }] },
-      { customerId: buyer, items: [{ sku, quantity: 1 }, { sku: ids.sku('other'), quantity: 1 }] },
+      {
+        customerId: buyer,
+        items: [
+          { sku, quantity: 1 },
+          { sku: ids.sku('other'), quantity: 1 },
+        ],
+      },
     ];
     for (const variant of variants) {
       const response = await api.placeOrder(variant, { idempotencyKey: key });

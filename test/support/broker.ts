@@ -147,7 +147,9 @@ export async function waitForQueuesIdle(
         const stats = await managementQueue(queue);
         const expected = (publishedBaseline[queue] ?? 0) + (published[queue] ?? 0);
         if ((stats.message_stats?.publish ?? 0) < expected) {
-          throw new Error(`${queue}: statistics not yet up to date (publish ${stats.message_stats?.publish ?? 0} < ${expected})`);
+          throw new Error(
+            `${queue}: statistics not yet up to date (publish ${stats.message_stats?.publish ?? 0} < ${expected})`,
+          );
         }
         if ((stats.messages ?? 0) > 0 || (stats.messages_unacknowledged ?? 0) > 0) {
           throw new Error(`${queue}: ${stats.messages} message(s), ${stats.messages_unacknowledged} unacked`);

@@ -44,7 +44,55 @@ interface ResolvedScope {
   customerIds: string[];
 }
 
-const big = (value: unknown): bigint => BigInt(String(value ?? 0));
+type Num = string | number;
+const big = (value: Num | null | undefined): bigint => BigInt(value ?? 0);
+/** For messages: a nullable column as text. */
+const txt = (value: string | number | null | undefined): string =>
+  value === null || value === undefined ? 'none' : String(value);
+
+interface StockRow {
+  sku: string;
+  available: Num;
+  reserved: Num;
+  sold: Num;
+  stocked: Num;
+  committed: Num;
+  prepared: Num;
+}
+
+interface AccountRow {
+  customer_id: string;
+  balance: Num;
+  held: Num;
+  captured: Num;
+  deposited: Num;
+  committed: Num;
+  prepared: Num;
+}
+
+interface OrderRow {
+  id: string;
+  status: string;
+  reason: string | null;
+  total: Num;
+  customer_id: string;
+  coordinator_state: string | null;
+  completed_at: Date | null;
+  inventory_state: string | null;
+  payment_state: string | null;
+  items_total: Num;
+  lines: number;
+  items: unknown;
+  reservations: unknown;
+  holds: Array<{ customerId: string; amount: string }>;
+}
+
+interface TouchedRow {
+  participant: string;
+  transaction_id: string;
+  state: string;
+  status: string | null;
+}
 
 function isEmptyScope(scope: Scope | undefined): boolean {
   return !scope || (scope.orderIds === undefined && scope.skus === undefined && scope.customerIds === undefined);
@@ -92,7 +140,7 @@ async function resolveScope(client: PoolClient, scope: Scope | undefined): Promi
 }
 
 async function checkStock(client: PoolClient, scope: ResolvedScope, options: CheckOptions): Promise<Violation[]> {
-  const { rows } = await client.query(
+  const { rows } = await client.query<StockRow>(
     `SELECT s.sku, s.available, s.reserved, s.sold, s.stocked,
             COALESCE((SELECT sum(r.quantity) FROM inventory_svc.reservations r
                         JOIN inventory_svc.tpc_participant_transactions t ON t.transaction_id = r.transaction_id
@@ -104,7 +152,7 @@ async function checkStock(client: PoolClient, scope: ResolvedScope, options: Che
     [scope.skus],
   );
   const out: Violation[] = [];
-  for (const r of rows as Array<Record<string, unknown>>) {
+  for (const r of rows) {
     const [available, reserved, sold, stocked] = [r.available, r.reserved, r.sold, r.stocked].map(big);
     const figures = `available=${available} reserved=${reserved} sold=${sold} stocked=${stocked}`;
     if (available < 0n || reserved < 0n || sold < 0n) {
@@ -136,7 +184,7 @@ async function checkStock(client: PoolClient, scope: ResolvedScope, options: Che
 }
 
 async function checkMoney(client: PoolClient, scope: ResolvedScope, options: CheckOptions): Promise<Violation[]> {
-  const { rows } = await client.query(
+  const { rows } = await client.query<AccountRow>(
     `SELECT a.customer_id, a.balance, a.held, a.captured, a.deposited,
             COALESCE((SELECT sum(h.amount) FROM payment_svc.holds h
                         JOIN payment_svc.tpc_participant_transactions t ON t.transaction_id = h.transaction_id
@@ -148,7 +196,7 @@ async function checkMoney(client: PoolClient, scope: ResolvedScope, options: Che
     [scope.customerIds],
   );
   const out: Violation[] = [];
-  for (const r of rows as Array<Record<string, unknown>>) {
+  for (const r of rows) {
     const [balance, held, captured, deposited] = [r.balance, r.held, r.captured, r.deposited].map(big);
     const figures = `balance=${balance} held=${held} captured=${captured} deposited=${deposited}`;
     if (balance < 0n || held < 0n || captured < 0n) {
@@ -186,7 +234,7 @@ const EXPECTED_COORDINATOR_STATE: Record<string, string> = {
 };
 
 async function checkOrders(client: PoolClient, scope: ResolvedScope, options: CheckOptions): Promise<Violation[]> {
-  const { rows } = await client.query(
+  const { rows } = await client.query<OrderRow>(
     `SELECT o.id::text AS id, o.status, o.reason, o.total, o.customer_id,
             t.state AS coordinator_state, t.completed_at,
             i.state AS inventory_state, p.state AS payment_state,
@@ -209,32 +257,34 @@ async function checkOrders(client: PoolClient, scope: ResolvedScope, options: Ch
   );
   const out: Violation[] = [];
   const safety = (message: string) => out.push({ kind: 'safety', message });
-  for (const r of rows as Array<Record<string, unknown>>) {
-    const id = `order ${String(r.id)}`;
+  for (const r of rows) {
+    const id = `order ${r.id}`;
     const committed = [r.inventory_state, r.payment_state].filter((s) => s === 'COMMITTED').length;
-    const states = `(order ${r.status}, coordinator ${r.coordinator_state ?? 'none'}, inventory ${r.inventory_state ?? 'none'}, payment ${r.payment_state ?? 'none'})`;
+    const states = `(order ${r.status}, coordinator ${txt(r.coordinator_state)}, inventory ${txt(r.inventory_state)}, payment ${txt(r.payment_state)})`;
     if (r.status === 'CONFIRMED' && committed !== 2) safety(`${id}: CONFIRMED but not committed by both ${states}`);
-    if (r.status !== 'CONFIRMED' && committed > 0) safety(`${id}: ${r.status} but committed by a participant ${states}`);
-    if (!['PENDING', 'CONFIRMED', 'CANCELLED'].includes(String(r.status))) safety(`${id}: unknown status ${states}`);
-    if (r.coordinator_state !== EXPECTED_COORDINATOR_STATE[String(r.status)]) {
+    if (r.status !== 'CONFIRMED' && committed > 0)
+      safety(`${id}: ${r.status} but committed by a participant ${states}`);
+    if (!['PENDING', 'CONFIRMED', 'CANCELLED'].includes(r.status)) safety(`${id}: unknown status ${states}`);
+    if (r.coordinator_state !== EXPECTED_COORDINATOR_STATE[r.status]) {
       safety(`${id}: status and coordinator state disagree ${states}`);
     }
     if (r.status === 'CANCELLED' && !r.reason) safety(`${id}: CANCELLED without a reason`);
-    if (Number(r.lines) === 0) safety(`${id}: has no items`);
+    if (r.lines === 0) safety(`${id}: has no items`);
     if (big(r.total) !== big(r.items_total)) safety(`${id}: total ${r.total} ≠ Σ lines ${r.items_total}`);
     const items = JSON.stringify(r.items);
-    if (['PREPARED', 'COMMITTED'].includes(String(r.inventory_state)) && JSON.stringify(r.reservations) !== items) {
+    if (['PREPARED', 'COMMITTED'].includes(txt(r.inventory_state)) && JSON.stringify(r.reservations) !== items) {
       safety(`${id}: inventory reserved ${JSON.stringify(r.reservations)} but the order has ${items}`);
     }
-    const holds = r.holds as Array<{ customerId: string; amount: string }>;
-    if (['PREPARED', 'COMMITTED'].includes(String(r.payment_state))) {
+    const holds = r.holds;
+    if (['PREPARED', 'COMMITTED'].includes(txt(r.payment_state))) {
       const ok = holds.length === 1 && holds[0].customerId === r.customer_id && big(holds[0].amount) === big(r.total);
       if (!ok) safety(`${id}: payment holds ${JSON.stringify(holds)} but the order is ${r.total} for ${r.customer_id}`);
     }
     if (options.quiescent) {
       const liveness = (message: string) => out.push({ kind: 'liveness', message });
       if (r.status === 'PENDING') liveness(`${id}: still PENDING ${states}`);
-      if (r.inventory_state === 'PREPARED' || r.payment_state === 'PREPARED') liveness(`${id}: still PREPARED ${states}`);
+      if (r.inventory_state === 'PREPARED' || r.payment_state === 'PREPARED')
+        liveness(`${id}: still PREPARED ${states}`);
       if (r.status !== 'PENDING' && !r.completed_at) liveness(`${id}: decided but not acknowledged by all ${states}`);
     }
   }
@@ -247,7 +297,7 @@ async function checkParticipantsAgainstOrders(
   scope: ResolvedScope,
   options: CheckOptions,
 ): Promise<Violation[]> {
-  const { rows } = await client.query(
+  const { rows } = await client.query<TouchedRow>(
     `WITH touched AS (
        SELECT 'inventory' AS participant, t.transaction_id, t.state
          FROM inventory_svc.tpc_participant_transactions t
@@ -266,14 +316,14 @@ async function checkParticipantsAgainstOrders(
     [scope.orderIds, scope.skus, scope.customerIds, scope.all],
   );
   const out: Violation[] = [];
-  for (const r of rows as Array<Record<string, unknown>>) {
+  for (const r of rows) {
     const what = `${r.participant} transaction ${r.transaction_id}`;
     if (r.state === 'COMMITTED' && r.status !== 'CONFIRMED') {
       out.push({ kind: 'safety', message: `${what}: COMMITTED but the order is ${r.status ?? 'unknown'}` });
     }
     // PREPARED is legal while the decision is on its way, never once quiescent.
     if (r.state === 'PREPARED' && options.quiescent) {
-      const order = r.status == null ? 'an order the coordinator does not know' : `order ${String(r.status)}`;
+      const order = r.status === null ? 'an order the coordinator does not know' : `order ${r.status}`;
       out.push({ kind: 'liveness', message: `${what}: still PREPARED (${order})` });
     }
   }

@@ -143,14 +143,16 @@ export class ServiceProcess {
     } catch (err) {
       await this.stop({ timeoutMs: 5_000 });
       const detail = err instanceof Error ? err.message : String(err);
-      throw new Error(`${this.name} did not become ready: ${detail}\n--- last output of ${this.name}:\n${this.tail()}`);
+      throw new Error(`${this.name} did not become ready: ${detail}\n--- last output of ${this.name}:\n${this.tail()}`, {
+        cause: err,
+      });
     }
   }
 
   /** Polls GET /health/ready until 200, failing early if the process exits. */
   async waitReady(timeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    let last = 'no answer yet';
+    let last: string;
     for (;;) {
       if (!this.child) throw new Error(`process exited (${describeExit(this.lastExit)})`);
       try {

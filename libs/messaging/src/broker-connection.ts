@@ -92,6 +92,11 @@ export class BrokerConnection {
     return this.recovering.createChannel();
   }
 
+  /** A confirm channel on the current connection (operator tasks that move messages). */
+  async createConfirmChannel(): Promise<amqp.ConfirmChannel> {
+    return this.recovering.createConfirmChannel();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.setups.clear();

@@ -65,7 +65,8 @@ export const HEADERS = {
   originalRoutingKey: 'x-original-routing-key',
   originalExchange: 'x-original-exchange',
 } as const;
-const ORIGINAL_USER_ID = 'x-original-user-id';
+/** Who first published a message we re-published (retry, dead-letter), as the broker validated it. */
+export const ORIGINAL_USER_ID = 'x-original-user-id';
 
 /**
  * Consumes the service's queue with manual acks: a delivery is acked only after its handler

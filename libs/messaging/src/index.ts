@@ -1,5 +1,6 @@
 export * from './broker-connection';
 export * from './confirm-publisher';
 export * from './consumer';
+export * from './dead-letters';
 export * from './logger';
 export * from './topology';

@@ -5,6 +5,7 @@ export * from './config';
 export * from './data-source';
 export * from './health.controller';
 export * from './message-handlers';
+export * from './operator.controller';
 export * from './problem-details.filter';
 export * from './service-kit.module';
 export * from './tokens';

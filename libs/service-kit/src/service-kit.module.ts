@@ -7,6 +7,7 @@ import { CheckoutMessaging } from './checkout-messaging';
 import type { BaseConfig } from './config';
 import { HealthController } from './health.controller';
 import { MessageHandlers } from './message-handlers';
+import { OperatorController } from './operator.controller';
 import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
 
 export interface ServiceKitOptions {
@@ -26,7 +27,7 @@ export class ServiceKitModule {
       module: ServiceKitModule,
       global: true,
       imports: [TypeOrmModule.forRoot({ ...options.dataSource, migrationsRun: false })],
-      controllers: [HealthController],
+      controllers: [HealthController, OperatorController],
       providers: [
         { provide: SERVICE_NAME, useValue: options.service },
         { provide: SERVICE_CONFIG, useValue: options.config },

@@ -18,7 +18,8 @@ const TRANSIENT_MESSAGES = [
 /** True when a database error comes from the server or the network being unavailable. */
 export function isTransientDatabaseError(err: unknown): boolean {
   const error = err as { code?: unknown; driverError?: { code?: unknown }; message?: unknown } | undefined;
-  const code = String(error?.driverError?.code ?? error?.code ?? '');
+  const raw = error?.driverError?.code ?? error?.code;
+  const code = typeof raw === 'string' ? raw : '';
   if (TRANSIENT_SQLSTATES.has(code) || code.startsWith('08') || TRANSIENT_NODE_CODES.has(code)) return true;
   const message = typeof error?.message === 'string' ? error.message : '';
   return TRANSIENT_MESSAGES.some((pattern) => pattern.test(message));

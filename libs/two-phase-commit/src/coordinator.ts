@@ -41,6 +41,24 @@ export interface CoordinatorOptions {
   resendCapMs?: number;
 }
 
+export interface UnfinishedTransaction {
+  id: string;
+  stage: 'in-doubt' | 'unacknowledged';
+  state: string;
+  decisionReason: string | null;
+  deadline: Date;
+  createdAt: Date;
+  decidedAt: Date | null;
+  ageMs: number;
+  participants: Array<{
+    participant: string;
+    vote: string | null;
+    voteReason: string | null;
+    acked: boolean;
+    resends: number;
+  }>;
+}
+
 interface TransactionRow {
   state: 'PREPARING' | 'COMMITTED' | 'ABORTED';
   decision_reason: string | null;
@@ -219,6 +237,26 @@ export class Coordinator {
       if (due.length) this.options.logger.warn(`re-sent ${due.length} unacknowledged decision(s)`);
       return due.length;
     });
+  }
+
+  /**
+   * Transactions not yet complete and older than `olderThanMs`: in doubt (still collecting votes)
+   * or decided but not acknowledged by every participant. For the operator view.
+   */
+  async unfinished(olderThanMs: number, limit = 100): Promise<UnfinishedTransaction[]> {
+    return this.options.dataSource.query<UnfinishedTransaction[]>(
+      `SELECT t.id,
+              CASE WHEN t.state = 'PREPARING' THEN 'in-doubt' ELSE 'unacknowledged' END AS stage,
+              t.state, t.decision_reason AS "decisionReason", t.deadline, t.created_at AS "createdAt",
+              t.decided_at AS "decidedAt", floor(extract(epoch FROM now() - t.created_at) * 1000)::bigint::int AS "ageMs",
+              json_agg(json_build_object('participant', p.participant, 'vote', p.vote, 'voteReason', p.vote_reason,
+                                         'acked', p.acked_at IS NOT NULL, 'resends', p.resends)
+                       ORDER BY p.participant) AS participants
+         FROM tpc_transactions t JOIN tpc_participants p ON p.transaction_id = t.id
+        WHERE t.completed_at IS NULL AND t.created_at <= now() - make_interval(secs => $1)
+        GROUP BY t.id ORDER BY t.created_at LIMIT $2`,
+      [olderThanMs / 1000, limit],
+    );
   }
 
   private async lock(manager: EntityManager, transactionId: string): Promise<TransactionRow | undefined> {

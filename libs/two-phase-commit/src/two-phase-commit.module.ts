@@ -1,5 +1,8 @@
 import {
+  Controller,
   DynamicModule,
+  Get,
+  Query,
   Inject,
   Injectable,
   Logger,
@@ -11,7 +14,9 @@ import {
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { Participant as ParticipantName } from '@shop/contracts';
-import { MessageHandlers, SERVICE_CONFIG } from '@shop/service-kit';
+import { ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
+import { AdminOnly, MessageHandlers, SERVICE_CONFIG } from '@shop/service-kit';
 import { Coordinator, CoordinatorHooks } from './coordinator';
 import { Participant, ParticipantResource } from './participant';
 import type { ProtocolConfig } from './protocol-config';
@@ -94,6 +99,25 @@ class ParticipantRunner extends Sweeper implements OnModuleInit {
   }
 }
 
+const UnfinishedQuery = z.strictObject({
+  olderThanMs: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/** The operator's view of the coordinator: transactions in doubt or waiting for acks, with their age. */
+@ApiTags('operator')
+@AdminOnly()
+@Controller('operator/transactions')
+class UnfinishedTransactionsController {
+  constructor(private readonly coordinator: Coordinator) {}
+
+  @Get()
+  async list(@Query({ schema: UnfinishedQuery }) query: z.infer<typeof UnfinishedQuery>) {
+    const transactions = await this.coordinator.unfinished(query.olderThanMs, query.limit);
+    return { count: transactions.length, transactions };
+  }
+}
+
 /**
  * Wires the two-phase-commit kit into a service: the coordinator with the app's decision hooks,
  * or a participant with the app's resource (its prepare / commit / abort). Registers the message
@@ -104,6 +128,7 @@ export class TwoPhaseCommitModule {
   static coordinator(hooks: Type<CoordinatorHooks>): DynamicModule {
     return {
       module: TwoPhaseCommitModule,
+      controllers: [UnfinishedTransactionsController],
       providers: [
         { provide: COORDINATOR_HOOKS, useClass: hooks },
         {

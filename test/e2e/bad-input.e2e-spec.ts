@@ -41,7 +41,7 @@ afterAll(async () => {
 /** Everything a request could have written, leaving out the other suites' rows. */
 function writtenState() {
   return snapshot(async (client) => {
-    const one = async (text: string, params: unknown[] = []) => (await client.query(text, params)).rows;
+    const one = async (text: string, params: unknown[] = []) => (await client.query(text, params)).rows as unknown[];
     const [counts] = await one(
       `SELECT
          (SELECT count(*) FROM order_svc.orders WHERE customer_id NOT LIKE $1)::int AS orders,

@@ -13,7 +13,7 @@ import {
   waitUntilDelivered,
   type OutboxRow,
 } from '../support/broker';
-import { closeDb, snapshot } from '../support/db';
+import { closeDb, snapshot, sql } from '../support/db';
 import { eventually } from '../support/eventually';
 import { ShopApi } from '../support/http';
 import { runIds } from '../support/ids';
@@ -256,20 +256,13 @@ describe('duplicates and reordering', () => {
 
     const tombstones = await eventually(
       async () => {
-        const rows = await snapshot(async (client) => [
-          ...(
-            await client.query(
-              `SELECT 'inventory' AS p, state FROM inventory_svc.tpc_participant_transactions WHERE transaction_id = $1`,
-              [transactionId],
-            )
-          ).rows,
-          ...(
-            await client.query(
-              `SELECT 'payment' AS p, state FROM payment_svc.tpc_participant_transactions WHERE transaction_id = $1`,
-              [transactionId],
-            )
-          ).rows,
-        ]);
+        const rows = await sql<{ p: string; state: string }>(
+          `SELECT 'inventory' AS p, state FROM inventory_svc.tpc_participant_transactions WHERE transaction_id = $1
+           UNION ALL
+           SELECT 'payment' AS p, state FROM payment_svc.tpc_participant_transactions WHERE transaction_id = $1
+           ORDER BY p`,
+          [transactionId],
+        );
         return rows.length === 2 ? rows : undefined;
       },
       { timeoutMs: DECIDE_MS, what: 'both participants to record the tombstone' },

@@ -143,9 +143,12 @@ export class ServiceProcess {
     } catch (err) {
       await this.stop({ timeoutMs: 5_000 });
       const detail = err instanceof Error ? err.message : String(err);
-      throw new Error(`${this.name} did not become ready: ${detail}\n--- last output of ${this.name}:\n${this.tail()}`, {
-        cause: err,
-      });
+      throw new Error(
+        `${this.name} did not become ready: ${detail}\n--- last output of ${this.name}:\n${this.tail()}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 

@@ -165,12 +165,15 @@ export class Consumer<T> {
 
   /**
    * The broker-validated publisher. A message back from our own retry queue was re-published
-   * under our user id; only then is the original publisher taken from the header we wrote.
+   * under our user id; only then is the original publisher taken from the header we wrote
+   * (nobody else can publish under our user id, so nobody else can set it).
    */
   private publisherOf(message: amqp.Message): string | undefined {
     const userId = message.properties.userId as string | undefined;
     const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
-    if (userId !== undefined && userId === this.broker.username) return headers[ORIGINAL_USER_ID] as string | undefined;
+    if (userId !== undefined && userId === this.broker.username) {
+      return (headers[ORIGINAL_USER_ID] as string | undefined) ?? userId;
+    }
     return userId;
   }
 

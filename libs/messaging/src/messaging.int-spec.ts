@@ -12,6 +12,7 @@ import {
   BrokerConnection,
   ConfirmPublisher,
   Consumer,
+  DeadLetters,
   declareTopology,
   Delivery,
   HEADERS,
@@ -190,6 +191,36 @@ describe('messaging on a real RabbitMQ', () => {
     expect(dead[0].properties.headers?.[HEADERS.deadLetterReason]).toMatch(/^invalid message/);
     expect(dead[0].content.toString()).toBe('{not json');
     expect(handled).toEqual(['good']);
+  });
+
+  it('lists a parked message with its reason and re-drives it once the cause is fixed', async () => {
+    let fixed = false;
+    const handled: Array<{ id: string; publisher: string | undefined }> = [];
+    env = await setUp(async (message, delivery) => {
+      if (!fixed) throw new Error('bug in handler');
+      handled.push({ id: message.id, publisher: delivery.userId });
+    });
+    const messageId = randomUUID();
+    await env.publish({ id: 'parked' }, messageId);
+    const deadLetters = new DeadLetters(env.broker, env.topology);
+    const [parked] = await eventually(
+      async () => {
+        const listed = await deadLetters.list();
+        return listed.length ? listed : undefined;
+      },
+      { what: 'the message to be parked' },
+    );
+    expect(parked).toMatchObject({ messageId, routingKey: 'svc.test', body: { id: 'parked' } });
+    expect(parked.reason).toMatch(/failed 3 times: bug in handler/);
+    expect(await deadLetters.list()).toHaveLength(1); // listing leaves it parked
+
+    fixed = true;
+    expect(await deadLetters.redrive([randomUUID()])).toBe(0); // not that one
+    expect(await deadLetters.redrive([messageId])).toBe(1);
+    await eventually(() => handled.length === 1, { what: 'the re-driven message to be handled' });
+    // The publisher the broker validated survives the trip through retry, parking and re-drive.
+    expect(handled).toEqual([{ id: 'parked', publisher: new URL(testEnv.amqpAdminUrl).username }]);
+    expect(await deadLetters.list()).toEqual([]);
   });
 
   it('finishes in-flight handlers before stopping, so nothing is redelivered or lost', async () => {

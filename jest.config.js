@@ -9,7 +9,9 @@ module.exports = {
   rootDir: __dirname,
   testEnvironment: 'node',
   roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/test'],
-  testMatch: ['**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts'],
+  testMatch: ['**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts', '**/*.fault-spec.ts'],
+  // Fault injection restarts the shared servers: it runs alone, after the rest (JEST_FAULTS=1).
+  testPathIgnorePatterns: process.env.JEST_FAULTS === '1' ? ['/node_modules/'] : ['/node_modules/', '/test/faults/'],
   transform: { '^.+\\.(ts|js|mjs)$': '<rootDir>/test/jest-transform.js' },
   transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
   moduleNameMapper: { '^@shop/(.*)$': '<rootDir>/libs/$1/src' },

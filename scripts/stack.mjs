@@ -6,6 +6,7 @@
 //   node scripts/stack.mjs up             infra only (stays running), prints the env for jest
 //   node scripts/stack.mjs down           stops the private Postgres/RabbitMQ (by pid file)
 //   node scripts/stack.mjs env            prints the test env as shell exports
+//   node scripts/stack.mjs restart postgres|rabbitmq   restarts a private server (fault tests)
 //
 // Infra: a private Postgres (.local/postgres, port 25432) and RabbitMQ node (.local/rabbitmq,
 // AMQP 25672, management 15680), or your own servers via PG_ADMIN_URL / AMQP_ADMIN_URL +
@@ -15,8 +16,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { LOCAL, PG, RABBIT, ROOT, SERVICES, profile, testEnv } from './lib/config.mjs';
-import { stopLocalPostgres } from './lib/postgres.mjs';
-import { stopLocalRabbit } from './lib/rabbitmq.mjs';
+import { ensurePostgres, stopLocalPostgres } from './lib/postgres.mjs';
+import { ensureRabbit, stopLocalRabbit } from './lib/rabbitmq.mjs';
 import { build, ensureDependencies, ensureInfra, migrate, stopStarted } from './lib/project.mjs';
 import { seed } from './lib/seed.mjs';
 import { Supervisor } from './lib/supervisor.mjs';
@@ -65,52 +66,76 @@ function exportLines(env) {
     .join('\n');
 }
 
+/**
+ * Which Jest runs `test` makes. The fault-injection suites restart the servers every suite
+ * uses, so they run on their own, in band, after the rest: `npm test` runs both phases;
+ * a path argument runs only what it names (`npm test -- test/faults` just the faults).
+ */
+function testPhases() {
+  const paths = args.filter((a) => !a.startsWith('-'));
+  const faults = { name: 'fault injection', args: ['--runInBand', ...args], env: { JEST_FAULTS: '1' } };
+  if (paths.length && paths.every((p) => p.includes('faults'))) return [faults];
+  const suite = { name: 'suite', args, env: {} };
+  if (paths.length) return [suite];
+  return [suite, { ...faults, args: ['--runInBand', ...args, 'test/faults'] }];
+}
+
 async function cmdTest() {
   const prof = profile('test');
   const removeHandler = installInterruptHandler();
-  let code;
+  let code = 0;
+  const totals = { passed: 0, failed: 0, skipped: 0, missing: false };
   try {
     const { pg, amqp } = await prepare(prof, { doBuild: process.env.SKIP_BUILD !== '1' });
-    const results = path.join(LOCAL, 'jest-results.json');
-    fs.rmSync(results, { force: true });
-    const jestArgs = [...args, '--json', `--outputFile=${results}`];
-    log(`jest ${jestArgs.join(' ')}`);
     removeHandler(); // jest handles Ctrl-C itself; we only wait for it
     process.on('SIGINT', () => {});
     process.on('SIGTERM', () => {});
-    const jest = spawn(path.join(ROOT, 'node_modules', '.bin', 'jest'), jestArgs, {
-      cwd: ROOT,
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, NODE_ENV: 'test', ...testEnv(prof, pg, amqp) },
-    });
-    code = await new Promise((resolve) => {
-      jest.on('error', (err) => {
-        console.error(`could not run jest: ${err.message}`);
-        resolve(1);
+    for (const phase of testPhases()) {
+      const results = path.join(LOCAL, 'jest-results.json');
+      fs.rmSync(results, { force: true });
+      const jestArgs = [...phase.args, '--json', `--outputFile=${results}`];
+      log(`${phase.name}: jest ${jestArgs.join(' ')}`);
+      const jest = spawn(path.join(ROOT, 'node_modules', '.bin', 'jest'), jestArgs, {
+        cwd: ROOT,
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: { ...process.env, NODE_ENV: 'test', ...testEnv(prof, pg, amqp), ...phase.env },
       });
-      jest.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
-    });
-    printSummary(results, code);
+      const phaseCode = await new Promise((resolve) => {
+        jest.on('error', (err) => {
+          console.error(`could not run jest: ${err.message}`);
+          resolve(1);
+        });
+        jest.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
+      });
+      if (phaseCode !== 0) code = phaseCode;
+      addResults(totals, results, phaseCode);
+    }
   } catch (err) {
     report(err);
     code = 1;
   } finally {
     await stopStarted(started);
   }
+  printSummary(totals);
   process.exit(code);
 }
 
-/** The plain closing line CI reads: `tests: N passed, N failed[, N skipped]`. */
-function printSummary(file, code) {
-  let r;
+function addResults(totals, file, code) {
   try {
-    r = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const r = JSON.parse(fs.readFileSync(file, 'utf8'));
+    totals.passed += r.numPassedTests;
+    totals.failed += r.numFailedTests;
+    totals.skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
   } catch {
-    console.log(`tests: no results (jest exited with code ${code} before writing ${path.relative(ROOT, file)})`);
-    return;
+    console.log(`jest exited with code ${code} before writing ${path.relative(ROOT, file)}`);
+    totals.missing = true;
   }
-  const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}`);
+}
+
+/** The plain closing line CI reads: `tests: N passed, N failed[, N skipped]`. */
+function printSummary({ passed, failed, skipped, missing }) {
+  const incomplete = missing ? ' (a jest run wrote no results)' : '';
+  console.log(`tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}${incomplete}`);
 }
 
 /** `npm start -- --replicas=2` or `REPLICAS=2 npm start`: N processes per service. */
@@ -223,6 +248,27 @@ async function cmdDown() {
   if (!r) log(`RabbitMQ: node ${RABBIT.nodename} not running`);
 }
 
+/**
+ * `restart postgres|rabbitmq`: stop the private server and start it again (fault tests).
+ * Refused for servers given by URL: those are not ours to restart.
+ */
+async function cmdRestart() {
+  const [what] = args;
+  const t0 = Date.now();
+  if (what === 'postgres') {
+    if (process.env.PG_ADMIN_URL) throw new StackError('Postgres comes from PG_ADMIN_URL: not restarting it');
+    await stopLocalPostgres();
+    await ensurePostgres();
+  } else if (what === 'rabbitmq') {
+    if (process.env.AMQP_ADMIN_URL) throw new StackError('RabbitMQ comes from AMQP_ADMIN_URL: not restarting it');
+    await stopLocalRabbit();
+    await ensureRabbit();
+  } else {
+    throw new StackError('usage: node scripts/stack.mjs restart postgres|rabbitmq');
+  }
+  log(`${what} restarted in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
 function cmdEnv() {
   // Computed from the configuration alone, for `eval "$(node scripts/stack.mjs env)"`.
   const prof = profile('test');
@@ -254,7 +300,7 @@ function report(err) {
   else fail(err?.stack ?? String(err));
 }
 
-const commands = { start: cmdStart, test: cmdTest, up: cmdUp, down: cmdDown, env: cmdEnv };
+const commands = { start: cmdStart, test: cmdTest, up: cmdUp, down: cmdDown, env: cmdEnv, restart: cmdRestart };
 const fn = commands[command];
 if (!fn) {
   console.error(`usage: node scripts/stack.mjs <${Object.keys(commands).join('|')}> [jest args…]`);

@@ -206,6 +206,18 @@ describe('checkout', () => {
     await expectInvariants({ orderIds: [view.id] }, { quiescent: true });
   });
 
+  it('a participant stopped with SIGTERM exits gracefully, and after a restart checkouts go on', async () => {
+    const sku = await product('restart', 400, 10);
+    const buyer = await customer('restart', 10_000);
+    const { graceful } = await stack.inventory.stop();
+    expect(graceful).toBe(true);
+    // Nest re-raises the signal after closing; either way it ended on its own, not by SIGKILL.
+    expect(stack.inventory.lastExit?.signal === 'SIGTERM' || stack.inventory.lastExit?.code === 0).toBe(true);
+    await stack.start('inventory');
+    const { decided } = await placeAndSettle(buyer, [{ sku, quantity: 1 }]);
+    expect(decided.status).toBe('CONFIRMED');
+  });
+
   it('keeps every invariant over everything this suite touched, and safety over the whole database', async () => {
     // Safety holds at every instant, whatever other suites are doing at the same time.
     await expectInvariants();

@@ -224,9 +224,16 @@ describe('duplicates and reordering', () => {
 
     const caused = await replayEverything(order.id, [sku], [buyer]);
 
-    // Inventory refuses the re-sent prepare for the same reason; every re-sent abort is acknowledged.
-    const inventoryVotes = caused.filter((row) => row.service === 'inventory' && row.type === 'vote');
-    expect(inventoryVotes.map((row) => row.body.payload)).toEqual([{ vote: 'no', reason: 'OUT_OF_STOCK' }]);
+    // Both refuse the re-sent prepare (inventory, which refused it, now holds it ABORTED, so either its
+    // original reason or ALREADY_ABORTED is a truthful answer); every re-sent abort is acknowledged.
+    const revotes = caused.filter((row) => row.type === 'vote');
+    expect(revotes.map((row) => row.service).sort()).toEqual(['inventory', 'payment']);
+    for (const vote of revotes) {
+      expect(vote.body.payload).toEqual({
+        vote: 'no',
+        reason: expect.stringMatching(/^(OUT_OF_STOCK|ALREADY_ABORTED)$/),
+      });
+    }
     for (const ack of caused.filter((row) => row.type === 'ack')) {
       expect(ack.body.payload).toEqual({ outcome: 'abort' });
     }

@@ -332,15 +332,25 @@ async function checkParticipantsAgainstOrders(
 
 /** Every violation in scope (an empty list when all invariants hold). */
 export async function checkInvariants(scope?: Scope, options: CheckOptions = {}): Promise<Violation[]> {
-  return snapshot(async (client) => {
-    const resolved = await resolveScope(client, scope);
-    return [
-      ...(await checkStock(client, resolved, options)),
-      ...(await checkMoney(client, resolved, options)),
-      ...(await checkOrders(client, resolved, options)),
-      ...(await checkParticipantsAgainstOrders(client, resolved, options)),
-    ];
-  });
+  return snapshot((client) => checkInvariantsIn(client, scope, options));
+}
+
+/**
+ * The same checks on a connection the caller controls (already inside a transaction, e.g. to
+ * check rows it has not committed). Use a REPEATABLE READ transaction for a consistent view.
+ */
+export async function checkInvariantsIn(
+  client: PoolClient,
+  scope?: Scope,
+  options: CheckOptions = {},
+): Promise<Violation[]> {
+  const resolved = await resolveScope(client, scope);
+  return [
+    ...(await checkStock(client, resolved, options)),
+    ...(await checkMoney(client, resolved, options)),
+    ...(await checkOrders(client, resolved, options)),
+    ...(await checkParticipantsAgainstOrders(client, resolved, options)),
+  ];
 }
 
 export function formatViolations(violations: readonly Violation[], max = 50): string {

@@ -45,10 +45,15 @@ function workerIndex(): number {
   return Number.isInteger(id) && id > 0 ? id - 1 : 0;
 }
 
-/** The port a service gets in this Jest worker. */
+/**
+ * The port a service gets in this Jest worker: <SVC>_PORT + 10 × (worker − 1), plus
+ * E2E_PORT_OFFSET (to run a second test run on the same machine) and the stack's own offset.
+ */
 export function portFor(service: ServiceName, portOffset = 0): number {
   const base = Number(requireEnv(`${service.toUpperCase()}_PORT`));
-  return base + 10 * workerIndex() + portOffset;
+  const runOffset = Number(process.env.E2E_PORT_OFFSET ?? '0');
+  if (!Number.isInteger(runOffset)) throw new Error(`E2E_PORT_OFFSET=${process.env.E2E_PORT_OFFSET} is not an integer`);
+  return base + 10 * workerIndex() + runOffset + portOffset;
 }
 
 function portTaken(port: number): Promise<boolean> {
@@ -68,6 +73,19 @@ function portTaken(port: number): Promise<boolean> {
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** True if `promise` settles within `ms`, false otherwise; leaves no timer behind. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Every process any stack in this worker started, so a crashing worker does not leak them. */
 const allChildren = new Set<ChildProcess>();
@@ -176,7 +194,7 @@ export class ServiceProcess {
     const child = this.child;
     if (!child || !this.exited) return;
     child.kill(signal);
-    const done = await Promise.race([this.exited.then(() => true), delay(timeoutMs).then(() => false)]);
+    const done = await within(this.exited, timeoutMs);
     if (!done) throw new Error(`${this.name} (pid ${child.pid}) did not exit within ${timeoutMs} ms of ${signal}`);
   }
 
@@ -185,7 +203,7 @@ export class ServiceProcess {
     const child = this.child;
     if (!child || !this.exited) return { graceful: true };
     child.kill('SIGTERM');
-    const graceful = await Promise.race([this.exited.then(() => true), delay(timeoutMs).then(() => false)]);
+    const graceful = await within(this.exited, timeoutMs);
     if (!graceful) {
       this.record(`--- ${this.name} did not exit within ${timeoutMs} ms of SIGTERM; SIGKILL`);
       child.kill('SIGKILL');

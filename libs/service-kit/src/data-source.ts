@@ -1,3 +1,4 @@
+import { Client, ClientConfig } from 'pg';
 import { DataSource, DataSourceOptions, MixedList } from 'typeorm';
 import { CreateInbox1764000000001 } from '@shop/inbox';
 import { CreateOutbox1764000000000 } from '@shop/outbox';
@@ -12,6 +13,19 @@ export interface ServiceDataSourceOptions {
 }
 
 /**
+ * A pg client that never crashes the process: when the server goes away (restart, failover),
+ * pg emits 'error' on a client that is checked out but idle between queries, and an 'error'
+ * without a listener kills Node. The error is already surfaced to whoever uses the client next
+ * (its query fails and the pool discards it), so here it is only noted.
+ */
+class ResilientClient extends Client {
+  constructor(config?: string | ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
+
+/**
  * TypeORM options for one service. The service's role has its own schema as search_path, so
  * tables, the migrations table and the outbox/inbox all live there. Never `synchronize`.
  */
@@ -22,6 +36,8 @@ export function serviceDataSourceOptions(options: ServiceDataSourceOptions): Dat
     url: options.url,
     applicationName: options.applicationName,
     poolSize: options.poolSize ?? 20,
+    connectTimeoutMS: 10_000,
+    extra: { Client: ResilientClient },
     entities: options.entities ?? [],
     migrations: migrations as DataSourceOptions['migrations'],
     migrationsTableName: 'migrations',

@@ -1,5 +1,6 @@
 /** One Jest config: unit specs beside the code (*.spec.ts), integration specs against the real
- * Postgres and RabbitMQ (*.int-spec.ts) and end-to-end suites under test/ (*.e2e-spec.ts).
+ * Postgres and RabbitMQ (*.int-spec.ts), end-to-end suites (test/e2e, *.e2e-spec.ts) and
+ * fault-injection suites (test/faults, *.fault-spec.ts; only with JEST_FAULTS=1, in band).
  * Run through `npm test`, which starts the servers and exports their URLs. */
 
 // ES-module-only packages that Jest (CommonJS) must have compiled.

@@ -3,7 +3,7 @@ import { closeDb, snapshot } from '../support/db';
 import { HttpClient, ShopApi, type HttpResponse } from '../support/http';
 import { SUITE_PREFIX } from '../support/ids';
 import { waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
-import { Services, startServices } from '../support/services';
+import { ADMIN_TOKEN, Services, startServices } from '../support/services';
 
 /**
  * Bad input anywhere → a 4xx with a problem-style JSON body, never a 5xx, never a partial write.
@@ -80,6 +80,9 @@ interface Case {
   /** Bytes to send as they are. */
   raw?: string | Buffer;
   contentType?: string;
+  headers?: Record<string, string>;
+  /** The Authorization header of a PUT: the admin token by default, or this (null: none). */
+  authorization?: string | null;
   /** Acceptable statuses (all 4xx). */
   expect: number[];
 }
@@ -174,6 +177,14 @@ const orderCases: Case[] = [
       { sku: SKU, quantity: 2 },
     ],
   }),
+  {
+    ...post('an Idempotency-Key of 201 characters', VALID_ORDER),
+    headers: { 'idempotency-key': 'k'.repeat(201) },
+  },
+  {
+    ...post('an Idempotency-Key with a space', VALID_ORDER),
+    headers: { 'idempotency-key': 'two words' },
+  },
   post('a 200 KB body', { ...VALID_ORDER, padding: 'x'.repeat(200 * 1024) }, [400, 413]),
   post('a SKU with no product (no price)', withItem({ sku: `${probe}-nosuch`, quantity: 1 }), [422]),
   post(
@@ -272,18 +283,52 @@ const adminCases: Case[] = [
   putRaw('an account with an empty body', 'payment', accountOf(NEW_CUSTOMER), '', 'application/json'),
 ];
 
+/** Valid admin requests without the right token: refused before anything is written. */
+const unauthorised = (name: string, authorization: string | null, c: Case): Case => ({
+  ...c,
+  name,
+  authorization,
+  expect: [401, 403],
+});
+const authCases: Case[] = [
+  unauthorised('a price without a token', null, put('', 'order', product(), { name: 'cheap', unitPrice: 1 })),
+  unauthorised(
+    'a price with a wrong token',
+    'Bearer wrong-token-value',
+    put('', 'order', product(NEW_SKU), { name: 'p', unitPrice: 1 }),
+  ),
+  unauthorised('stock without a token', null, put('', 'inventory', stockOf(), { quantity: 999 })),
+  unauthorised(
+    'stock with a token one character short',
+    `Bearer ${ADMIN_TOKEN.slice(0, -1)}`,
+    put('', 'inventory', stockOf(NEW_SKU), { quantity: 5 }),
+  ),
+  unauthorised('a balance without a token', null, put('', 'payment', accountOf(), { balance: 1_000_000 })),
+  unauthorised(
+    'a balance with the token as Basic auth',
+    `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}`,
+    put('', 'payment', accountOf(NEW_CUSTOMER), { balance: 5 }),
+  ),
+  unauthorised(
+    'a balance with the token but no scheme',
+    ADMIN_TOKEN,
+    put('', 'payment', accountOf(), { balance: 1_000_000 }),
+  ),
+];
+
 function clientFor(service: Service): HttpClient {
   return api[service];
 }
 
 async function send(c: Case): Promise<HttpResponse> {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...c.headers };
   if (c.contentType) headers['content-type'] = c.contentType;
+  if (c.authorization) headers.authorization = c.authorization;
   return clientFor(c.service).request(c.method, c.path, {
     body: c.raw === undefined ? c.json : undefined,
     rawBody: c.raw,
     headers,
-    admin: c.method === 'PUT',
+    admin: c.method === 'PUT' && c.authorization === undefined,
   });
 }
 
@@ -326,6 +371,12 @@ describe('bad input', () => {
 
   describe('admin PUTs', () => {
     it.each(adminCases.map((c) => [c.name, c] as const))('%s → 4xx, nothing changed', async (_name, c) => {
+      await expectRejected(c);
+    });
+  });
+
+  describe('admin PUTs without the admin token', () => {
+    it.each(authCases.map((c) => [c.name, c] as const))('%s → 401, nothing changed', async (_name, c) => {
       await expectRejected(c);
     });
   });

@@ -1,5 +1,5 @@
 import { closeDb, sql } from '../support/db';
-import { ShopApi } from '../support/http';
+import { mapLimit, ShopApi } from '../support/http';
 import { runIds } from '../support/ids';
 import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
 import { Services, startServices } from '../support/services';
@@ -113,6 +113,29 @@ describe('checkout', () => {
     expect(await api.stock(a)).toEqual({ sku: a, available: 1, reserved: 0, sold: 4 });
     expect(await api.stock(b)).toEqual({ sku: b, available: 3, reserved: 0, sold: 2 });
     expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 4204, held: 0, captured: 5796 });
+    await expectInvariants({ orderIds: [placed.id] }, { quiescent: true });
+  });
+
+  it('confirms an order at every upper limit: 100 lines × 10 000 units × 1 000 000 000 cents (total 10^15)', async () => {
+    const PRICE = 1_000_000_000;
+    const QTY = 10_000;
+    const skus = Array.from({ length: 100 }, (_, i) => ids.sku(`max${String(i).padStart(3, '0')}`));
+    await mapLimit(skus, 10, async (sku) => {
+      await api.putProduct(sku, PRICE);
+      await api.putStock(sku, QTY);
+    });
+    const total = skus.length * QTY * PRICE;
+    expect(total).toBeLessThanOrEqual(Number.MAX_SAFE_INTEGER);
+    const buyer = await customer('max', total);
+
+    const { placed, decided } = await placeAndSettle(
+      buyer,
+      skus.map((sku) => ({ sku, quantity: QTY })),
+    );
+    expect(placed.total).toBe(total);
+    expect(decided.status).toBe('CONFIRMED');
+    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 0, held: 0, captured: total });
+    expect(await api.stock(skus[99])).toEqual({ sku: skus[99], available: 0, reserved: 0, sold: QTY });
     await expectInvariants({ orderIds: [placed.id] }, { quiescent: true });
   });
 

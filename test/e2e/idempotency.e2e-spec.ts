@@ -131,6 +131,25 @@ describe('idempotency', () => {
     expect(replay.json.id).toBe(orderId);
   });
 
+  it('a key whose request was refused (422, nothing stored) is still free for the corrected request', async () => {
+    const key = `idem-${randomUUID()}`;
+    const refused = await api.placeOrder(
+      { customerId: buyer, items: [{ sku: ids.sku('unpriced'), quantity: 1 }] },
+      { idempotencyKey: key },
+    );
+    expect(refused.status).toBe(422);
+    expect(await ordersWithKey(key)).toEqual([]);
+    const accepted = await api.placeOrder(
+      { customerId: buyer, items: [{ sku, quantity: 1 }] },
+      { idempotencyKey: key },
+    );
+    expect(accepted.status).toBe(202);
+    expect(accepted.headers.get('idempotent-replayed')).toBeNull();
+    expect(await ordersWithKey(key)).toHaveLength(1);
+    await waitUntilDecided([accepted.json.id], DECIDE_MS);
+    await waitUntilQuiescent({ orderIds: [accepted.json.id] }, DECIDE_MS);
+  });
+
   it('different keys with the same body are different orders (the key deduplicates, not the body)', async () => {
     const body = { customerId: buyer, items: [{ sku, quantity: 1 }] };
     const a = await api.placeOrder(body, { idempotencyKey: `idem-${randomUUID()}` });

@@ -36,6 +36,9 @@
 #ifndef CAP
 #define CAP 2 /* identical copies of one message kind in flight at once; more are merged */
 #endif
+#ifndef TCAP
+#define TCAP 1 /* a timer (re-send, inquiry) fires only while fewer copies than this are in flight */
+#endif
 
 /* ---------------------------------------------------------------- states */
 
@@ -284,8 +287,8 @@ proctype CoordinatorSweeper() {
 end:
   do
   :: atomic { up[C] && cst == PREPARING -> decide(ABORTED); check() } /* abortExpired: TIMEOUT */
-  :: atomic { up[C] && DECIDED && !cack[0] && net[DEC(cst, 0)] < CAP -> send(DEC(cst, 0)); check() } /* resendUnacked */
-  :: atomic { up[C] && DECIDED && !cack[1] && net[DEC(cst, 1)] < CAP -> send(DEC(cst, 1)); check() }
+  :: atomic { up[C] && DECIDED && !cack[0] && net[DEC(cst, 0)] < TCAP -> send(DEC(cst, 0)); check() } /* resendUnacked */
+  :: atomic { up[C] && DECIDED && !cack[1] && net[DEC(cst, 1)] < TCAP -> send(DEC(cst, 1)); check() }
   od
 }
 
@@ -354,7 +357,7 @@ end:
 proctype ParticipantSweeper(byte p) {
 end:
   do
-  :: atomic { up[p] && pst[p] == PREPARED && net[INQ(p)] < CAP -> send(INQ(p)); check() }
+  :: atomic { up[p] && pst[p] == PREPARED && net[INQ(p)] < TCAP -> send(INQ(p)); check() }
   od
 }
 

@@ -208,7 +208,7 @@ describe('checkout', () => {
 
   it('confirms an order that costs exactly the balance (the funds check is ≥, not >)', async () => {
     const sku = await product('exact', 1250, 10);
-    const buyer = await customer('exact', 2500);
+    const buyer = await customer('exact@example.com', 2500); // '@' and '.' are allowed in customer ids
 
     const { decided } = await placeAndSettle(buyer, [{ sku, quantity: 2 }]);
     expect(decided.status).toBe('CONFIRMED');

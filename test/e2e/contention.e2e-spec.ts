@@ -14,6 +14,7 @@ import { Services, startServices } from '../support/services';
 const ids = runIds('contention');
 const IN_FLIGHT = 50;
 const DECIDE_MS = 90_000;
+const TEST_MS = 180_000;
 
 let stack: Services;
 let api: ShopApi;
@@ -58,84 +59,96 @@ function tally(decided: Map<string, { status: string; reason: string | null }>) 
 }
 
 describe('contention', () => {
-  it('300 concurrent orders for 40 units: exactly 40 confirmed, 260 OUT_OF_STOCK, no oversell', async () => {
-    const STOCK = 40;
-    const CUSTOMERS = 30;
-    const PER_CUSTOMER = 10;
-    const PRICE = 500;
-    const sku = ids.sku('scarce');
-    await api.putProduct(sku, PRICE);
-    await api.putStock(sku, STOCK);
-    const customers = Array.from({ length: CUSTOMERS }, (_, i) => ids.customer(`buyer${i}`));
-    // Enough for every one of their orders, so money never decides.
-    await mapLimit(customers, 10, (c) => api.putAccount(c, PER_CUSTOMER * PRICE));
+  it(
+    '300 concurrent orders for 40 units: exactly 40 confirmed, 260 OUT_OF_STOCK, no oversell',
+    async () => {
+      const STOCK = 40;
+      const CUSTOMERS = 30;
+      const PER_CUSTOMER = 10;
+      const PRICE = 500;
+      const sku = ids.sku('scarce');
+      await api.putProduct(sku, PRICE);
+      await api.putStock(sku, STOCK);
+      const customers = Array.from({ length: CUSTOMERS }, (_, i) => ids.customer(`buyer${i}`));
+      // Enough for every one of their orders, so money never decides.
+      await mapLimit(customers, 10, (c) => api.putAccount(c, PER_CUSTOMER * PRICE));
 
-    const orders = customers.flatMap((customerId) => Array.from({ length: PER_CUSTOMER }, () => ({ customerId, sku })));
-    const t0 = Date.now();
-    const placed = await placeAll(orders);
-    const tPlaced = Date.now();
-    const decided = await waitUntilDecided(
-      placed.map((p) => p.id),
-      DECIDE_MS,
-    );
-    const tDecided = Date.now();
-    const counts = tally(decided);
-    console.log(
-      `stock contention: placed ${placed.length} in ${tPlaced - t0} ms; all decided after ${tDecided - t0} ms: ${JSON.stringify(counts)}`,
-    );
-    expect(counts).toEqual({ CONFIRMED: STOCK, 'CANCELLED OUT_OF_STOCK': placed.length - STOCK });
+      const orders = customers.flatMap((customerId) =>
+        Array.from({ length: PER_CUSTOMER }, () => ({ customerId, sku })),
+      );
+      const t0 = Date.now();
+      const placed = await placeAll(orders);
+      const tPlaced = Date.now();
+      const decided = await waitUntilDecided(
+        placed.map((p) => p.id),
+        DECIDE_MS,
+      );
+      const tDecided = Date.now();
+      const counts = tally(decided);
+      console.log(
+        `stock contention: placed ${placed.length} in ${tPlaced - t0} ms; all decided after ${tDecided - t0} ms: ${JSON.stringify(counts)}`,
+      );
+      expect(counts).toEqual({ CONFIRMED: STOCK, 'CANCELLED OUT_OF_STOCK': placed.length - STOCK });
 
-    const orderIds = placed.map((p) => p.id);
-    await waitUntilQuiescent({ orderIds, skus: [sku], customerIds: customers }, DECIDE_MS);
-    console.log(`stock contention: quiescent (all acknowledged) after ${Date.now() - t0} ms`);
+      const orderIds = placed.map((p) => p.id);
+      await waitUntilQuiescent({ orderIds, skus: [sku], customerIds: customers }, DECIDE_MS);
+      console.log(`stock contention: quiescent (all acknowledged) after ${Date.now() - t0} ms`);
 
-    expect(await api.stock(sku)).toEqual({ sku, available: 0, reserved: 0, sold: STOCK });
-    // Each customer paid exactly for their confirmed orders; the rest of the money is back.
-    for (const customerId of customers) {
-      const confirmed = placed.filter((p) => p.customerId === customerId && decided.get(p.id)?.status === 'CONFIRMED');
-      const captured = confirmed.length * PRICE;
+      expect(await api.stock(sku)).toEqual({ sku, available: 0, reserved: 0, sold: STOCK });
+      // Each customer paid exactly for their confirmed orders; the rest of the money is back.
+      for (const customerId of customers) {
+        const confirmed = placed.filter(
+          (p) => p.customerId === customerId && decided.get(p.id)?.status === 'CONFIRMED',
+        );
+        const captured = confirmed.length * PRICE;
+        expect(await api.account(customerId)).toEqual({
+          customerId,
+          balance: PER_CUSTOMER * PRICE - captured,
+          held: 0,
+          captured,
+        });
+      }
+      await expectInvariants({ orderIds, skus: [sku], customerIds: customers }, { quiescent: true });
+    },
+    TEST_MS,
+  );
+
+  it(
+    '120 concurrent orders against money for 15: exactly 15 confirmed, 105 INSUFFICIENT_FUNDS, no overdraft',
+    async () => {
+      const AFFORDABLE = 15;
+      const ORDERS = 120;
+      const PRICE = 700;
+      const sku = ids.sku('plenty');
+      const customerId = ids.customer('spender');
+      await api.putProduct(sku, PRICE);
+      await api.putStock(sku, 1000);
+      await api.putAccount(customerId, AFFORDABLE * PRICE);
+
+      const t0 = Date.now();
+      const placed = await placeAll(Array.from({ length: ORDERS }, () => ({ customerId, sku })));
+      const tPlaced = Date.now();
+      const decided = await waitUntilDecided(
+        placed.map((p) => p.id),
+        DECIDE_MS,
+      );
+      const counts = tally(decided);
+      console.log(
+        `money contention: placed ${placed.length} in ${tPlaced - t0} ms; all decided after ${Date.now() - t0} ms: ${JSON.stringify(counts)}`,
+      );
+      expect(counts).toEqual({ CONFIRMED: AFFORDABLE, 'CANCELLED INSUFFICIENT_FUNDS': ORDERS - AFFORDABLE });
+
+      const orderIds = placed.map((p) => p.id);
+      await waitUntilQuiescent({ orderIds, skus: [sku], customerIds: [customerId] }, DECIDE_MS);
       expect(await api.account(customerId)).toEqual({
         customerId,
-        balance: PER_CUSTOMER * PRICE - captured,
+        balance: 0,
         held: 0,
-        captured,
+        captured: AFFORDABLE * PRICE,
       });
-    }
-    await expectInvariants({ orderIds, skus: [sku], customerIds: customers }, { quiescent: true });
-  });
-
-  it('120 concurrent orders against money for 15: exactly 15 confirmed, 105 INSUFFICIENT_FUNDS, no overdraft', async () => {
-    const AFFORDABLE = 15;
-    const ORDERS = 120;
-    const PRICE = 700;
-    const sku = ids.sku('plenty');
-    const customerId = ids.customer('spender');
-    await api.putProduct(sku, PRICE);
-    await api.putStock(sku, 1000);
-    await api.putAccount(customerId, AFFORDABLE * PRICE);
-
-    const t0 = Date.now();
-    const placed = await placeAll(Array.from({ length: ORDERS }, () => ({ customerId, sku })));
-    const tPlaced = Date.now();
-    const decided = await waitUntilDecided(
-      placed.map((p) => p.id),
-      DECIDE_MS,
-    );
-    const counts = tally(decided);
-    console.log(
-      `money contention: placed ${placed.length} in ${tPlaced - t0} ms; all decided after ${Date.now() - t0} ms: ${JSON.stringify(counts)}`,
-    );
-    expect(counts).toEqual({ CONFIRMED: AFFORDABLE, 'CANCELLED INSUFFICIENT_FUNDS': ORDERS - AFFORDABLE });
-
-    const orderIds = placed.map((p) => p.id);
-    await waitUntilQuiescent({ orderIds, skus: [sku], customerIds: [customerId] }, DECIDE_MS);
-    expect(await api.account(customerId)).toEqual({
-      customerId,
-      balance: 0,
-      held: 0,
-      captured: AFFORDABLE * PRICE,
-    });
-    expect(await api.stock(sku)).toEqual({ sku, available: 1000 - AFFORDABLE, reserved: 0, sold: AFFORDABLE });
-    await expectInvariants({ orderIds, skus: [sku], customerIds: [customerId] }, { quiescent: true });
-  });
+      expect(await api.stock(sku)).toEqual({ sku, available: 1000 - AFFORDABLE, reserved: 0, sold: AFFORDABLE });
+      await expectInvariants({ orderIds, skus: [sku], customerIds: [customerId] }, { quiescent: true });
+    },
+    TEST_MS,
+  );
 });

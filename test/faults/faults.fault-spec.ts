@@ -117,6 +117,28 @@ it('each participant SIGKILLed twice mid-load, restarted each time', async () =>
   expectBothOutcomes(report);
 });
 
+it('rolling restart (SIGTERM, drain, start) of every service under load loses nothing', async () => {
+  const shop = await stack();
+  const { catalog, load, faults } = await underLoad('rolling-restart', shop, async () => {
+    const faults: string[] = [];
+    for (const service of ['order', 'inventory', 'payment'] as const) {
+      await pause(200, 600);
+      // Graceful: it drained and exited by itself within the timeout (Nest re-raises SIGTERM).
+      const { graceful } = await shop.processes[service].stop();
+      expect({ service, graceful }).toEqual({ service, graceful: true });
+      expect([0, 'SIGTERM']).toContain(
+        shop.processes[service].lastExit?.code ?? shop.processes[service].lastExit?.signal,
+      );
+      faults.push(`SIGTERM ${service}`);
+      await shop.start(service);
+    }
+    return faults;
+  });
+  const report = await settle('rolling restart', catalog, load, faults, { services });
+  reports.push(report);
+  expectBothOutcomes(report);
+});
+
 it('RabbitMQ restarted mid-load', async () => {
   const shop = await stack();
   const { catalog, load, faults } = await underLoad('restart-rabbitmq', shop, async () => {

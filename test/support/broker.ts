@@ -56,7 +56,15 @@ export function resentCopy<T extends { messageId: string; sentAt: string }>(enve
  * (<USER>_AMQP_URL), with the properties the services' relays use, and waits for the broker's
  * confirms. A message no queue takes (mandatory) fails the call.
  */
-export async function publishAs(user: ServiceName, messages: readonly RawMessage[]): Promise<void> {
+export async function publishAs(
+  user: ServiceName,
+  messages: readonly RawMessage[],
+  options: {
+    /** The AMQP user-id property: the connecting user by default; null leaves it out (unverified). */
+    userId?: string | null;
+    headers?: Record<string, unknown>;
+  } = {},
+): Promise<void> {
   const connection = await amqp.connect(requireEnv(`${user.toUpperCase()}_AMQP_URL`));
   try {
     const channel = await connection.createConfirmChannel();
@@ -71,7 +79,8 @@ export async function publishAs(user: ServiceName, messages: readonly RawMessage
         messageId: message.messageId,
         type: message.type,
         timestamp: Math.floor(Date.now() / 1000),
-        userId: user,
+        ...(options.userId === null ? {} : { userId: options.userId ?? user }),
+        headers: options.headers ?? {},
       });
     }
     await channel.waitForConfirms();
@@ -228,4 +237,81 @@ export async function waitUntilDelivered(transactionIds: readonly string[], time
     },
     { timeoutMs, intervalMs: 100, what: `the messages of ${transactionIds.length} transaction(s) to be delivered` },
   );
+}
+
+export interface ParkedMessage {
+  messageId: string;
+  reason: string;
+  body: unknown;
+}
+
+/**
+ * Waits until every given message id sits in `service`'s dead-letter queue, then removes exactly
+ * those (other suites' dead letters go back to the queue untouched). Returns them with the
+ * reason the consumer recorded.
+ */
+export async function takeDeadLetters(
+  service: ServiceName,
+  messageIds: readonly string[],
+  timeoutMs = 30_000,
+): Promise<ParkedMessage[]> {
+  const queue = topologyFor(service).deadLetterQueue;
+  const wanted = new Set(messageIds);
+  const taken = new Map<string, ParkedMessage>();
+  await eventually(
+    async () => {
+      const connection = await amqp.connect(testEnv.amqpAdminUrl);
+      try {
+        const channel = await connection.createChannel();
+        for (let m = await channel.get(queue); m; m = await channel.get(queue)) {
+          const id = String(m.properties.messageId);
+          if (!wanted.has(id)) continue; // left unacked: back in the queue when the channel closes
+          const headers = (m.properties.headers ?? {}) as Record<string, unknown>;
+          const reason = headers['x-dead-letter-reason'];
+          taken.set(id, {
+            messageId: id,
+            reason: typeof reason === 'string' ? reason : JSON.stringify(reason),
+            body: JSON.parse(m.content.toString('utf8')) as unknown,
+          });
+          channel.ack(m);
+        }
+        await channel.close();
+      } finally {
+        await connection.close().catch(() => undefined);
+      }
+      const missing = [...wanted].filter((id) => !taken.has(id));
+      if (missing.length === 0) return true;
+      throw new Error(`not dead-lettered (yet): ${missing.join(', ')}`);
+    },
+    { timeoutMs, intervalMs: 200, what: `${messageIds.length} message(s) in ${queue}` },
+  );
+  return messageIds.map((id) => taken.get(id)!);
+}
+
+/** Every message now parked in `service`'s dead-letter queue, left where it is. */
+export async function peekDeadLetters(service: ServiceName): Promise<ParkedMessage[]> {
+  const queue = topologyFor(service).deadLetterQueue;
+  const connection = await amqp.connect(testEnv.amqpAdminUrl);
+  try {
+    const channel = await connection.createChannel();
+    const found: ParkedMessage[] = [];
+    for (let m = await channel.get(queue); m; m = await channel.get(queue)) {
+      const reason = ((m.properties.headers ?? {}) as Record<string, unknown>)['x-dead-letter-reason'];
+      let body: unknown = m.content.toString('utf8');
+      try {
+        body = JSON.parse(body as string) as unknown;
+      } catch {
+        /* not JSON: keep the text */
+      }
+      found.push({
+        messageId: String(m.properties.messageId),
+        reason: typeof reason === 'string' ? reason : JSON.stringify(reason),
+        body,
+      });
+    }
+    await channel.close(); // every message goes back to the queue
+    return found;
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
 }

@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import { createMessage, Decision, Prepare, Vote } from '@shop/contracts';
+import { asRaw, inInbox, outboxOf, publishAs, takeDeadLetters } from '../support/broker';
+import { closeDb, sql } from '../support/db';
+import { ShopApi } from '../support/http';
+import { runIds } from '../support/ids';
+import { Services, startServices } from '../support/services';
+
+/**
+ * Receivers trust the broker-validated AMQP user-id, not what a message says about itself: a
+ * prepare or decision that the coordinator's broker user did not publish, a vote from someone
+ * other than the participant it names, a message of a kind its sender may not send, or one
+ * published without a user-id at all, is dead-lettered with the reason — and changes nothing.
+ */
+
+const ids = runIds('forged');
+const WAIT_MS = 20_000;
+
+let stack: Services;
+let api: ShopApi;
+let sku: string;
+let buyer: string;
+
+beforeAll(async () => {
+  stack = await startServices();
+  api = new ShopApi(stack);
+  sku = ids.sku('item');
+  buyer = ids.customer('buyer');
+  await api.putProduct(sku, 1000);
+  await api.putStock(sku, 5);
+  await api.putAccount(buyer, 10_000);
+}, 90_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await closeDb();
+});
+
+const deadline = () => new Date(Date.now() + 60_000).toISOString();
+
+async function participantRows(transactionId: string) {
+  return sql(
+    `SELECT 'inventory' AS p, state FROM inventory_svc.tpc_participant_transactions WHERE transaction_id = $1
+     UNION ALL SELECT 'payment', state FROM payment_svc.tpc_participant_transactions WHERE transaction_id = $1`,
+    [transactionId],
+  );
+}
+
+async function expectUntouched(transactionId: string) {
+  expect(await participantRows(transactionId)).toEqual([]);
+  expect(await outboxOf(transactionId)).toEqual([]);
+  expect(await api.stock(sku)).toEqual({ sku, available: 5, reserved: 0, sold: 0 });
+  expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
+}
+
+describe('forged messages', () => {
+  it('an abort "from order" published by the payment user is refused: no tombstone in inventory', async () => {
+    const transactionId = randomUUID();
+    const forged = createMessage(Decision, {
+      transactionId,
+      sender: 'order',
+      recipient: 'inventory',
+      payload: { outcome: 'abort' },
+    });
+    await publishAs('payment', [asRaw(forged)]);
+    const [parked] = await takeDeadLetters('inventory', [forged.messageId], WAIT_MS);
+    expect(parked.reason).toMatch(/not verified.*payment/);
+    expect(await inInbox('inventory', forged.messageId)).toBe(false);
+    await expectUntouched(transactionId);
+  });
+
+  it('a prepare "from order" published by the inventory user is refused: nothing held', async () => {
+    const transactionId = randomUUID();
+    const forged = createMessage(Prepare, {
+      transactionId,
+      sender: 'order',
+      recipient: 'payment',
+      payload: { participant: 'payment', deadline: deadline(), customerId: buyer, amount: 2000, currency: 'EUR' },
+    });
+    await publishAs('inventory', [asRaw(forged)]);
+    const [parked] = await takeDeadLetters('payment', [forged.messageId], WAIT_MS);
+    expect(parked.reason).toMatch(/not verified.*inventory/);
+    await expectUntouched(transactionId);
+  });
+
+  it('a "yes" vote in the payment service\'s name published by the inventory user is refused: no presumed-abort answer', async () => {
+    const transactionId = randomUUID();
+    const forged = createMessage(Vote, {
+      transactionId,
+      sender: 'payment',
+      recipient: 'order',
+      payload: { vote: 'yes' },
+    });
+    await publishAs('inventory', [asRaw(forged)]);
+    const [parked] = await takeDeadLetters('order', [forged.messageId], WAIT_MS);
+    expect(parked.reason).toMatch(/not verified.*inventory/);
+    expect(await inInbox('order', forged.messageId)).toBe(false);
+    await expectUntouched(transactionId);
+  });
+
+  it('a decision sent by a participant (which may not send decisions) is refused', async () => {
+    const transactionId = randomUUID();
+    const forged = createMessage(Decision, {
+      transactionId,
+      sender: 'inventory',
+      recipient: 'payment',
+      payload: { outcome: 'abort' },
+    });
+    await publishAs('inventory', [asRaw(forged)]);
+    const [parked] = await takeDeadLetters('payment', [forged.messageId], WAIT_MS);
+    expect(parked.reason).toMatch(/decision may not come from inventory/);
+    await expectUntouched(transactionId);
+  });
+
+  it("a prepare without a user-id (even over the coordinator's own connection) is refused", async () => {
+    const transactionId = randomUUID();
+    const forged = createMessage(Prepare, {
+      transactionId,
+      sender: 'order',
+      recipient: 'inventory',
+      payload: { participant: 'inventory', deadline: deadline(), items: [{ sku, quantity: 1 }] },
+    });
+    // A header claiming the original publisher must not be believed either.
+    await publishAs('order', [asRaw(forged)], { userId: null, headers: { 'x-original-user-id': 'order' } });
+    const [parked] = await takeDeadLetters('inventory', [forged.messageId], WAIT_MS);
+    expect(parked.reason).toMatch(/not verified/);
+    await expectUntouched(transactionId);
+  });
+});

@@ -41,7 +41,7 @@ export const PG = {
 };
 
 export const RABBIT = {
-  nodename: 'shop@localhost',
+  nodename: process.env.RABBITMQ_NODENAME || 'shop@localhost', // distinct per checkout that runs its own node
   amqpPort: envPort('AMQP_PORT', 25672),
   // The default dist port (AMQP port + 20000) would be > 65535 here, so pick our own.
   distPort: envPort('RABBITMQ_DIST_PORT', 25682),

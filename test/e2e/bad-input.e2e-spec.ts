@@ -117,6 +117,17 @@ const orderCases: Case[] = [
     `{"customerId":"${CUSTOMER}","items":[{"sku":"${SKU}","quantity":NaN}]}`,
     'application/json',
   ),
+  // JSON.stringify would drop these keys: send them as raw text, as an attacker would.
+  postRaw(
+    'a __proto__ member',
+    `{"customerId":"${CUSTOMER}","items":[{"sku":"${SKU}","quantity":1}],"__proto__":{"isAdmin":true}}`,
+    'application/json',
+  ),
+  postRaw(
+    'a constructor member in a line',
+    `{"customerId":"${CUSTOMER}","items":[{"sku":"${SKU}","quantity":1,"constructor":{"prototype":{}}}]}`,
+    'application/json',
+  ),
   postRaw('invalid UTF-8', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]), 'application/json'),
   postRaw('a valid order sent as text/plain', JSON.stringify(VALID_ORDER), 'text/plain', [400, 415]),
   postRaw(

@@ -11,11 +11,19 @@ export interface BootstrapOptions {
   description?: string;
 }
 
+function refusePrototypeKeys(key: string, value: unknown): unknown {
+  if (key === '__proto__' || key === 'constructor' || key === 'prototype') {
+    throw new SyntaxError(`the key "${key}" is not allowed`);
+  }
+  return value;
+}
+
 /** Creates a service's Nest app configured like every other (without listening): used by main and tests. */
 export async function createServiceApp(module: Type<unknown>, options: BootstrapOptions): Promise<INestApplication> {
   const app = await NestFactory.create<NestExpressApplication>(module, { bodyParser: false });
-  // Small JSON bodies only; anything else is refused before it reaches a handler.
-  app.useBodyParser('json', { limit: '100kb', strict: true });
+  // Small JSON bodies only; anything else is refused before it reaches a handler. Keys that
+  // could reach an object's prototype are refused outright (validation would silently drop them).
+  app.useBodyParser('json', { limit: '100kb', strict: true, reviver: refusePrototypeKeys });
   app.disable('x-powered-by');
   // Zod schemas on @Body/@Param/@Query are both the validation and the OpenAPI source.
   app.useGlobalPipes(new StandardSchemaValidationPipe());

@@ -49,7 +49,10 @@ export class ProblemDetailsFilter implements ExceptionFilter {
         type: 'about:blank',
         title: titleOf(error.status),
         status: error.status,
-        detail: error.type === 'entity.parse.failed' ? 'the body is not valid JSON' : String(error.message),
+        detail:
+          error.type === 'entity.parse.failed'
+            ? `the body is not valid JSON: ${String(error.message)}`
+            : String(error.message),
       };
     }
     if (typeof error?.code === 'string' && CONFLICT_CODES.has(error.code)) {

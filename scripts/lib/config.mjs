@@ -13,12 +13,13 @@ const envPort = (name, fallback) => {
   return n;
 };
 
-// The services. `port` is the dev port, `testPort` the one used by `npm test` so a running
-// dev stack and a test run never collide. Add a participant here and everything follows.
+// The services. `port` is the dev port, `testPort` the one used by `npm test`, `benchPort` the
+// one used by `npm run bench`, so a dev stack, a test run and a benchmark never collide.
+// Add a participant here and everything follows.
 export const SERVICES = [
-  { name: 'order', port: 3000, testPort: 13000 },
-  { name: 'payment', port: 3001, testPort: 13001 },
-  { name: 'inventory', port: 3002, testPort: 13002 },
+  { name: 'order', port: 3000, testPort: 13000, benchPort: 23000 },
+  { name: 'payment', port: 3001, testPort: 13001, benchPort: 23001 },
+  { name: 'inventory', port: 3002, testPort: 13002, benchPort: 23002 },
 ];
 
 export const dbRole = (svc) => `${svc}_svc`;
@@ -49,16 +50,28 @@ export const RABBIT = {
   dir: path.join(LOCAL, 'rabbitmq'),
 };
 
-/** `start` uses the dev database/vhost, `test` a separate one that is rebuilt on every run. */
+// Per mode: database and vhost, NODE_ENV, which port of SERVICES, and whether the database and
+// vhost are dropped and recreated on each run.
+const PROFILES = {
+  start: { db: 'shop', nodeEnv: null, portKey: 'port', recreate: false },
+  test: { db: 'shop_test', nodeEnv: 'test', portKey: 'testPort', recreate: true },
+  // Measured as it would run in production (NODE_ENV=production needs a non-default ADMIN_TOKEN).
+  bench: { db: 'shop_bench', nodeEnv: 'production', portKey: 'benchPort', recreate: true },
+};
+
+/**
+ * `start` uses the dev database/vhost; `test` and `bench` each use their own, rebuilt on every
+ * run, so neither ever touches the demo data or the other's.
+ */
 export function profile(mode) {
-  const test = mode === 'test';
+  const p = PROFILES[mode] ?? PROFILES.start;
   return {
     mode,
-    db: test ? 'shop_test' : 'shop',
-    vhost: test ? 'shop_test' : 'shop',
-    nodeEnv: test ? 'test' : process.env.NODE_ENV || 'development',
-    portOf: (svc) => (test ? svc.testPort : svc.port),
-    recreate: test, // drop and recreate database and vhost on each run
+    db: p.db,
+    vhost: p.db,
+    nodeEnv: p.nodeEnv ?? (process.env.NODE_ENV || 'development'),
+    portOf: (svc) => svc[p.portKey],
+    recreate: p.recreate,
   };
 }
 

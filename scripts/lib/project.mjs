@@ -41,16 +41,19 @@ export function prefixer(svc, replica = 0) {
   return color(PALETTE[SERVICES.indexOf(svc) % PALETTE.length], label);
 }
 
-/** Copy a child's output line by line, each line prefixed with the service's label. */
-export function pipeLines(child, prefix) {
-  for (const [stream, sink] of [
-    [child.stdout, process.stdout],
-    [child.stderr, process.stderr],
+/**
+ * Copy a child's output line by line, each line prefixed with the service's label; to the
+ * terminal, or both streams to `sink` (a writable stream, e.g. a log file) when given.
+ */
+export function pipeLines(child, prefix, sink) {
+  for (const [stream, out] of [
+    [child.stdout, sink ?? process.stdout],
+    [child.stderr, sink ?? process.stderr],
   ]) {
     if (!stream) continue;
     readline
       .createInterface({ input: stream, crlfDelay: Infinity })
-      .on('line', (line) => sink.write(`${prefix} ${line}\n`));
+      .on('line', (line) => out.write(`${prefix} ${line}\n`));
   }
 }
 

@@ -15,9 +15,12 @@ export class Supervisor {
   /**
    * One row per running process. Each service has one replica today; the rows are keyed by
    * (service, replica) so REPLICAS=N only needs a port per replica.
+   * `extraEnv(svc)` adds settings to a service's environment (the benchmark's token and knobs);
+   * `sink` takes the services' output instead of the terminal.
    */
-  constructor(prof, pg, amqp, { replicas = 1, onGiveUp } = {}) {
+  constructor(prof, pg, amqp, { replicas = 1, onGiveUp, extraEnv = () => ({}), sink } = {}) {
     this.onGiveUp = onGiveUp;
+    this.sink = sink;
     this.stopping = false;
     this.table = [];
     for (const svc of SERVICES) {
@@ -25,7 +28,7 @@ export class Supervisor {
       if (!fs.existsSync(file))
         throw new StackError(`${path.relative(ROOT, file)} does not exist (did the build produce it?)`);
       for (let replica = 0; replica < replicas; replica++) {
-        const env = serviceEnv(svc, prof, pg, amqp);
+        const env = { ...serviceEnv(svc, prof, pg, amqp), ...extraEnv(svc) };
         const port = Number(env.PORT) + replica * 100; // replica ports: 3000, 3100, 3200…
         env.PORT = String(port);
         this.table.push({ svc, replica, port, file, env, child: null, crashes: [], label: labelOf(svc, replica) });
@@ -44,7 +47,7 @@ export class Supervisor {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     row.child = child;
-    pipeLines(child, prefixer(row.svc, row.replica));
+    pipeLines(child, prefixer(row.svc, row.replica), this.sink);
     child.on('error', (err) => warn(`${row.label}: ${err.message}`));
     child.on('exit', (code, signal) => {
       row.child = null;

@@ -1,0 +1,162 @@
+// Command line of `npm run bench`. No npm dependencies: --help must work before `npm ci`.
+import { StackError } from '../util.mjs';
+
+export const USAGE = `usage: npm run bench -- [options]
+
+Load (one of each pair; default --rate 100 --duration 20):
+  --rate N             open loop: offer N orders per second, whatever the answers
+  --concurrency N      closed loop: N clients, each sends its next order when the last answered
+  --duration S         send for S seconds
+  --count N            send N orders
+  --mix M              spread (many SKUs and customers, few conflicts; default)
+                       hot (everyone buys the same SKU)
+                       declines (a share of orders fail payment: INSUFFICIENT_FUNDS)
+  --decline-share F    share of declined orders with --mix declines (default 0.25)
+  --warmup S           seconds of the same load before measuring, not counted (default 3)
+  --seed N             seed of the order generator (default 1)
+
+Output:
+  --out DIR            where results go (default bench-results/); one folder per run
+
+Stack (default: its own database and vhost shop_bench, services on 23000-23002):
+  --skip-build         use the existing dist/ (also SKIP_BUILD=1)
+  --replicas N         N processes per service (order POSTs go round-robin)
+  --env [svc:]K=V      extra setting for every service, or one (repeatable), e.g.
+                       --env AMQP_PREFETCH=200 --env order:DB_POOL_SIZE=40
+  --settle-timeout S   how long to wait for every order to be decided and acked (default 120)
+
+Baseline (the machine's ceiling, measured after the run):
+  --no-ceiling         skip it
+  --ceiling-seconds S  length of each ceiling measurement (default 5)
+  --pg-clients N       pgbench clients (default: the services' busy connections during the run)
+
+Services already running elsewhere (all three URLs; no infra, build or services started):
+  --order-url URL --payment-url URL --inventory-url URL
+  --admin-token T      their ADMIN_TOKEN (default: $ADMIN_TOKEN or the development token)
+  --pg-url URL         superuser URL of their database (decision times from the database,
+                       cost figures, invariants); without it orders are polled over GET /orders/:id
+  --rabbit-url URL     management API with credentials, e.g. http://admin:admin@host:15672
+  --vhost NAME         their vhost (for broker figures)
+  --amqp-url URL       administrator AMQP URL of that vhost (broker ceiling)
+
+  --smoke              a few seconds at a low rate, mix declines, no warm-up and no ceiling;
+                       checks the invariants only (never speed); exit code 1 if one is broken
+  --help
+`;
+
+const MIXES = ['spread', 'hot', 'declines'];
+
+const positive = (name, raw, { integer = false } = {}) => {
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n)))
+    throw new StackError(`${name} must be a positive ${integer ? 'integer' : 'number'} (got ${raw})`);
+  return n;
+};
+
+/** Parses argv (without node and the script) into the options object the benchmark runs with. */
+export function parseOptions(argv) {
+  const raw = { env: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) throw new StackError(`unexpected argument ${arg}\n\n${USAGE}`);
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
+    const flags = ['smoke', 'help', 'no-ceiling', 'skip-build'];
+    if (flags.includes(name)) {
+      raw[name] = true;
+      continue;
+    }
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw new StackError(`--${name} needs a value`);
+    if (name === 'env') raw.env.push(value);
+    else raw[name] = value;
+  }
+  const known = new Set([
+    'env',
+    'smoke',
+    'help',
+    'no-ceiling',
+    'skip-build',
+    'rate',
+    'concurrency',
+    'duration',
+    'count',
+    'mix',
+    'decline-share',
+    'warmup',
+    'seed',
+    'out',
+    'replicas',
+    'settle-timeout',
+    'ceiling-seconds',
+    'pg-clients',
+    'order-url',
+    'payment-url',
+    'inventory-url',
+    'admin-token',
+    'pg-url',
+    'rabbit-url',
+    'vhost',
+    'amqp-url',
+  ]);
+  for (const key of Object.keys(raw))
+    if (!known.has(key)) throw new StackError(`unknown option --${key}\n\n${USAGE}`);
+  if (raw.help) return { help: true };
+
+  if (raw.rate && raw.concurrency) throw new StackError('give --rate or --concurrency, not both');
+  if (raw.duration && raw.count) throw new StackError('give --duration or --count, not both');
+  const smoke = Boolean(raw.smoke);
+  const mix = raw.mix ?? (smoke ? 'declines' : 'spread');
+  if (!MIXES.includes(mix)) throw new StackError(`--mix must be one of ${MIXES.join(', ')} (got ${mix})`);
+  const declineShare = raw['decline-share'] === undefined ? 0.25 : Number(raw['decline-share']);
+  if (!(declineShare >= 0 && declineShare <= 1)) throw new StackError('--decline-share must be between 0 and 1');
+
+  const load = raw.concurrency
+    ? { mode: 'closed', concurrency: positive('--concurrency', raw.concurrency, { integer: true }) }
+    : { mode: 'open', rate: positive('--rate', raw.rate ?? (smoke ? 20 : 100)) };
+  if (raw.count) load.count = positive('--count', raw.count, { integer: true });
+  else load.durationS = positive('--duration', raw.duration ?? (smoke ? 3 : 20));
+
+  const urls = { order: raw['order-url'], payment: raw['payment-url'], inventory: raw['inventory-url'] };
+  const given = Object.values(urls).filter(Boolean).length;
+  if (given > 0 && given < 3) throw new StackError('give all three of --order-url, --payment-url, --inventory-url');
+
+  return {
+    smoke,
+    mix,
+    declineShare,
+    load,
+    warmupS: raw.warmup === undefined ? (smoke ? 0 : 3) : Number(raw.warmup),
+    seed: raw.seed === undefined ? 1 : Number(raw.seed),
+    out: raw.out ?? 'bench-results',
+    skipBuild: Boolean(raw['skip-build']) || process.env.SKIP_BUILD === '1',
+    replicas: raw.replicas ? positive('--replicas', raw.replicas, { integer: true }) : 1,
+    serviceEnv: parseServiceEnv(raw.env),
+    settleTimeoutS: raw['settle-timeout'] ? positive('--settle-timeout', raw['settle-timeout']) : 120,
+    ceiling: !raw['no-ceiling'] && !smoke,
+    ceilingSeconds: raw['ceiling-seconds'] ? positive('--ceiling-seconds', raw['ceiling-seconds']) : 5,
+    pgClients: raw['pg-clients'] ? positive('--pg-clients', raw['pg-clients'], { integer: true }) : null,
+    external: given
+      ? {
+          urls,
+          adminToken: raw['admin-token'] ?? process.env.ADMIN_TOKEN ?? 'dev-admin-token',
+          pgUrl: raw['pg-url'] ?? null,
+          rabbitUrl: raw['rabbit-url'] ?? null,
+          vhost: raw.vhost ?? null,
+          amqpUrl: raw['amqp-url'] ?? null,
+        }
+      : null,
+  };
+}
+
+/** `--env K=V` (every service) and `--env order:K=V` (one service) → { all: {...}, order: {...} }. */
+function parseServiceEnv(list) {
+  const out = { all: {} };
+  for (const item of list) {
+    const m = item.match(/^(?:([a-z]+):)?([A-Z][A-Z0-9_]*)=(.*)$/);
+    if (!m) throw new StackError(`--env expects [service:]NAME=value (got ${item})`);
+    const [, svc = 'all', key, value] = m;
+    (out[svc] ??= {})[key] = value;
+  }
+  return out;
+}

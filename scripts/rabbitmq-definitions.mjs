@@ -6,7 +6,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { RABBIT_ADMIN, ROOT, SERVICES, amqpPassword, amqpUser } from './lib/config.mjs';
+import { RABBIT_ADMIN, ROOT, SERVICES, amqpPassword, amqpUser, brokerPermissions } from './lib/config.mjs';
 
 const hash = (password) => {
   const salt = crypto.randomBytes(4);
@@ -23,14 +23,19 @@ const user = (name, password, tags) => ({
   tags,
 });
 const vhost = 'shop';
-const all = { configure: '.*', write: '.*', read: '.*' }; // least privilege comes later
+const all = { configure: '.*', write: '.*', read: '.*' };
 const users = [user(RABBIT_ADMIN.user, RABBIT_ADMIN.password, ['administrator'])];
 for (const s of SERVICES) users.push(user(amqpUser(s.name), amqpPassword(s.name), []));
+// Least privilege for the service users, the same rules as the local stack (brokerPermissions).
+const serviceGrants = SERVICES.map((s) => ({ user: amqpUser(s.name), ...brokerPermissions(s.name) }));
 const definitions = {
   users,
   vhosts: [{ name: vhost }],
-  permissions: users.map((u) => ({ user: u.name, vhost, ...all })),
-  topic_permissions: [],
+  permissions: [
+    { user: RABBIT_ADMIN.user, vhost, ...all },
+    ...serviceGrants.map(({ user: name, configure, write, read }) => ({ user: name, vhost, configure, write, read })),
+  ],
+  topic_permissions: serviceGrants.map(({ user: name, topic }) => ({ user: name, vhost, ...topic })),
   parameters: [],
   global_parameters: [],
   policies: [],

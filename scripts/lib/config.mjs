@@ -27,6 +27,31 @@ export const dbRole = (svc) => `${svc}_svc`;
 export const dbPassword = (svc) => `${dbRole(svc)}_dev_password`;
 export const amqpUser = (svc) => svc;
 export const amqpPassword = (svc) => `${svc}_dev_password`;
+/**
+ * Least privilege on the broker, per service user: it may declare and use only its own queues
+ * (`checkout.<svc>`, `.retry`, `.dead-letter`, see libs/messaging/src/topology.ts) and the shared
+ * exchanges, read only its own queues, and publish on the checkout exchange only the routing
+ * keys its role sends (libs/contracts ALLOWED_SENDERS): the coordinator prepares and decides,
+ * a participant votes, acks and inquires, and only towards the coordinator.
+ */
+export const COORDINATOR = 'order';
+export function brokerPermissions(svc) {
+  const own = `checkout\\.${svc}(\\..*)?`;
+  const exchanges = 'checkout|checkout\\.dlx';
+  const participants = SERVICES.map((s) => s.name).filter((n) => n !== COORDINATOR);
+  const sends =
+    svc === COORDINATOR
+      ? `^(${participants.join('|')})\\.(prepare|decision)$`
+      : `^${COORDINATOR}\\.(vote|ack|inquiry)$`;
+  return {
+    configure: `^(${exchanges}|${own})$`,
+    // amq.default: retries and re-drives go back to the own queue through the default exchange.
+    write: `^(${exchanges}|amq\\.default|${own})$`,
+    read: `^(${exchanges}|${own})$`,
+    topic: { exchange: 'checkout', write: sends, read: `^${svc}\\.` },
+  };
+}
+
 export const RABBIT_ADMIN = { user: 'admin', password: 'admin' }; // dev only
 export const PG_SUPERUSER = { user: 'postgres', password: 'postgres' }; // dev only
 

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { RABBIT, RABBIT_ADMIN, SERVICES, amqpPassword, amqpUser } from './config.mjs';
+import { RABBIT, RABBIT_ADMIN, SERVICES, amqpPassword, amqpUser, brokerPermissions } from './config.mjs';
 import { asUser, ensureTraversable, isRoot, osUser, ownedDir } from './system.mjs';
 import {
   StackError,
@@ -316,12 +316,14 @@ export async function provisionRabbit(h, vhost, { recreate = false } = {}) {
     },
     { timeoutMs: 30_000 },
   );
-  // Permissions are wide for now; per-service least privilege (and topic permissions) comes later.
+  // Each service user gets only what its role needs (see brokerPermissions in config.mjs).
   const all = { configure: '.*', write: '.*', read: '.*' };
   for (const svc of SERVICES) {
-    const user = amqpUser(svc.name);
-    await must(h, 'PUT', `/users/${encodeURIComponent(user)}`, { password: amqpPassword(svc.name), tags: '' });
-    await must(h, 'PUT', `/permissions/${v}/${encodeURIComponent(user)}`, all);
+    const user = encodeURIComponent(amqpUser(svc.name));
+    const { topic, ...permissions } = brokerPermissions(svc.name);
+    await must(h, 'PUT', `/users/${user}`, { password: amqpPassword(svc.name), tags: '' });
+    await must(h, 'PUT', `/permissions/${v}/${user}`, permissions);
+    await must(h, 'PUT', `/topic-permissions/${v}/${user}`, topic);
   }
   await must(h, 'PUT', `/permissions/${v}/${encodeURIComponent(h.adminUser)}`, all);
 }

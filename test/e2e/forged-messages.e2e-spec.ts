@@ -7,11 +7,16 @@ import { runIds } from '../support/ids';
 import { Services, startServices } from '../support/services';
 
 /**
- * Receivers trust the broker-validated AMQP user-id, not what a message says about itself: a
- * prepare or decision that the coordinator's broker user did not publish, a vote from someone
- * other than the participant it names, a message of a kind its sender may not send, or one
- * published without a user-id at all, is dead-lettered with the reason — and changes nothing.
+ * Two layers keep forged messages out. The broker's topic permissions let each service user
+ * publish only the routing keys of its role (the coordinator prepares and decides; participants
+ * vote, ack and inquire), so a participant cannot even publish a decision. And receivers trust
+ * the broker-validated AMQP user-id, not what a message says about itself: a message whose
+ * sender is not the user that published it, of a kind its sender may not send, or published
+ * without a user-id, is dead-lettered with the reason — and changes nothing. To test the second
+ * layer where the first already refuses, the forged message is also sent by a user the broker
+ * lets through (the test's admin).
  */
+const REFUSED_BY_BROKER = /ACCESS_REFUSED|access to topic/i;
 
 const ids = runIds('forged');
 const WAIT_MS = 20_000;
@@ -62,9 +67,10 @@ describe('forged messages', () => {
       recipient: 'inventory',
       payload: { outcome: 'abort' },
     });
-    await publishAs('payment', [asRaw(forged)]);
+    await expect(publishAs('payment', [asRaw(forged)])).rejects.toThrow(REFUSED_BY_BROKER);
+    await publishAs('admin', [asRaw(forged)]);
     const [parked] = await takeDeadLetters('inventory', [forged.messageId], WAIT_MS);
-    expect(parked.reason).toMatch(/not verified.*payment/);
+    expect(parked.reason).toMatch(/not verified.*admin/);
     expect(await inInbox('inventory', forged.messageId)).toBe(false);
     await expectUntouched(transactionId);
   });
@@ -77,9 +83,10 @@ describe('forged messages', () => {
       recipient: 'payment',
       payload: { participant: 'payment', deadline: deadline(), customerId: buyer, amount: 2000, currency: 'EUR' },
     });
-    await publishAs('inventory', [asRaw(forged)]);
+    await expect(publishAs('inventory', [asRaw(forged)])).rejects.toThrow(REFUSED_BY_BROKER);
+    await publishAs('admin', [asRaw(forged)]);
     const [parked] = await takeDeadLetters('payment', [forged.messageId], WAIT_MS);
-    expect(parked.reason).toMatch(/not verified.*inventory/);
+    expect(parked.reason).toMatch(/not verified.*admin/);
     await expectUntouched(transactionId);
   });
 
@@ -106,7 +113,8 @@ describe('forged messages', () => {
       recipient: 'payment',
       payload: { outcome: 'abort' },
     });
-    await publishAs('inventory', [asRaw(forged)]);
+    await expect(publishAs('inventory', [asRaw(forged)])).rejects.toThrow(REFUSED_BY_BROKER);
+    await publishAs('admin', [asRaw(forged)]);
     const [parked] = await takeDeadLetters('payment', [forged.messageId], WAIT_MS);
     expect(parked.reason).toMatch(/decision may not come from inventory/);
     await expectUntouched(transactionId);

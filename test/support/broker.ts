@@ -57,7 +57,7 @@ export function resentCopy<T extends { messageId: string; sentAt: string }>(enve
  * confirms. A message no queue takes (mandatory) fails the call.
  */
 export async function publishAs(
-  user: ServiceName,
+  user: ServiceName | 'admin',
   messages: readonly RawMessage[],
   options: {
     /** The AMQP user-id property: the connecting user by default; null leaves it out (unverified). */
@@ -65,12 +65,18 @@ export async function publishAs(
     headers?: Record<string, unknown>;
   } = {},
 ): Promise<void> {
-  const connection = await amqp.connect(requireEnv(`${user.toUpperCase()}_AMQP_URL`));
+  const url = user === 'admin' ? testEnv.amqpAdminUrl : requireEnv(`${user.toUpperCase()}_AMQP_URL`);
+  const connection = await amqp.connect(url);
+  // A publish the broker refuses (permissions) closes the channel; report the broker's reason.
+  let refused: Error | undefined;
   try {
     const channel = await connection.createConfirmChannel();
+    channel.on('error', (err: Error) => (refused = err));
     const returned: string[] = [];
     channel.on('return', (message: amqp.Message) => returned.push(String(message.properties.messageId)));
     const exchange = topologyFor(user).exchange;
+    const userId =
+      options.userId === null ? {} : { userId: options.userId ?? decodeURIComponent(new URL(url).username) };
     for (const message of messages) {
       channel.publish(exchange, message.routingKey, Buffer.from(JSON.stringify(message.body)), {
         persistent: true,
@@ -79,13 +85,15 @@ export async function publishAs(
         messageId: message.messageId,
         type: message.type,
         timestamp: Math.floor(Date.now() / 1000),
-        ...(options.userId === null ? {} : { userId: options.userId ?? user }),
+        ...userId,
         headers: options.headers ?? {},
       });
     }
     await channel.waitForConfirms();
     await channel.close();
     if (returned.length) throw new Error(`unroutable message(s): ${returned.join(', ')}`);
+  } catch (err) {
+    throw refused ?? err;
   } finally {
     await connection.close().catch(() => undefined);
   }

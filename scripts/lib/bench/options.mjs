@@ -45,6 +45,31 @@ Services already running elsewhere (all three URLs; no infra, build or services 
 `;
 
 const MIXES = ['spread', 'hot', 'declines'];
+const FLAGS = ['smoke', 'help', 'no-ceiling', 'skip-build'];
+const WITH_VALUE = [
+  'rate',
+  'concurrency',
+  'duration',
+  'count',
+  'mix',
+  'decline-share',
+  'warmup',
+  'seed',
+  'out',
+  'replicas',
+  'env',
+  'settle-timeout',
+  'ceiling-seconds',
+  'pg-clients',
+  'order-url',
+  'payment-url',
+  'inventory-url',
+  'admin-token',
+  'pg-url',
+  'rabbit-url',
+  'vhost',
+  'amqp-url',
+];
 
 const positive = (name, raw, { integer = false } = {}) => {
   const n = Number(raw);
@@ -58,49 +83,19 @@ export function parseOptions(argv) {
   const raw = { env: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (!arg.startsWith('--')) throw new StackError(`unexpected argument ${arg}\n\n${USAGE}`);
+    if (!arg.startsWith('--')) throw new StackError(`unexpected argument ${arg} (see --help)`);
     const eq = arg.indexOf('=');
     const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
-    const flags = ['smoke', 'help', 'no-ceiling', 'skip-build'];
-    if (flags.includes(name)) {
+    if (FLAGS.includes(name)) {
       raw[name] = true;
       continue;
     }
+    if (!WITH_VALUE.includes(name)) throw new StackError(`unknown option --${name} (see --help)`);
     const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
     if (value === undefined) throw new StackError(`--${name} needs a value`);
     if (name === 'env') raw.env.push(value);
     else raw[name] = value;
   }
-  const known = new Set([
-    'env',
-    'smoke',
-    'help',
-    'no-ceiling',
-    'skip-build',
-    'rate',
-    'concurrency',
-    'duration',
-    'count',
-    'mix',
-    'decline-share',
-    'warmup',
-    'seed',
-    'out',
-    'replicas',
-    'settle-timeout',
-    'ceiling-seconds',
-    'pg-clients',
-    'order-url',
-    'payment-url',
-    'inventory-url',
-    'admin-token',
-    'pg-url',
-    'rabbit-url',
-    'vhost',
-    'amqp-url',
-  ]);
-  for (const key of Object.keys(raw))
-    if (!known.has(key)) throw new StackError(`unknown option --${key}\n\n${USAGE}`);
   if (raw.help) return { help: true };
 
   if (raw.rate && raw.concurrency) throw new StackError('give --rate or --concurrency, not both');

@@ -1,0 +1,140 @@
+// The load: POST /orders over keep-alive HTTP, open loop (a fixed offered rate) or closed loop
+// (N clients), one unique Idempotency-Key per order, and a record of every request's times.
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { sleep } from '../util.mjs';
+
+/** Wall-clock milliseconds with sub-millisecond resolution (comparable with Postgres timestamps). */
+export const nowMs = () => performance.timeOrigin + performance.now();
+
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export class HttpClient {
+  constructor({ maxSockets = 256 } = {}) {
+    // Keep-alive: a checkout must not pay a TCP handshake, or we would measure the handshake.
+    this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+  }
+
+  /** One request; never rejects: a failure is `{ status: 0, error }`. */
+  request(method, url, { body, headers = {} } = {}) {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const u = new URL(url);
+    return new Promise((resolve) => {
+      const req = http.request(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: u.pathname + u.search,
+          method,
+          agent: this.agent,
+          headers: {
+            ...headers,
+            ...(payload === undefined
+              ? {}
+              : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+          },
+        },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', (err) => resolve({ status: 0, error: err.message }));
+        },
+      );
+      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
+      req.on('error', (err) => resolve({ status: 0, error: err.message }));
+      req.end(payload);
+    });
+  }
+
+  close() {
+    this.agent.destroy();
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` at once. */
+export async function inParallel(items, limit, fn) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Seeds products, stock and accounts through the admin REST API (PUTs: idempotent). */
+export async function seedWorkload(client, urls, adminToken, plan) {
+  const headers = { authorization: `Bearer ${adminToken}` };
+  const puts = [
+    ...plan.products.map((p) => [`${urls.order[0]}/products/${p.sku}`, { name: p.name, unitPrice: p.unitPrice }]),
+    ...plan.stock.map((s) => [`${urls.inventory[0]}/stock/${s.sku}`, { quantity: s.quantity }]),
+    ...plan.accounts.map((a) => [`${urls.payment[0]}/accounts/${a.customerId}`, { balance: a.balance }]),
+  ];
+  const failures = [];
+  await inParallel(puts, 16, async ([url, body]) => {
+    const res = await client.request('PUT', url, { body, headers });
+    if (res.status !== 200) failures.push(`PUT ${url} → ${res.status || res.error} ${res.text?.slice(0, 200) ?? ''}`);
+  });
+  return { requests: puts.length, failures };
+}
+
+/**
+ * Sends orders until the duration or count is used up, or `shouldStop()`. Open loop: order i is
+ * due at start + i/rate and its latency counts from then, so a client falling behind (or a
+ * server that stops answering) shows up as latency instead of silently lowering the rate.
+ * Closed loop: each client sends, waits for the answer, sends the next.
+ * Returns one record per order: { key, due, sent, answered, status, orderId, error }.
+ */
+export async function drive(client, { urls, load, keyPrefix, nextOrder, shouldStop = () => false }) {
+  const records = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let rr = 0;
+  const start = nowMs();
+  const end = load.durationS ? start + load.durationS * 1000 : Infinity;
+  const maxOrders = load.count ?? Infinity;
+
+  const send = async (due) => {
+    const rec = { key: `${keyPrefix}${records.length}`, due, sent: nowMs(), answered: 0, status: 0 };
+    records.push(rec);
+    const body = nextOrder();
+    const url = `${urls.order[rr++ % urls.order.length]}/orders`;
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    const res = await client.request('POST', url, { body, headers: { 'idempotency-key': rec.key } });
+    inFlight--;
+    rec.answered = nowMs();
+    rec.status = res.status;
+    if (res.status === 202 || res.status === 200) {
+      try {
+        rec.orderId = JSON.parse(res.text).id;
+      } catch {}
+    } else {
+      rec.error = res.error ?? res.text?.slice(0, 200);
+    }
+  };
+
+  const pending = new Set();
+  if (load.mode === 'open') {
+    const interval = 1000 / load.rate;
+    for (let i = 0; i < maxOrders && !shouldStop(); i++) {
+      const due = start + i * interval;
+      if (due >= end) break;
+      const wait = due - nowMs();
+      // setTimeout is only good to about a millisecond; orders already due go out at once.
+      if (wait > 1) await sleep(wait);
+      const p = send(due).finally(() => pending.delete(p));
+      pending.add(p);
+    }
+  } else {
+    const worker = async () => {
+      while (records.length < maxOrders && nowMs() < end && !shouldStop()) {
+        const t = nowMs();
+        await send(t);
+      }
+    };
+    await Promise.all(Array.from({ length: load.concurrency }, worker));
+  }
+  const sendingEnded = nowMs();
+  await Promise.all(pending);
+  return { records, start, sendingEnded, end: nowMs(), maxInFlight };
+}

@@ -1,0 +1,491 @@
+// One benchmark run, step by step: stack, seed, warm-up, measured load, wait for every decision,
+// read the counters, check the invariants, measure the machine's ceiling, write the results.
+// Imported by scripts/bench.mjs after `npm ci`, since it needs pg and amqplib.
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { StackError, color, sleep, warn } from '../util.mjs';
+import { brokerCeiling, pgCeiling } from './ceiling.mjs';
+import { HttpClient, drive, inParallel, seedWorkload } from './driver.mjs';
+import { checkInvariantsInDatabase, checkInvariantsOverRest } from './invariants.mjs';
+import {
+  ActivitySampler,
+  PgCounters,
+  QueueSampler,
+  cpuSnapshot,
+  machineInfo,
+  managementClient,
+  memoryMb,
+  settledBrokerCounters,
+} from './probes.mjs';
+import { printSummary, writeResults } from './report.mjs';
+import {
+  fetchBreakdown,
+  fetchOrders,
+  fetchOutboxStats,
+  percentiles,
+  progress,
+  sentOutboxRows,
+  timeSeries,
+} from './results.mjs';
+import { externalTarget, startOwnStack } from './target.mjs';
+import { planWorkload } from './workload.mjs';
+
+const say = (...args) => console.log(color('green', '[bench]'), ...args);
+// After the last transaction, Postgres backends publish their statistics within about a second.
+const STATS_FLUSH_MS = 1500;
+
+/** Runs the benchmark; returns the process exit code (1 when an invariant is broken). */
+export async function runBenchmark(opts, ctx, command) {
+  const machine = machineInfo(); // load average before we add our own
+  const startedAt = new Date();
+  const tag = opts.load.mode === 'open' ? `r${opts.load.rate}` : `c${opts.load.concurrency}`;
+  const runName = `${startedAt.toISOString().slice(0, 19).replaceAll(':', '-')}-${opts.smoke ? 'smoke-' : ''}${opts.mix}-${tag}`;
+  const dir = path.resolve(opts.out, runName);
+  fs.mkdirSync(dir, { recursive: true });
+
+  const target = opts.external
+    ? externalTarget(opts.external)
+    : await startOwnStack(opts, ctx, path.join(dir, 'services.log'));
+  ctx.abortIfInterrupted();
+  const notes = [];
+
+  // Connections for reading: the services' database (decisions, invariants) and `postgres` (counters).
+  let db = null;
+  let counters = null;
+  if (target.pgUrl) {
+    db = new pg.Client({ connectionString: target.pgUrl, application_name: 'bench' });
+    await db.connect();
+    db.on('error', () => undefined);
+    ctx.cleanups.push(() => db.end().catch(() => undefined));
+    counters = new PgCounters(target.pgStatsUrl, target.db);
+    await counters.connect();
+    ctx.cleanups.push(() => counters.close());
+  } else notes.push('no database URL: decisions polled over GET /orders/:id; no database figures');
+  const mgmt = target.rabbitUrl ? managementClient(target.rabbitUrl, target.vhost) : null;
+  if (!mgmt) notes.push('no management API: no broker figures, dead letters not checked');
+
+  // Seed: products, stock and accounts sized for the mix and the most orders this run may send.
+  const prefix = `b${Date.now().toString(36)}`;
+  const perSecondBound = opts.load.mode === 'open' ? opts.load.rate : 3000;
+  const expectedOrders = Math.ceil(
+    (opts.load.count ?? perSecondBound * opts.load.durationS) * 1.1 + perSecondBound * opts.warmupS * 1.1 + 100,
+  );
+  const plan = planWorkload({
+    mix: opts.mix,
+    declineShare: opts.declineShare,
+    expectedOrders,
+    seed: opts.seed,
+    prefix,
+  });
+  const client = new HttpClient({
+    maxSockets: opts.load.mode === 'open' ? 512 : Math.max(64, opts.load.concurrency),
+  });
+  ctx.cleanups.push(() => client.close());
+  say(`seeding ${plan.products.length} products, their stock and ${plan.accounts.length} accounts (prefix ${prefix})`);
+  const seeded = await seedWorkload(client, target.urls, target.adminToken, plan);
+  if (seeded.failures.length)
+    throw new StackError(
+      `seeding failed (${seeded.failures.length} of ${seeded.requests}):\n${seeded.failures.slice(0, 5).join('\n')}`,
+    );
+
+  const accepted = []; // every order id answered 2xx, warm-up included (for the invariants)
+  const restOrders = new Map(); // id → order view, when polling over REST
+  let ownCommits = 0; // statements this script runs on the measured database inside the window
+  const waitSettled = async (keyPrefix, ids, what) => {
+    const deadline = Date.now() + opts.settleTimeoutS * 1000;
+    let lastSaid = Date.now();
+    for (;;) {
+      ctx.abortIfInterrupted();
+      let state;
+      if (db) {
+        ownCommits++;
+        const p = await progress(db, keyPrefix);
+        state = { done: p.total >= ids.length && p.pending === 0 && p.unacked === 0, ...p };
+      } else {
+        state = await pollOverRest(client, target.urls, ids, restOrders);
+      }
+      if (state.done) return state;
+      if (Date.now() > deadline) {
+        warn(
+          `${what}: not settled after ${opts.settleTimeoutS} s (${state.pending} pending, ${state.unacked ?? '?'} unacknowledged)`,
+        );
+        return state;
+      }
+      if (Date.now() - lastSaid > 5000) {
+        say(`${what}: waiting for ${state.pending} pending and ${state.unacked ?? '?'} unacknowledged orders…`);
+        lastSaid = Date.now();
+      }
+      await sleep(250);
+    }
+  };
+  const runLoad = async (keyPrefix, load) => {
+    const run = await drive(client, {
+      urls: target.urls,
+      load,
+      keyPrefix,
+      nextOrder: plan.nextOrder,
+      shouldStop: () => ctx.shouldStop(),
+    });
+    ctx.abortIfInterrupted();
+    const ids = run.records.filter((r) => r.orderId).map((r) => r.orderId);
+    accepted.push(...ids);
+    return { run, ids };
+  };
+
+  if (opts.warmupS > 0) {
+    say(`warm-up: ${opts.warmupS} s of the same load (not measured)`);
+    const { ids } = await runLoad(`${prefix}-w`, { ...opts.load, count: undefined, durationS: opts.warmupS });
+    await waitSettled(`${prefix}-w`, ids, 'warm-up');
+  }
+
+  // Baseline: let the warm-up's statistics land, then measure what the idle services cost.
+  let brokerBefore = null;
+  let pgIdle = null;
+  let pgBefore = null;
+  if (counters) {
+    await sleep(STATS_FLUSH_MS);
+    if (mgmt) brokerBefore = await settledBrokerCounters(mgmt, await sentOutboxRows(db));
+    const idleStart = await counters.read();
+    await sleep(2000);
+    pgBefore = await counters.read();
+    pgIdle = (pgBefore.commits - idleStart.commits) / ((pgBefore.at - idleStart.at) / 1000);
+  } else if (mgmt) brokerBefore = await mgmt.counters();
+  ownCommits = 0;
+  const pidsBefore = target.pids();
+  const cpuBefore = cpuSnapshot(pidsBefore);
+  const sampler = counters ? new ActivitySampler(counters) : null;
+  sampler?.start();
+  const queueSampler = mgmt ? new QueueSampler(mgmt) : null;
+  queueSampler?.start();
+
+  const loadText =
+    opts.load.mode === 'open' ? `${opts.load.rate} orders/s` : `${opts.load.concurrency} concurrent clients`;
+  say(
+    `measuring: ${opts.mix} mix, ${loadText}, ${opts.load.count ? `${opts.load.count} orders` : `${opts.load.durationS} s`}`,
+  );
+  const { run, ids } = await runLoad(`${prefix}-m`, opts.load);
+  say(
+    `sent ${run.records.length} orders in ${((run.sendingEnded - run.start) / 1000).toFixed(1)} s; waiting for every decision and ack`,
+  );
+  const settled = await waitSettled(`${prefix}-m`, ids, 'measured run');
+  const settledAt = Date.now();
+
+  await sampler?.stop();
+  const queues = queueSampler?.stop() ?? null;
+  const cpuAfter = cpuSnapshot(target.pids());
+  const commitsByUs = ownCommits;
+  let pgAfter = null;
+  let brokerAfter = null;
+  if (counters) {
+    await sleep(STATS_FLUSH_MS);
+    pgAfter = await counters.read();
+  }
+  if (mgmt) brokerAfter = db ? await settledBrokerCounters(mgmt, await sentOutboxRows(db)) : await mgmt.counters();
+
+  // Per order: when it was due/sent and answered (our records), when it was decided (theirs).
+  say('reading the results');
+  let rows;
+  if (db) rows = await fetchOrders(db, `${prefix}-m`);
+  else
+    rows = run.records
+      .filter((r) => restOrders.has(r.orderId))
+      .map((r) => {
+        const o = restOrders.get(r.orderId);
+        return {
+          key: r.key,
+          id: o.id,
+          status: o.status,
+          reason: o.reason,
+          decided: o.decidedAt ? Date.parse(o.decidedAt) : null,
+        };
+      });
+  const byKey = new Map(rows.map((o) => [o.key, o]));
+  const joined = run.records.map((rec) => ({ ...rec, ...(byKey.get(rec.key) ?? {}) }));
+  const decidedRows = rows.filter((o) => o.status !== 'PENDING');
+  const decided = decidedRows.length;
+
+  const counts = {
+    sent: run.records.length,
+    accepted: run.records.filter((r) => r.status === 200 || r.status === 202).length,
+    httpErrors: {},
+    ordersInDatabase: rows.length,
+    decided,
+    confirmed: rows.filter((o) => o.status === 'CONFIRMED').length,
+    cancelled: rows.filter((o) => o.status === 'CANCELLED').length,
+    cancelledBy: {},
+    pending: rows.filter((o) => o.status === 'PENDING').length,
+  };
+  counts.failed = counts.sent - counts.accepted;
+  for (const r of run.records.filter((x) => x.status !== 200 && x.status !== 202)) {
+    const k = r.status ? String(r.status) : 'no answer';
+    counts.httpErrors[k] = (counts.httpErrors[k] ?? 0) + 1;
+  }
+  for (const o of rows.filter((x) => x.status === 'CANCELLED'))
+    counts.cancelledBy[o.reason ?? 'unknown'] = (counts.cancelledBy[o.reason ?? 'unknown'] ?? 0) + 1;
+
+  // Rates: placed over the sending window; decided from the first send to the last decision.
+  const windowS =
+    opts.load.mode === 'open' ? run.records.length / opts.load.rate : (run.sendingEnded - run.start) / 1000;
+  const lastDecided = Math.max(...decidedRows.map((o) => o.decided ?? 0));
+  const series = timeSeries(joined, run.start);
+  const steadySeconds = series.slice(2, Math.max(2, Math.floor(windowS) - 1)).map((b) => b.decided);
+  const decidedPerSecond = decided ? decided / ((lastDecided - run.start) / 1000) : 0;
+  const rates = {
+    offeredPerSecond: opts.load.mode === 'open' ? opts.load.rate : null,
+    windowS,
+    placedPerSecond: counts.accepted / windowS,
+    decidedPerSecond,
+    steadyDecidedPerSecond: steadySeconds.length >= 3 ? percentiles(steadySeconds).p50 : decidedPerSecond,
+    keepsUp: null,
+  };
+  const decisionMs = joined.filter((o) => o.decided != null).map((o) => o.decided - o.due);
+  if (opts.load.mode === 'open') rates.keepsUp = keepsUp(joined, counts, rates);
+
+  const latency = {
+    decisionMs: percentiles(decisionMs),
+    httpMs: percentiles(run.records.filter((r) => r.answered).map((r) => r.answered - r.sent)),
+    ackMs: percentiles(rows.filter((o) => o.completed && o.decided).map((o) => o.completed - o.decided)),
+  };
+
+  let breakdown = null;
+  let outbox = null;
+  if (db) {
+    breakdown = summarizeBreakdown(await fetchBreakdown(db, `${prefix}-m`), new Map(joined.map((o) => [o.key, o])));
+    outbox = await fetchOutboxStats(db, cpuBefore.at);
+  }
+
+  // Cost: counter deltas over the window, per decided order.
+  const per = (v) => (decided && v != null && Number.isFinite(v) ? v / decided : null);
+  const cost = { decided };
+  if (pgAfter) {
+    const commits = pgAfter.commits - pgBefore.commits - commitsByUs;
+    cost.commits = commits;
+    cost.commitsPerCheckout = per(commits);
+    cost.idleCommitsPerSecond = pgIdle;
+    cost.commitsPerCheckoutNet = per(commits - pgIdle * ((pgAfter.at - pgBefore.at) / 1000));
+    cost.rollbacks = pgAfter.rollbacks - pgBefore.rollbacks;
+    cost.rowsWrittenPerCheckout = per(pgAfter.rowsWritten - pgBefore.rowsWritten);
+    cost.walBytesPerCheckout = per(pgAfter.walBytes - pgBefore.walBytes);
+    cost.walSyncsPerCheckout = per(pgAfter.walSyncs - pgBefore.walSyncs);
+  }
+  if (brokerAfter && brokerBefore) {
+    cost.brokerPublishedPerCheckout = per(brokerAfter.published - brokerBefore.published);
+    cost.brokerDeliveredPerCheckout = per(brokerAfter.delivered - brokerBefore.delivered);
+    cost.brokerSettled = brokerAfter.settled !== false;
+  }
+  if (outbox) cost.outboxMessagesPerCheckout = per(Object.values(outbox).reduce((s, o) => s + o.messages, 0));
+
+  // CPU per component over the same window; the system's total excludes the load generator.
+  const cpu = cpuFigures(cpuBefore, cpuAfter, decided, machine.nproc);
+  if (JSON.stringify(pidsBefore.services) !== JSON.stringify(target.pids().services) || target.restarts() > 0)
+    notes.push('a service restarted during the run: its CPU figures are incomplete (see services.log)');
+  if (cpu && cpu.otherCores > 0.25)
+    notes.push(
+      `other processes kept ${cpu.otherCores.toFixed(2)} cores busy during the run: the figures are pessimistic`,
+    );
+  if (!target.pids().postgres && target.kind === 'own')
+    notes.push('Postgres is not ours (PG_ADMIN_URL): its CPU is not measured');
+
+  const memory = {};
+  for (const [svc, pids] of Object.entries(target.pids().services ?? {}))
+    pids.forEach((pid, i) => {
+      const m = memoryMb(pid);
+      if (m) memory[pids.length > 1 ? `${svc}#${i + 1}` : svc] = { peakMb: m.peak, currentMb: m.current };
+    });
+
+  // Invariants, over everything this run seeded and ordered (warm-up included).
+  say('checking the invariants');
+  const deadLettered = mgmt ? await deadLetterCounts(mgmt).catch(() => null) : null;
+  let invariants;
+  if (db) invariants = await checkInvariantsInDatabase(db, { prefix, plan, acceptedIds: accepted, deadLettered });
+  else {
+    await waitSettled(`${prefix}-`, accepted, 'all orders'); // fetch warm-up orders' views too
+    invariants = await checkInvariantsOverRest(client, target.urls, {
+      plan,
+      orders: accepted.map((id) => restOrders.get(id)).filter(Boolean),
+      deadLettered,
+    });
+  }
+  if (!settled.done) notes.push(`not every order was decided and acknowledged within ${opts.settleTimeoutS} s`);
+  if (opts.smoke)
+    invariants.add(
+      'every POST /orders answered 202 (smoke)',
+      run.records.filter((r) => r.status !== 202).map((r) => `${r.key}: ${r.status || 'no answer'} ${r.error ?? ''}`),
+    );
+
+  // The machine's ceiling, measured now that the services are idle.
+  let ceiling = null;
+  if (opts.ceiling && !ctx.shouldStop()) {
+    ceiling = { errors: [] };
+    const seconds = opts.ceilingSeconds;
+    if (db) {
+      const clients = opts.pgClients ?? Math.min(64, Math.max(2, Math.ceil(sampler.summary().p95Busy)));
+      say(`ceiling: pgbench, ${clients} clients, ${seconds} s`);
+      try {
+        ceiling.postgres = await pgCeiling(db, target.pgUrl, { clients, seconds });
+      } catch (err) {
+        ceiling.errors.push(`Postgres ceiling: ${err.message}`);
+      }
+    }
+    if (target.amqpUrl && !ctx.shouldStop()) {
+      say(`ceiling: RabbitMQ publish with confirms + consume, quorum queue, ${seconds} s`);
+      try {
+        ceiling.broker = await brokerCeiling(target.amqpUrl, { seconds });
+      } catch (err) {
+        ceiling.errors.push(`RabbitMQ ceiling: ${err.message}`);
+      }
+    }
+    const rate = decidedPerSecond;
+    if (ceiling.postgres && cost.commitsPerCheckout) {
+      ceiling.pgCheckoutsPerSecond = ceiling.postgres.commitsPerSecond / cost.commitsPerCheckout;
+      ceiling.fractionOfPg = rate / ceiling.pgCheckoutsPerSecond;
+    }
+    const messages = cost.brokerPublishedPerCheckout ?? cost.outboxMessagesPerCheckout;
+    if (ceiling.broker && messages) {
+      ceiling.brokerCheckoutsPerSecond = ceiling.broker.messagesPerSecond / messages;
+      ceiling.fractionOfBroker = rate / ceiling.brokerCheckoutsPerSecond;
+    }
+    if (cpu?.cpuCheckoutsPerSecond) {
+      ceiling.cpuCheckoutsPerSecond = cpu.cpuCheckoutsPerSecond;
+      ceiling.fractionOfCpu = rate / cpu.cpuCheckoutsPerSecond;
+    }
+  }
+
+  const result = {
+    version: 1,
+    startedAt: startedAt.toISOString(),
+    command,
+    machine,
+    mix: opts.mix,
+    load: {
+      ...opts.load,
+      warmupS: opts.warmupS,
+      declineShare: opts.mix === 'declines' ? opts.declineShare : undefined,
+    },
+    target: {
+      kind: target.kind,
+      urls: target.urls,
+      database: target.db,
+      vhost: target.vhost,
+      replicas: opts.replicas,
+      serviceEnv: opts.serviceEnv,
+    },
+    prefix,
+    seeded: { products: plan.products.length, accounts: plan.accounts.length, expectedOrders },
+    counts,
+    rates,
+    latency,
+    breakdown,
+    cost,
+    cpu,
+    memory,
+    outbox,
+    postgresActivity: sampler?.summary() ?? null,
+    queues,
+    ceiling,
+    invariants: { ok: invariants.ok, checks: invariants.list },
+    settled: { done: settled.done, afterMs: settledAt - run.sendingEnded },
+    maxInFlight: run.maxInFlight,
+    notes,
+    series,
+    files: {
+      json: path.join(dir, 'result.json'),
+      markdown: path.join(dir, 'summary.md'),
+      chart: path.join(dir, 'chart.svg'),
+      ...(target.kind === 'own' ? { log: path.join(dir, 'services.log') } : {}),
+    },
+  };
+  writeResults(dir, result);
+  for (const [k, f] of Object.entries(result.files)) result.files[k] = path.relative(process.cwd(), f);
+  printSummary(result);
+  if (!invariants.ok) {
+    console.error(color('red', color('bold', '[bench] AN INVARIANT IS BROKEN: see the FAIL lines above.')));
+    return 1;
+  }
+  return 0;
+}
+
+/**
+ * Open loop only: the system kept up if nearly every order was decided at the offered pace and
+ * the decision latency did not grow from the first fifth of the run to the last (no backlog).
+ */
+function keepsUp(joined, counts, rates) {
+  const withDecision = joined.filter((o) => o.decided != null).sort((a, b) => a.due - b.due);
+  const fifth = Math.max(1, Math.floor(withDecision.length / 5));
+  const early = percentiles(withDecision.slice(0, fifth).map((o) => o.decided - o.due)).p50;
+  const late = percentiles(withDecision.slice(-fifth).map((o) => o.decided - o.due)).p50;
+  const why = [];
+  if (counts.pending) why.push(`${counts.pending} orders never decided`);
+  if (counts.failed) why.push(`${counts.failed} requests failed`);
+  if (rates.decidedPerSecond < 0.95 * rates.offeredPerSecond)
+    why.push(`decided ${rates.decidedPerSecond.toFixed(1)}/s < 95% of the offered ${rates.offeredPerSecond}/s`);
+  if (late > 2 * early + 50) why.push(`median decision time grew from ${early.toFixed(0)} to ${late.toFixed(0)} ms`);
+  return { verdict: why.length === 0, why: why.join('; '), earlyP50: early, lateP50: late };
+}
+
+/** Per segment of the decision path: percentiles, and its share of the average decision time. */
+function summarizeBreakdown(rows, sent) {
+  const names = ['accept', 'order relay', 'to participant', 'participant', 'back to coordinator'];
+  const values = Object.fromEntries(names.map((n) => [n, []]));
+  const decider = {};
+  for (const r of rows) {
+    const o = sent.get(r.key);
+    if (!o) continue;
+    decider[r.participant] = (decider[r.participant] ?? 0) + 1;
+    const points = [o.due, r.created, r.prepareClaimed, r.participantStarted, r.voteClaimed, r.decided];
+    names.forEach((n, i) => values[n].push(points[i + 1] - points[i]));
+  }
+  const segments = names.map((name) => ({ name, ...percentiles(values[name]) }));
+  const total = segments.reduce((s, x) => s + (x.mean ?? 0), 0) || 1;
+  for (const s of segments) s.share = (s.mean ?? 0) / total;
+  return { orders: rows.length, decidedByVoteOf: decider, segments };
+}
+
+function cpuFigures(before, after, decided, nproc) {
+  const wallMs = after.at - before.at;
+  if (!decided || wallMs <= 0) return null;
+  const perCheckoutMs = {};
+  const cores = {};
+  let systemMs = 0;
+  let oursMs = 0;
+  for (const [name, end] of Object.entries(after.components)) {
+    const start = before.components[name];
+    if (end == null || start == null) continue;
+    const used = end - start;
+    perCheckoutMs[name] = used / decided;
+    cores[name] = used / wallMs;
+    oursMs += used;
+    if (name !== 'load generator') systemMs += used;
+  }
+  const machineMs = after.machine != null && before.machine != null ? after.machine - before.machine : null;
+  const totalPerCheckoutMs = systemMs / decided;
+  return {
+    wallS: wallMs / 1000,
+    perCheckoutMs,
+    coresBusy: cores,
+    totalPerCheckoutMs,
+    machineBusyCores: machineMs == null ? null : machineMs / wallMs,
+    otherCores: machineMs == null ? null : Math.max(0, (machineMs - oursMs) / wallMs),
+    // If every core did nothing but checkouts, at the measured CPU cost of one.
+    cpuCheckoutsPerSecond: totalPerCheckoutMs > 0 ? (nproc * 1000) / totalPerCheckoutMs : null,
+  };
+}
+
+/** Messages parked in each service's dead-letter queue. */
+async function deadLetterCounts(mgmt) {
+  const out = {};
+  for (const q of await mgmt.queues()) if (q.name.endsWith('.dead-letter')) out[q.name] = q.messages ?? 0;
+  return out;
+}
+
+/** Without a database: GET /orders/:id for every order not yet decided; the views go to `views`. */
+async function pollOverRest(client, urls, ids, views) {
+  const open = ids.filter((id) => !views.has(id) || views.get(id).status === 'PENDING');
+  await inParallel(open, 32, async (id) => {
+    const res = await client.request('GET', `${urls.order[0]}/orders/${id}`);
+    if (res.status === 200) views.set(id, JSON.parse(res.text));
+  });
+  const pending = ids.filter((id) => views.get(id)?.status !== 'CONFIRMED' && views.get(id)?.status !== 'CANCELLED');
+  return { done: pending.length === 0, pending: pending.length, unacked: null };
+}

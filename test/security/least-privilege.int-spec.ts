@@ -1,0 +1,127 @@
+import * as amqp from 'amqplib';
+import { Client } from 'pg';
+import { declareTopology, topologyFor } from '@shop/messaging';
+import { requireEnv } from '../support/env';
+import { adminChannel } from '../support/rabbitmq';
+
+/**
+ * Least privilege, checked against the real servers with the credentials the services use:
+ * each Postgres role reaches only its own schema, and each broker user may declare, read and
+ * publish only what its role in the checkout needs.
+ */
+const SERVICES = ['order', 'payment', 'inventory'] as const;
+type Service = (typeof SERVICES)[number];
+const TABLE_OF: Record<Service, string> = { order: 'orders', payment: 'accounts', inventory: 'stock' };
+const schemaOf = (service: Service) => `${service}_svc`;
+
+async function asRole<T>(service: Service, work: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: requireEnv(`${service.toUpperCase()}_DATABASE_URL`) });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const sqlState = (promise: Promise<unknown>) =>
+  promise.then(
+    () => 'allowed',
+    (err: { code?: string }) => err.code ?? 'error',
+  );
+
+describe('Postgres: each service role reaches its own schema only', () => {
+  const pairs = SERVICES.flatMap((a) => SERVICES.filter((b) => b !== a).map((b) => [a, b] as const));
+
+  it.each(pairs)('%s cannot read, write or create anything in the %s schema', async (a, b) => {
+    const target = `${schemaOf(b)}.${TABLE_OF[b]}`;
+    const outcomes = await asRole(a, async (client) => ({
+      read: await sqlState(client.query(`SELECT * FROM ${target} LIMIT 1`)),
+      write: await sqlState(client.query(`DELETE FROM ${target}`)),
+      create: await sqlState(client.query(`CREATE TABLE ${schemaOf(b)}.intruder (x int)`)),
+      outbox: await sqlState(client.query(`SELECT * FROM ${schemaOf(b)}.outbox LIMIT 1`)),
+    }));
+    // 42501: insufficient_privilege
+    expect(outcomes).toEqual({ read: '42501', write: '42501', create: '42501', outbox: '42501' });
+  });
+
+  it.each(SERVICES)('%s uses its own schema, and cannot create objects in public', async (service) => {
+    const outcomes = await asRole(service, async (client) => ({
+      own: await sqlState(client.query(`SELECT * FROM ${TABLE_OF[service]} LIMIT 1`)),
+      searchPath: (await client.query<{ s: string }>('SELECT current_schema() AS s')).rows[0].s,
+      public: await sqlState(client.query(`CREATE TABLE public.intruder_${service} (x int)`)),
+    }));
+    expect(outcomes).toEqual({ own: 'allowed', searchPath: schemaOf(service), public: '42501' });
+  });
+});
+
+describe('RabbitMQ: each service user may do only what its role needs', () => {
+  beforeAll(async () => {
+    // The services' queues, as the services declare them, so that refusals are about rights.
+    const admin = await adminChannel();
+    for (const service of SERVICES) await declareTopology(admin.channel, topologyFor(service));
+    await admin.close();
+  });
+
+  /** Runs one broker operation as a service user; the broker's refusal closes the channel. */
+  async function attempt(service: Service, work: (channel: amqp.ConfirmChannel) => Promise<unknown>) {
+    const connection = await amqp.connect(requireEnv(`${service.toUpperCase()}_AMQP_URL`));
+    let refusal: Error | undefined;
+    try {
+      const channel = await connection.createConfirmChannel();
+      channel.on('error', (err: Error) => (refusal = err));
+      await work(channel);
+      await channel.waitForConfirms();
+      await channel.close();
+      return 'allowed';
+    } catch (err) {
+      const message = (refusal ?? (err as Error)).message;
+      return /ACCESS_REFUSED|access to/i.test(message) ? 'refused' : `error: ${message}`;
+    } finally {
+      await connection.close().catch(() => undefined);
+    }
+  }
+  const publish = (routingKey: string) => (channel: amqp.ConfirmChannel) => {
+    channel.publish('checkout', routingKey, Buffer.from('{}'), { persistent: true });
+    return Promise.resolve();
+  };
+
+  it.each([
+    ['order', 'inventory.prepare', 'allowed'],
+    ['order', 'payment.decision', 'allowed'],
+    ['order', 'payment.vote', 'refused'],
+    ['order', 'order.vote', 'refused'],
+    ['payment', 'order.vote', 'allowed'],
+    ['payment', 'order.ack', 'allowed'],
+    ['payment', 'inventory.decision', 'refused'],
+    ['payment', 'inventory.prepare', 'refused'],
+    ['inventory', 'order.inquiry', 'allowed'],
+    ['inventory', 'payment.vote', 'refused'],
+  ] as const)('%s publishing %s on the checkout exchange is %s', async (service, routingKey, expected) => {
+    expect(await attempt(service, publish(routingKey))).toBe(expected);
+  });
+
+  it.each([
+    ['payment', 'checkout.order'],
+    ['inventory', 'checkout.payment'],
+    ['order', 'checkout.inventory.dead-letter'],
+  ] as const)("%s cannot consume another service's queue %s", async (service, queue) => {
+    expect(await attempt(service, (channel) => channel.consume(queue, () => undefined))).toBe('refused');
+  });
+
+  it.each(SERVICES)('%s cannot declare a queue outside its own names', async (service) => {
+    expect(await attempt(service, (channel) => channel.assertQueue(`rogue.${service}`, { durable: false }))).toBe(
+      'refused',
+    );
+  });
+
+  it.each(SERVICES)('%s may declare and read its own queues', async (service) => {
+    const topology = topologyFor(service);
+    expect(
+      await attempt(service, async (channel) => {
+        await declareTopology(channel, topology);
+        await channel.checkQueue(topology.deadLetterQueue);
+      }),
+    ).toBe('allowed');
+  });
+});

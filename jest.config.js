@@ -15,7 +15,10 @@ module.exports = {
   testPathIgnorePatterns: process.env.JEST_FAULTS === '1' ? ['/node_modules/'] : ['/node_modules/', '/test/faults/'],
   transform: { '^.+\\.(ts|js|mjs)$': '<rootDir>/test/jest-transform.js' },
   transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
-  moduleNameMapper: { '^@shop/(.*)$': '<rootDir>/libs/$1/src' },
+  moduleNameMapper: {
+    '^@shop/([^/]+)$': '<rootDir>/libs/$1/src',
+    '^@shop/([^/]+)/(.+)$': '<rootDir>/libs/$1/src/$2', // e.g. @shop/service-kit/instrument
+  },
   testTimeout: 60_000,
   maxWorkers: 2,
 };

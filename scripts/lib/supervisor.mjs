@@ -43,7 +43,8 @@ export class Supervisor {
   #spawn(row) {
     const child = spawn(process.execPath, [row.file], {
       cwd: ROOT,
-      env: { ...process.env, ...row.env },
+      // The services log JSON lines; in a terminal, the readable format suits a person better.
+      env: { LOG_FORMAT: process.stdout.isTTY ? 'pretty' : 'json', ...process.env, ...row.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     row.child = child;

@@ -1,7 +1,9 @@
+import { context, Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type * as amqp from 'amqplib';
 import { BrokerConnection, ConnectionSetup } from './broker-connection';
-import { Logger } from './logger';
+import { Logger, withLogContext } from './logger';
 import { ServiceTopology } from './topology';
+import { traceContextFrom } from './trace-context';
 
 /** What to do with a delivery once its handler returned. Throwing means "retry later". */
 export enum Disposition {
@@ -15,7 +17,26 @@ export enum Disposition {
 
 /** Thrown by a decoder or handler for a message that can never be handled: it goes straight to the dead-letter queue. */
 export class PoisonMessageError extends Error {
-  override readonly name = 'PoisonMessageError';
+  override readonly name: string = 'PoisonMessageError';
+}
+
+/** Thrown by a decoder for a message whose sender is not who the broker says published it, or may not send it. */
+export class ForgedMessageError extends PoisonMessageError {
+  override readonly name = 'ForgedMessageError';
+}
+
+/**
+ * Why a message was dead-lettered, in a few classes (for metrics): it could not be decoded, its
+ * sender was not authentic, or its handler refused it or kept failing.
+ */
+export type DeadLetterClass = 'invalid' | 'forged' | 'handler-failed';
+
+/** How a delivery ended; reported once it is settled with the broker. */
+export interface Settlement<T> {
+  /** The decoded message; undefined when it could not be decoded. */
+  message: T | undefined;
+  outcome: 'handled' | 'retried' | 'dead-lettered' | 'requeued';
+  deadLetterClass?: DeadLetterClass;
 }
 
 export interface Delivery {
@@ -49,6 +70,8 @@ export interface ConsumerOptions<T> {
   decode(content: Buffer, delivery: Delivery): T;
   handle(message: T, delivery: Delivery): Promise<Disposition | void>;
   logger: Logger;
+  /** Called after each delivery is settled (observability). */
+  onSettled?(settlement: Settlement<T>): void;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = {
@@ -67,6 +90,8 @@ export const HEADERS = {
 } as const;
 /** Who first published a message we re-published (retry, dead-letter), as the broker validated it. */
 export const ORIGINAL_USER_ID = 'x-original-user-id';
+
+const tracer = trace.getTracer('@shop/messaging');
 
 /**
  * Consumes the service's queue with manual acks: a delivery is acked only after its handler
@@ -123,6 +148,10 @@ export class Consumer<T> {
     void work.finally(() => this.inFlight.delete(work));
   }
 
+  /**
+   * Handles one delivery inside a span parented by the trace context it carries (so a checkout is
+   * one trace across services) and a log context naming the message.
+   */
   private async process(channel: amqp.ConfirmChannel, message: amqp.Message): Promise<void> {
     const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
     const delivery: Delivery = {
@@ -132,35 +161,87 @@ export class Consumer<T> {
       userId: this.publisherOf(message),
       headers,
     };
-    try {
-      let decoded: T;
-      try {
-        decoded = this.options.decode(message.content, delivery);
-      } catch (err) {
-        await this.deadLetter(channel, message, delivery, `invalid message: ${errorMessage(err)}`);
-        return channel.ack(message);
-      }
-      let disposition: Disposition | void;
-      try {
-        disposition = await this.options.handle(decoded, delivery);
-      } catch (err) {
-        if (err instanceof PoisonMessageError) {
-          await this.deadLetter(channel, message, delivery, err.message);
-        } else {
-          await this.retryOrDeadLetter(channel, message, delivery, err);
+    const messageId = message.properties.messageId as string | undefined;
+    const parent = traceContextFrom(headers);
+    const span = tracer.startSpan(
+      `process ${delivery.routingKey}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          'messaging.system': 'rabbitmq',
+          'messaging.operation.type': 'process',
+          'messaging.destination.name': this.options.topology.queue,
+          'messaging.rabbitmq.destination.routing_key': delivery.routingKey,
+          'messaging.message.id': messageId ?? '',
+          'messaging.rabbitmq.attempt': delivery.attempt,
+        },
+      },
+      parent,
+    );
+    const logFields = { messageId, messageType: message.properties.type as string | undefined };
+    const started = performance.now();
+    await context.with(trace.setSpan(parent, span), () =>
+      withLogContext(logFields, async () => {
+        try {
+          const settlement = await this.settle(channel, message, delivery, span);
+          if (settlement.outcome !== 'handled') {
+            span.setStatus({ code: SpanStatusCode.ERROR, message: settlement.deadLetterClass ?? settlement.outcome });
+          }
+          this.options.logger.debug?.(
+            `${settlement.outcome} ${delivery.routingKey} in ${Math.round(performance.now() - started)} ms`,
+          );
+          this.options.onSettled?.(settlement);
+        } catch (err) {
+          // The channel closed under us (broker gone): the broker redelivers the unacked message.
+          span.setStatus({ code: SpanStatusCode.ERROR, message: 'not settled' });
+          this.options.logger.warn(`could not settle message ${String(messageId)}: ${errorMessage(err)}`);
+        } finally {
+          span.end();
         }
-        return channel.ack(message);
-      }
-      if (disposition === Disposition.Requeue) return channel.nack(message, false, true);
-      if (disposition === Disposition.DeadLetter)
-        await this.deadLetter(channel, message, delivery, 'rejected by handler');
-      channel.ack(message);
+      }),
+    );
+  }
+
+  /** Decodes, handles, and acks, retries or dead-letters the delivery; says which. */
+  private async settle(
+    channel: amqp.ConfirmChannel,
+    message: amqp.Message,
+    delivery: Delivery,
+    span: Span,
+  ): Promise<Settlement<T>> {
+    let decoded: T;
+    try {
+      decoded = this.options.decode(message.content, delivery);
     } catch (err) {
-      // The channel closed under us (broker gone): the broker redelivers the unacked message.
-      this.options.logger.warn(
-        `could not settle message ${String(message.properties.messageId)}: ${errorMessage(err)}`,
-      );
+      span.recordException(err instanceof Error ? err : String(err));
+      await this.deadLetter(channel, message, delivery, `invalid message: ${errorMessage(err)}`);
+      channel.ack(message);
+      const deadLetterClass = err instanceof ForgedMessageError ? 'forged' : 'invalid';
+      return { message: undefined, outcome: 'dead-lettered', deadLetterClass };
     }
+    let disposition: Disposition | void;
+    try {
+      disposition = await this.options.handle(decoded, delivery);
+    } catch (err) {
+      span.recordException(err instanceof Error ? err : String(err));
+      const outcome =
+        err instanceof PoisonMessageError
+          ? await this.deadLetter(channel, message, delivery, err.message)
+          : await this.retryOrDeadLetter(channel, message, delivery, err);
+      channel.ack(message);
+      return { message: decoded, outcome, deadLetterClass: outcome === 'dead-lettered' ? 'handler-failed' : undefined };
+    }
+    if (disposition === Disposition.Requeue) {
+      channel.nack(message, false, true);
+      return { message: decoded, outcome: 'requeued' };
+    }
+    if (disposition === Disposition.DeadLetter) {
+      await this.deadLetter(channel, message, delivery, 'rejected by handler');
+      channel.ack(message);
+      return { message: decoded, outcome: 'dead-lettered', deadLetterClass: 'handler-failed' };
+    }
+    channel.ack(message);
+    return { message: decoded, outcome: 'handled' };
   }
 
   /**
@@ -182,14 +263,11 @@ export class Consumer<T> {
     message: amqp.Message,
     delivery: Delivery,
     err: unknown,
-  ) {
+  ): Promise<'retried' | 'dead-lettered'> {
     const { retry, logger, topology } = this.options;
     const reason = errorMessage(err);
     const transient = retry.isTransient?.(err) ?? false;
     if (!transient && delivery.attempt >= retry.maxAttempts) {
-      logger.error(
-        `handler failed ${delivery.attempt} times, dead-lettering ${String(message.properties.messageId)}: ${reason}`,
-      );
       return this.deadLetter(channel, message, delivery, `handler failed ${delivery.attempt} times: ${reason}`);
     }
     const delay = transient
@@ -212,10 +290,17 @@ export class Consumer<T> {
       },
       String(delay),
     );
+    return 'retried';
   }
 
-  private async deadLetter(channel: amqp.ConfirmChannel, message: amqp.Message, delivery: Delivery, reason: string) {
-    const { topology } = this.options;
+  private async deadLetter(
+    channel: amqp.ConfirmChannel,
+    message: amqp.Message,
+    delivery: Delivery,
+    reason: string,
+  ): Promise<'dead-lettered'> {
+    const { topology, logger } = this.options;
+    logger.error(`dead-lettering message ${String(message.properties.messageId)}: ${reason}`);
     await this.republish(channel, topology.deadLetterExchange, topology.service, message, {
       ...delivery.headers,
       [HEADERS.deadLetterReason]: truncate(reason),
@@ -224,6 +309,7 @@ export class Consumer<T> {
       [HEADERS.originalExchange]: message.fields.exchange,
       [HEADERS.attempt]: delivery.attempt,
     });
+    return 'dead-lettered';
   }
 
   /** Re-publishes a delivery's body and properties with new headers, and waits for the broker's confirm. */

@@ -4,3 +4,4 @@ export * from './consumer';
 export * from './dead-letters';
 export * from './logger';
 export * from './topology';
+export * from './trace-context';

@@ -17,6 +17,8 @@ export interface OutboxRelayOptions {
   pruneIntervalMs?: number;
   /** Called after the broker confirmed a batch and before it is marked sent (observability; tests). */
   onPublished?(messageIds: readonly string[]): void | Promise<void>;
+  /** Called once a batch is marked sent and committed, with each message's seconds from written to sent. */
+  onSent?(lagSeconds: readonly number[]): void;
 }
 
 interface OutboxRow {
@@ -139,7 +141,8 @@ export class OutboxRelay {
 
   /** Claims a batch, publishes it, marks what the broker confirmed; all in one transaction. */
   private async publishBatch(): Promise<number> {
-    return this.options.dataSource.transaction(async (manager) => {
+    const lagSeconds: number[] = [];
+    const published = await this.options.dataSource.transaction(async (manager) => {
       const rows = await manager.query<OutboxRow[]>(
         `SELECT id, message_id, message_type, routing_key, body, headers
            FROM outbox WHERE sent_at IS NULL
@@ -158,7 +161,13 @@ export class OutboxRelay {
       );
       if (result.confirmed.length > 0) {
         await this.options.onPublished?.(result.confirmed);
-        await manager.query(`UPDATE outbox SET sent_at = now() WHERE message_id = ANY($1::uuid[])`, [result.confirmed]);
+        // The lag is measured on the database's clock, the one that stamped created_at.
+        const [marked] = await manager.query<[Array<{ lag: number }>, number]>(
+          `UPDATE outbox SET sent_at = now() WHERE message_id = ANY($1::uuid[])
+           RETURNING extract(epoch FROM clock_timestamp() - created_at)::float8 AS lag`,
+          [result.confirmed],
+        );
+        lagSeconds.push(...marked.map((row) => row.lag));
       }
       for (const failure of result.failed.slice(0, 3)) {
         this.options.logger.warn(`outbox message ${failure.messageId} not published: ${failure.error.message}`);
@@ -166,6 +175,8 @@ export class OutboxRelay {
       // A partial failure ends the drain; the rest is retried on the next wake or poll.
       return result.failed.length > 0 ? 0 : rows.length;
     });
+    if (lagSeconds.length > 0) this.options.onSent?.(lagSeconds);
+    return published;
   }
 
   private async listen(): Promise<void> {

@@ -2,12 +2,17 @@ import { INestApplication, Logger, StandardSchemaValidationPipe, Type } from '@n
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import helmet from 'helmet';
+import type { BaseConfig } from './config';
+import { createServiceLogger, PinoNestLogger, requestLogging } from './logging';
 import { ProblemDetailsFilter } from './problem-details.filter';
+import { startTracing } from './tracing';
 
 export interface BootstrapOptions {
-  /** Shown in logs and in the OpenAPI title. */
+  /** Shown in logs, traces, metrics and in the OpenAPI title. */
   service: string;
-  port: number;
+  /** The service's validated config (port, log level and format, tracing endpoint, ...). */
+  config: BaseConfig;
   description?: string;
 }
 
@@ -20,7 +25,16 @@ function refusePrototypeKeys(key: string, value: unknown): unknown {
 
 /** Creates a service's Nest app configured like every other (without listening): used by main and tests. */
 export async function createServiceApp(module: Type<unknown>, options: BootstrapOptions): Promise<INestApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(module, { bodyParser: false });
+  startTracing(options.service, options.config);
+  const logger = createServiceLogger(options.service, options.config);
+  const app = await NestFactory.create<NestExpressApplication>(module, {
+    bodyParser: false,
+    logger: new PinoNestLogger(logger),
+  });
+  // Security headers; the CSP keeps everything but upgrade-insecure-requests, which would break
+  // /docs when served over plain HTTP inside a network.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
+  app.use(...requestLogging(logger));
   // Small JSON bodies only; anything else is refused before it reaches a handler. Keys that
   // could reach an object's prototype are refused outright (validation would silently drop them).
   app.useBodyParser('json', { limit: '100kb', strict: true, reviver: refusePrototypeKeys });
@@ -42,13 +56,13 @@ export async function createServiceApp(module: Type<unknown>, options: Bootstrap
 }
 
 /**
- * Starts one service the same way as every other: strict JSON bodies, schema validation,
- * problem-style errors, OpenAPI at /docs, shutdown hooks (SIGTERM drains messaging before the
- * database closes), listening on its port.
+ * Starts one service the same way as every other: tracing, JSON logs, security headers, strict
+ * JSON bodies, schema validation, problem-style errors, OpenAPI at /docs, shutdown hooks (SIGTERM
+ * drains messaging before the database closes), listening on its port.
  */
 export async function bootstrapService(module: Type<unknown>, options: BootstrapOptions): Promise<INestApplication> {
   const app = await createServiceApp(module, options);
-  await app.listen(options.port, '0.0.0.0');
-  new Logger('Bootstrap').log(`${options.service} listening on port ${options.port}`);
+  await app.listen(options.config.PORT, '0.0.0.0');
+  new Logger('Bootstrap').log(`${options.service} listening on port ${options.config.PORT}`);
   return app;
 }

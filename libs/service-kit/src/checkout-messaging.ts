@@ -8,12 +8,15 @@ import {
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { ALLOWED_SENDERS, CheckoutMessage, parseCheckoutMessage, ServiceName } from '@shop/contracts';
+import { trace } from '@opentelemetry/api';
 import {
+  addLogContext,
   BrokerConnection,
   ConfirmPublisher,
   Consumer,
   declareTopology,
   Delivery,
+  ForgedMessageError,
   PoisonMessageError,
   ServiceTopology,
   topologyFor,
@@ -21,6 +24,7 @@ import {
 import { OutboxRelay } from '@shop/outbox';
 import type { BaseConfig } from './config';
 import { MessageHandlers } from './message-handlers';
+import { ServiceMetrics } from './metrics';
 import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
 import { isTransientDatabaseError } from './transient-errors';
 
@@ -44,6 +48,7 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     private readonly broker: BrokerConnection,
     dataSource: DataSource,
     private readonly handlers: MessageHandlers,
+    metrics: ServiceMetrics,
   ) {
     this.topology = topologyFor(service);
     this.publisher = new ConfirmPublisher(broker, this.topology.exchange);
@@ -54,6 +59,7 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
       logger: new Logger(OutboxRelay.name),
       pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
       retentionMs: config.OUTBOX_RETENTION_HOURS * 3600_000,
+      onSent: (lagSeconds) => metrics.sent(lagSeconds),
     });
     this.consumer = new Consumer<CheckoutMessage>(broker, {
       topology: this.topology,
@@ -63,9 +69,10 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
         delaysMs: [100, 500, 2_000, 5_000],
         isTransient: isTransientDatabaseError,
       },
-      decode: (content, delivery) => this.decode(content, delivery),
+      decode: (content, delivery) => decodeCheckoutMessage(service, content, delivery),
       handle: (message, delivery) => this.dispatch(message, delivery),
       logger: new Logger(Consumer.name),
+      onSettled: (settlement) => metrics.settled(settlement),
     });
   }
 
@@ -97,36 +104,39 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     return this.relay.drain();
   }
 
-  /**
-   * Parses and authenticates a delivery. The broker validated the publisher's user id; each
-   * service publishes as the broker user named like it, so `sender` must match it and be allowed
-   * to send this type (a prepare or decision only from the coordinator, and so on).
-   */
-  private decode(content: Buffer, delivery: Delivery): CheckoutMessage {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(content.toString('utf8'));
-    } catch {
-      throw new PoisonMessageError('body is not JSON');
-    }
-    const message = parseCheckoutMessage(raw);
-    if (message.recipient !== this.service) {
-      throw new PoisonMessageError(`addressed to ${message.recipient}, not ${this.service}`);
-    }
-    if (!ALLOWED_SENDERS[message.type].includes(message.sender)) {
-      throw new PoisonMessageError(`a ${message.type} may not come from ${message.sender}`);
-    }
-    if (delivery.userId !== message.sender) {
-      throw new PoisonMessageError(
-        `sender ${message.sender} not verified: published by broker user ${delivery.userId ?? '(none)'}`,
-      );
-    }
-    return message;
-  }
-
   private async dispatch(message: CheckoutMessage, delivery: Delivery): Promise<void> {
     const handler = this.handlers.get(message.type);
     if (!handler) throw new PoisonMessageError(`${this.service} has no handler for '${message.type}' messages`);
     await handler(message, delivery);
   }
+}
+
+/**
+ * Parses and authenticates a delivery for `recipient`. The broker validated the publisher's user
+ * id; each service publishes as the broker user named like it, so `sender` must match it and be
+ * allowed to send this type (a prepare or decision only from the coordinator, and so on). Once
+ * parsed, the checkout's transaction id joins the delivery's log context and span.
+ */
+export function decodeCheckoutMessage(recipient: ServiceName, content: Buffer, delivery: Delivery): CheckoutMessage {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(content.toString('utf8'));
+  } catch {
+    throw new PoisonMessageError('body is not JSON');
+  }
+  const message = parseCheckoutMessage(raw);
+  addLogContext({ transactionId: message.transactionId, messageType: message.type });
+  trace.getActiveSpan()?.setAttribute('checkout.transaction_id', message.transactionId);
+  if (message.recipient !== recipient) {
+    throw new PoisonMessageError(`addressed to ${message.recipient}, not ${recipient}`);
+  }
+  if (!ALLOWED_SENDERS[message.type].includes(message.sender)) {
+    throw new ForgedMessageError(`a ${message.type} may not come from ${message.sender}`);
+  }
+  if (delivery.userId !== message.sender) {
+    throw new ForgedMessageError(
+      `sender ${message.sender} not verified: published by broker user ${delivery.userId ?? '(none)'}`,
+    );
+  }
+  return message;
 }

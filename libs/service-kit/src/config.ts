@@ -1,5 +1,9 @@
 import { z } from 'zod';
 
+/** `NAME=` in an env file means "not set", not an empty value. */
+const unsetIfEmpty = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((value) => (value === '' ? undefined : value), schema);
+
 /** Settings every service reads from its environment. Services extend this schema with their own. */
 export const BaseConfig = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -20,6 +24,11 @@ export const BaseConfig = z.object({
     .number()
     .min(0)
     .default(7 * 24),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** One JSON object per line, or readable lines for a person; unset: readable only on a terminal. */
+  LOG_FORMAT: unsetIfEmpty(z.enum(['json', 'pretty']).optional()),
+  /** OTLP/HTTP collector (e.g. http://collector:4318); spans are exported only when it is set. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: unsetIfEmpty(z.url({ protocol: /^https?$/, error: 'an http(s):// URL' }).optional()),
 });
 export type BaseConfig = z.infer<typeof BaseConfig>;
 

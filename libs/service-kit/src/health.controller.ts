@@ -1,30 +1,50 @@
-import { Controller, Get, HttpCode, ServiceUnavailableException } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { Controller, Get, Injectable, Res, ServiceUnavailableException } from '@nestjs/common';
+import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator } from '@nestjs/terminus';
+import type { Response } from 'express';
 import { BrokerConnection } from '@shop/messaging';
 
-/** Liveness: the process answers. Readiness: it can reach its database and its broker. */
+/** Up while the broker connection is open (it reconnects by itself; meanwhile the service is not ready). */
+@Injectable()
+export class BrokerHealthIndicator {
+  constructor(
+    private readonly broker: BrokerConnection,
+    private readonly indicators: HealthIndicatorService,
+  ) {}
+
+  check(key: string) {
+    const indicator = this.indicators.check(key);
+    return this.broker.isConnected ? indicator.up() : indicator.down();
+  }
+}
+
+/**
+ * Liveness: the process answers. Readiness: it can reach its database and its broker (and is not
+ * shutting down); 503 with the details otherwise.
+ */
 @Controller('health')
 export class HealthController {
   constructor(
-    private readonly dataSource: DataSource,
-    private readonly broker: BrokerConnection,
+    private readonly health: HealthCheckService,
+    private readonly database: TypeOrmHealthIndicator,
+    private readonly broker: BrokerHealthIndicator,
   ) {}
 
   @Get('live')
-  @HttpCode(200)
+  @HealthCheck()
   live() {
-    return { status: 'ok' };
+    return this.health.check([]);
   }
 
   @Get('ready')
-  async ready() {
-    const database = await this.dataSource
-      .query('SELECT 1')
-      .then(() => 'up' as const)
-      .catch(() => 'down' as const);
-    const broker = this.broker.isConnected ? ('up' as const) : ('down' as const);
-    const body = { status: database === 'up' && broker === 'up' ? 'ok' : 'unavailable', database, broker };
-    if (body.status !== 'ok') throw new ServiceUnavailableException(body);
-    return body;
+  @HealthCheck()
+  async ready(@Res({ passthrough: true }) response: Response) {
+    try {
+      return await this.health.check([() => this.database.pingCheck('database'), () => this.broker.check('broker')]);
+    } catch (err) {
+      // Terminus reports the details in the exception; answer them rather than a bare problem body.
+      if (!(err instanceof ServiceUnavailableException)) throw err;
+      response.status(503);
+      return err.getResponse();
+    }
   }
 }

@@ -1,14 +1,17 @@
-import { DynamicModule, Logger, Module } from '@nestjs/common';
+import { DynamicModule, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { DataSourceOptions } from 'typeorm';
 import type { ServiceName } from '@shop/contracts';
 import { BrokerConnection } from '@shop/messaging';
 import { CheckoutMessaging } from './checkout-messaging';
 import type { BaseConfig } from './config';
-import { HealthController } from './health.controller';
+import { BrokerHealthIndicator, HealthController } from './health.controller';
 import { MessageHandlers } from './message-handlers';
+import { MetricsController, ServiceMetrics } from './metrics';
 import { OperatorController } from './operator.controller';
 import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
+import { stopTracing } from './tracing';
 
 export interface ServiceKitOptions {
   service: ServiceName;
@@ -16,9 +19,18 @@ export interface ServiceKitOptions {
   dataSource: DataSourceOptions;
 }
 
+/** Exports the spans still buffered when the service stops (after the HTTP server closed). */
+@Injectable()
+class TracingShutdown implements OnApplicationShutdown {
+  onApplicationShutdown(): Promise<void> {
+    return stopTracing();
+  }
+}
+
 /**
  * What every service shares: its database, its broker connection, checkout messaging (outbox
- * relay, consumer, handler registry) and health endpoints. An app imports it once, with its config.
+ * relay, consumer, handler registry), health and metrics endpoints. An app imports it once, with
+ * its config.
  */
 @Module({})
 export class ServiceKitModule {
@@ -26,8 +38,8 @@ export class ServiceKitModule {
     return {
       module: ServiceKitModule,
       global: true,
-      imports: [TypeOrmModule.forRoot({ ...options.dataSource, migrationsRun: false })],
-      controllers: [HealthController, OperatorController],
+      imports: [TypeOrmModule.forRoot({ ...options.dataSource, migrationsRun: false }), TerminusModule.forRoot()],
+      controllers: [HealthController, MetricsController, OperatorController],
       providers: [
         { provide: SERVICE_NAME, useValue: options.service },
         { provide: SERVICE_CONFIG, useValue: options.config },
@@ -42,8 +54,11 @@ export class ServiceKitModule {
         },
         MessageHandlers,
         CheckoutMessaging,
+        BrokerHealthIndicator,
+        ServiceMetrics,
+        TracingShutdown,
       ],
-      exports: [SERVICE_NAME, SERVICE_CONFIG, BrokerConnection, MessageHandlers, CheckoutMessaging],
+      exports: [SERVICE_NAME, SERVICE_CONFIG, BrokerConnection, MessageHandlers, CheckoutMessaging, ServiceMetrics],
     };
   }
 }

@@ -9,11 +9,11 @@ import {
   PARTICIPANTS,
   PreparePayload,
   Prepare,
-  TraceContext,
 } from '@shop/contracts';
 import { Inbox } from '@shop/inbox';
-import type { Logger } from '@shop/messaging';
+import { currentLogContext, Logger, withLogContext } from '@shop/messaging';
 import { z } from 'zod';
+import type { DecisionTaken, ProtocolObserver } from './observer';
 import { backoffMs, send } from './outgoing';
 
 /** What each participant is asked to prepare, keyed by participant (the kit adds deadline and name). */
@@ -39,6 +39,7 @@ export interface CoordinatorOptions {
   /** First re-send of an unacked decision after this; doubles up to the cap, with jitter. */
   resendBaseMs?: number;
   resendCapMs?: number;
+  observer?: ProtocolObserver;
 }
 
 export interface UnfinishedTransaction {
@@ -81,12 +82,15 @@ export class Coordinator {
     this.resendCapMs = options.resendCapMs ?? 60_000;
   }
 
-  /** In the caller's transaction: records the transaction and writes one prepare per participant. */
+  /**
+   * In the caller's transaction: records the transaction and writes one prepare per participant
+   * (carrying the caller's trace context, so the whole checkout is one trace).
+   */
   async begin(
     manager: EntityManager,
-    transaction: { id: string; deadline: Date; requests: PrepareRequests; traceContext?: TraceContext },
+    transaction: { id: string; deadline: Date; requests: PrepareRequests },
   ): Promise<void> {
-    const { id, deadline, requests, traceContext } = transaction;
+    const { id, deadline, requests } = transaction;
     await manager.query(`INSERT INTO tpc_transactions (id, state, deadline) VALUES ($1, 'PREPARING', $2)`, [
       id,
       deadline,
@@ -105,7 +109,6 @@ export class Coordinator {
           payload: { participant, deadline: deadline.toISOString(), ...requests[participant] } as z.input<
             typeof PreparePayload
           >,
-          traceContext,
         }),
       ),
     );
@@ -114,7 +117,7 @@ export class Coordinator {
   /** A vote: record it; the first "no" aborts, the last "yes" commits. */
   async onVote(vote: MessageOfType<'vote'>): Promise<void> {
     const participant = vote.sender as Participant;
-    await this.inbox.handleOnce(vote.messageId, async (manager) => {
+    await this.handleOnce(vote, async (manager) => {
       const transaction = await this.lock(manager, vote.transactionId);
       if (!transaction) {
         // Presumed abort: nothing is known of it, so it was never committed.
@@ -141,13 +144,13 @@ export class Coordinator {
            FROM tpc_participants WHERE transaction_id = $1`,
         [vote.transactionId],
       );
-      if (pending === 0) await this.decide(manager, vote.transactionId, 'commit', null, vote);
+      if (pending === 0) return this.decide(manager, vote.transactionId, 'commit', null, vote);
     });
   }
 
   /** An ack: the participant applied the decision; when all have, the transaction is complete. */
   async onAck(ack: MessageOfType<'ack'>): Promise<void> {
-    await this.inbox.handleOnce(ack.messageId, async (manager) => {
+    await this.handleOnce(ack, async (manager) => {
       if (!(await this.lock(manager, ack.transactionId))) return;
       await manager.query(
         `UPDATE tpc_participants SET acked_at = now(), next_resend_at = NULL
@@ -166,13 +169,13 @@ export class Coordinator {
   /** A participant in doubt asks for the outcome; unknown means abort (presumed abort). */
   async onInquiry(inquiry: MessageOfType<'inquiry'>): Promise<void> {
     const participant = inquiry.sender as Participant;
-    await this.inbox.handleOnce(inquiry.messageId, async (manager) => {
+    await this.handleOnce(inquiry, async (manager) => {
       const transaction = await this.lock(manager, inquiry.transactionId);
       if (!transaction) return this.sendDecision(manager, inquiry, participant, 'abort', null);
       if (transaction.state === 'PREPARING') {
         // Still collecting votes: only a passed deadline decides; otherwise it asks again later.
         if (transaction.deadline.getTime() <= Date.now()) {
-          await this.decide(manager, inquiry.transactionId, 'abort', TIMEOUT, inquiry);
+          return this.decide(manager, inquiry.transactionId, 'abort', TIMEOUT, inquiry);
         }
         return;
       }
@@ -188,15 +191,18 @@ export class Coordinator {
 
   /** Aborts undecided transactions whose prepare deadline passed. Safe in several replicas. */
   async abortExpired(limit = 100): Promise<number> {
-    return this.options.dataSource.transaction(async (manager) => {
+    const decisions = await this.options.dataSource.transaction(async (manager) => {
       const expired = await manager.query<Array<{ id: string }>>(
         `SELECT id FROM tpc_transactions WHERE state = 'PREPARING' AND deadline <= now()
           ORDER BY deadline LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [limit],
       );
-      for (const { id } of expired) await this.decide(manager, id, 'abort', TIMEOUT, null);
-      return expired.length;
+      const taken: DecisionTaken[] = [];
+      for (const { id } of expired) taken.push(await this.decide(manager, id, 'abort', TIMEOUT, null));
+      return taken;
     });
+    decisions.forEach((decision) => this.decided(decision));
+    return decisions.length;
   }
 
   /** Re-sends decisions not acked in time, with capped, jittered backoff. Safe in several replicas. */
@@ -259,6 +265,33 @@ export class Coordinator {
     );
   }
 
+  /** How many transactions are still collecting votes, and for how long the oldest has been (metrics). */
+  async inDoubt(): Promise<{ count: number; oldestAgeSeconds: number }> {
+    const [row] = await this.options.dataSource.query<Array<{ count: number; oldest: number | null }>>(
+      `SELECT count(*)::int AS count, extract(epoch FROM now() - min(created_at))::float8 AS oldest
+         FROM tpc_transactions WHERE state = 'PREPARING'`,
+    );
+    return { count: row.count, oldestAgeSeconds: row.oldest ?? 0 };
+  }
+
+  /** Runs `work` once per message id (inbox) and reports, once committed, a duplicate or the decision it took. */
+  private async handleOnce(
+    message: { messageId: string; type: 'vote' | 'ack' | 'inquiry' },
+    work: (manager: EntityManager) => Promise<DecisionTaken | void>,
+  ): Promise<void> {
+    const handled = await this.inbox.handleOnce(message.messageId, work);
+    if (handled.duplicate) this.options.observer?.duplicate?.(message.type);
+    else if (handled.result) this.decided(handled.result);
+  }
+
+  /** Once the deciding transaction committed: a log line about the checkout, and the observer. */
+  private decided(decision: DecisionTaken): void {
+    withLogContext({ ...currentLogContext(), transactionId: decision.transactionId }, () =>
+      this.options.logger.log(`decided ${decision.outcome}${decision.reason ? ` (${decision.reason})` : ''}`),
+    );
+    this.options.observer?.decided?.(decision);
+  }
+
   private async lock(manager: EntityManager, transactionId: string): Promise<TransactionRow | undefined> {
     const [row] = await manager.query<TransactionRow[]>(
       `SELECT state, decision_reason, deadline FROM tpc_transactions WHERE id = $1 FOR UPDATE`,
@@ -273,10 +306,11 @@ export class Coordinator {
     transactionId: string,
     outcome: Outcome,
     reason: string | null,
-    cause: { messageId: string; traceContext: TraceContext } | null,
-  ): Promise<void> {
-    await manager.query(
-      `UPDATE tpc_transactions SET state = $2, decision_reason = $3, decided_at = now() WHERE id = $1`,
+    cause: { messageId: string } | null,
+  ): Promise<DecisionTaken> {
+    const [[{ latency }]] = await manager.query<[Array<{ latency: number }>, number]>(
+      `UPDATE tpc_transactions SET state = $2, decision_reason = $3, decided_at = now() WHERE id = $1
+       RETURNING extract(epoch FROM decided_at - created_at)::float8 AS latency`,
       [transactionId, outcome === 'commit' ? 'COMMITTED' : 'ABORTED', reason],
     );
     await this.options.hooks.onDecided(manager, transactionId, outcome, reason);
@@ -293,15 +327,15 @@ export class Coordinator {
           recipient: participant,
           payload: { outcome, ...(reason ? { reason } : {}) },
           causationId: cause?.messageId ?? null,
-          traceContext: cause?.traceContext,
         }),
       ),
     );
+    return { transactionId, outcome, reason, latencySeconds: latency };
   }
 
   private sendDecision(
     manager: EntityManager,
-    cause: { messageId: string; transactionId: string; traceContext: TraceContext },
+    cause: { messageId: string; transactionId: string },
     participant: Participant,
     outcome: Outcome,
     reason: string | null,
@@ -313,7 +347,6 @@ export class Coordinator {
         recipient: participant,
         payload: { outcome, ...(reason ? { reason } : {}) },
         causationId: cause.messageId,
-        traceContext: cause.traceContext,
       }),
     ]);
   }

@@ -4,3 +4,4 @@ export * from './outgoing';
 export * from './schema.migration';
 export * from './protocol-config';
 export * from './two-phase-commit.module';
+export * from './observer';

@@ -14,6 +14,7 @@ import {
 } from '@shop/contracts';
 import { Inbox } from '@shop/inbox';
 import { Logger, PoisonMessageError } from '@shop/messaging';
+import type { ProtocolObserver } from './observer';
 import { send } from './outgoing';
 
 /**
@@ -38,6 +39,7 @@ export interface ParticipantOptions<P extends ParticipantName> {
   dataSource: DataSource;
   resource: ParticipantResource<P>;
   logger: Logger;
+  observer?: ProtocolObserver;
 }
 
 type State = 'PREPARING' | 'PREPARED' | 'REFUSED' | 'COMMITTED' | 'ABORTED';
@@ -56,7 +58,7 @@ export class Participant<P extends ParticipantName> {
   }
 
   async onPrepare(prepare: MessageOfType<'prepare'>): Promise<void> {
-    await this.inbox.handleOnce(prepare.messageId, async (manager) => {
+    await this.handleOnce(prepare, async (manager) => {
       const vote = await this.prepare(manager, prepare);
       await send(manager, [
         createMessage(Vote, {
@@ -65,14 +67,13 @@ export class Participant<P extends ParticipantName> {
           recipient: COORDINATOR,
           payload: vote,
           causationId: prepare.messageId,
-          traceContext: prepare.traceContext,
         }),
       ]);
     });
   }
 
   async onDecision(decision: MessageOfType<'decision'>): Promise<void> {
-    await this.inbox.handleOnce(decision.messageId, async (manager) => {
+    await this.handleOnce(decision, async (manager) => {
       await this.apply(manager, decision.transactionId, decision.payload.outcome);
       await send(manager, [
         createMessage(Ack, {
@@ -81,7 +82,6 @@ export class Participant<P extends ParticipantName> {
           recipient: COORDINATOR,
           payload: { outcome: decision.payload.outcome },
           causationId: decision.messageId,
-          traceContext: decision.traceContext,
         }),
       ]);
     });
@@ -120,6 +120,15 @@ export class Participant<P extends ParticipantName> {
       this.options.logger.warn(`asked the coordinator about ${inDoubt.length} in-doubt transaction(s)`);
       return inDoubt.length;
     });
+  }
+
+  /** Runs `work` once per message id (inbox); a duplicate is reported once the transaction committed. */
+  private async handleOnce(
+    message: { messageId: string; type: 'prepare' | 'decision' },
+    work: (manager: EntityManager) => Promise<void>,
+  ): Promise<void> {
+    const handled = await this.inbox.handleOnce(message.messageId, work);
+    if (handled.duplicate) this.options.observer?.duplicate?.(message.type);
   }
 
   private async prepare(manager: EntityManager, prepare: MessageOfType<'prepare'>): Promise<VotePayload> {

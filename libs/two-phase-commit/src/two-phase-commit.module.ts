@@ -16,7 +16,7 @@ import { DataSource } from 'typeorm';
 import type { Participant as ParticipantName } from '@shop/contracts';
 import { ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { AdminOnly, MessageHandlers, SERVICE_CONFIG } from '@shop/service-kit';
+import { AdminOnly, MessageHandlers, SERVICE_CONFIG, ServiceMetrics } from '@shop/service-kit';
 import { Coordinator, CoordinatorHooks } from './coordinator';
 import { Participant, ParticipantResource } from './participant';
 import type { ProtocolConfig } from './protocol-config';
@@ -56,6 +56,7 @@ class CoordinatorRunner extends Sweeper implements OnModuleInit {
   constructor(
     private readonly coordinator: Coordinator,
     private readonly handlers: MessageHandlers,
+    private readonly metrics: ServiceMetrics,
     @Inject(SERVICE_CONFIG) config: ProtocolConfig,
   ) {
     super();
@@ -66,6 +67,16 @@ class CoordinatorRunner extends Sweeper implements OnModuleInit {
     this.handlers.register('vote', (message) => this.coordinator.onVote(message));
     this.handlers.register('ack', (message) => this.coordinator.onAck(message));
     this.handlers.register('inquiry', (message) => this.coordinator.onInquiry(message));
+    this.metrics.gaugeOnScrape(
+      'checkout_in_doubt_transactions',
+      'Checkouts still collecting votes (undecided)',
+      async () => (await this.coordinator.inDoubt()).count,
+    );
+    this.metrics.gaugeOnScrape(
+      'checkout_in_doubt_oldest_age_seconds',
+      'Age of the oldest checkout still collecting votes (0 when none)',
+      async () => (await this.coordinator.inDoubt()).oldestAgeSeconds,
+    );
   }
 
   protected async sweep(): Promise<void> {
@@ -133,14 +144,20 @@ export class TwoPhaseCommitModule {
         { provide: COORDINATOR_HOOKS, useClass: hooks },
         {
           provide: Coordinator,
-          inject: [DataSource, COORDINATOR_HOOKS, SERVICE_CONFIG],
-          useFactory: (dataSource: DataSource, decisionHooks: CoordinatorHooks, config: ProtocolConfig) =>
+          inject: [DataSource, COORDINATOR_HOOKS, SERVICE_CONFIG, ServiceMetrics],
+          useFactory: (
+            dataSource: DataSource,
+            decisionHooks: CoordinatorHooks,
+            config: ProtocolConfig,
+            metrics: ServiceMetrics,
+          ) =>
             new Coordinator({
               dataSource,
               hooks: decisionHooks,
               logger: new Logger('Coordinator'),
               resendBaseMs: config.DECISION_RESEND_BASE_MS,
               resendCapMs: config.DECISION_RESEND_CAP_MS,
+              observer: metrics,
             }),
         },
         CoordinatorRunner,
@@ -156,9 +173,15 @@ export class TwoPhaseCommitModule {
         { provide: PARTICIPANT_RESOURCE, useClass: resource },
         {
           provide: Participant,
-          inject: [DataSource, PARTICIPANT_RESOURCE],
-          useFactory: (dataSource: DataSource, participantResource: ParticipantResource<P>) =>
-            new Participant({ name, dataSource, resource: participantResource, logger: new Logger('Participant') }),
+          inject: [DataSource, PARTICIPANT_RESOURCE, ServiceMetrics],
+          useFactory: (dataSource: DataSource, participantResource: ParticipantResource<P>, metrics: ServiceMetrics) =>
+            new Participant({
+              name,
+              dataSource,
+              resource: participantResource,
+              logger: new Logger('Participant'),
+              observer: metrics,
+            }),
         },
         ParticipantRunner,
       ],

@@ -7,6 +7,7 @@ import {
   ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
+import { addLogContext } from '@shop/messaging';
 import { IdempotencyKey, OrderIdParam, OrderView, PlaceOrderBody, preferredWaitSeconds } from './order.schemas';
 import { OrdersService } from './orders.service';
 
@@ -37,6 +38,8 @@ export class OrdersController {
       throw new BadRequestException('Idempotency-Key must be 1 to 200 visible ASCII characters');
     }
     const { order, replayed } = await this.orders.place(body, idempotencyKey);
+    // The order id is the checkout's transaction id: the request's log lines carry it from here on.
+    addLogContext({ transactionId: order.id });
     const wait = preferredWaitSeconds(prefer);
     const view =
       wait > 0 && order.status === 'PENDING' ? await this.orders.waitForDecision(order.id, wait * 1000) : order;
@@ -49,6 +52,7 @@ export class OrdersController {
   @ApiHeader(PREFER_HEADER)
   @ApiOkResponse({ standardSchema: OrderView })
   async get(@Param('id', { schema: OrderIdParam }) id: string, @Headers('prefer') prefer: string | undefined) {
+    addLogContext({ transactionId: id });
     const wait = preferredWaitSeconds(prefer);
     return wait > 0 ? this.orders.waitForDecision(id, wait * 1000) : this.orders.get(id);
   }

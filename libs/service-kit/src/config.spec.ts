@@ -1,0 +1,43 @@
+import { BaseConfig, ConfigError, loadConfig } from './config';
+
+const required = { PORT: '3000', DATABASE_URL: 'postgres://u:p@h/db', AMQP_URL: 'amqp://u:p@h/v' };
+
+describe('observability settings', () => {
+  it('default to info logs, the format chosen by the terminal, and no trace export', () => {
+    expect(loadConfig(BaseConfig, required)).toMatchObject({ LOG_LEVEL: 'info' });
+    expect(loadConfig(BaseConfig, required).LOG_FORMAT).toBeUndefined();
+    expect(loadConfig(BaseConfig, required).OTEL_EXPORTER_OTLP_ENDPOINT).toBeUndefined();
+  });
+
+  it('take `NAME=` (as in an env file) as not set', () => {
+    const config = loadConfig(BaseConfig, { ...required, LOG_FORMAT: '', OTEL_EXPORTER_OTLP_ENDPOINT: '' });
+    expect(config.LOG_FORMAT).toBeUndefined();
+    expect(config.OTEL_EXPORTER_OTLP_ENDPOINT).toBeUndefined();
+  });
+
+  it('accept valid values', () => {
+    const config = loadConfig(BaseConfig, {
+      ...required,
+      LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'pretty',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+    });
+    expect(config).toMatchObject({
+      LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'pretty',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+    });
+  });
+
+  it('refuse wrong ones at boot, naming each', () => {
+    const load = () =>
+      loadConfig(BaseConfig, {
+        ...required,
+        LOG_LEVEL: 'loud',
+        LOG_FORMAT: 'xml',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318',
+      });
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(/LOG_LEVEL: .*\n.*LOG_FORMAT: .*\n.*OTEL_EXPORTER_OTLP_ENDPOINT: an http\(s\):\/\/ URL/);
+  });
+});

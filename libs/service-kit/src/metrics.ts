@@ -1,0 +1,125 @@
+import { Controller, Get, Inject, Injectable, Res } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { DataSource } from 'typeorm';
+import type { CheckoutMessage, CheckoutMessageType, Outcome, ServiceName } from '@shop/contracts';
+import type { Settlement } from '@shop/messaging';
+import { SERVICE_NAME } from './tokens';
+
+/**
+ * The service's Prometheus metrics, served at /metrics: Node's default process metrics and the
+ * checkout's own. Labels are low-cardinality on purpose (message type, outcome, reason class),
+ * never an id. The libraries report through plain hooks (consumer, outbox relay, protocol
+ * observer); this is the one place that turns them into metrics.
+ */
+@Injectable()
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  private readonly consumed: Counter<'type' | 'outcome'>;
+  private readonly deadLettered: Counter<'reason'>;
+  private readonly duplicates: Counter<'type'>;
+  private readonly decisions: Counter<'outcome' | 'reason'>;
+  private readonly decisionSeconds: Histogram<'outcome'>;
+  private readonly relayLag: Histogram;
+
+  constructor(@Inject(SERVICE_NAME) service: ServiceName, dataSource: DataSource) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ service });
+    collectDefaultMetrics({ register: this.registry });
+    this.consumed = new Counter({
+      name: 'checkout_messages_consumed_total',
+      help: 'Checkout messages consumed, by type and how their delivery ended (handled, retried, dead-lettered, requeued)',
+      labelNames: ['type', 'outcome'],
+      registers,
+    });
+    this.deadLettered = new Counter({
+      name: 'checkout_messages_dead_lettered_total',
+      help: 'Messages moved to the dead-letter queue, by reason: invalid, forged (sender not authentic), handler-failed',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.duplicates = new Counter({
+      name: 'checkout_inbox_duplicates_total',
+      help: 'Messages already handled that arrived again and were dropped by the inbox, by type',
+      labelNames: ['type'],
+      registers,
+    });
+    this.decisions = new Counter({
+      name: 'checkout_decisions_total',
+      help: 'Checkouts decided by the coordinator, by outcome (commit, abort) and reason (the first no vote, TIMEOUT, or none)',
+      labelNames: ['outcome', 'reason'],
+      registers,
+    });
+    this.decisionSeconds = new Histogram({
+      name: 'checkout_decision_seconds',
+      help: 'Time from an order created to its checkout decided, by outcome',
+      labelNames: ['outcome'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60],
+      registers,
+    });
+    this.relayLag = new Histogram({
+      name: 'checkout_outbox_relay_lag_seconds',
+      help: 'Time from a message written to the outbox to its publication confirmed by the broker',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.gaugeOnScrape('checkout_outbox_unsent_messages', 'Outbox messages not yet published (backlog)', async () => {
+      const [row] = await dataSource.query<Array<{ count: number }>>(
+        `SELECT count(*)::int AS count FROM outbox WHERE sent_at IS NULL`,
+      );
+      return row.count;
+    });
+  }
+
+  /** A gauge read on every scrape (e.g. from the database); left out of a scrape when reading fails. */
+  gaugeOnScrape(name: string, help: string, read: () => Promise<number>): void {
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      async collect() {
+        try {
+          this.set(await read());
+        } catch {
+          this.reset();
+        }
+      },
+    });
+  }
+
+  /** Consumer hook: a delivery was settled. */
+  settled(settlement: Settlement<CheckoutMessage>): void {
+    this.consumed.inc({ type: settlement.message?.type ?? 'unknown', outcome: settlement.outcome });
+    if (settlement.deadLetterClass) this.deadLettered.inc({ reason: settlement.deadLetterClass });
+  }
+
+  /** Outbox relay hook: messages were published, each this many seconds after being written. */
+  sent(lagSeconds: readonly number[]): void {
+    for (const lag of lagSeconds) this.relayLag.observe(lag);
+  }
+
+  /** Protocol observer: the coordinator decided a checkout. */
+  decided(decision: { outcome: Outcome; reason: string | null; latencySeconds: number }): void {
+    this.decisions.inc({ outcome: decision.outcome, reason: decision.reason ?? 'none' });
+    this.decisionSeconds.observe({ outcome: decision.outcome }, decision.latencySeconds);
+  }
+
+  /** Protocol observer: the inbox dropped a message already handled. */
+  duplicate(type: CheckoutMessageType): void {
+    this.duplicates.inc({ type });
+  }
+}
+
+/** Prometheus scrape endpoint. Unauthenticated, like /health: keep it on an internal network. */
+@ApiExcludeController()
+@Controller('metrics')
+export class MetricsController {
+  constructor(private readonly metrics: ServiceMetrics) {}
+
+  @Get()
+  async scrape(@Res({ passthrough: true }) response: Response): Promise<string> {
+    response.type(this.metrics.registry.contentType);
+    return this.metrics.registry.metrics();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * OpenTelemetry tracing for a service, in two steps: `instrument()` before anything else is
+ * loaded (each app's main.ts imports ./instrument first: http and pg are patched only if they
+ * load after it), then `startTracing()` in the bootstrap, once the service's name and validated
+ * config are known.
+ */
+import { context, propagation, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
+import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace-base';
+import { ATTR_HTTP_ROUTE, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+
+const NOT_TRACED = /^\/(health|metrics)(\/|\?|$)/;
+
+/**
+ * Registers the async context (the active span follows awaits), W3C trace context propagation
+ * (traceparent/tracestate: what HTTP headers and the messages' traceContext carry), and the
+ * instrumentation of http (a span per request) and pg (a span per query).
+ */
+export function instrument(): void {
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  registerInstrumentations({
+    instrumentations: [
+      new HttpInstrumentation({
+        ignoreIncomingRequestHook: (request) => NOT_TRACED.test(request.url ?? ''),
+        // Nest loads express as an ES module, out of reach of its instrumentation; but express has
+        // matched the route when the span ends: name the span after it ("GET /orders/:id").
+        applyCustomAttributesOnSpan: (span, request) => {
+          const route = (request as { route?: { path?: unknown } }).route?.path;
+          if (typeof route !== 'string') return;
+          span.setAttribute(ATTR_HTTP_ROUTE, route);
+          span.updateName(`${request.method ?? 'GET'} ${route}`);
+        },
+      }),
+      // Queries inside a request or a message handler; not the relay's and sweepers' polling.
+      new PgInstrumentation({ requireParentSpan: true }),
+    ],
+  });
+}
+
+let provider: BasicTracerProvider | undefined;
+
+/**
+ * Starts the tracer provider. Spans are exported over OTLP/HTTP only when
+ * OTEL_EXPORTER_OTLP_ENDPOINT is set (or an exporter is given, in tests). Without an exporter
+ * nothing is recorded, but spans still get ids, so trace ids reach the logs and the next service.
+ */
+export function startTracing(
+  service: string,
+  config: { OTEL_EXPORTER_OTLP_ENDPOINT?: string },
+  exporter?: SpanExporter,
+): BasicTracerProvider {
+  if (provider) return provider;
+  const endpoint = config.OTEL_EXPORTER_OTLP_ENDPOINT?.replace(/\/+$/, '');
+  const spanExporter = exporter ?? (endpoint ? new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }) : undefined);
+  provider = new BasicTracerProvider({
+    resource: defaultResource().merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: service })),
+    ...(spanExporter
+      ? { spanProcessors: [new BatchSpanProcessor(spanExporter)] }
+      : { sampler: new AlwaysOffSampler() }),
+  });
+  trace.setGlobalTracerProvider(provider);
+  return provider;
+}
+
+/** Exports what is still buffered and stops; on shutdown. */
+export async function stopTracing(): Promise<void> {
+  await provider?.shutdown();
+}

@@ -68,8 +68,9 @@ function exportLines(env) {
 
 /**
  * Which Jest runs `test` makes. The fault-injection suites restart the servers every suite
- * uses, so they run on their own, in band, after the rest: `npm test` runs both phases;
- * a path argument runs only what it names (`npm test -- test/faults` just the faults).
+ * uses, so they run on their own, in band, after the rest: `npm test` runs both phases and
+ * then the benchmark's smoke run; a path argument runs only what it names (`npm test --
+ * test/faults` just the faults).
  */
 function testPhases() {
   const paths = args.filter((a) => !a.startsWith('-'));
@@ -109,6 +110,20 @@ async function cmdTest() {
       });
       if (phaseCode !== 0) code = phaseCode;
       addResults(totals, results, phaseCode);
+    }
+    if (!args.some((a) => !a.startsWith('-'))) {
+      // The benchmark's smoke run: a few seconds of load on its own database, invariants only.
+      log('benchmark smoke run: node scripts/bench.mjs --smoke --skip-build');
+      const smoke = spawn(process.execPath, [path.join(ROOT, 'scripts', 'bench.mjs'), '--smoke', '--skip-build'], {
+        cwd: ROOT,
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      const smokeCode = await new Promise((resolve) => smoke.on('close', (c) => resolve(c ?? 1)));
+      if (smokeCode === 0) totals.passed += 1;
+      else {
+        totals.failed += 1;
+        code = code || smokeCode;
+      }
     }
   } catch (err) {
     report(err);

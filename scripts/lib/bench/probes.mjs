@@ -3,8 +3,9 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
-import { http } from '../util.mjs';
+import { http, run } from '../util.mjs';
 
 // ---------------------------------------------------------------- /proc: CPU and memory
 
@@ -104,8 +105,11 @@ export function cpuSnapshot(pids) {
 // ---------------------------------------------------------------- Postgres
 
 /**
- * Counters of one database (commits, rows written) and of the cluster's WAL. Read on a
- * connection to the `postgres` database so that reading them adds no commit to the one measured.
+ * Counters of one database (commits, rows written) and of the cluster (transaction ids, WAL).
+ * Read on a connection to the `postgres` database so that reading them adds no commit to the
+ * one measured. Commits include read-only transactions: a relay poll that found nothing, and
+ * the transaction in which a LISTENing backend reads the notification queue (every NOTIFY in a
+ * database wakes every listener in it). `countCommitRecords` tells the ones that wrote.
  */
 export class PgCounters {
   constructor(statsUrl, db) {
@@ -125,6 +129,7 @@ export class PgCounters {
       [this.db],
     );
     const r = rows[0] ?? {};
+    const lsn = (await this.client.query(`SELECT pg_current_wal_lsn()::text AS lsn`)).rows[0].lsn;
     let wal = {};
     try {
       // pg_stat_wal is cluster-wide (Postgres 14+): our cluster serves other databases too.
@@ -134,6 +139,7 @@ export class PgCounters {
     return {
       at: Date.now(),
       commits: Number(r.xact_commit ?? 0),
+      lsn,
       rollbacks: Number(r.xact_rollback ?? 0),
       rowsWritten: Number(r.tup_inserted ?? 0) + Number(r.tup_updated ?? 0) + Number(r.tup_deleted ?? 0),
       ...wal,
@@ -228,6 +234,26 @@ export class ActivitySampler {
     const p95Busy = sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))] : 0;
     return { samples: this.samples, intervalMs: this.intervalMs, roles, waits, p95Busy };
   }
+}
+
+/**
+ * Commit records in the WAL between two positions: the transactions that wrote something
+ * (read-only ones leave none). Cluster-wide; needs the data folder, so only for our own server.
+ */
+export async function countCommitRecords(binDir, dataDir, fromLsn, toLsn) {
+  const { out } = await run(path.join(binDir, 'pg_waldump'), [
+    '-p',
+    path.join(dataDir, 'pg_wal'),
+    '-s',
+    fromLsn,
+    '-e',
+    toLsn,
+    '-r',
+    'Transaction',
+    '--stats=record',
+  ]);
+  const count = (type) => Number(out.match(new RegExp(`^Transaction/${type}\\s+(\\d+)`, 'm'))?.[1] ?? 0);
+  return { commits: count('COMMIT'), aborts: count('ABORT') };
 }
 
 // ---------------------------------------------------------------- RabbitMQ management API

@@ -20,6 +20,11 @@ function loadLine(r) {
   return `${r.mix} mix, ${how}, ${howLong}${l.warmupS ? ` (after ${l.warmupS} s warm-up)` : ''}`;
 }
 
+const codeLine = (c) =>
+  `commit ${c.commit ?? 'unknown'}` +
+  (c.uncommittedInAppsAndLibs ? ` + ${c.uncommittedInAppsAndLibs} uncommitted file(s) in apps/ and libs/` : '') +
+  (c.distBuiltAt ? `, dist/ built ${c.distBuiltAt}` : '');
+
 /** The lines both the console and the Markdown summary show, as [label, text] pairs. */
 function headline(r) {
   const c = r.counts;
@@ -59,7 +64,10 @@ function costRows(r) {
   if (k.commitsPerCheckout != null)
     rows.push([
       'Postgres',
-      `${num(k.commitsPerCheckout, 1)} commits per checkout (${num(k.commitsPerCheckoutNet, 1)} net of ${num(k.idleCommitsPerSecond, 1)}/s the idle services make), ` +
+      `${num(k.commitsPerCheckout, 1)} commits per checkout (${num(k.commitsPerCheckoutNet, 1)} net of ${num(k.idleCommitsPerSecond, 1)}/s at idle), ` +
+        (k.writingTransactionsPerCheckout != null
+          ? `of which ${num(k.writingTransactionsPerCheckout, 1)} wrote; `
+          : '') +
         `${num(k.rowsWrittenPerCheckout, 1)} rows written` +
         (k.walBytesPerCheckout != null
           ? `, ${num(k.walBytesPerCheckout / 1024, 1)} kB WAL, ${num(k.walSyncsPerCheckout, 2)} WAL fsyncs`
@@ -73,7 +81,8 @@ function costRows(r) {
     ]);
   if (k.outboxMessagesPerCheckout != null)
     rows.push(['outboxes', `${num(k.outboxMessagesPerCheckout, 2)} messages written per checkout`]);
-  if (r.cpu?.perCheckoutMs) {
+  // Without the services' pids (services given by URL) there is no CPU profile to show.
+  if (r.cpu?.perCheckoutMs && r.target.kind === 'own') {
     const parts = Object.entries(r.cpu.perCheckoutMs).map(([n, v]) => `${n} ${msf(v)}`);
     rows.push(['CPU ms/checkout', `${parts.join(' · ')} = ${msf(r.cpu.totalPerCheckoutMs)} ms`]);
     rows.push([
@@ -91,8 +100,12 @@ function ceilingRows(r) {
   if (c.postgres?.commitsPerSecond)
     rows.push([
       'Postgres',
-      `${num(c.postgres.commitsPerSecond)} commits/s (pgbench, ${c.postgres.clients} clients, 1 insert + 1 update) ÷ ${num(r.cost.commitsPerCheckout, 1)} = ` +
-        `${num(c.pgCheckoutsPerSecond)} checkouts/s; this run: ${pct(c.fractionOfPg)} of it`,
+      `${num(c.postgres.commitsPerSecond)} commits/s (pgbench, ${c.postgres.clients} clients, 1 insert + 1 update) ÷ ${num(r.cost.commitsPerCheckout, 1)} commits = ` +
+        `${num(c.pgCheckoutsPerSecond)} checkouts/s` +
+        (c.pgCheckoutsPerSecondByWrites
+          ? ` (÷ ${num(r.cost.writingTransactionsPerCheckout, 1)} writing ones = ${num(c.pgCheckoutsPerSecondByWrites)}/s); ` +
+            `this run: ${pct(c.fractionOfPg)} (${pct(c.fractionOfPgByWrites)}) of it`
+          : `; this run: ${pct(c.fractionOfPg)} of it`),
     ]);
   if (c.broker?.messagesPerSecond)
     rows.push([
@@ -186,6 +199,7 @@ export function printSummary(r) {
   console.log(
     `\n  machine: ${r.machine.nproc} × ${r.machine.cpuModel}, ${r.machine.memoryGb} GB, load average before ${r.machine.loadAverage.join(' ')}`,
   );
+  if (r.target.kind === 'own') console.log(`  code: ${codeLine(r.code)}`);
   console.log(`  results: ${Object.values(r.files).join(', ')}\n`);
 }
 
@@ -200,6 +214,7 @@ function markdown(r) {
     `Machine: ${r.machine.nproc} × ${r.machine.cpuModel}, ${r.machine.memoryGb} GB RAM, ${r.machine.kernel}, Node ${r.machine.node}; ` +
       `load average before the run ${r.machine.loadAverage.join(' ')}.`,
     '',
+    ...(r.target.kind === 'own' ? [`Code: ${codeLine(r.code)}.`, ''] : []),
     '## Throughput and latency',
     '',
     table(headline(r)),
@@ -235,11 +250,11 @@ const esc = (s) => String(s).replace(/[<>&]/g, (c) => ({ '<': '&lt;', '>': '&gt;
 export function chartSvg(r) {
   const series = r.series;
   const W = 960;
-  const H = 560;
+  const H = 600;
   const left = 70;
   const right = 20;
   const panelH = 190;
-  const panels = [60, 330]; // top y of each panel
+  const panels = [90, 355]; // top y of each panel
   const n = Math.max(series.length, 1);
   const x = (i) => left + ((W - left - right) * i) / n;
   const out = [
@@ -257,7 +272,7 @@ export function chartSvg(r) {
       out.push(`<line x1="${left}" x2="${W - right}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e5e5"/>`);
       out.push(`<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" fill="#555">${num(v)}${unit}</text>`);
     }
-    const every = niceStep(n, 10);
+    const every = Math.max(1, niceStep(n, 10)); // whole seconds
     for (let s = 0; s <= n; s += every)
       out.push(`<text x="${x(s)}" y="${top + panelH + 16}" text-anchor="middle" fill="#555">${s}s</text>`);
     out.push(`<line x1="${left}" x2="${W - right}" y1="${top + panelH}" y2="${top + panelH}" stroke="#999"/>`);
@@ -265,12 +280,13 @@ export function chartSvg(r) {
   };
   const legend = (top, items) =>
     items.forEach(([label, stroke], i) => {
-      const lx = W - right - 170 * (items.length - i);
+      const lx = W - right - 150 * (items.length - i);
       out.push(`<rect x="${lx}" y="${top - 19}" width="14" height="4" fill="${stroke}"/>`);
       out.push(`<text x="${lx + 20}" y="${top - 14}">${esc(label)}</text>`);
     });
-  const line = (y, key, stroke, dash = '') => {
+  const line = (y, key, stroke, dash = '', upTo = n) => {
     const pts = series
+      .slice(0, upTo)
       .map((b, i) => (b[key] == null ? null : `${x(i + 0.5).toFixed(1)},${y(b[key]).toFixed(1)}`))
       .filter(Boolean);
     if (pts.length)
@@ -286,7 +302,7 @@ export function chartSvg(r) {
       `<rect x="${(x(i) + 1).toFixed(1)}" y="${y1(b.decided).toFixed(1)}" width="${bw.toFixed(1)}" height="${(panels[0] + panelH - y1(b.decided)).toFixed(1)}" fill="#4e79a7" opacity="0.8"/>`,
     ),
   );
-  line(y1, 'sent', '#333', 'stroke-dasharray="4 3"');
+  line(y1, 'sent', '#333', 'stroke-dasharray="4 3"', Math.ceil(r.rates.windowS));
   legend(panels[0], [
     ['decided per second', '#4e79a7'],
     ['sent per second', '#333'],

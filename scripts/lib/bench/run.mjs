@@ -1,9 +1,11 @@
 // One benchmark run, step by step: stack, seed, warm-up, measured load, wait for every decision,
 // read the counters, check the invariants, measure the machine's ceiling, write the results.
 // Imported by scripts/bench.mjs after `npm ci`, since it needs pg and amqplib.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { ROOT } from '../config.mjs';
 import { StackError, color, sleep, warn } from '../util.mjs';
 import { brokerCeiling, pgCeiling } from './ceiling.mjs';
 import { HttpClient, drive, inParallel, seedWorkload } from './driver.mjs';
@@ -12,6 +14,7 @@ import {
   ActivitySampler,
   PgCounters,
   QueueSampler,
+  countCommitRecords,
   cpuSnapshot,
   machineInfo,
   managementClient,
@@ -32,6 +35,25 @@ import { externalTarget, startOwnStack } from './target.mjs';
 import { planWorkload } from './workload.mjs';
 
 const say = (...args) => console.log(color('green', '[bench]'), ...args);
+
+/**
+ * Which code was measured: the commit, how many files under apps/ and libs/ differ from it, and
+ * when dist/ was built (others may rebuild a shared tree between two runs).
+ */
+function codeVersion() {
+  const git = (...args) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+  const version = {};
+  try {
+    version.commit = git('rev-parse', '--short', 'HEAD');
+    version.uncommittedInAppsAndLibs = git('status', '--porcelain', '--', 'apps', 'libs')
+      .split('\n')
+      .filter(Boolean).length;
+  } catch {}
+  try {
+    version.distBuiltAt = fs.statSync(path.join(ROOT, 'dist', 'apps', 'order', 'src', 'main.js')).mtime.toISOString();
+  } catch {}
+  return version;
+}
 // After the last transaction, Postgres backends publish their statistics within about a second.
 const STATS_FLUSH_MS = 1500;
 
@@ -257,13 +279,22 @@ export async function runBenchmark(opts, ctx, command) {
 
   // Cost: counter deltas over the window, per decided order.
   const per = (v) => (decided && v != null && Number.isFinite(v) ? v / decided : null);
-  const cost = { decided };
+  // The raw snapshots go into the JSON too, for whoever wants to check the arithmetic.
+  const cost = { decided, raw: { pgIdle, pgBefore, pgAfter, commitsByUs, brokerBefore, brokerAfter } };
   if (pgAfter) {
     const commits = pgAfter.commits - pgBefore.commits - commitsByUs;
     cost.commits = commits;
     cost.commitsPerCheckout = per(commits);
     cost.idleCommitsPerSecond = pgIdle;
     cost.commitsPerCheckoutNet = per(commits - pgIdle * ((pgAfter.at - pgBefore.at) / 1000));
+    if (target.pgDataDir) {
+      try {
+        const wal = await countCommitRecords(target.pgBinDir, target.pgDataDir, pgBefore.lsn, pgAfter.lsn);
+        cost.writingTransactionsPerCheckout = per(wal.commits);
+      } catch (err) {
+        notes.push(`could not count commit records with pg_waldump: ${err.message.split('\n')[0]}`);
+      }
+    }
     cost.rollbacks = pgAfter.rollbacks - pgBefore.rollbacks;
     cost.rowsWrittenPerCheckout = per(pgAfter.rowsWritten - pgBefore.rowsWritten);
     cost.walBytesPerCheckout = per(pgAfter.walBytes - pgBefore.walBytes);
@@ -280,7 +311,7 @@ export async function runBenchmark(opts, ctx, command) {
   const cpu = cpuFigures(cpuBefore, cpuAfter, decided, machine.nproc);
   if (JSON.stringify(pidsBefore.services) !== JSON.stringify(target.pids().services) || target.restarts() > 0)
     notes.push('a service restarted during the run: its CPU figures are incomplete (see services.log)');
-  if (cpu && cpu.otherCores > 0.25)
+  if (cpu && target.kind === 'own' && cpu.otherCores > 0.25)
     notes.push(
       `other processes kept ${cpu.otherCores.toFixed(2)} cores busy during the run: the figures are pessimistic`,
     );
@@ -338,15 +369,20 @@ export async function runBenchmark(opts, ctx, command) {
     }
     const rate = decidedPerSecond;
     if (ceiling.postgres && cost.commitsPerCheckout) {
+      // pgbench's transactions all write; so do about half of a checkout's commits (see PgCounters).
       ceiling.pgCheckoutsPerSecond = ceiling.postgres.commitsPerSecond / cost.commitsPerCheckout;
       ceiling.fractionOfPg = rate / ceiling.pgCheckoutsPerSecond;
+      if (cost.writingTransactionsPerCheckout) {
+        ceiling.pgCheckoutsPerSecondByWrites = ceiling.postgres.commitsPerSecond / cost.writingTransactionsPerCheckout;
+        ceiling.fractionOfPgByWrites = rate / ceiling.pgCheckoutsPerSecondByWrites;
+      }
     }
     const messages = cost.brokerPublishedPerCheckout ?? cost.outboxMessagesPerCheckout;
     if (ceiling.broker && messages) {
       ceiling.brokerCheckoutsPerSecond = ceiling.broker.messagesPerSecond / messages;
       ceiling.fractionOfBroker = rate / ceiling.brokerCheckoutsPerSecond;
     }
-    if (cpu?.cpuCheckoutsPerSecond) {
+    if (cpu?.cpuCheckoutsPerSecond && target.kind === 'own') {
       ceiling.cpuCheckoutsPerSecond = cpu.cpuCheckoutsPerSecond;
       ceiling.fractionOfCpu = rate / cpu.cpuCheckoutsPerSecond;
     }
@@ -357,6 +393,7 @@ export async function runBenchmark(opts, ctx, command) {
     startedAt: startedAt.toISOString(),
     command,
     machine,
+    code: codeVersion(),
     mix: opts.mix,
     load: {
       ...opts.load,

@@ -48,6 +48,9 @@ export async function startOwnStack(opts, ctx, logFile) {
     db: prof.db,
     pgUrl: pg.adminUrlFor(prof.db),
     pgStatsUrl: pg.adminUrlFor('postgres'),
+    // Our own server's WAL can be read (pg_waldump) to count the commits that wrote.
+    pgDataDir: pg.external ? null : PG.data,
+    pgBinDir: pg.external ? null : pgBinDir(),
     rabbitUrl: amqp.managementUrlWithCreds,
     vhost: prof.vhost,
     amqpUrl: amqp.adminUrlFor(prof.vhost),
@@ -64,6 +67,12 @@ export async function startOwnStack(opts, ctx, logFile) {
     }),
     restarts: () => supervisor.table.reduce((n, r) => n + r.crashes.length, 0),
   };
+}
+
+/** The bin folder of the private cluster's Postgres version (as written in its data folder). */
+function pgBinDir() {
+  const version = fs.readFileSync(path.join(PG.data, 'PG_VERSION'), 'utf8').trim();
+  return `/usr/lib/postgresql/${version}/bin`;
 }
 
 /** Services that run elsewhere: only what the options give is measured. */

@@ -1,71 +1,74 @@
 /*
  * checkout.pml: the checkout's presumed-abort two-phase commit, for the SPIN model checker.
  *
- * One transaction (one order): the coordinator (order service) and two participants
- * (0 = inventory, 1 = payment), over a network that delays, reorders, duplicates and (rarely)
- * loses messages, with services that crash and restart from their database.
+ * One transaction (one order) between the coordinator (the order service) and two participants
+ * (0 = inventory, 1 = payment), over a network that delays, reorders, duplicates and loses
+ * messages, with services that crash and restart from their database.
  *
- * What mirrors what (see model/README.md for the full map):
- *   coordinator durable state  = tpc_transactions.state, tpc_participants.vote / acked_at
- *                                (libs/two-phase-commit/src/coordinator.ts)
- *   participant durable state  = tpc_participant_transactions.state and the resource's
- *                                reservation (libs/two-phase-commit/src/participant.ts,
- *                                apps/inventory/.../stock-reservations.ts, apps/payment/...)
- *   one atomic block           = one local Postgres transaction: inbox record, state change and
- *                                the outbox rows it writes commit together or not at all
- *                                (libs/inbox/src/inbox.ts handleOnce, libs/outbox/src/outbox.ts)
- *   net[]                      = RabbitMQ + the outbox relays: a bag of messages in flight
+ * What mirrors what (model/README.md has the full map):
+ *   coordinator durable state  tpc_transactions.state, tpc_participants.vote / acked_at
+ *                              (libs/two-phase-commit/src/coordinator.ts)
+ *   participant durable state  tpc_participant_transactions.state and the resource's hold
+ *                              (libs/two-phase-commit/src/participant.ts, the apps' resources)
+ *   one atomic block           one local Postgres transaction: the inbox record, the state change
+ *                              and the outbox rows it writes commit together or not at all
+ *                              (libs/inbox/src/inbox.ts handleOnce, libs/outbox/src/outbox.ts)
+ *   net[]                      the outbox relays + RabbitMQ: a bag of messages in flight
  *
  * Build switches (spin -D...):
- *   -DBUG_NO_BARRIER   participant without the tombstone: an abort that overtakes its prepare
- *                      is acked and forgotten, and the late prepare reserves. Must FAIL.
- *   -DMAXCRASH=n -DMAXDUP=n -DMAXLOSS=n -DCAP=n   fault bounds (defaults below).
+ *   -DBUG_NO_BARRIER        a participant without the tombstone: an abort that overtakes its
+ *                           prepare is acked and forgotten, and the late prepare reserves. FAILS.
+ *   -DBUG_UNILATERAL_ABORT  a participant that releases what it holds PREPARED too long on its
+ *                           own instead of asking (breaks "a yes is a promise"). FAILS.
+ *   -DBUG_NO_RESEND         a coordinator that never re-sends an unacked decision: a lost ack
+ *                           leaves the transaction incomplete for ever (stuck). FAILS.
+ *   -DBUG_NO_TIMEOUT        a coordinator without the prepare deadline: a lost vote leaves the
+ *                           participant asking and the coordinator answering "not yet" for ever
+ *                           (a livelock; caught by the liveness claim). FAILS.
+ *   -DREACH                 adds the ghost that the reach_barrier sanity claim needs.
+ *   -DSYMMETRY              symmetry reduction, for the safety checks (see canonical()).
+ *   -DMAXCRASH=n -DMAXDUP=n -DMAXLOSS=n -DCAP=n   the fault bounds (defaults below).
+ * A replay of a counterexample (spin -t) prints one line per step; the checker prints nothing.
  */
 
-/* ---------------------------------------------------------------- bounds */
+/* ================================================================ bounds */
 
 #ifndef MAXCRASH
-#define MAXCRASH 2 /* process crashes per run (coordinator or participants) */
+#define MAXCRASH 2 /* crashes per run (any service, after a commit and before the broker ack) */
 #endif
 #ifndef MAXDUP
-#define MAXDUP 2 /* extra copies published per run (relay re-publish / broker redelivery) */
+#define MAXDUP 2 /* messages published twice per run (outbox relay / broker at-least-once) */
 #endif
 #ifndef MAXLOSS
-#define MAXLOSS 1 /* messages dead-lettered per run (handler gave up, poison) */
+#define MAXLOSS 1 /* messages dead-lettered per run (the consumer gave up on it) */
 #endif
 #ifndef CAP
-#define CAP 2 /* identical copies of one message kind in flight at once; more are merged */
-#endif
-#ifndef TCAP
-#define TCAP 1 /* a timer (re-send, inquiry) fires only while fewer copies than this are in flight */
+#define CAP 2 /* identical copies of one prepare, vote or decision in flight at once */
 #endif
 
-/* ---------------------------------------------------------------- states */
+/* ================================================================ states */
 
-#define NONE 0      /* no row (coordinator: never begun; participant: never seen) */
+#define NONE 0      /* no row: coordinator never began / participant never saw the transaction */
 #define PREPARING 1 /* coordinator: collecting votes */
 #define COMMITTED 2 /* coordinator decided commit / participant applied it */
-#define ABORTED 3   /* coordinator decided abort / participant applied it, or tombstone */
+#define ABORTED 3   /* coordinator decided abort / participant applied it (or the tombstone) */
 #define PREPARED 4  /* participant voted yes and holds the reservation */
 #define REFUSED 5   /* participant voted no and holds nothing */
 
 #define YES 1 /* tpc_participants.vote */
 #define NO 2
 
-/* Services, for up[]: the two participants by index, the coordinator last. */
-#define C 2
+/* ================================================================ messages */
 
-/* ---------------------------------------------------------------- messages */
-
-/* Message kinds; p = participant (recipient of prepare/decision, sender of vote/ack/inquiry). */
-#define PREP(p) (0 + (p))     /* prepare        order -> p         */
-#define VYES(p) (2 + (p))     /* vote yes       p -> order         */
-#define VNO(p) (4 + (p))      /* vote no        p -> order         */
-#define DCOMMIT(p) (6 + (p))  /* decision commit order -> p       */
-#define DABORT(p) (8 + (p))   /* decision abort  order -> p       */
-#define ACKC(p) (10 + (p))    /* ack of commit  p -> order         */
-#define ACKA(p) (12 + (p))    /* ack of abort   p -> order         */
-#define INQ(p) (14 + (p))     /* inquiry        p -> order         */
+/* Message kinds; p = the participant (recipient of prepare/decision, sender of the rest). */
+#define PREP(p) (0 + (p))    /* prepare          order -> p */
+#define VYES(p) (2 + (p))    /* vote yes         p -> order */
+#define VNO(p) (4 + (p))     /* vote no          p -> order */
+#define DCOMMIT(p) (6 + (p)) /* decision commit  order -> p */
+#define DABORT(p) (8 + (p))  /* decision abort   order -> p */
+#define ACKC(p) (10 + (p))   /* ack of commit    p -> order */
+#define ACKA(p) (12 + (p))   /* ack of abort     p -> order */
+#define INQ(p) (14 + (p))    /* inquiry          p -> order */
 #define NK 16
 
 /* The decision / ack kind for outcome o (COMMITTED or ABORTED). */
@@ -73,89 +76,132 @@
 #define ACK(o, p) (10 + 2 * ((o) - COMMITTED) + (p))
 
 /*
- * The network: how many copies of each kind are in flight. A bag, so any in-flight message can
- * be delivered next (reordering) or much later (delay). At most CAP identical copies are kept:
- * copies are indistinguishable and every handler must be idempotent, so a further identical
- * copy is merged into those already in flight.
+ * The network: how many copies of each kind are in flight. It is a bag: any message in flight
+ * may be delivered next (reordering) or much later (delay). Copies are indistinguishable and
+ * every handler must be idempotent, so at most CAPOF(k) copies are kept and a further identical
+ * copy is merged. An ack or an inquiry is kept once: a second ack changes nothing (acked_at is
+ * already set), and a second inquiry is what the participant's sweeper sends anyway.
  */
 byte net[NK];
+#define CAPOF(k) ((k) >= ACKC(0) -> 1 : CAP)
 
-/* ---------------------------------------------------------------- durable state */
+/* ================================================================ durable state */
 
-byte cst = NONE;   /* tpc_transactions.state */
-byte cvote[2];     /* tpc_participants.vote (the first vote recorded) */
-bool cack[2];      /* tpc_participants.acked_at IS NOT NULL */
-byte pst[2];       /* tpc_participant_transactions.state */
-byte reserved[2];  /* the resource: stock reserved / money held for this order */
-byte sold[2];      /* the resource: stock sold / money captured */
+byte cst = NONE;  /* tpc_transactions.state */
+byte cvote[2];    /* tpc_participants.vote: the first vote recorded */
+bool cack[2];     /* tpc_participants.acked_at IS NOT NULL */
+byte pst[2];      /* tpc_participant_transactions.state */
+byte reserved[2]; /* the resource: stock reserved / money held for this order */
+byte sold[2];     /* the resource: stock sold / money captured for this order */
 
-/* ---------------------------------------------------------------- faults and liveness */
-
-bool up[3];     /* volatile: the service's process is running */
-byte ncrash;    /* faults used so far, each bounded above */
+/* Faults used so far in this run. */
+byte ncrash;
 byte ndup;
 byte nloss;
 
-/* Ghosts, only to show that the interesting paths are reachable. */
-bool tombstoned;    /* an abort overtook a prepare and left the barrier */
-bool barrierHit;    /* a late prepare met the barrier and voted no (ALREADY_ABORTED) */
+#ifdef REACH
+bool barrierHit; /* ghost: a late prepare met the tombstone and voted no (ALREADY_ABORTED) */
+#endif
 
-/* ---------------------------------------------------------------- properties */
+/* ================================================================ properties */
 
-#define TERMINAL(p) (pst[p] == COMMITTED || pst[p] == ABORTED)
 #define DECIDED (cst == COMMITTED || cst == ABORTED)
 #define COMPLETE (cack[0] && cack[1]) /* tpc_transactions.completed_at is set */
+#define TERMINAL(p) (pst[p] == COMMITTED || pst[p] == ABORTED)
 #define DONE (DECIDED && COMPLETE && TERMINAL(0) && TERMINAL(1))
 
 /* Atomicity: never one participant committed and the other aborted... */
 #define AGREE (!((pst[0] == COMMITTED && pst[1] == ABORTED) || (pst[0] == ABORTED && pst[1] == COMMITTED)))
-/* ...a participant commits / aborts only what the coordinator decided... */
+/* ...a participant commits or aborts only what the coordinator decided... */
 #define FOLLOWS(p) ((pst[p] != COMMITTED || cst == COMMITTED) && (pst[p] != ABORTED || cst == ABORTED))
-/* ...the coordinator commits only after both voted yes, and then finds both holding (a yes is a promise). */
+/* ...the coordinator commits only after both voted yes, and then both hold (a yes is a promise). */
 #define PROMISE(p) (cst != COMMITTED || (cvote[p] == YES && (pst[p] == PREPARED || pst[p] == COMMITTED)))
-/* Nothing held: once every participant acked, no reservation is left. */
+/* Nothing held once the transaction is complete (every participant acked the decision). */
 #define NOTHING_HELD (!COMPLETE || (reserved[0] == 0 && reserved[1] == 0))
-/* Exactly-once effects: the resource moved once, matching the protocol state (stock/money conserved). */
+/* Exactly-once effects: the resource moved once, as the protocol state says (nothing lost/doubled). */
 #define EFFECTS(p) (reserved[p] == (pst[p] == PREPARED -> 1 : 0) && sold[p] == (pst[p] == COMMITTED -> 1 : 0))
 
-/* Checked at the end of every local transaction (every state change happens in one). */
+/*
+ * Symmetry reduction (-DSYMMETRY, safety checks only): both participants run the same code, so
+ * a state and the state with their roles swapped have the same futures. After each step the state
+ * is put in a canonical order (the participant with the smaller key first), which halves the
+ * states to explore. Not used for liveness (it does not preserve per-process fairness) nor for
+ * counterexamples (the participants would swap names in the trail).
+ */
+#ifdef SYMMETRY
+hidden int key0, key1;
+hidden byte tmp;
+inline keyOf(p, key) {
+  key = pst[p] * 3 + cvote[p];
+  key = key * 2 + cack[p];
+  key = key * 3 + net[PREP(p)];
+  key = key * 3 + net[VYES(p)];
+  key = key * 3 + net[VNO(p)];
+  key = key * 3 + net[DCOMMIT(p)];
+  key = key * 3 + net[DABORT(p)];
+  key = key * 3 + net[ACKC(p)];
+  key = key * 3 + net[ACKA(p)];
+  key = key * 3 + net[INQ(p)]
+}
+#define SWAP(a, b) tmp = a; a = b; b = tmp
+inline canonical() {
+  keyOf(0, key0);
+  keyOf(1, key1);
+  if
+  :: key1 < key0 ->
+    SWAP(pst[0], pst[1]); SWAP(cvote[0], cvote[1]); SWAP(cack[0], cack[1]);
+    SWAP(reserved[0], reserved[1]); SWAP(sold[0], sold[1]);
+    SWAP(net[PREP(0)], net[PREP(1)]); SWAP(net[VYES(0)], net[VYES(1)]); SWAP(net[VNO(0)], net[VNO(1)]);
+    SWAP(net[DCOMMIT(0)], net[DCOMMIT(1)]); SWAP(net[DABORT(0)], net[DABORT(1)]);
+    SWAP(net[ACKC(0)], net[ACKC(1)]); SWAP(net[ACKA(0)], net[ACKA(1)]); SWAP(net[INQ(0)], net[INQ(1)])
+  :: else
+  fi
+}
+#else
+#define canonical() skip
+#endif
+
+/* Checked after every local transaction: every state change happens in one. */
 inline check() {
   assert(AGREE);
   assert(FOLLOWS(0) && FOLLOWS(1));
   assert(PROMISE(0) && PROMISE(1));
   assert(NOTHING_HELD);
-  assert(EFFECTS(0) && EFFECTS(1))
+  assert(EFFECTS(0) && EFFECTS(1));
+  canonical()
 }
 
-/* Liveness: under weak fairness, once the (bounded) faults have happened, the run ends decided,
- * acknowledged by both, both participants terminal and nothing PREPARED. */
+/* Termination: under weak fairness (and the faults are bounded, so they stop), every run ends
+ * decided, acked by both, both participants COMMITTED or ABORTED, nothing left PREPARED. */
 ltl live { <> [] DONE }
 
-/* Sanity: each of these must be VIOLATED (the outcome is reachable); a model that cannot
- * commit, or never exercises the barrier, would prove nothing. */
+/* Sanity: each of these must be VIOLATED, i.e. the outcome is reachable. A model that cannot
+ * commit, or never exercises the barrier, proves nothing. */
 ltl reach_commit { [] !(cst == COMMITTED && DONE) }
 ltl reach_abort { [] !(cst == ABORTED && DONE) }
+ltl reach_commit_all_faults { [] !(cst == COMMITTED && DONE && ncrash == MAXCRASH && ndup == MAXDUP && nloss == MAXLOSS) }
+#ifdef REACH
 ltl reach_barrier { [] !(barrierHit && DONE) }
-ltl reach_commit_after_crashes { [] !(cst == COMMITTED && DONE && ncrash == MAXCRASH) }
+#endif
 
-/* ---------------------------------------------------------------- transport */
+/* ================================================================ transport */
 
-/* Write a message to the outbox of the current local transaction (libs/two-phase-commit/src/
- * outgoing.ts send -> libs/outbox writeToOutbox). It is published iff the transaction commits:
- * here, because the caller is one atomic block. The relay may publish it twice (crash between the
- * broker's confirm and marking the row sent: outbox-relay.ts publishBatch). */
+/* Writes a message to the outbox of the current local transaction (two-phase-commit outgoing.ts
+ * send -> outbox writeToOutbox): published iff the transaction commits, which here holds because
+ * the caller is one atomic block. The relay may publish it twice: a crash between the broker's
+ * confirm and marking the row sent (outbox-relay.ts publishBatch), or a lost confirm. */
 inline send(k) {
   if
-  :: net[k] < CAP -> net[k]++
+  :: net[k] < CAPOF(k) -> net[k]++
   :: else -> skip /* an identical copy is in flight: merged */
   fi;
   if
-  :: ndup < MAXDUP && net[k] < CAP -> ndup++; net[k]++ /* published twice */
+  :: ndup < MAXDUP && net[k] < CAPOF(k) -> ndup++; net[k]++; printf("    (published twice)\n")
   :: true
   fi
 }
 
-/* Take one in-flight message of kind K for some participant p (the bag: any of them). */
+/* Takes an in-flight message of kind K for either participant p (from the bag: any of them). */
 #define TAKE(K) \
   if \
   :: net[K(0)] > 0 -> p = 0 \
@@ -165,237 +211,207 @@ inline send(k) {
 
 #define ANY(K) (net[K(0)] + net[K(1)] > 0)
 
-/* After the handler's transaction committed the consumer acks the delivery to the broker
- * (messaging/consumer.ts). A crash in between: the broker redelivers the same message; its id is
- * now in the inbox. */
-inline brokerAck(s, k) {
+/* After the handler's transaction commits the consumer acks the delivery (messaging consumer.ts).
+ * A crash in between (and a restart from the database): the broker redelivers the message. A
+ * crash anywhere else loses nothing: an open transaction rolls back and its message stays queued,
+ * and what a service keeps only in memory (timers, relay wake-ups) is not protocol state. A
+ * service that is down is one that takes no steps, which the interleaving already allows. */
+inline brokerAck(k) {
   if
   :: true
-  :: ncrash < MAXCRASH -> ncrash++; up[s] = false; if :: net[k] < CAP -> net[k]++ :: else fi
+  :: ncrash < MAXCRASH && net[k] < CAPOF(k) -> ncrash++; net[k]++; printf("    (crash before the broker ack: redelivered)\n")
   fi
 }
 
-/* The handler failed maxAttempts times (or the message was poison): dead-letter queue, no effect. */
-#define DEADLETTER (nloss < MAXLOSS) -> nloss++
+/* One delivery, handled in one local transaction (the inbox's handleOnce), or dead-lettered (the
+ * consumer gave up after maxAttempts). The inbox would skip a duplicate (same message id); the
+ * model handles it again, as after the inbox record's retention, so handlers must be idempotent by
+ * state alone. The inbox skipping a duplicate is the run where it was never made, also explored. */
+#define DELIVER(k, HANDLE) \
+  if \
+  :: HANDLE; brokerAck(k) \
+  :: nloss < MAXLOSS -> nloss++; printf("    (dead-lettered)\n") \
+  fi; \
+  check()
 
-/* ---------------------------------------------------------------- coordinator */
+/* ================================================================ coordinator */
 
 /* Coordinator.decide: in the caller's transaction, record the outcome (the order's status via
- * onDecided), set next_resend_at, and write the decision to every participant's outbox. */
+ * hooks.onDecided), arm next_resend_at, and write the decision to every participant's outbox. */
 inline decide(o) {
-  assert(cst == PREPARING); /* a decision is made once and never changes */
+  assert(cst == PREPARING); /* decided once, never changed */
   cst = o;
+  if
+  :: o == COMMITTED -> printf("    coordinator: COMMITTED, sends commit to both\n")
+  :: else -> printf("    coordinator: ABORTED, sends abort to both\n")
+  fi;
   send(DEC(o, 0));
   send(DEC(o, 1))
 }
 
 /* Coordinator.onVote */
 inline onVote(p, v) {
+  printf("coordinator <- vote %d from P%d (1 yes, 2 no)\n", v, p);
   if
-  :: cst == NONE -> /* presumed abort: unknown transaction, a "yes" hears abort */
+  :: cst == NONE -> /* presumed abort: an unknown transaction; a "yes" hears abort */
     if
     :: v == YES -> send(DABORT(p))
     :: else
     fi
   :: else ->
     if
-    :: cvote[p] == NONE -> cvote[p] = v /* UPDATE ... AND vote IS NULL */
+    :: cvote[p] == NONE -> cvote[p] = v /* UPDATE ... WHERE vote IS NULL */
     :: else
     fi;
     if
     :: cst == PREPARING && v == NO -> decide(ABORTED) /* the first "no" aborts */
-    :: cst == PREPARING && v == YES ->
-      if
-      :: cvote[0] == YES && cvote[1] == YES -> decide(COMMITTED) /* pending === 0 */
-      :: else
-      fi
-    :: cst == ABORTED && v == YES -> send(DABORT(p)) /* a late "yes" hears the abort again */
-    :: else /* late or repeated vote: nothing */
+    :: cst == PREPARING && v == YES && cvote[0] == YES && cvote[1] == YES -> decide(COMMITTED) /* pending === 0 */
+    :: cst == ABORTED && v == YES -> send(DABORT(p)); printf("    late yes: abort re-sent to P%d\n", p)
+    :: else /* waiting for the other vote, or a late / repeated vote: nothing */
     fi
   fi
 }
 
 /* Coordinator.onAck */
 inline onAck(p, o) {
+  printf("coordinator <- ack from P%d\n", p);
   if
-  :: cst == NONE -> skip /* unknown transaction: nothing to record */
+  :: cst == NONE /* unknown transaction: nothing to record */
   :: else ->
-    assert(cst == o); /* a participant only acks the outcome it was sent */
-    cack[p] = true /* completed_at is set when both are acked: COMPLETE */
+    assert(cst == o); /* a participant acks only the outcome it was sent */
+    cack[p] = true /* completed_at is set once both are acked: COMPLETE */
   fi
 }
 
 /* Coordinator.onInquiry */
 inline onInquiry(p) {
+  printf("coordinator <- inquiry from P%d\n", p);
   if
   :: cst == NONE -> send(DABORT(p)) /* presumed abort */
   :: cst == PREPARING -> /* still collecting votes: only a passed deadline decides */
     if
-    :: decide(ABORTED) /* deadline <= now: TIMEOUT */
-    :: skip /* not yet: the participant will ask again */
+#ifndef BUG_NO_TIMEOUT
+    :: printf("    deadline passed: TIMEOUT\n"); decide(ABORTED)
+#endif
+    :: true /* not yet: the participant asks again later */
     fi
   :: cst == COMMITTED -> send(DCOMMIT(p))
   :: cst == ABORTED -> send(DABORT(p))
   fi
 }
 
-/* The order service's consumer: one delivery at a time, each in its own local transaction
- * (the inbox's handleOnce). A duplicate (same message id) would be skipped by the inbox; here it
- * is handled again, as after the inbox record's retention, so the handlers must be idempotent by
- * state alone (the inbox skipping it is the run in which the duplicate was never made). */
-proctype CoordinatorConsumer() {
+/* The order service: POST /orders, then its consumer (CoordinatorRunner registers onVote, onAck,
+ * onInquiry). Replicas and prefetch run several handlers at once, but each locks the transaction
+ * row first, so their transactions serialize into these atomic steps. */
+active proctype Coordinator() {
   byte p;
+  /* POST /orders in ONE local transaction (orders.service.ts place -> Coordinator.begin): the
+   * order PENDING, tpc_transactions PREPARING, one prepare per participant in the outbox. */
+  atomic {
+    printf("POST /orders: PREPARING, prepare to both\n");
+    cst = PREPARING;
+    send(PREP(0));
+    send(PREP(1))
+  };
 end:
   do
-  :: atomic { up[C] && ANY(VYES) -> TAKE(VYES);
-      if
-      :: onVote(p, YES); brokerAck(C, VYES(p))
-      :: DEADLETTER
-      fi;
-      check(); p = 0 }
-  :: atomic { up[C] && ANY(VNO) -> TAKE(VNO);
-      if
-      :: onVote(p, NO); brokerAck(C, VNO(p))
-      :: DEADLETTER
-      fi;
-      check(); p = 0 }
-  :: atomic { up[C] && ANY(ACKC) -> TAKE(ACKC);
-      if
-      :: onAck(p, COMMITTED); brokerAck(C, ACKC(p))
-      :: DEADLETTER
-      fi;
-      check(); p = 0 }
-  :: atomic { up[C] && ANY(ACKA) -> TAKE(ACKA);
-      if
-      :: onAck(p, ABORTED); brokerAck(C, ACKA(p))
-      :: DEADLETTER
-      fi;
-      check(); p = 0 }
-  :: atomic { up[C] && ANY(INQ) -> TAKE(INQ);
-      if
-      :: onInquiry(p); brokerAck(C, INQ(p))
-      :: DEADLETTER
-      fi;
-      check(); p = 0 }
+  :: atomic { ANY(VYES) -> TAKE(VYES); DELIVER(VYES(p), onVote(p, YES)); p = 0 }
+  :: atomic { ANY(VNO) -> TAKE(VNO); DELIVER(VNO(p), onVote(p, NO)); p = 0 }
+  :: atomic { ANY(ACKC) -> TAKE(ACKC); DELIVER(ACKC(p), onAck(p, COMMITTED)); p = 0 }
+  :: atomic { ANY(ACKA) -> TAKE(ACKA); DELIVER(ACKA(p), onAck(p, ABORTED)); p = 0 }
+  :: atomic { ANY(INQ) -> TAKE(INQ); DELIVER(INQ(p), onInquiry(p)); p = 0 }
   od
 }
 
-/* CoordinatorRunner.sweep (two-phase-commit.module.ts), a timer beside the consumer. Time is
- * abstracted away: the deadline may pass at any moment, and a re-send may be due at any moment
- * (backoff with jitter). Weak fairness makes a continuously enabled sweep happen eventually. */
-proctype CoordinatorSweeper() {
+/* CoordinatorRunner.sweep: a timer beside the consumer. Time is abstracted away: the deadline
+ * may pass at any moment, and an unacked decision may be re-sent at any moment while neither it
+ * nor its ack is in flight (the backoff grows past the round trip; a re-sent copy crossing an ack
+ * is the late duplicate that MAXDUP and inquiries produce anyway). Weak fairness: a sweep that
+ * stays possible eventually happens (the deadline passes; re-sends go on until acked). */
+#define RESEND_DUE(p) (DECIDED && !cack[p] && net[DEC(cst, p)] == 0 && net[ACK(cst, p)] == 0)
+active proctype CoordinatorSweeper() {
 end:
   do
-  :: atomic { up[C] && cst == PREPARING -> decide(ABORTED); check() } /* abortExpired: TIMEOUT */
-  :: atomic { up[C] && DECIDED && !cack[0] && net[DEC(cst, 0)] < TCAP -> send(DEC(cst, 0)); check() } /* resendUnacked */
-  :: atomic { up[C] && DECIDED && !cack[1] && net[DEC(cst, 1)] < TCAP -> send(DEC(cst, 1)); check() }
+#ifndef BUG_NO_TIMEOUT
+  :: atomic { cst == PREPARING -> printf("sweeper: deadline passed: TIMEOUT\n"); decide(ABORTED); check() } /* abortExpired */
+#endif
+#ifndef BUG_NO_RESEND
+  :: atomic { RESEND_DUE(0) -> printf("sweeper: re-sends the decision to P0\n"); send(DEC(cst, 0)); check() } /* resendUnacked */
+  :: atomic { RESEND_DUE(1) -> printf("sweeper: re-sends the decision to P1\n"); send(DEC(cst, 1)); check() }
+#endif
   od
 }
 
-/* ---------------------------------------------------------------- participants */
+/* ================================================================ participants */
 
-/* Participant.onPrepare -> Participant.prepare, then the vote to the outbox. */
+/* Participant.onPrepare -> Participant.prepare, then the vote into the outbox. */
 inline onPrepare(p) {
+  printf("P%d <- prepare\n", p);
   if
-  :: pst[p] == NONE -> /* fresh row */
+  :: pst[p] == NONE -> /* a fresh row */
     if
-    :: pst[p] = PREPARED; reserved[p]++; send(VYES(p)) /* resource.prepare reserved: a promise */
-    :: pst[p] = REFUSED; send(VNO(p)) /* out of stock / insufficient funds / deadline passed: rolled back */
+    :: pst[p] = PREPARED; reserved[p]++; send(VYES(p)); printf("    reserves, PREPARED, votes yes\n") /* resource.prepare: a promise */
+    :: pst[p] = REFUSED; send(VNO(p)); printf("    REFUSED (out of stock), votes no\n") /* or no funds / deadline passed */
     fi
   /* seen before: answer from the recorded state */
-  :: pst[p] == PREPARED || pst[p] == COMMITTED -> send(VYES(p))
-  :: pst[p] == REFUSED -> send(VNO(p))
-  :: pst[p] == ABORTED -> barrierHit = true; send(VNO(p)) /* the barrier: ALREADY_ABORTED */
+  :: pst[p] == PREPARED || pst[p] == COMMITTED -> send(VYES(p)); printf("    seen: votes yes again\n")
+  :: pst[p] == REFUSED -> send(VNO(p)); printf("    seen: votes no again\n")
+  :: pst[p] == ABORTED -> /* the barrier */
+#ifdef REACH
+    barrierHit = true;
+#endif
+    send(VNO(p)); printf("    tombstone: votes no ALREADY_ABORTED, holds nothing\n")
   fi
 }
 
-/* Participant.onDecision -> Participant.apply, then the ack to the outbox. */
+/* Participant.onDecision -> Participant.apply, then the ack into the outbox. */
 inline onDecision(p, o) {
+  if
+  :: o == COMMITTED -> printf("P%d <- commit\n", p)
+  :: else -> printf("P%d <- abort\n", p)
+  fi;
   if
   :: pst[p] == NONE -> /* never prepared here */
     assert(o == ABORTED); /* a commit would be a PoisonMessageError: must be unreachable */
 #ifdef BUG_NO_BARRIER
-    skip /* BUG: no tombstone; the abort is acked and forgotten */
+    printf("    BUG: never prepared, ignores the abort (no tombstone), acks\n")
 #else
-    pst[p] = ABORTED; tombstoned = true /* the tombstone: a late prepare will vote no */
+    pst[p] = ABORTED; printf("    never prepared: writes the tombstone (ABORTED), acks\n")
 #endif
-  :: pst[p] == o -> skip /* already applied: just ack again */
-  :: pst[p] == PREPARED && o == COMMITTED -> reserved[p]--; sold[p]++; pst[p] = COMMITTED /* resource.commit */
-  :: pst[p] == PREPARED && o == ABORTED -> reserved[p]--; pst[p] = ABORTED /* resource.abort */
-  :: pst[p] == REFUSED && o == ABORTED -> pst[p] = ABORTED
-  :: else -> assert(false) /* PoisonMessageError (commit after refusing, abort after committing...) */
+  :: pst[p] == o -> printf("    already applied: acks again\n")
+  :: pst[p] == PREPARED && o == COMMITTED -> reserved[p]--; sold[p]++; pst[p] = COMMITTED; printf("    COMMITTED (reserved -> sold), acks\n")
+  :: pst[p] == PREPARED && o == ABORTED -> reserved[p]--; pst[p] = ABORTED; printf("    ABORTED (released), acks\n")
+  :: pst[p] == REFUSED && o == ABORTED -> pst[p] = ABORTED; printf("    ABORTED (held nothing), acks\n")
+  :: else -> assert(false) /* PoisonMessageError (commit after a refusal, abort after a commit): unreachable */
   fi;
   send(ACK(o, p))
 }
 
-/* The participant's consumer (one per service). */
-proctype ParticipantConsumer(byte p) {
+/* The inventory (p = 0) and payment (p = 1) services: the consumer (ParticipantRunner registers
+ * onPrepare and onDecision) and the sweeper (Participant.inquireInDoubt: PREPARED too long, ask
+ * the coordinator; again later while no answer is on its way). */
+active [2] proctype Participant() {
+  byte p = _pid - 2; /* after Coordinator (0) and CoordinatorSweeper (1) */
 end:
   do
-  :: atomic { up[p] && net[PREP(p)] > 0 -> net[PREP(p)]--;
-      if
-      :: onPrepare(p); brokerAck(p, PREP(p))
-      :: DEADLETTER
-      fi;
-      check() }
-  :: atomic { up[p] && net[DCOMMIT(p)] > 0 -> net[DCOMMIT(p)]--;
-      if
-      :: onDecision(p, COMMITTED); brokerAck(p, DCOMMIT(p))
-      :: DEADLETTER
-      fi;
-      check() }
-  :: atomic { up[p] && net[DABORT(p)] > 0 -> net[DABORT(p)]--;
-      if
-      :: onDecision(p, ABORTED); brokerAck(p, DABORT(p))
-      :: DEADLETTER
-      fi;
+  :: atomic { net[PREP(p)] > 0 -> net[PREP(p)]--; DELIVER(PREP(p), onPrepare(p)) }
+  :: atomic { net[DCOMMIT(p)] > 0 -> net[DCOMMIT(p)]--; DELIVER(DCOMMIT(p), onDecision(p, COMMITTED)) }
+  :: atomic { net[DABORT(p)] > 0 -> net[DABORT(p)]--; DELIVER(DABORT(p), onDecision(p, ABORTED)) }
+  :: atomic { pst[p] == PREPARED && net[INQ(p)] == 0 && net[DCOMMIT(p)] + net[DABORT(p)] == 0 ->
+#ifdef BUG_UNILATERAL_ABORT
+      reserved[p]--; pst[p] = ABORTED; printf("P%d BUG: PREPARED too long, releases on its own\n", p);
+#else
+      printf("P%d: PREPARED too long, asks the coordinator\n", p); send(INQ(p));
+#endif
       check() }
   od
 }
 
-/* ParticipantRunner.sweep -> Participant.inquireInDoubt: held PREPARED too long, ask. */
-proctype ParticipantSweeper(byte p) {
-end:
-  do
-  :: atomic { up[p] && pst[p] == PREPARED && net[INQ(p)] < TCAP -> send(INQ(p)); check() }
-  od
-}
+/* ================================================================ quiescence */
 
-/* ---------------------------------------------------------------- crashes */
-
-/* Any service may crash between local transactions (a crash inside one rolls it back and the
- * broker redelivers the message: the same as not having taken it) and restarts from its
- * database. What a service keeps only in memory (timers, the relay's wake-up, the delivery in
- * hand) is not protocol state: losing it only delays. The crash after a commit and before the
- * broker ack is in brokerAck. */
-proctype Faults() {
-end:
-  do
-  :: atomic { ncrash < MAXCRASH && up[C] -> ncrash++; up[C] = false }
-  :: atomic { ncrash < MAXCRASH && up[0] -> ncrash++; up[0] = false }
-  :: atomic { ncrash < MAXCRASH && up[1] -> ncrash++; up[1] = false }
-  :: atomic { !up[C] -> up[C] = true } /* restart */
-  :: atomic { !up[0] -> up[0] = true }
-  :: atomic { !up[1] -> up[1] = true }
-  od
-}
-
-/* ---------------------------------------------------------------- the run */
-
-init {
-  atomic {
-    up[0] = true; up[1] = true; up[C] = true;
-    /* POST /orders (orders.service.ts place -> Coordinator.begin), one local transaction:
-     * the order PENDING, tpc_transactions PREPARING, one prepare per participant in the outbox. */
-    cst = PREPARING;
-    send(PREP(0));
-    send(PREP(1));
-    run CoordinatorConsumer();
-    run CoordinatorSweeper();
-    run ParticipantConsumer(0);
-    run ParticipantConsumer(1);
-    run ParticipantSweeper(0);
-    run ParticipantSweeper(1);
-    run Faults()
-  }
+/* When nothing can move any more (SPIN's timeout: no other statement is executable), the run
+ * must have ended DONE: decided, acked by both, both participants terminal. SPIN's weak fairness
+ * only judges infinite runs, so a run that gets stuck is caught here, in every check. */
+active proctype Quiescence() {
+  timeout -> assert(DONE)
 }

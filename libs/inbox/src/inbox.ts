@@ -25,12 +25,22 @@ export class Inbox {
     });
   }
 
-  /** Deletes records past retention; duplicates older than that are caught by the handlers' state checks. */
-  async prune(retentionMs: number): Promise<number> {
-    const [, deleted] = await this.dataSource.query<[unknown, number]>(
-      `DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)`,
-      [retentionMs / 1000],
-    );
-    return deleted ?? 0;
+  /** Deletes records past retention (every consumer's); see `pruneInbox`. */
+  prune(retentionMs: number): Promise<number> {
+    return pruneInbox(this.dataSource, retentionMs);
   }
+}
+
+/**
+ * Deletes inbox records older than `retentionMs`, at most 10,000 per call. A duplicate older
+ * than that is still caught by the handlers' state checks (a re-sent message is answered from
+ * the recorded state), so the inbox only has to cover the redelivery window.
+ */
+export async function pruneInbox(dataSource: DataSource, retentionMs: number): Promise<number> {
+  const [, deleted] = await dataSource.query<[unknown, number]>(
+    `DELETE FROM inbox WHERE ctid IN (
+       SELECT ctid FROM inbox WHERE processed_at < now() - make_interval(secs => $1) LIMIT 10000)`,
+    [retentionMs / 1000],
+  );
+  return deleted ?? 0;
 }

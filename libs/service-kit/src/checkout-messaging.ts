@@ -21,6 +21,7 @@ import {
   ServiceTopology,
   topologyFor,
 } from '@shop/messaging';
+import { pruneInbox } from '@shop/inbox';
 import { OutboxRelay } from '@shop/outbox';
 import type { BaseConfig } from './config';
 import { MessageHandlers } from './message-handlers';
@@ -34,6 +35,8 @@ import { isTransientDatabaseError } from './transient-errors';
  * order that loses nothing: stop consuming and finish in-flight handlers, flush the outbox, then
  * close the broker connection (the database closes after, with the TypeORM module).
  */
+const INBOX_PRUNE_INTERVAL_MS = 10 * 60_000;
+
 @Injectable()
 export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(CheckoutMessaging.name);
@@ -41,12 +44,13 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
   private readonly publisher: ConfirmPublisher;
   private readonly relay: OutboxRelay;
   private readonly consumer: Consumer<CheckoutMessage>;
+  private inboxPruning: NodeJS.Timeout | undefined;
 
   constructor(
     @Inject(SERVICE_NAME) private readonly service: ServiceName,
-    @Inject(SERVICE_CONFIG) config: BaseConfig,
+    @Inject(SERVICE_CONFIG) private readonly config: BaseConfig,
     private readonly broker: BrokerConnection,
-    dataSource: DataSource,
+    private readonly dataSource: DataSource,
     private readonly handlers: MessageHandlers,
     metrics: ServiceMetrics,
   ) {
@@ -90,13 +94,26 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     await this.relay.start();
     await this.consumer.start();
     this.logger.log(`consuming ${this.topology.queue}`);
+    this.inboxPruning = setInterval(() => void this.pruneInbox(), INBOX_PRUNE_INTERVAL_MS);
+    this.inboxPruning.unref();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.inboxPruning);
     await this.consumer.stop();
     await this.relay.stop();
     await this.publisher.stop();
     await this.broker.close();
+  }
+
+  /** Forgets handled message ids past retention, so the inbox does not grow without bound. */
+  async pruneInbox(): Promise<number> {
+    try {
+      return await pruneInbox(this.dataSource, this.config.INBOX_RETENTION_HOURS * 3600_000);
+    } catch (err) {
+      this.logger.warn(`inbox prune failed: ${String(err)}`);
+      return 0;
+    }
   }
 
   /** Publishes what is committed in the outbox now (tests, shutdown). */

@@ -11,7 +11,7 @@ import {
   Prepare,
 } from '@shop/contracts';
 import { Inbox } from '@shop/inbox';
-import { currentLogContext, Logger, withLogContext } from '@shop/messaging';
+import { currentLogContext, Logger, PoisonMessageError, withLogContext } from '@shop/messaging';
 import { z } from 'zod';
 import type { DecisionTaken, ProtocolObserver } from './observer';
 import { backoffMs, send } from './outgoing';
@@ -151,7 +151,15 @@ export class Coordinator {
   /** An ack: the participant applied the decision; when all have, the transaction is complete. */
   async onAck(ack: MessageOfType<'ack'>): Promise<void> {
     await this.handleOnce(ack, async (manager) => {
-      if (!(await this.lock(manager, ack.transactionId))) return;
+      const transaction = await this.lock(manager, ack.transactionId);
+      if (!transaction) return;
+      const decided = transaction.state === 'COMMITTED' ? 'commit' : transaction.state === 'ABORTED' ? 'abort' : null;
+      if (ack.payload.outcome !== decided) {
+        // A participant applied something other than the decision: never record it as done.
+        throw new PoisonMessageError(
+          `${ack.sender} acked ${ack.payload.outcome} for ${ack.transactionId}, which is ${transaction.state}`,
+        );
+      }
       await manager.query(
         `UPDATE tpc_participants SET acked_at = now(), next_resend_at = NULL
           WHERE transaction_id = $1 AND participant = $2 AND acked_at IS NULL`,

@@ -138,6 +138,18 @@ describe('two-phase-commit kit on a real Postgres', () => {
       expect(await state(id)).toMatchObject({ completed: true });
     });
 
+    it('refuses an ack whose outcome is not the decision, and does not count it', async () => {
+      const id = await begin();
+      await coordinator.onVote(vote(id, 'inventory', { vote: 'yes' }));
+      await coordinator.onVote(vote(id, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
+      await expect(coordinator.onAck(ack(id, 'inventory', 'commit'))).rejects.toBeInstanceOf(PoisonMessageError);
+      const [row] = await schema.dataSource.query<Array<{ acked: boolean }>>(
+        `SELECT acked_at IS NOT NULL AS acked FROM tpc_participants WHERE transaction_id = $1 AND participant = 'inventory'`,
+        [id],
+      );
+      expect(row.acked).toBe(false);
+    });
+
     it('aborts an undecided transaction past its deadline with TIMEOUT, once even with two sweepers', async () => {
       const late = await begin(new Date(Date.now() - 1));
       const onTime = await begin();

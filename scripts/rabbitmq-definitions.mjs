@@ -35,7 +35,9 @@ const definitions = {
     { user: RABBIT_ADMIN.user, vhost, ...all },
     ...serviceGrants.map(({ user: name, configure, write, read }) => ({ user: name, vhost, configure, write, read })),
   ],
-  topic_permissions: serviceGrants.map(({ user: name, topic }) => ({ user: name, vhost, ...topic })),
+  topic_permissions: serviceGrants.flatMap(({ user: name, topics }) =>
+    topics.map((t) => ({ user: name, vhost, ...t })),
+  ),
   parameters: [],
   global_parameters: [],
   policies: [],

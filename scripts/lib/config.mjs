@@ -37,18 +37,22 @@ export const amqpPassword = (svc) => `${svc}_dev_password`;
 export const COORDINATOR = 'order';
 export function brokerPermissions(svc) {
   const own = `checkout\\.${svc}(\\..*)?`;
-  const exchanges = 'checkout|checkout\\.dlx';
+  const exchanges = 'checkout|checkout\\.dlx|checkout\\.retry';
   const participants = SERVICES.map((s) => s.name).filter((n) => n !== COORDINATOR);
   const sends =
     svc === COORDINATOR
       ? `^(${participants.join('|')})\\.(prepare|decision)$`
       : `^${COORDINATOR}\\.(vote|ack|inquiry)$`;
+  // checkout.retry: a service sends retries (`<svc>`) and re-drives (`<svc>.redrive`) to itself only.
+  const toItself = `^${svc}(\\.redrive)?$`;
   return {
     configure: `^(${exchanges}|${own})$`,
-    // amq.default: retries and re-drives go back to the own queue through the default exchange.
-    write: `^(${exchanges}|amq\\.default|${own})$`,
+    write: `^(${exchanges}|${own})$`,
     read: `^(${exchanges}|${own})$`,
-    topic: { exchange: 'checkout', write: sends, read: `^${svc}\\.` },
+    topics: [
+      { exchange: 'checkout', write: sends, read: `^${svc}\\.` },
+      { exchange: 'checkout.retry', write: toItself, read: toItself },
+    ],
   };
 }
 

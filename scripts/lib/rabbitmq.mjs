@@ -320,10 +320,10 @@ export async function provisionRabbit(h, vhost, { recreate = false } = {}) {
   const all = { configure: '.*', write: '.*', read: '.*' };
   for (const svc of SERVICES) {
     const user = encodeURIComponent(amqpUser(svc.name));
-    const { topic, ...permissions } = brokerPermissions(svc.name);
+    const { topics, ...permissions } = brokerPermissions(svc.name);
     await must(h, 'PUT', `/users/${user}`, { password: amqpPassword(svc.name), tags: '' });
     await must(h, 'PUT', `/permissions/${v}/${user}`, permissions);
-    await must(h, 'PUT', `/topic-permissions/${v}/${user}`, topic);
+    for (const topic of topics) await must(h, 'PUT', `/topic-permissions/${v}/${user}`, topic);
   }
   await must(h, 'PUT', `/permissions/${v}/${encodeURIComponent(h.adminUser)}`, all);
 }

@@ -102,6 +102,24 @@ describe('RabbitMQ: each service user may do only what its role needs', () => {
   });
 
   it.each([
+    ['payment', 'checkout.retry', 'payment', 'allowed'],
+    ['payment', 'checkout.retry', 'payment.redrive', 'allowed'],
+    ['payment', 'checkout.retry', 'inventory', 'refused'],
+    ['payment', 'checkout.retry', 'order.redrive', 'refused'],
+    ['payment', '', 'checkout.inventory', 'refused'],
+    ['order', '', 'checkout.order', 'refused'],
+  ] as const)(
+    '%s sending to itself or others through %s with key %s is %s',
+    async (service, exchange, routingKey, expected) => {
+      const send = (channel: amqp.ConfirmChannel) => {
+        channel.publish(exchange, routingKey, Buffer.from('{}'), { persistent: true });
+        return Promise.resolve();
+      };
+      expect(await attempt(service, send)).toBe(expected);
+    },
+  );
+
+  it.each([
     ['payment', 'checkout.order'],
     ['inventory', 'checkout.payment'],
     ['order', 'checkout.inventory.dead-letter'],

@@ -47,6 +47,7 @@ export async function deleteExchangeAndQueues(exchange: string, queues: string[]
     for (const queue of queues) await admin.channel.deleteQueue(queue).catch(() => undefined);
     await admin.channel.deleteExchange(exchange).catch(() => undefined);
     await admin.channel.deleteExchange(`${exchange}.dlx`).catch(() => undefined);
+    await admin.channel.deleteExchange(`${exchange}.retry`).catch(() => undefined);
   } finally {
     await admin.close();
   }

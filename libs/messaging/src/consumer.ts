@@ -279,8 +279,8 @@ export class Consumer<T> {
     );
     await this.republish(
       channel,
-      '',
-      topology.retryQueue,
+      topology.retryExchange,
+      topology.service,
       message,
       {
         ...delivery.headers,

@@ -1,7 +1,7 @@
 import type * as amqp from 'amqplib';
 import { BrokerConnection } from './broker-connection';
 import { HEADERS, ORIGINAL_USER_ID } from './consumer';
-import { ServiceTopology } from './topology';
+import { redriveKey, ServiceTopology } from './topology';
 
 export interface DeadLetter {
   messageId: string | undefined;
@@ -66,8 +66,9 @@ export class DeadLetters {
     const publisher = (message.properties.userId as string | undefined) ?? undefined;
     if (publisher !== undefined && publisher !== this.broker.username) headers[ORIGINAL_USER_ID] = publisher;
     return new Promise((resolve, reject) =>
-      channel.sendToQueue(
-        this.topology.queue,
+      channel.publish(
+        this.topology.retryExchange,
+        redriveKey(this.topology),
         message.content,
         {
           persistent: true,

@@ -6,6 +6,12 @@ export interface ServiceTopology {
   exchange: string;
   /** Exchange receiving rejected messages; routes by service name to its dead-letter queue. */
   deadLetterExchange: string;
+  /**
+   * Topic exchange a service uses to send a message back to itself: `<service>` → its retry
+   * queue, `<service>.redrive` → its queue. A topic exchange, so that broker topic permissions
+   * can keep each service to its own keys (the default exchange could reach any queue).
+   */
+  retryExchange: string;
   /** The service's own queue: receives `<service>.*`. */
   queue: string;
   /** Holds a failed message for its retry delay, then returns it to `queue`. */
@@ -25,6 +31,7 @@ export function topologyFor(
   return {
     exchange,
     deadLetterExchange: `${exchange}.dlx`,
+    retryExchange: `${exchange}.retry`,
     queue: `${exchange}.${service}`,
     retryQueue: `${exchange}.${service}.retry`,
     deadLetterQueue: `${exchange}.${service}.dead-letter`,
@@ -49,18 +56,26 @@ export async function declareTopology(channel: Channel, topology: ServiceTopolog
     },
   });
   await channel.bindQueue(topology.queue, topology.exchange, `${topology.service}.*`);
-  // Expired messages go back to the main queue through the default exchange.
+  await channel.assertExchange(topology.retryExchange, 'topic', { durable: true });
+  await channel.bindQueue(topology.queue, topology.retryExchange, redriveKey(topology));
+  // Expired messages go back to the main queue through the retry exchange's re-drive key.
   await channel.assertQueue(topology.retryQueue, {
     durable: true,
     arguments: {
       'x-queue-type': 'quorum',
-      'x-dead-letter-exchange': '',
-      'x-dead-letter-routing-key': topology.queue,
+      'x-dead-letter-exchange': topology.retryExchange,
+      'x-dead-letter-routing-key': redriveKey(topology),
     },
   });
+  await channel.bindQueue(topology.retryQueue, topology.retryExchange, topology.service);
   await channel.assertQueue(topology.deadLetterQueue, {
     durable: true,
     arguments: { 'x-queue-type': 'quorum' },
   });
   await channel.bindQueue(topology.deadLetterQueue, topology.deadLetterExchange, topology.service);
+}
+
+/** Routing key on the retry exchange that puts a message back on the service's own queue. */
+export function redriveKey(topology: ServiceTopology): string {
+  return `${topology.service}.redrive`;
 }

@@ -241,6 +241,29 @@ describe('checkout', () => {
     expect(decided.status).toBe('CONFIRMED');
   });
 
+  it('shows checkouts in /metrics: messages consumed and decisions counted move as orders go through', async () => {
+    /** Sum of a counter over the three processes of this suite (Prometheus text format). */
+    const total = async (metric: string) => {
+      let sum = 0;
+      for (const service of ['order', 'payment', 'inventory'] as const) {
+        const text = await (await fetch(`${stack.url(service)}/metrics`)).text();
+        for (const line of text.split('\n')) if (line.startsWith(`${metric}{`)) sum += Number(line.split(' ').pop());
+      }
+      return sum;
+    };
+    const before = {
+      consumed: await total('checkout_messages_consumed_total'),
+      decided: await total('checkout_decisions_total'),
+    };
+    const sku = await product('metrics', 100, 50);
+    const buyer = await customer('metrics', 100_000);
+    for (let i = 0; i < 20; i++) await placeAndSettle(buyer, [{ sku, quantity: 1 }]);
+    // Other suites' processes are replicas on the same queues, so some of the work may be theirs;
+    // with 20 checkouts (160 messages, 20 decisions) some of it is ours.
+    expect(await total('checkout_messages_consumed_total')).toBeGreaterThan(before.consumed);
+    expect(await total('checkout_decisions_total')).toBeGreaterThan(before.decided);
+  });
+
   it('keeps every invariant over everything this suite touched, and safety over the whole database', async () => {
     // Safety holds at every instant, whatever other suites are doing at the same time.
     await expectInvariants();

@@ -35,7 +35,7 @@ import { isTransientDatabaseError } from './transient-errors';
  * order that loses nothing: stop consuming and finish in-flight handlers, flush the outbox, then
  * close the broker connection (the database closes after, with the TypeORM module).
  */
-const INBOX_PRUNE_INTERVAL_MS = 10 * 60_000;
+const INBOX_PRUNE_INTERVAL_MS = 60_000; // like the outbox: one small indexed DELETE a minute
 
 @Injectable()
 export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {

@@ -2,7 +2,7 @@ import { closeDb, sql } from '../support/db';
 import { mapLimit, ShopApi } from '../support/http';
 import { runIds } from '../support/ids';
 import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
-import { Services, startServices } from '../support/services';
+import { SERVICE_NAMES, Services, startServices } from '../support/services';
 
 /**
  * The checkout through the real services: one order placed over REST travels prepare → vote →
@@ -245,7 +245,7 @@ describe('checkout', () => {
     /** Sum of a counter over the three processes of this suite (Prometheus text format). */
     const total = async (metric: string) => {
       let sum = 0;
-      for (const service of ['order', 'payment', 'inventory'] as const) {
+      for (const service of SERVICE_NAMES) {
         const text = await (await fetch(`${stack.url(service)}/metrics`)).text();
         for (const line of text.split('\n')) if (line.startsWith(`${metric}{`)) sum += Number(line.split(' ').pop());
       }

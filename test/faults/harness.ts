@@ -7,7 +7,7 @@ import { eventually } from '../support/eventually';
 import { management } from '../support/rabbitmq';
 import { ShopApi } from '../support/http';
 import { runIds } from '../support/ids';
-import { Services } from '../support/services';
+import { SERVICE_NAMES, Services } from '../support/services';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -43,7 +43,7 @@ export async function closeAllBrokerConnections(): Promise<number> {
         name: string;
         user: string;
       }>;
-      const found = connections.filter((c) => ['order', 'payment', 'inventory'].includes(c.user));
+      const found = connections.filter((c) => (SERVICE_NAMES as readonly string[]).includes(c.user));
       return new Set(found.map((c) => c.user)).size === 3 ? found : undefined;
     },
     { what: 'the services’ broker connections in the management API', timeoutMs: 30_000, intervalMs: 250 },

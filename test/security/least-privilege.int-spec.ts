@@ -1,5 +1,6 @@
 import * as amqp from 'amqplib';
 import { Client } from 'pg';
+import { SERVICE_NAMES, type ServiceName } from '@shop/contracts';
 import { declareTopology, topologyFor } from '@shop/messaging';
 import { requireEnv } from '../support/env';
 import { adminChannel } from '../support/rabbitmq';
@@ -9,8 +10,8 @@ import { adminChannel } from '../support/rabbitmq';
  * each Postgres role reaches only its own schema, and each broker user may declare, read and
  * publish only what its role in the checkout needs.
  */
-const SERVICES = ['order', 'payment', 'inventory'] as const;
-type Service = (typeof SERVICES)[number];
+const SERVICES = SERVICE_NAMES;
+type Service = ServiceName;
 const TABLE_OF: Record<Service, string> = { order: 'orders', payment: 'accounts', inventory: 'stock' };
 const schemaOf = (service: Service) => `${service}_svc`;
 

@@ -1,6 +1,6 @@
 import * as amqp from 'amqplib';
 import { randomUUID } from 'node:crypto';
-import { routingKey, type CheckoutMessage, type ServiceName } from '@shop/contracts';
+import { routingKey, SERVICE_NAMES, type CheckoutMessage, type ServiceName } from '@shop/contracts';
 import { topologyFor } from '@shop/messaging';
 import { sql } from './db';
 import { requireEnv, testEnv } from './env';
@@ -14,7 +14,8 @@ import { adminChannel, management } from './rabbitmq';
  * queues and outboxes have gone quiet.
  */
 
-export const SERVICES: readonly ServiceName[] = ['order', 'payment', 'inventory'];
+/** Every service, as the contracts declare them. */
+export const SERVICES: readonly ServiceName[] = SERVICE_NAMES;
 export const SCHEMA_OF: Record<ServiceName, string> = {
   order: 'order_svc',
   payment: 'payment_svc',

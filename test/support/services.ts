@@ -2,6 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { SERVICE_NAMES, type ServiceName } from '@shop/contracts';
 import { requireEnv } from './env';
 
 /**
@@ -15,8 +16,8 @@ import { requireEnv } from './env';
  *   await stack.stop();
  */
 
-export const SERVICE_NAMES = ['order', 'payment', 'inventory'] as const;
-export type ServiceName = (typeof SERVICE_NAMES)[number];
+// The services are declared once, in the contracts.
+export { SERVICE_NAMES, type ServiceName } from '@shop/contracts';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const OUTPUT_LINES = 400;

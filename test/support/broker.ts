@@ -1,7 +1,7 @@
 import * as amqp from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { routingKey, SERVICE_NAMES, type CheckoutMessage, type ServiceName } from '@shop/contracts';
-import { topologyFor } from '@shop/messaging';
+import { parseBrokerUrls, topologyFor } from '@shop/messaging';
 import { sql } from './db';
 import { requireEnv, testEnv } from './env';
 import { eventually } from './eventually';
@@ -67,7 +67,8 @@ export async function publishAs(
   } = {},
 ): Promise<void> {
   const url = user === 'admin' ? testEnv.amqpAdminUrl : requireEnv(`${user.toUpperCase()}_AMQP_URL`);
-  const connection = await amqp.connect(url);
+  // One node of the list is enough to publish a test message.
+  const connection = await amqp.connect(parseBrokerUrls(url)[0]);
   // A publish the broker refuses (permissions) closes the channel; report the broker's reason.
   let refused: Error | undefined;
   try {

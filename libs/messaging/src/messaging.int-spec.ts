@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import {
   adminChannel,
@@ -28,11 +29,14 @@ interface TestMessage {
 }
 
 /** A service-like setup on its own exchange: topology, a publisher and a consumer we can steer. */
-async function setUp(handle: (message: TestMessage, delivery: Delivery) => Promise<void>) {
+async function setUp(
+  handle: (message: TestMessage, delivery: Delivery) => Promise<void>,
+  urls: readonly string[] = [testEnv.amqpAdminUrl],
+) {
   const exchange = uniqueExchange('messaging');
   const topology = topologyFor('svc', { exchange });
   const connectionName = `${exchange} (test)`;
-  const broker = await BrokerConnection.connect({ url: testEnv.amqpAdminUrl, connectionName, logger: silentLogger });
+  const broker = await BrokerConnection.connect({ urls, connectionName, logger: silentLogger });
   await broker.onConnect(async (connection) => {
     const channel = await connection.createChannel();
     await declareTopology(channel, topology);
@@ -250,20 +254,7 @@ describe('messaging on a real RabbitMQ', () => {
     });
     await env.publish({ id: 'before' });
     await eventually(() => handled.includes('before'));
-    // The management API lists a new connection after its next stats tick.
-    const ours = await eventually(
-      async () => {
-        const connections = (await (await management('/api/connections')).json()) as Array<{
-          name: string;
-          client_properties: { connection_name?: string };
-        }>;
-        const matching = connections.filter((c) => c.client_properties.connection_name === env!.connectionName);
-        return matching.length === 1 ? matching : undefined;
-      },
-      { what: 'our connection in the management API' },
-    );
-    const closed = await management(`/api/connections/${encodeURIComponent(ours[0].name)}`, { method: 'DELETE' });
-    expect(closed.status).toBeLessThan(300);
+    await closeConnection(env.connectionName);
     await eventually(() => env!.broker.connectionCount === 2 && env!.broker.isConnected, { what: 'the reconnect' });
     const result = await eventually(
       async () => {
@@ -275,4 +266,78 @@ describe('messaging on a real RabbitMQ', () => {
     expect(result.confirmed).toHaveLength(1);
     await eventually(() => handled.includes('after'), { what: 'consumption on the new connection' });
   });
+
+  it('connects to the first address of the list that answers', async () => {
+    const nobody = Object.assign(new URL(testEnv.amqpAdminUrl), { port: String(await closedPort()) }).toString();
+    const handled: string[] = [];
+    env = await setUp(
+      async (message) => {
+        handled.push(message.id);
+      },
+      [nobody, testEnv.amqpAdminUrl],
+    );
+    expect(env.broker.address).toBe(new URL(testEnv.amqpAdminUrl).host);
+    await env.publish({ id: 'via-second' });
+    await eventually(() => handled.includes('via-second'), { what: 'consumption through the second address' });
+  });
+
+  it('fails over to the next address of the list when its connection is lost, and resumes there', async () => {
+    // One node under two names: the failover is seen in which address the connection uses.
+    const first = new URL(testEnv.amqpAdminUrl);
+    const second = Object.assign(new URL(testEnv.amqpAdminUrl), { hostname: 'localhost' });
+    const handled: string[] = [];
+    env = await setUp(
+      async (message) => {
+        handled.push(message.id);
+      },
+      [first.toString(), second.toString()],
+    );
+    expect(env.broker.address).toBe(first.host);
+    await closeConnection(env.connectionName);
+    await eventually(() => env!.broker.isConnected && env!.broker.connectionCount === 2, { what: 'the failover' });
+    expect(env.broker.address).toBe(second.host);
+    const result = await eventually(
+      async () => {
+        const r = await env!.publish({ id: 'after-failover' });
+        return r.failed.length === 0 ? r : undefined;
+      },
+      { what: 'a publish after the failover' },
+    );
+    expect(result.confirmed).toHaveLength(1);
+    await eventually(() => handled.includes('after-failover'), { what: 'consumption after the failover' });
+  });
+
+  it('refuses a list whose addresses log in as different users', async () => {
+    const other = Object.assign(new URL(testEnv.amqpAdminUrl), { username: 'someone-else' }).toString();
+    await expect(
+      BrokerConnection.connect({ urls: [testEnv.amqpAdminUrl, other], connectionName: 'mixed', logger: silentLogger }),
+    ).rejects.toThrow(/different users/);
+  });
 });
+
+/** A loopback port with nothing listening on it. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Closes our connection from the broker's side (as a node going away would). */
+async function closeConnection(connectionName: string): Promise<void> {
+  // The management API lists a new connection after its next stats tick.
+  const ours = await eventually(
+    async () => {
+      const connections = (await (await management('/api/connections')).json()) as Array<{
+        name: string;
+        client_properties: { connection_name?: string };
+      }>;
+      const matching = connections.filter((c) => c.client_properties.connection_name === connectionName);
+      return matching.length === 1 ? matching : undefined;
+    },
+    { what: 'our connection in the management API' },
+  );
+  const closed = await management(`/api/connections/${encodeURIComponent(ours[0].name)}`, { method: 'DELETE' });
+  expect(closed.status).toBeLessThan(300);
+}

@@ -28,7 +28,7 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
 
   beforeAll(async () => {
     broker = await BrokerConnection.connect({
-      url: testEnv.amqpAdminUrl,
+      urls: [testEnv.amqpAdminUrl],
       connectionName: exchange,
       logger: silentLogger,
     });

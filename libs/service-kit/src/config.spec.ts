@@ -41,3 +41,20 @@ describe('observability settings', () => {
     expect(load).toThrow(/LOG_LEVEL: .*\n.*LOG_FORMAT: .*\n.*OTEL_EXPORTER_OTLP_ENDPOINT: an http\(s\):\/\/ URL/);
   });
 });
+
+describe('the broker setting', () => {
+  it('takes one URL, or the nodes of a cluster comma-separated', () => {
+    expect(loadConfig(BaseConfig, required).AMQP_URL).toEqual(['amqp://u:p@h/v']);
+    const cluster = 'amqp://u:p@rabbit-1/v, amqp://u:p@rabbit-2/v,amqp://u:p@rabbit-3/v';
+    expect(loadConfig(BaseConfig, { ...required, AMQP_URL: cluster }).AMQP_URL).toEqual([
+      'amqp://u:p@rabbit-1/v',
+      'amqp://u:p@rabbit-2/v',
+      'amqp://u:p@rabbit-3/v',
+    ]);
+  });
+
+  it('refuses anything that is not a list of amqp(s) URLs', () => {
+    for (const AMQP_URL of ['', ',', 'http://h/v', 'amqp://u:p@h/v,rabbit-2'])
+      expect(() => loadConfig(BaseConfig, { ...required, AMQP_URL })).toThrow(/AMQP_URL/);
+  });
+});

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseBrokerUrls } from '@shop/messaging';
 
 /** `NAME=` in an env file means "not set", not an empty value. */
 const unsetIfEmpty = <T extends z.ZodType>(schema: T) =>
@@ -11,7 +12,13 @@ export const BaseConfig = z.object({
   ADMIN_TOKEN: z.string().min(12, 'at least 12 characters').default('dev-admin-token'),
   PORT: z.coerce.number().int().min(1).max(65535),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
-  AMQP_URL: z.string().regex(/^amqps?:\/\//, 'an amqp:// or amqps:// URL'),
+  /** The broker: one amqp(s):// URL, or the nodes of a cluster comma-separated (tried in order, failed over). */
+  AMQP_URL: z
+    .string()
+    .transform(parseBrokerUrls)
+    .pipe(
+      z.array(z.string().regex(/^amqps?:\/\//, 'amqp:// or amqps:// URLs, comma-separated')).min(1, 'at least one URL'),
+    ),
   /** Postgres connections per process. */
   DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(20),
   /** Unacked deliveries per consumer; bounds in-flight transactions. */

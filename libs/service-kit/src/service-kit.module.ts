@@ -47,7 +47,7 @@ export class ServiceKitModule {
           provide: BrokerConnection,
           useFactory: () =>
             BrokerConnection.connect({
-              url: options.config.AMQP_URL,
+              urls: options.config.AMQP_URL,
               connectionName: `${options.service} (pid ${process.pid})`,
               logger: new Logger(BrokerConnection.name),
             }),

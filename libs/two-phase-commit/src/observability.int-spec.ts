@@ -84,7 +84,7 @@ describe('observability of checkout messages', () => {
       schema = await createTestSchema('observability', [CreateParticipantTables1764000000200]);
       exchange = uniqueExchange('observability');
       broker = await BrokerConnection.connect({
-        url: testEnv.amqpAdminUrl,
+        urls: [testEnv.amqpAdminUrl],
         connectionName: `${exchange} (test)`,
         logger: silentLogger,
       });

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import { closeDb, db } from '../support/db';
 import { SUITE_PREFIX } from '../support/ids';
-import { checkInvariantsIn, type Violation } from '../support/invariants';
+import { type CheckOptions, checkInvariantsIn, type Violation } from '../support/invariants';
 
 /**
  * The invariant checker is what every other suite trusts, so it is tested too: a consistent
@@ -75,13 +75,14 @@ async function insertConfirmed(client: PoolClient): Promise<Fixture> {
 /** Inserts the consistent checkout, lets `corrupt` break it, checks (quiescent), rolls everything back. */
 async function violationsAfter(
   corrupt: (q: (text: string, params: unknown[]) => Promise<unknown>, f: Fixture) => Promise<void>,
+  options: CheckOptions = { quiescent: true },
 ): Promise<string[]> {
   const client = await db().connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     const f = await insertConfirmed(client);
     await corrupt((text, params) => client.query(text, params), f);
-    const violations: Violation[] = await checkInvariantsIn(client, { orderIds: [f.orderId] }, { quiescent: true });
+    const violations: Violation[] = await checkInvariantsIn(client, { orderIds: [f.orderId] }, options);
     return violations.map((v) => `[${v.kind}] ${v.message.replaceAll(f.orderId, 'ORDER').replaceAll(f.sku, 'SKU')}`);
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
@@ -102,8 +103,26 @@ describe('the invariant checker', () => {
     });
     expect(found).toEqual(
       expect.arrayContaining([
+        expect.stringMatching(/^\[safety\] order ORDER: CONFIRMED but refused or aborted by a participant/),
         expect.stringMatching(/^\[safety\] order ORDER: CONFIRMED but not committed by both/),
         expect.stringMatching(/captured 200 ≠ 0 held by COMMITTED payment transactions/),
+      ]),
+    );
+  });
+
+  it('accepts a CONFIRMED order whose decision has not reached a participant yet, but not once at rest', async () => {
+    const decisionOnItsWay = async (q: (text: string, params: unknown[]) => Promise<unknown>, f: Fixture) => {
+      await q(
+        `UPDATE payment_svc.tpc_participant_transactions SET state = 'PREPARED', decided_at = NULL WHERE transaction_id = $1`,
+        [f.orderId],
+      );
+      await q(`UPDATE payment_svc.accounts SET held = 200, captured = 0 WHERE customer_id = $1`, [f.customerId]);
+    };
+    expect(await violationsAfter(decisionOnItsWay, {})).toEqual([]);
+    expect(await violationsAfter(decisionOnItsWay)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^\[safety\] order ORDER: CONFIRMED but not committed by both/),
+        expect.stringMatching(/^\[liveness\] order ORDER: still PREPARED/),
       ]),
     );
   });

@@ -1,20 +1,22 @@
 import type { PoolClient } from 'pg';
+import { PARTICIPANTS } from '@shop/contracts';
 import { snapshot, sql } from './db';
 import { eventually } from './eventually';
 
 /**
  * THE invariant checker of the design brief, read straight from the three services' schemas
  * (order_svc, inventory_svc, payment_svc) in ONE repeatable-read snapshot, so that it sees every
- * service's committed state at the same instant.
+ * service's committed state at the same instant (with a server per service: one per server, the
+ * participants' taken first, see `checkInvariants`).
  *
  * Safety (must hold at every instant, under load and faults):
  *   - stock: per SKU, available + reserved + sold = stocked; nothing negative;
  *     sold = Σ reservations of COMMITTED inventory transactions; reserved = Σ of PREPARED ones.
  *   - money: per account, balance + held + captured = deposited; nothing negative;
  *     captured = Σ holds of COMMITTED payment transactions; held = Σ of PREPARED ones.
- *   - atomicity: CONFIRMED ⇔ inventory AND payment COMMITTED; CANCELLED (or PENDING) ⇒ neither
- *     COMMITTED; the coordinator's state agrees with the order's status; no participant has
- *     committed a transaction whose order is not CONFIRMED.
+ *   - atomicity: CONFIRMED ⇒ no participant refused or aborted (and, at rest, both COMMITTED);
+ *     CANCELLED (or PENDING) ⇒ neither COMMITTED; the coordinator's state agrees with the order's
+ *     status; no participant has committed a transaction whose order is not CONFIRMED.
  *   - the order is priced as its lines say; what was reserved/held is what the order asked for.
  * Liveness (once faults stop, `waitUntilQuiescent`): no PENDING order, nothing reserved or held,
  * no PREPARED participant transaction, every decision acknowledged (completed_at set).
@@ -261,7 +263,12 @@ async function checkOrders(client: PoolClient, scope: ResolvedScope, options: Ch
     const id = `order ${r.id}`;
     const committed = [r.inventory_state, r.payment_state].filter((s) => s === 'COMMITTED').length;
     const states = `(order ${r.status}, coordinator ${txt(r.coordinator_state)}, inventory ${txt(r.inventory_state)}, payment ${txt(r.payment_state)})`;
-    if (r.status === 'CONFIRMED' && committed !== 2) safety(`${id}: CONFIRMED but not committed by both ${states}`);
+    // While the decision travels a participant may still be PREPARED; one that refused or aborted never may.
+    const refused = [r.inventory_state, r.payment_state].some((s) => s === 'REFUSED' || s === 'ABORTED');
+    if (r.status === 'CONFIRMED' && refused)
+      safety(`${id}: CONFIRMED but refused or aborted by a participant ${states}`);
+    if (r.status === 'CONFIRMED' && options.quiescent && committed !== 2)
+      safety(`${id}: CONFIRMED but not committed by both ${states}`);
     if (r.status !== 'CONFIRMED' && committed > 0)
       safety(`${id}: ${r.status} but committed by a participant ${states}`);
     if (!['PENDING', 'CONFIRMED', 'CANCELLED'].includes(r.status)) safety(`${id}: unknown status ${states}`);
@@ -332,7 +339,14 @@ async function checkParticipantsAgainstOrders(
 
 /** Every violation in scope (an empty list when all invariants hold). */
 export async function checkInvariants(scope?: Scope, options: CheckOptions = {}): Promise<Violation[]> {
-  return snapshot((client) => checkInvariantsIn(client, scope, options));
+  return snapshot(async (client) => {
+    // With a database server per service (schemas federated through postgres_fdw) each server's
+    // snapshot is taken at its first read: the participants' first, so that no participant is
+    // seen further on than the coordinator's decision. On one server this is the same snapshot.
+    for (const participant of PARTICIPANTS)
+      await client.query(`SELECT 1 FROM ${participant}_svc.tpc_participant_transactions LIMIT 1`);
+    return checkInvariantsIn(client, scope, options);
+  });
 }
 
 /**

@@ -3,7 +3,7 @@ import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthI
 import type { Response } from 'express';
 import { BrokerConnection } from '@shop/messaging';
 
-/** Up while the broker connection is open (it reconnects by itself; meanwhile the service is not ready). */
+/** Up while the broker connection is open (it fails over by itself; meanwhile the service is not ready). */
 @Injectable()
 export class BrokerHealthIndicator {
   constructor(
@@ -13,7 +13,8 @@ export class BrokerHealthIndicator {
 
   check(key: string) {
     const indicator = this.indicators.check(key);
-    return this.broker.isConnected ? indicator.up() : indicator.down();
+    // Which node of the cluster this process is on: an operator sees where a failover went.
+    return this.broker.isConnected ? indicator.up({ address: this.broker.address }) : indicator.down();
   }
 }
 

@@ -16,7 +16,7 @@ describe('health endpoints', () => {
   let schema: TestSchema;
   let app: INestApplication;
   const server = () => app.getHttpServer() as Server;
-  const broker = { isConnected: true };
+  const broker = { isConnected: true, address: '127.0.0.1:5672' };
 
   beforeAll(async () => {
     schema = await createTestSchema('health');
@@ -48,7 +48,7 @@ describe('health endpoints', () => {
     const ready = await request(server()).get('/health/ready').expect(200);
     expect(ready.body).toMatchObject({
       status: 'ok',
-      info: { database: { status: 'up' }, broker: { status: 'up' } },
+      info: { database: { status: 'up' }, broker: { status: 'up', address: '127.0.0.1:5672' } },
     });
     expect(ready.headers['cache-control']).toContain('no-store');
   });

@@ -1,23 +1,49 @@
 #!/usr/bin/env node
 // The dev/test stack in one command, with no dependencies (it runs before `npm install`).
 //
-//   node scripts/stack.mjs start          infra + build + migrate + the three services (Ctrl-C stops)
-//   node scripts/stack.mjs test [args]    infra + build + migrate on shop_test, then jest [args]
-//   node scripts/stack.mjs up             infra only (stays running), prints the env for jest
-//   node scripts/stack.mjs down           stops the private Postgres/RabbitMQ (by pid file)
-//   node scripts/stack.mjs env            prints the test env as shell exports
+//   node scripts/stack.mjs start [layout]  infra + build + migrate + the three services (Ctrl-C stops)
+//   node scripts/stack.mjs test [args]     infra + build + migrate on shop_test, then jest [args]
+//   node scripts/stack.mjs up [layout]     infra only (stays running), prints the env for jest
+//   node scripts/stack.mjs down            stops every private Postgres/RabbitMQ (by pid file)
+//   node scripts/stack.mjs env [layout]    prints the test env as shell exports
 //   node scripts/stack.mjs restart postgres|rabbitmq   restarts a private server (fault tests)
+//   node scripts/stack.mjs rabbitmq-node stop|start <i> stops / starts node i of the broker cluster
 //
 // Infra: a private Postgres (.local/postgres, port 25432) and RabbitMQ node (.local/rabbitmq,
 // AMQP 25672, management 15680), or your own servers via PG_ADMIN_URL / AMQP_ADMIN_URL +
-// RABBITMQ_MANAGEMENT_URL. Servers this invocation started are stopped when it ends
-// (`start`, `test`); servers that were already running are reused and left alone.
+// RABBITMQ_MANAGEMENT_URL. [layout] is `--db-per-service` (one private Postgres per service,
+// .local/postgres-<svc>, ports 25441-25443) and/or `--broker-cluster` (three RabbitMQ nodes
+// joined as one cluster, .local/rabbitmq-cluster/node-<i>, AMQP 25701-25703, management
+// 15701-15703); or DB_PER_SERVICE=1 / BROKER_CLUSTER=1. Servers this invocation started are
+// stopped when it ends (`start`, `test`); servers that were already running are reused and left
+// alone.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { LOCAL, PG, RABBIT, ROOT, SERVICES, profile, testEnv } from './lib/config.mjs';
-import { ensurePostgres, stopLocalPostgres } from './lib/postgres.mjs';
-import { ensureRabbit, stopLocalRabbit } from './lib/rabbitmq.mjs';
+import {
+  DEFAULT_LAYOUT,
+  DISTRIBUTED_LAYOUT,
+  LOCAL,
+  PG,
+  PG_PER_SERVICE,
+  RABBIT,
+  RABBIT_CLUSTER,
+  ROOT,
+  SERVICES,
+  layoutFrom,
+  pgOf,
+  profile,
+  testEnv,
+} from './lib/config.mjs';
+import { ensurePostgres, federate, localPostgresHandle, stopLocalPostgres } from './lib/postgres.mjs';
+import {
+  clusterHandle,
+  ensureRabbit,
+  localRabbitHandle,
+  rabbitRunning,
+  stopLocalRabbit,
+  waitClusterRunning,
+} from './lib/rabbitmq.mjs';
 import { build, ensureDependencies, ensureInfra, migrate, stopStarted } from './lib/project.mjs';
 import { seed } from './lib/seed.mjs';
 import { Supervisor } from './lib/supervisor.mjs';
@@ -47,18 +73,30 @@ const abortIfInterrupted = () => {
   if (interrupted) throw new StackError('interrupted');
 };
 
-async function prepare(prof, { doBuild }) {
+async function prepare(prof, { doBuild, layout = DEFAULT_LAYOUT, onStarted = () => {} }) {
   await ensureDependencies();
   abortIfInterrupted();
-  const { pg, amqp } = await ensureInfra([prof], (h) => started.push(h));
+  const { pg, amqp } = await ensureInfra(
+    [prof],
+    (h) => {
+      started.push(h);
+      onStarted(h);
+    },
+    layout,
+  );
   abortIfInterrupted();
   if (doBuild) await build();
-  else log('SKIP_BUILD=1: using the existing dist/');
   abortIfInterrupted();
   await migrate(prof, pg, amqp);
   abortIfInterrupted();
+  // With a database per service, tests still see all schemas through one federated database.
+  if (pg.perService && prof.mode === 'test') await federate(pg, prof.db);
   return { pg, amqp };
 }
+
+const layoutName = (l) =>
+  [l.dbPerService && 'database per service', l.brokerCluster && 'broker cluster'].filter(Boolean).join(' + ') ||
+  'one Postgres, one RabbitMQ node';
 
 function exportLines(env) {
   return Object.entries(env)
@@ -68,17 +106,32 @@ function exportLines(env) {
 
 /**
  * Which Jest runs `test` makes. The fault-injection suites restart the servers every suite
- * uses, so they run on their own, in band, after the rest: `npm test` runs both phases and
- * then the benchmark's smoke run; a path argument runs only what it names (`npm test --
- * test/faults` just the faults).
+ * uses, so they run on their own, in band, after the rest; then the checkout suite and the
+ * cluster suites (test/cluster) run against the distributed layout (a Postgres per service, a
+ * three-node broker cluster). `npm test` runs the three phases and then the benchmark's smoke
+ * run; a path argument runs only what it names (`npm test -- test/faults` just the faults,
+ * `npm test -- test/cluster` just the cluster phase; JEST_CLUSTER=1 runs any paths in it).
  */
 function testPhases() {
   const paths = args.filter((a) => !a.startsWith('-'));
+  const flags = args.filter((a) => a.startsWith('-'));
   const faults = { name: 'fault injection', args: ['--runInBand', ...args], env: { JEST_FAULTS: '1' } };
+  // --passWithNoTests: test/cluster may hold no spec yet.
+  const cluster = {
+    name: 'cluster',
+    layout: DISTRIBUTED_LAYOUT,
+    args: ['--runInBand', '--passWithNoTests', ...args],
+    env: { JEST_CLUSTER: '1' },
+  };
+  if (paths.length && (process.env.JEST_CLUSTER === '1' || paths.every((p) => p.includes('cluster')))) return [cluster];
   if (paths.length && paths.every((p) => p.includes('faults'))) return [faults];
   const suite = { name: 'suite', args, env: {} };
   if (paths.length) return [suite];
-  return [suite, { ...faults, args: ['--runInBand', ...args, 'test/faults'] }];
+  return [
+    suite,
+    { ...faults, args: ['--runInBand', ...args, 'test/faults'] },
+    { ...cluster, args: ['--runInBand', ...flags, 'test/e2e/checkout.e2e-spec.ts', 'test/cluster'] },
+  ];
 }
 
 async function cmdTest() {
@@ -86,12 +139,20 @@ async function cmdTest() {
   const removeHandler = installInterruptHandler();
   let code = 0;
   const totals = { passed: 0, failed: 0, skipped: 0, missing: false };
+  let doBuild = process.env.SKIP_BUILD !== '1';
+  if (!doBuild) log('SKIP_BUILD=1: using the existing dist/');
   try {
-    const { pg, amqp } = await prepare(prof, { doBuild: process.env.SKIP_BUILD !== '1' });
-    removeHandler(); // jest handles Ctrl-C itself; we only wait for it
-    process.on('SIGINT', () => {});
-    process.on('SIGTERM', () => {});
     for (const phase of testPhases()) {
+      // Each phase's layout is brought up (and migrated) before it; the distributed layout is
+      // stopped again after its phase (the benchmark's smoke run needs the CPU).
+      const layout = phase.layout ?? DEFAULT_LAYOUT;
+      const mine = [];
+      if (layout !== DEFAULT_LAYOUT) log(`${phase.name}: ${layoutName(layout)}`);
+      const { pg, amqp } = await prepare(prof, { doBuild, layout, onStarted: (h) => mine.push(h) });
+      doBuild = false;
+      removeHandler(); // jest handles Ctrl-C itself; we only wait for it
+      process.on('SIGINT', () => {});
+      process.on('SIGTERM', () => {});
       const results = path.join(LOCAL, 'jest-results.json');
       fs.rmSync(results, { force: true });
       const jestArgs = [...phase.args, '--json', `--outputFile=${results}`];
@@ -110,6 +171,7 @@ async function cmdTest() {
       });
       if (phaseCode !== 0) code = phaseCode;
       addResults(totals, results, phaseCode);
+      if (layout !== DEFAULT_LAYOUT) await stopStarted(mine);
     }
     if (!args.some((a) => !a.startsWith('-'))) {
       // The benchmark's smoke run: a few seconds of load on its own database, invariants only.
@@ -165,6 +227,7 @@ function replicaCount() {
 async function cmdStart() {
   const prof = profile('start');
   const replicas = replicaCount();
+  const layout = layoutFrom(args);
   const removeHandler = installInterruptHandler();
   let supervisor;
   let exiting = false;
@@ -176,7 +239,7 @@ async function cmdStart() {
     process.exit(code);
   };
   try {
-    const { pg, amqp } = await prepare(prof, { doBuild: true });
+    const { pg, amqp } = await prepare(prof, { doBuild: true, layout });
     supervisor = new Supervisor(prof, pg, amqp, { replicas, onGiveUp: () => shutdown(1) });
     removeHandler();
     let signals = 0;
@@ -219,9 +282,7 @@ function printBanner(prof, pg, amqp, replicas) {
       return `  ${s.name.padEnd(10)} ${base}   docs ${base}/docs   ready ${base}/health/ready${extra}`;
     }),
     '',
-    `  Postgres    ${pg.adminUrlFor(prof.db)}   (each service logs in as <svc>_svc to its own schema)`,
-    `  RabbitMQ    ${amqp.adminUrlFor(prof.vhost)}`,
-    `  management  ${amqp.mgmtBase}   user ${amqp.mgmtUser} / ${amqp.mgmtPassword}`,
+    ...infraLines(prof, pg, amqp),
     pg.external && amqp.external
       ? ''
       : `  data        ${LOCAL}   (npm run stack:down stops the servers; delete the folder to start over)`,
@@ -235,18 +296,42 @@ function printBanner(prof, pg, amqp, replicas) {
   console.log(lines.join('\n'));
 }
 
+/** What runs, for the banners: one Postgres or one per service, one RabbitMQ node or three. */
+function infraLines(prof, pg, amqp) {
+  const lines = pg.perService
+    ? SERVICES.map(
+        (s) =>
+          `  Postgres    ${pgOf(pg, s).adminUrlFor(prof.db)}   (${s.name}'s own server: only role and schema ${s.name}_svc)`,
+      )
+    : [`  Postgres    ${pg.adminUrlFor(prof.db)}   (each service logs in as <svc>_svc to its own schema)`];
+  if (amqp.nodes)
+    lines.push(
+      ...amqp.nodes.map(
+        (n) => `  RabbitMQ    ${n.adminUrlFor(prof.vhost)}   node ${n.nodename}   management ${n.mgmtBase}`,
+      ),
+      `  management  user ${amqp.mgmtUser} / ${amqp.mgmtPassword}   (one cluster: each node's UI shows all three)`,
+    );
+  else
+    lines.push(
+      `  RabbitMQ    ${amqp.adminUrlFor(prof.vhost)}`,
+      `  management  ${amqp.mgmtBase}   user ${amqp.mgmtUser} / ${amqp.mgmtPassword}`,
+    );
+  return lines;
+}
+
 async function cmdUp() {
   const t0 = Date.now();
   // Provision both: `shop` for the services, `shop_test` for running jest by hand.
   // (Not recreated here: only `npm test` wipes shop_test.)
   const testProf = { ...profile('test'), recreate: false };
-  const { pg, amqp } = await ensureInfra([profile('start'), testProf], (h) => started.push(h));
+  const { pg, amqp } = await ensureInfra([profile('start'), testProf], (h) => started.push(h), layoutFrom(args));
+  // Imports the tables that exist now: `npm test` rebuilds it after its migrations.
+  if (pg.perService) await federate(pg, testProf.db);
   log(`infra ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   console.log(
     [
       '',
-      `Postgres   ${pg.adminUrlFor('shop')}`,
-      `RabbitMQ   ${amqp.adminUrlFor('shop')}   management ${amqp.managementUrlWithCreds}`,
+      ...infraLines(profile('start'), pg, amqp),
       '',
       'To run jest by hand against this infra (after `npm run build`):',
       '',
@@ -257,10 +342,45 @@ async function cmdUp() {
   );
 }
 
+/** Stops every private server of every layout that runs; the broker cluster's node 1 last. */
 async function cmdDown() {
-  const [p, r] = await Promise.all([stopLocalPostgres(), stopLocalRabbit()]);
+  const stopCluster = async () => {
+    let any = false;
+    for (const inst of [...RABBIT_CLUSTER].reverse()) any = (await stopLocalRabbit(inst)) || any;
+    return any;
+  };
+  const [p, r] = await Promise.all([
+    stopLocalPostgres(),
+    stopLocalRabbit(),
+    ...PG_PER_SERVICE.map((inst) => stopLocalPostgres(inst)),
+    stopCluster(),
+  ]);
   if (!p) log(`Postgres: not running (${PG.data})`);
   if (!r) log(`RabbitMQ: node ${RABBIT.nodename} not running`);
+}
+
+/**
+ * `rabbitmq-node stop|start <i>`: node i of the broker cluster. `stop` sends SIGTERM to the
+ * node (a graceful shutdown) and waits until it has exited; `start` starts it again (it rejoins
+ * the cluster by itself) and waits until the cluster shows it running. Used by the cluster
+ * fault tests.
+ */
+async function cmdRabbitNode() {
+  const [action, raw] = args;
+  const inst = RABBIT_CLUSTER.find((n) => String(n.index) === raw);
+  if (!['start', 'stop'].includes(action) || !inst)
+    throw new StackError(`usage: node scripts/stack.mjs rabbitmq-node stop|start <1-${RABBIT_CLUSTER.length}>`);
+  const t0 = Date.now();
+  if (action === 'stop') {
+    if (!(await stopLocalRabbit(inst))) log(`RabbitMQ node ${inst.nodename} is not running`);
+    else log(`RabbitMQ node ${inst.nodename} stopped in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return;
+  }
+  const h = await ensureRabbit(inst);
+  // Ask a node that was already running (the new one could still be on its own).
+  const peer = RABBIT_CLUSTER.find((n) => n !== inst && rabbitRunning(n));
+  await waitClusterRunning(peer ? localRabbitHandle(peer) : h, [inst.nodename]);
+  log(`RabbitMQ node ${inst.nodename} running in the cluster in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
 /**
@@ -285,28 +405,27 @@ async function cmdRestart() {
 }
 
 function cmdEnv() {
-  // Computed from the configuration alone, for `eval "$(node scripts/stack.mjs env)"`.
+  // Computed from the configuration alone, for `eval "$(node scripts/stack.mjs env [layout])"`.
   const prof = profile('test');
+  const layout = layoutFrom(args);
   const pgUrl = process.env.PG_ADMIN_URL;
-  const pg = pgUrl
-    ? {
-        host: new URL(pgUrl).hostname,
-        port: Number(new URL(pgUrl).port || 5432),
-        adminUrlFor: (db) => Object.assign(new URL(pgUrl), { pathname: `/${db}` }).toString(),
-      }
-    : {
-        host: '127.0.0.1',
-        port: PG.port,
-        adminUrlFor: (db) => `postgres://postgres:postgres@127.0.0.1:${PG.port}/${db}`,
-      };
-  if (process.env.AMQP_ADMIN_URL) throw new StackError('`env` does not support AMQP_ADMIN_URL yet; use `up`');
-  const amqp = {
-    protocol: 'amqp:',
-    host: '127.0.0.1',
-    port: RABBIT.amqpPort,
-    adminUrlFor: (v) => `amqp://admin:admin@127.0.0.1:${RABBIT.amqpPort}/${encodeURIComponent(v)}`,
-    managementUrlWithCreds: `http://admin:admin@127.0.0.1:${RABBIT.managementPort}`,
-  };
+  let pg;
+  if (layout.dbPerService)
+    pg = {
+      perService: Object.fromEntries(PG_PER_SERVICE.map((inst) => [inst.services[0].name, localPostgresHandle(inst)])),
+    };
+  else if (pgUrl)
+    pg = {
+      host: new URL(pgUrl).hostname,
+      port: Number(new URL(pgUrl).port || 5432),
+      adminUrlFor: (db) => Object.assign(new URL(pgUrl), { pathname: `/${db}` }).toString(),
+    };
+  else pg = localPostgresHandle(PG);
+  if (process.env.AMQP_ADMIN_URL && !layout.brokerCluster)
+    throw new StackError('`env` does not support AMQP_ADMIN_URL yet; use `up`');
+  const amqp = layout.brokerCluster
+    ? clusterHandle(RABBIT_CLUSTER.map((inst) => localRabbitHandle(inst)))
+    : localRabbitHandle(RABBIT);
   console.log(exportLines(testEnv(prof, pg, amqp)));
 }
 
@@ -315,7 +434,15 @@ function report(err) {
   else fail(err?.stack ?? String(err));
 }
 
-const commands = { start: cmdStart, test: cmdTest, up: cmdUp, down: cmdDown, env: cmdEnv, restart: cmdRestart };
+const commands = {
+  start: cmdStart,
+  test: cmdTest,
+  up: cmdUp,
+  down: cmdDown,
+  env: cmdEnv,
+  restart: cmdRestart,
+  'rabbitmq-node': cmdRabbitNode,
+};
 const fn = commands[command];
 if (!fn) {
   console.error(`usage: node scripts/stack.mjs <${Object.keys(commands).join('|')}> [jest args…]`);

@@ -59,25 +59,86 @@ export function brokerPermissions(svc) {
 export const RABBIT_ADMIN = { user: 'admin', password: 'admin' }; // dev only
 export const PG_SUPERUSER = { user: 'postgres', password: 'postgres' }; // dev only
 
-export const PG = {
-  port: envPort('PG_PORT', 25432),
-  dir: path.join(LOCAL, 'postgres'),
-  get data() {
-    return path.join(this.dir, 'data');
-  },
-  get logFile() {
-    return path.join(this.dir, 'postgres.log');
-  },
-};
+/**
+ * A private Postgres cluster: its folder (data + log) and port. `services` are the services it
+ * holds a role and a schema for (all of them on the shared server, one on a per-service server).
+ */
+export function pgInstance({ name, dir, port, services = SERVICES }) {
+  return {
+    name,
+    dir,
+    port,
+    services,
+    get data() {
+      return path.join(this.dir, 'data');
+    },
+    get logFile() {
+      return path.join(this.dir, 'postgres.log');
+    },
+  };
+}
 
-export const RABBIT = {
+// The default layout: one server, one schema + role per service.
+export const PG = pgInstance({ name: 'Postgres', dir: path.join(LOCAL, 'postgres'), port: envPort('PG_PORT', 25432) });
+
+// Database per service (`--db-per-service`): one private server per service, holding only its
+// own role and schema: order 25441, payment 25442, inventory 25443.
+const PG_PER_SERVICE_BASE = envPort('PG_PER_SERVICE_PORT_BASE', 25440);
+export const PG_PER_SERVICE = SERVICES.map((svc, i) =>
+  pgInstance({
+    name: `Postgres (${svc.name})`,
+    dir: path.join(LOCAL, `postgres-${svc.name}`),
+    port: PG_PER_SERVICE_BASE + 1 + i,
+    services: [svc],
+  }),
+);
+
+/** A private RabbitMQ node: Erlang node name, ports, folder (`cookie`: a cookie file it shares). */
+export function rabbitInstance({ nodename, amqpPort, distPort, managementPort, dir, index = null, cookie = null }) {
+  return { nodename, amqpPort, distPort, managementPort, dir, index, cookie };
+}
+
+export const RABBIT = rabbitInstance({
   nodename: process.env.RABBITMQ_NODENAME || 'shop@localhost', // distinct per checkout that runs its own node
   amqpPort: envPort('AMQP_PORT', 25672),
   // The default dist port (AMQP port + 20000) would be > 65535 here, so pick our own.
   distPort: envPort('RABBITMQ_DIST_PORT', 25682),
   managementPort: envPort('RABBITMQ_MANAGEMENT_PORT', 15680),
   dir: path.join(LOCAL, 'rabbitmq'),
-};
+});
+
+// Broker cluster (`--broker-cluster`): three nodes joined as one cluster, node i with AMQP
+// 25700+i, Erlang distribution 25710+i, management 15700+i, and one shared Erlang cookie.
+const CLUSTER_BASE = envPort('RABBITMQ_CLUSTER_PORT_BASE', 25700);
+const CLUSTER_MGMT_BASE = envPort('RABBITMQ_CLUSTER_MANAGEMENT_PORT_BASE', 15700);
+export const RABBIT_CLUSTER_DIR = path.join(LOCAL, 'rabbitmq-cluster');
+export const RABBIT_CLUSTER = [1, 2, 3].map((i) =>
+  rabbitInstance({
+    index: i,
+    nodename: `${process.env.RABBITMQ_CLUSTER_NODENAME_PREFIX || 'shop-cluster'}-${i}@localhost`,
+    amqpPort: CLUSTER_BASE + i,
+    distPort: CLUSTER_BASE + 10 + i,
+    managementPort: CLUSTER_MGMT_BASE + i,
+    dir: path.join(RABBIT_CLUSTER_DIR, `node-${i}`),
+    cookie: path.join(RABBIT_CLUSTER_DIR, '.erlang.cookie'),
+  }),
+);
+
+const truthy = (v) => v != null && v !== '' && v !== '0' && v !== 'false';
+
+/**
+ * Which servers run: the default (one Postgres with three schemas, one RabbitMQ node) or the
+ * distributed layout, in either half: `--broker-cluster` (BROKER_CLUSTER=1) and
+ * `--db-per-service` (DB_PER_SERVICE=1).
+ */
+export function layoutFrom(args = [], env = process.env) {
+  return {
+    brokerCluster: args.includes('--broker-cluster') || truthy(env.BROKER_CLUSTER),
+    dbPerService: args.includes('--db-per-service') || truthy(env.DB_PER_SERVICE),
+  };
+}
+export const DEFAULT_LAYOUT = { brokerCluster: false, dbPerService: false };
+export const DISTRIBUTED_LAYOUT = { brokerCluster: true, dbPerService: true };
 
 // Per mode: database and vhost, NODE_ENV, which port of SERVICES, and whether the database and
 // vhost are dropped and recreated on each run.
@@ -104,24 +165,47 @@ export function profile(mode) {
   };
 }
 
+/** The Postgres handle that serves `svc`: its own server in the database-per-service layout. */
+export const pgOf = (pg, svc) => pg.perService?.[svc.name] ?? pg;
+
+/** `amqp://user:pw@host:port/vhost` for each broker node, comma-separated (a cluster has three). */
+function amqpUrls(amqp, user, password, vhost) {
+  const nodes = amqp.nodes ?? [amqp];
+  return nodes
+    .map(
+      (n) =>
+        `${n.protocol}//${encodeURIComponent(user)}:${encodeURIComponent(password)}@${n.host}:${n.port}/${encodeURIComponent(vhost)}`,
+    )
+    .join(',');
+}
+
 /**
  * The environment one service process gets.
- * `pg` is { host, port }, `amqp` is { protocol, host, port } of the running infra.
+ * `pg` is { host, port } (or { perService: { <svc>: { host, port } } }), `amqp` is
+ * { protocol, host, port } (or { nodes: [...] }) of the running infra.
  */
 export function serviceEnv(svc, prof, pg, amqp) {
+  const own = pgOf(pg, svc);
   return {
     SERVICE_NAME: svc.name,
     PORT: String(prof.portOf(svc)),
     NODE_ENV: prof.nodeEnv,
-    DATABASE_URL: `postgres://${dbRole(svc.name)}:${encodeURIComponent(dbPassword(svc.name))}@${pg.host}:${pg.port}/${prof.db}`,
-    AMQP_URL: `${amqp.protocol}//${amqpUser(svc.name)}:${encodeURIComponent(amqpPassword(svc.name))}@${amqp.host}:${amqp.port}/${encodeURIComponent(prof.vhost)}`,
+    DATABASE_URL: `postgres://${dbRole(svc.name)}:${encodeURIComponent(dbPassword(svc.name))}@${own.host}:${own.port}/${prof.db}`,
+    AMQP_URL: amqpUrls(amqp, amqpUser(svc.name), amqpPassword(svc.name), prof.vhost),
   };
 }
+
+/** The database, on order's server, that sees the three services' schemas (postgres_fdw). */
+export const federatedDb = (db) => `${db}_federated`;
 
 /** The variables a jest run needs (also printed by `up` for running jest by hand). */
 export function testEnv(prof, pg, amqp) {
   const env = {
-    TEST_PG_ADMIN_URL: pg.adminUrlFor(prof.db),
+    // One superuser connection that sees every schema: on the shared server, the database
+    // itself; with a database per service, the federation of the three (see federate()).
+    TEST_PG_ADMIN_URL: pg.perService
+      ? pgOf(pg, SERVICES[0]).adminUrlFor(federatedDb(prof.db))
+      : pg.adminUrlFor(prof.db),
     TEST_AMQP_ADMIN_URL: amqp.adminUrlFor(prof.vhost),
     TEST_RABBITMQ_MANAGEMENT_URL: amqp.managementUrlWithCreds,
   };
@@ -131,6 +215,16 @@ export function testEnv(prof, pg, amqp) {
     env[`${key}_DATABASE_URL`] = e.DATABASE_URL;
     env[`${key}_AMQP_URL`] = e.AMQP_URL;
     env[`${key}_PORT`] = e.PORT;
+    if (pg.perService) env[`TEST_${key}_PG_ADMIN_URL`] = pgOf(pg, svc).adminUrlFor(prof.db);
   }
+  if (amqp.nodes)
+    env.TEST_RABBITMQ_NODES = JSON.stringify(
+      amqp.nodes.map((n) => ({
+        index: n.index,
+        name: n.nodename,
+        amqpPort: n.port,
+        managementUrl: n.managementUrlWithCreds,
+      })),
+    );
   return env;
 }

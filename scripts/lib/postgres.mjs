@@ -1,15 +1,16 @@
-// Postgres: a private cluster under .local/postgres (or the server given by PG_ADMIN_URL),
-// and the idempotent provisioning of the database, the per-service roles and schemas.
+// Postgres: private clusters (an instance from config.mjs: the shared one under .local/postgres,
+// or one per service under .local/postgres-<svc>) or the server given by PG_ADMIN_URL, and the
+// idempotent provisioning of the database, the per-service roles and schemas.
 import fs from 'node:fs';
 import path from 'node:path';
-import { PG, PG_SUPERUSER, SERVICES, dbPassword, dbRole } from './config.mjs';
+import { PG, PG_PER_SERVICE, PG_SUPERUSER, SERVICES, dbPassword, dbRole, federatedDb } from './config.mjs';
 import { asUser, ensureTraversable, isRoot, osUser, ownedDir } from './system.mjs';
 import { StackError, log, pidAlive, portFree, run, tail, warn } from './util.mjs';
 
 const PG_LIB = '/usr/lib/postgresql';
 
 /** The bin folder of the installed Postgres: the data folder's version if present, else the newest. */
-function findBinDir() {
+function findBinDir(inst = PG) {
   let versions = [];
   try {
     versions = fs
@@ -19,12 +20,12 @@ function findBinDir() {
   } catch {}
   let wanted;
   try {
-    wanted = fs.readFileSync(path.join(PG.data, 'PG_VERSION'), 'utf8').trim();
+    wanted = fs.readFileSync(path.join(inst.data, 'PG_VERSION'), 'utf8').trim();
   } catch {}
   if (wanted && !versions.includes(wanted) && versions.length)
     throw new StackError(
-      `${PG.data} was created by Postgres ${wanted}, but only ${versions.join(', ')} is installed. ` +
-        `Install postgresql-${wanted}, or remove ${PG.dir} to start over (its data is lost).`,
+      `${inst.data} was created by Postgres ${wanted}, but only ${versions.join(', ')} is installed. ` +
+        `Install postgresql-${wanted}, or remove ${inst.dir} to start over (its data is lost).`,
     );
   const v = wanted ?? versions[0];
   return v ? path.join(PG_LIB, v, 'bin') : null;
@@ -55,10 +56,10 @@ function withDb(url, db) {
   return u.toString();
 }
 
-/** State of the private cluster from its pid file: { pid, port } when its postmaster is alive. */
-function localStatus() {
+/** State of a private cluster from its pid file: { pid, port } when its postmaster is alive. */
+function localStatus(inst) {
   try {
-    const lines = fs.readFileSync(path.join(PG.data, 'postmaster.pid'), 'utf8').split('\n');
+    const lines = fs.readFileSync(path.join(inst.data, 'postmaster.pid'), 'utf8').split('\n');
     const pid = Number.parseInt(lines[0], 10);
     const port = Number.parseInt(lines[3], 10);
     return pidAlive(pid) ? { pid, port } : null;
@@ -81,10 +82,10 @@ function pgUser() {
   return user;
 }
 
-async function initCluster(binDir, user) {
-  log(`creating a Postgres cluster in ${PG.data}`);
+async function initCluster(inst, binDir, user) {
+  log(`creating a Postgres cluster in ${inst.data}`);
   // initdb reads the superuser password from a file; it lives only for this call.
-  const pwfile = path.join(PG.dir, '.pwfile');
+  const pwfile = path.join(inst.dir, '.pwfile');
   fs.writeFileSync(pwfile, `${PG_SUPERUSER.password}\n`, { mode: 0o600 });
   if (user) fs.chownSync(pwfile, user.uid, user.gid);
   try {
@@ -92,7 +93,7 @@ async function initCluster(binDir, user) {
       path.join(binDir, 'initdb'),
       [
         '-D',
-        PG.data,
+        inst.data,
         '-U',
         PG_SUPERUSER.user,
         `--pwfile=${pwfile}`,
@@ -101,7 +102,7 @@ async function initCluster(binDir, user) {
         '--encoding=UTF8',
         '--no-locale',
       ],
-      { cwd: PG.dir, ...asUser(user) },
+      { cwd: inst.dir, ...asUser(user) },
     );
   } finally {
     fs.rmSync(pwfile, { force: true });
@@ -109,7 +110,7 @@ async function initCluster(binDir, user) {
   // Test-box tuning. Durability settings stay at their defaults: this cluster holds dev data.
   // The port is not set here but on each start (-p), so PG_PORT can change between runs.
   fs.appendFileSync(
-    path.join(PG.data, 'postgresql.conf'),
+    path.join(inst.data, 'postgresql.conf'),
     [
       '',
       '# --- set by scripts/stack.mjs ---',
@@ -122,17 +123,35 @@ async function initCluster(binDir, user) {
   );
 }
 
+/** The handle of a private cluster (also used by `env`, which starts nothing). */
+export function localPostgresHandle(inst, port = inst.port, startedHere = false) {
+  return {
+    external: false,
+    name: inst.name,
+    host: '127.0.0.1',
+    port,
+    services: inst.services,
+    adminUrlFor: (db) =>
+      `postgres://${PG_SUPERUSER.user}:${PG_SUPERUSER.password}@127.0.0.1:${port}/${encodeURIComponent(db)}`,
+    startedHere,
+    stop: () => stopLocalPostgres(inst),
+  };
+}
+
 /**
- * Make sure a Postgres is reachable. Returns a handle describing it; `startedHere` tells
- * whether this invocation started it (and so must stop it).
+ * Make sure a Postgres is reachable: the private cluster `inst` (default: the shared one, or the
+ * server given by PG_ADMIN_URL). Returns a handle describing it; `startedHere` tells whether
+ * this invocation started it (and so must stop it).
  */
-export async function ensurePostgres() {
+export async function ensurePostgres(inst = PG) {
   if (process.env.PG_ADMIN_URL) {
+    if (inst !== PG) throw new StackError('PG_ADMIN_URL gives one server: it cannot be used with --db-per-service');
     const admin = new URL(process.env.PG_ADMIN_URL);
     const pg = {
       external: true,
       host: admin.hostname,
       port: Number(admin.port || 5432),
+      services: SERVICES,
       adminUrlFor: (db) => withDb(process.env.PG_ADMIN_URL, db),
       startedHere: false,
       stop: async () => {},
@@ -144,55 +163,77 @@ export async function ensurePostgres() {
     return pg;
   }
 
-  const binDir = findBinDir();
+  const binDir = findBinDir(inst);
   if (!binDir) throw new StackError('Postgres binaries not found under /usr/lib/postgresql');
   const user = pgUser();
-  ownedDir(PG.dir, user, 0o700);
-  ensureTraversable(PG.dir, user);
+  ownedDir(inst.dir, user, 0o700);
+  ensureTraversable(inst.dir, user);
 
-  const handle = (port, startedHere) => ({
-    external: false,
-    host: '127.0.0.1',
-    port,
-    adminUrlFor: (db) =>
-      `postgres://${PG_SUPERUSER.user}:${PG_SUPERUSER.password}@127.0.0.1:${port}/${encodeURIComponent(db)}`,
-    startedHere,
-    stop: () => stopLocalPostgres(),
-  });
-
-  const running = localStatus();
+  const running = localStatus(inst);
   if (running && (await isReady(binDir, running.port))) {
-    if (running.port !== PG.port) warn(`Postgres already runs on port ${running.port} (not ${PG.port}); using it`);
-    log(`reusing Postgres (pid ${running.pid}, port ${running.port})`);
-    return handle(running.port, false);
+    if (running.port !== inst.port)
+      warn(`${inst.name} already runs on port ${running.port} (not ${inst.port}); using it`);
+    log(`reusing ${inst.name} (pid ${running.pid}, port ${running.port})`);
+    return localPostgresHandle(inst, running.port, false);
   }
-  if (running) throw new StackError(`Postgres (pid ${running.pid}) runs but does not answer.\n${tail(PG.logFile)}`);
+  if (running)
+    throw new StackError(`${inst.name} (pid ${running.pid}) runs but does not answer.\n${tail(inst.logFile)}`);
 
-  if (!fs.existsSync(path.join(PG.data, 'PG_VERSION'))) await initCluster(binDir, user);
-  if (!(await portFree(PG.port)))
-    throw new StackError(`port ${PG.port} is taken by another program; set PG_PORT to a free port`);
+  if (!fs.existsSync(path.join(inst.data, 'PG_VERSION'))) await initCluster(inst, binDir, user);
+  if (!(await portFree(inst.port)))
+    throw new StackError(
+      `port ${inst.port} (${inst.name}) is taken by another program; see the port variables in scripts/lib/config.mjs`,
+    );
 
-  log(`starting Postgres on 127.0.0.1:${PG.port}`);
+  log(`starting ${inst.name} on 127.0.0.1:${inst.port}`);
   // detached: its own session, so a Ctrl-C in the terminal does not hit the postmaster;
   // we stop it ourselves after the services are down.
   await run(
     path.join(binDir, 'pg_ctl'),
-    ['-D', PG.data, '-l', PG.logFile, '-w', '-t', '60', '-o', `-p ${PG.port}`, 'start'],
-    { cwd: PG.dir, detached: true, ...asUser(user) },
+    ['-D', inst.data, '-l', inst.logFile, '-w', '-t', '60', '-o', `-p ${inst.port}`, 'start'],
+    { cwd: inst.dir, detached: true, ...asUser(user) },
   ).catch((err) => {
-    throw new StackError(`Postgres did not start: ${err.message}\n${tail(PG.logFile)}`);
+    throw new StackError(`${inst.name} did not start: ${err.message}\n${tail(inst.logFile)}`);
   });
-  return handle(PG.port, true);
+  return localPostgresHandle(inst, inst.port, true);
 }
 
-/** Stop the private cluster (pg_ctl finds the postmaster through its pid file). */
-export async function stopLocalPostgres() {
-  const running = localStatus();
+/**
+ * Database per service: the three private clusters, started at once. One handle whose
+ * `perService` maps each service to its server; it stops (only) the servers started here.
+ */
+export async function ensurePostgresPerService() {
+  const results = await Promise.allSettled(PG_PER_SERVICE.map((inst) => ensurePostgres(inst)));
+  const handles = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+  const group = {
+    external: false,
+    perService: Object.fromEntries(handles.map((h) => [h.services[0].name, h])),
+    get startedHere() {
+      return handles.some((h) => h.startedHere);
+    },
+    set startedHere(v) {
+      for (const h of handles) h.startedHere = v;
+    },
+    stop: async () => {
+      for (const h of handles) if (h.startedHere) await h.stop();
+    },
+  };
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) {
+    await group.stop();
+    throw failed.reason;
+  }
+  return group;
+}
+
+/** Stop a private cluster (pg_ctl finds the postmaster through its pid file). */
+export async function stopLocalPostgres(inst = PG) {
+  const running = localStatus(inst);
   if (!running) return false;
-  const binDir = findBinDir();
-  log(`stopping Postgres (pid ${running.pid})`);
-  await run(path.join(binDir, 'pg_ctl'), ['-D', PG.data, '-m', 'fast', '-w', '-t', '60', 'stop'], {
-    cwd: PG.dir,
+  const binDir = findBinDir(inst);
+  log(`stopping ${inst.name} (pid ${running.pid})`);
+  await run(path.join(binDir, 'pg_ctl'), ['-D', inst.data, '-m', 'fast', '-w', '-t', '60', 'stop'], {
+    cwd: inst.dir,
     ...asUser(pgUser()),
   });
   return true;
@@ -202,13 +243,15 @@ const q = (ident) => `"${ident.replaceAll('"', '""')}"`;
 const lit = (s) => `'${s.replaceAll("'", "''")}'`;
 
 /**
- * Idempotent: the database, one LOGIN role per service with a schema of the same name that
- * it owns (and nothing else), no PUBLIC access. With `recreate`, the database is dropped first.
+ * Idempotent: the database, one LOGIN role per service the server holds (`pg.services`: all on
+ * the shared server, only its own on a service's server) with a schema of the same name that it
+ * owns (and nothing else), no PUBLIC access. With `recreate`, the database is dropped first.
  */
 export async function provisionPostgres(pg, db, { recreate = false } = {}) {
-  const roles = SERVICES.map((s) => dbRole(s.name));
+  const services = pg.services ?? SERVICES;
+  const roles = services.map((s) => dbRole(s.name));
   const cluster = [];
-  for (const s of SERVICES) {
+  for (const s of services) {
     const role = dbRole(s.name);
     cluster.push(
       `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${lit(role)}) THEN CREATE ROLE ${q(role)}; END IF; END $$;`,
@@ -236,4 +279,33 @@ export async function provisionPostgres(pg, db, { recreate = false } = {}) {
     );
   }
   await psql(pg.adminUrlFor(db), inDb.join('\n'));
+}
+
+/**
+ * Database per service: `<db>_federated` on order's server (recreated), in which each service's
+ * schema is imported from its server through postgres_fdw, so one superuser connection can
+ * still join `order_svc.orders` with `inventory_svc.…` (tests and invariant checks only).
+ * Run after the migrations: IMPORT FOREIGN SCHEMA copies the tables that exist then.
+ */
+export async function federate(pg, db) {
+  const home = pg.perService[SERVICES[0].name];
+  const fed = federatedDb(db);
+  await psql(
+    home.adminUrlFor('postgres'),
+    `DROP DATABASE IF EXISTS ${q(fed)} WITH (FORCE);\nCREATE DATABASE ${q(fed)};`,
+  );
+  const sql = ['CREATE EXTENSION postgres_fdw;', `REVOKE ALL ON DATABASE ${q(fed)} FROM PUBLIC;`];
+  for (const svc of SERVICES) {
+    const h = pg.perService[svc.name];
+    const server = q(`${svc.name}_server`);
+    const schema = q(dbRole(svc.name));
+    sql.push(
+      `CREATE SERVER ${server} FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host ${lit(h.host)}, port ${lit(String(h.port))}, dbname ${lit(db)});`,
+      `CREATE USER MAPPING FOR ${q(PG_SUPERUSER.user)} SERVER ${server} OPTIONS (user ${lit(PG_SUPERUSER.user)}, password ${lit(PG_SUPERUSER.password)});`,
+      `CREATE SCHEMA ${schema};`,
+      `IMPORT FOREIGN SCHEMA ${schema} FROM SERVER ${server} INTO ${schema} OPTIONS (import_default 'true');`,
+    );
+  }
+  await psql(home.adminUrlFor(fed), sql.join('\n'));
+  log(`federated ${SERVICES.map((s) => dbRole(s.name)).join(', ')} into ${fed} on ${home.name}`);
 }

@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { spawn } from 'node:child_process';
-import { ROOT, SERVICES, serviceEnv } from './config.mjs';
-import { ensurePostgres, postgresPackagesNeeded, provisionPostgres } from './postgres.mjs';
-import { ensureRabbit, provisionRabbit, rabbitPackagesNeeded } from './rabbitmq.mjs';
+import { DEFAULT_LAYOUT, ROOT, SERVICES, pgOf, serviceEnv } from './config.mjs';
+import { ensurePostgres, ensurePostgresPerService, postgresPackagesNeeded, provisionPostgres } from './postgres.mjs';
+import { ensureRabbit, ensureRabbitCluster, provisionRabbit, rabbitPackagesNeeded } from './rabbitmq.mjs';
 import { aptInstall, withLock } from './system.mjs';
 import { StackError, activeChildren, color, fileMtime, log, run } from './util.mjs';
 
@@ -63,7 +63,7 @@ export async function migrate(prof, pg, amqp) {
     const file = entry(svc, 'migrate');
     if (!fs.existsSync(file))
       throw new StackError(`${path.relative(ROOT, file)} does not exist (did the build produce it?)`);
-    log(`migrating ${svc.name} (database ${prof.db}, schema ${svc.name}_svc)`);
+    log(`migrating ${svc.name} (database ${prof.db} on port ${pgOf(pg, svc).port}, schema ${svc.name}_svc)`);
     const child = spawn(process.execPath, [file], {
       cwd: ROOT,
       env: { ...process.env, ...serviceEnv(svc, prof, pg, amqp) },
@@ -79,22 +79,28 @@ export async function migrate(prof, pg, amqp) {
 
 /**
  * Install missing system packages, bring Postgres and RabbitMQ up (or reuse them) and
- * provision the given profiles. Under a lock, so parallel commands don't race each other.
- * Returns { pg, amqp } handles; their `startedHere` says what this invocation must stop.
+ * provision the given profiles. `layout` (config.mjs layoutFrom) picks one Postgres or one per
+ * service, one RabbitMQ node or the three-node cluster. Under a lock, so parallel commands
+ * don't race each other. Returns { pg, amqp } handles; their `startedHere` says what this
+ * invocation must stop.
  */
-export async function ensureInfra(profiles, onStarted = () => {}) {
+export async function ensureInfra(profiles, onStarted = () => {}, layout = DEFAULT_LAYOUT) {
   return withLock(async () => {
     await aptInstall([...postgresPackagesNeeded(), ...rabbitPackagesNeeded()]);
-    // Start both at once: RabbitMQ takes ~10 s to boot, Postgres ~1 s.
-    const [pgRes, amqpRes] = await Promise.allSettled([ensurePostgres(), ensureRabbit()]);
+    // Start both at once: RabbitMQ takes ~10 s to boot (a node), Postgres ~1 s.
+    const [pgRes, amqpRes] = await Promise.allSettled([
+      layout.dbPerService ? ensurePostgresPerService() : ensurePostgres(),
+      layout.brokerCluster ? ensureRabbitCluster() : ensureRabbit(),
+    ]);
     for (const r of [pgRes, amqpRes]) if (r.status === 'fulfilled') onStarted(r.value);
     for (const r of [pgRes, amqpRes]) if (r.status === 'rejected') throw r.reason;
     const pg = pgRes.value;
     const amqp = amqpRes.value;
+    const servers = pg.perService ? Object.values(pg.perService) : [pg];
     for (const prof of profiles) {
       log(`provisioning database ${prof.db} and vhost ${prof.vhost}${prof.recreate ? ' (recreated)' : ''}`);
       await Promise.all([
-        provisionPostgres(pg, prof.db, { recreate: prof.recreate }),
+        ...servers.map((server) => provisionPostgres(server, prof.db, { recreate: prof.recreate })),
         provisionRabbit(amqp, prof.vhost, { recreate: prof.recreate }),
       ]);
     }

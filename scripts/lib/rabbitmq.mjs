@@ -1,10 +1,20 @@
-// RabbitMQ: a private node under .local/rabbitmq (or the broker given by AMQP_ADMIN_URL +
-// RABBITMQ_MANAGEMENT_URL), and the idempotent provisioning of vhost, users and permissions.
+// RabbitMQ: private nodes (an instance from config.mjs: the single node under .local/rabbitmq,
+// or the three nodes of the broker cluster under .local/rabbitmq-cluster/node-<i>) or the broker
+// given by AMQP_ADMIN_URL + RABBITMQ_MANAGEMENT_URL, and the idempotent provisioning of vhost,
+// users and permissions.
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { RABBIT, RABBIT_ADMIN, SERVICES, amqpPassword, amqpUser, brokerPermissions } from './config.mjs';
+import {
+  RABBIT,
+  RABBIT_ADMIN,
+  RABBIT_CLUSTER,
+  SERVICES,
+  amqpPassword,
+  amqpUser,
+  brokerPermissions,
+} from './config.mjs';
 import { asUser, ensureTraversable, isRoot, osUser, ownedDir } from './system.mjs';
 import {
   StackError,
@@ -28,16 +38,18 @@ const serverBin = () =>
   fs.existsSync(`${BIN}/rabbitmq-server`) ? `${BIN}/rabbitmq-server` : '/usr/sbin/rabbitmq-server';
 const ctlBin = () => (fs.existsSync(`${BIN}/rabbitmqctl`) ? `${BIN}/rabbitmqctl` : '/usr/sbin/rabbitmqctl');
 
-const files = {
-  home: path.join(RABBIT.dir, 'home'), // HOME of the node and of rabbitmqctl: holds the private Erlang cookie
-  conf: path.join(RABBIT.dir, 'rabbitmq.conf'),
-  envConf: path.join(RABBIT.dir, 'rabbitmq-env.conf'),
-  plugins: path.join(RABBIT.dir, 'enabled_plugins'),
-  mnesia: path.join(RABBIT.dir, 'mnesia'),
-  logs: path.join(RABBIT.dir, 'log'),
-  pid: path.join(RABBIT.dir, 'rabbitmq.pid'),
-  out: path.join(RABBIT.dir, 'server.out'),
-};
+/** The files of a node, all under its folder. */
+const filesOf = (inst) => ({
+  home: path.join(inst.dir, 'home'), // HOME of the node and of rabbitmqctl: holds the Erlang cookie
+  conf: path.join(inst.dir, 'rabbitmq.conf'),
+  advanced: path.join(inst.dir, 'advanced.config'),
+  envConf: path.join(inst.dir, 'rabbitmq-env.conf'),
+  plugins: path.join(inst.dir, 'enabled_plugins'),
+  mnesia: path.join(inst.dir, 'mnesia'),
+  logs: path.join(inst.dir, 'log'),
+  pid: path.join(inst.dir, 'rabbitmq.pid'),
+  out: path.join(inst.dir, 'server.out'),
+});
 
 export function rabbitPackagesNeeded() {
   if (process.env.AMQP_ADMIN_URL) return [];
@@ -53,53 +65,76 @@ function rabbitUser() {
   return user;
 }
 
-// Everything that makes this node private: own name, ports, config, data, logs, cookie.
+// Everything that makes a node private: own name, ports, config, data, logs, cookie.
 // RABBITMQ_CONF_ENV_FILE / ADVANCED_CONFIG_FILE point at our files so /etc/rabbitmq is not read.
-const nodeEnv = () => ({
-  HOME: files.home,
-  RABBITMQ_NODENAME: RABBIT.nodename,
-  RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
-  RABBITMQ_NODE_PORT: String(RABBIT.amqpPort),
-  RABBITMQ_DIST_PORT: String(RABBIT.distPort),
-  RABBITMQ_CONFIG_FILE: files.conf,
-  RABBITMQ_ADVANCED_CONFIG_FILE: path.join(RABBIT.dir, 'advanced.config'),
-  RABBITMQ_CONF_ENV_FILE: files.envConf,
-  RABBITMQ_ENABLED_PLUGINS_FILE: files.plugins,
-  RABBITMQ_MNESIA_BASE: files.mnesia,
-  RABBITMQ_LOG_BASE: files.logs,
-  RABBITMQ_PID_FILE: files.pid,
-  // Keep Erlang distribution (CLI tools <-> node) on loopback too. ERL_EPMD_ADDRESS only
-  // applies if epmd is not running yet (it is shared with any other Erlang node on the box).
-  RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
-  ERL_EPMD_ADDRESS: '127.0.0.1',
-});
+function nodeEnv(inst) {
+  const files = filesOf(inst);
+  return {
+    HOME: files.home,
+    RABBITMQ_NODENAME: inst.nodename,
+    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+    RABBITMQ_NODE_PORT: String(inst.amqpPort),
+    RABBITMQ_DIST_PORT: String(inst.distPort),
+    RABBITMQ_CONFIG_FILE: files.conf,
+    RABBITMQ_ADVANCED_CONFIG_FILE: files.advanced,
+    RABBITMQ_CONF_ENV_FILE: files.envConf,
+    RABBITMQ_ENABLED_PLUGINS_FILE: files.plugins,
+    RABBITMQ_MNESIA_BASE: files.mnesia,
+    RABBITMQ_LOG_BASE: files.logs,
+    RABBITMQ_PID_FILE: files.pid,
+    // Keep Erlang distribution (CLI tools <-> node, node <-> node) on loopback too.
+    // ERL_EPMD_ADDRESS only applies if epmd is not running yet (it is shared with any other
+    // Erlang node on the box).
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
+    ERL_EPMD_ADDRESS: '127.0.0.1',
+  };
+}
 
-/** rabbitmqctl against our node, as the node's user (the cookie must match). Slow: ~1-2 s a call. */
-export function rabbitmqctl(args, opts = {}) {
-  return run(ctlBin(), ['-n', RABBIT.nodename, ...args], {
-    cwd: RABBIT.dir,
-    ...asUser(rabbitUser(), nodeEnv()),
+/** rabbitmqctl against a node, as the node's user (the cookie must match). Slow: ~1-2 s a call. */
+export function rabbitmqctl(args, opts = {}, inst = RABBIT) {
+  return run(ctlBin(), ['-n', inst.nodename, ...args], {
+    cwd: inst.dir,
+    ...asUser(rabbitUser(), nodeEnv(inst)),
     ...opts,
   });
 }
 
-function writeNodeFiles(user) {
-  ownedDir(RABBIT.dir, user, 0o750);
-  ensureTraversable(RABBIT.dir, user);
+/** Write `content` to `file` (mode 0400, owned by `user`) unless it already holds exactly that. */
+function writeSecret(file, content, user) {
+  try {
+    if (fs.readFileSync(file, 'utf8') === content) return;
+    fs.rmSync(file, { force: true });
+  } catch {}
+  fs.writeFileSync(file, content, { mode: 0o400 });
+  if (user) fs.chownSync(file, user.uid, user.gid);
+}
+
+/**
+ * The node's folder, cookie and config. A cluster node (`inst.cookie`) gets the cluster's
+ * shared cookie; nodes 2 and 3 are told to join node 1 on their first boot (classic_config
+ * peer discovery only runs on a blank node; after that a node rejoins its cluster by itself).
+ */
+function writeNodeFiles(inst, user) {
+  const files = filesOf(inst);
+  ownedDir(inst.dir, user, 0o750);
+  ensureTraversable(inst.dir, user);
   for (const d of [files.home, files.mnesia, files.logs]) ownedDir(d, user, 0o750);
-  const cookie = path.join(files.home, '.erlang.cookie');
-  if (!fs.existsSync(cookie)) {
-    fs.writeFileSync(cookie, crypto.randomBytes(15).toString('hex').toUpperCase(), { mode: 0o400 });
-    if (user) fs.chownSync(cookie, user.uid, user.gid);
-  }
+  const cookieFile = path.join(files.home, '.erlang.cookie');
+  const newCookie = () => crypto.randomBytes(15).toString('hex').toUpperCase();
+  if (inst.cookie) {
+    ownedDir(path.dirname(inst.cookie), user, 0o750);
+    if (!fs.existsSync(inst.cookie)) writeSecret(inst.cookie, newCookie(), user);
+    writeSecret(cookieFile, fs.readFileSync(inst.cookie, 'utf8'), user);
+  } else if (!fs.existsSync(cookieFile)) writeSecret(cookieFile, newCookie(), user);
+  const seed = inst.index > 1 ? RABBIT_CLUSTER[0].nodename : null;
   // Rewritten on each start so AMQP_PORT & co. take effect.
   fs.writeFileSync(
     files.conf,
     [
-      '# Written by scripts/stack.mjs for the private dev/test node. Development only.',
-      `listeners.tcp.default = 127.0.0.1:${RABBIT.amqpPort}`,
+      '# Written by scripts/stack.mjs for a private dev/test node. Development only.',
+      `listeners.tcp.default = 127.0.0.1:${inst.amqpPort}`,
       'management.tcp.ip = 127.0.0.1',
-      `management.tcp.port = ${RABBIT.managementPort}`,
+      `management.tcp.port = ${inst.managementPort}`,
       '# only loopback listeners anyway; lets every user log in over them',
       'loopback_users = none',
       '# bootstrap admin on first boot (saves slow rabbitmqctl calls); dev-only credentials',
@@ -108,6 +143,13 @@ function writeNodeFiles(user) {
       'default_user_tags.administrator = true',
       'log.console = false',
       'log.file.level = info',
+      ...(seed
+        ? [
+            '# first boot: join the cluster of node 1 (started and ready before this one)',
+            'cluster_formation.peer_discovery_backend = classic_config',
+            `cluster_formation.classic_config.nodes.1 = ${seed}`,
+          ]
+        : []),
       '',
     ].join('\n'),
   );
@@ -115,15 +157,19 @@ function writeNodeFiles(user) {
   fs.writeFileSync(files.plugins, '[rabbitmq_management].\n');
 }
 
-/** The beam pid from our pid file, if that process is alive and really is our node. */
-function localPid() {
+/** The beam pid from the node's pid file, if that process is alive and really is that node. */
+function localPid(inst) {
+  const files = filesOf(inst);
   const pid = readPidFile(files.pid);
   if (!pid || !pidAlive(pid)) return null;
   const cmd = pidCmdline(pid);
-  // Guard against a recycled pid: our VM's command line carries `-home <our home folder>`.
+  // Guard against a recycled pid: our VM's command line carries `-home <the node's home folder>`.
   if (cmd != null && !cmd.includes(files.home)) return null;
   return pid;
 }
+
+/** True if the node has data (it booted before, and so belongs to its cluster already). */
+const hasData = (inst) => fs.existsSync(path.join(filesOf(inst).mnesia, inst.nodename));
 
 function handle(fields) {
   const { protocol, host, port, mgmtBase, mgmtUser, mgmtPassword } = fields;
@@ -140,6 +186,45 @@ function handle(fields) {
   };
 }
 
+/** The handle of a private node (also used by `env`, which starts nothing). */
+export function localRabbitHandle(inst, startedHere = false) {
+  return handle({
+    external: false,
+    index: inst.index,
+    nodename: inst.nodename,
+    protocol: 'amqp:',
+    host: '127.0.0.1',
+    port: inst.amqpPort,
+    adminUser: RABBIT_ADMIN.user,
+    adminPassword: RABBIT_ADMIN.password,
+    mgmtBase: `http://127.0.0.1:${inst.managementPort}`,
+    mgmtUser: RABBIT_ADMIN.user,
+    mgmtPassword: RABBIT_ADMIN.password,
+    startedHere,
+    stop: () => stopLocalRabbit(inst),
+  });
+}
+
+/**
+ * The broker cluster as one handle: node 1's (admin URL, management API) plus `nodes`, every
+ * node's handle. It stops only the nodes started here, node 1 last.
+ */
+export function clusterHandle(nodes) {
+  return {
+    ...nodes[0],
+    nodes,
+    get startedHere() {
+      return nodes.some((n) => n.startedHere);
+    },
+    set startedHere(v) {
+      for (const n of nodes) n.startedHere = v;
+    },
+    stop: async () => {
+      for (const n of [...nodes].reverse()) if (n.startedHere) await n.stop();
+    },
+  };
+}
+
 async function managementStatus(h) {
   try {
     return (await h.api('GET', '/overview')).status;
@@ -149,18 +234,19 @@ async function managementStatus(h) {
 }
 
 /**
- * Wait until the node is ready: its management API answers and lists our AMQP listener.
+ * Wait until the node is ready: its management API answers and lists its AMQP listener.
  * We never probe the AMQP port with a test connect while the node boots (see portFree in
  * util.mjs: such a probe can occupy the very port the node is about to bind).
  */
-async function waitUntilReady(h, { hasExited = () => null, timeoutMs }) {
-  const logTail = () => `${tail(files.out, 15)}\n${tail(path.join(files.logs, `${RABBIT.nodename}.log`))}`;
+async function waitUntilReady(inst, h, { hasExited = () => null, timeoutMs }) {
+  const files = filesOf(inst);
+  const logTail = () => `${tail(files.out, 15)}\n${tail(path.join(files.logs, `${inst.nodename}.log`))}`;
   let restored = false;
   await waitFor(
-    'RabbitMQ to accept connections',
+    `RabbitMQ node ${inst.nodename} to accept connections`,
     async () => {
       const exited = hasExited();
-      if (exited) throw new StackError(`RabbitMQ exited during start (${exited})\n${logTail()}`);
+      if (exited) throw new StackError(`RabbitMQ ${inst.nodename} exited during start (${exited})\n${logTail()}`);
       let res;
       try {
         res = await h.api('GET', '/overview');
@@ -170,7 +256,7 @@ async function waitUntilReady(h, { hasExited = () => null, timeoutMs }) {
       if (res.status === 401 && !restored) {
         // Booted, but our admin user is gone (default_user only applies to a fresh node).
         restored = true;
-        await restoreAdmin();
+        await restoreAdmin(inst);
         return false;
       }
       return res.status === 200 && res.json?.listeners?.some((l) => l.protocol === 'amqp' && Number(l.port) === h.port);
@@ -179,28 +265,37 @@ async function waitUntilReady(h, { hasExited = () => null, timeoutMs }) {
   );
 }
 
-/** Make sure a broker is reachable; `startedHere` tells whether this invocation started it. */
-export async function ensureRabbit() {
+function externalRabbit() {
+  if (!process.env.RABBITMQ_MANAGEMENT_URL)
+    throw new StackError('AMQP_ADMIN_URL is set but RABBITMQ_MANAGEMENT_URL is not (http://user:pass@host:15672)');
+  const a = new URL(process.env.AMQP_ADMIN_URL);
+  const m = new URL(process.env.RABBITMQ_MANAGEMENT_URL);
+  const adminUser = decodeURIComponent(a.username);
+  const adminPassword = decodeURIComponent(a.password);
+  return handle({
+    external: true,
+    protocol: a.protocol,
+    host: a.hostname,
+    port: Number(a.port || (a.protocol === 'amqps:' ? 5671 : 5672)),
+    adminUser,
+    adminPassword,
+    mgmtBase: `${m.protocol}//${m.host}${m.pathname}`,
+    mgmtUser: m.username ? decodeURIComponent(m.username) : adminUser,
+    mgmtPassword: m.username ? decodeURIComponent(m.password) : adminPassword,
+    startedHere: false,
+    stop: async () => {},
+  });
+}
+
+/**
+ * Make sure a broker is reachable: the private node `inst` (default: the single node, or the
+ * broker given by AMQP_ADMIN_URL). `startedHere` tells whether this invocation started it.
+ */
+export async function ensureRabbit(inst = RABBIT) {
   if (process.env.AMQP_ADMIN_URL) {
-    if (!process.env.RABBITMQ_MANAGEMENT_URL)
-      throw new StackError('AMQP_ADMIN_URL is set but RABBITMQ_MANAGEMENT_URL is not (http://user:pass@host:15672)');
-    const a = new URL(process.env.AMQP_ADMIN_URL);
-    const m = new URL(process.env.RABBITMQ_MANAGEMENT_URL);
-    const adminUser = decodeURIComponent(a.username);
-    const adminPassword = decodeURIComponent(a.password);
-    const h = handle({
-      external: true,
-      protocol: a.protocol,
-      host: a.hostname,
-      port: Number(a.port || (a.protocol === 'amqps:' ? 5671 : 5672)),
-      adminUser,
-      adminPassword,
-      mgmtBase: `${m.protocol}//${m.host}${m.pathname}`,
-      mgmtUser: m.username ? decodeURIComponent(m.username) : adminUser,
-      mgmtPassword: m.username ? decodeURIComponent(m.password) : adminPassword,
-      startedHere: false,
-      stop: async () => {},
-    });
+    if (inst !== RABBIT)
+      throw new StackError('AMQP_ADMIN_URL gives one broker: it cannot be used with --broker-cluster');
+    const h = externalRabbit();
     const status = await managementStatus(h);
     if (status !== 200)
       throw new StackError(`RabbitMQ management API at RABBITMQ_MANAGEMENT_URL answered ${status || 'nothing'}`);
@@ -208,70 +303,108 @@ export async function ensureRabbit() {
     return h;
   }
 
-  const user = rabbitUser();
-  const local = (startedHere) =>
-    handle({
-      external: false,
-      protocol: 'amqp:',
-      host: '127.0.0.1',
-      port: RABBIT.amqpPort,
-      adminUser: RABBIT_ADMIN.user,
-      adminPassword: RABBIT_ADMIN.password,
-      mgmtBase: `http://127.0.0.1:${RABBIT.managementPort}`,
-      mgmtUser: RABBIT_ADMIN.user,
-      mgmtPassword: RABBIT_ADMIN.password,
-      startedHere,
-      stop: () => stopLocalRabbit(),
-    });
-
-  const pid = localPid();
+  const pid = localPid(inst);
   if (pid) {
-    const h = local(false);
+    const h = localRabbitHandle(inst, false);
     // Running (perhaps still booting, if another command just started it): wait for it.
-    await waitUntilReady(h, { timeoutMs: 60_000 });
-    log(`reusing RabbitMQ (pid ${pid}, AMQP port ${h.port})`);
+    await waitUntilReady(inst, h, { timeoutMs: 90_000 });
+    log(`reusing RabbitMQ node ${inst.nodename} (pid ${pid}, AMQP port ${h.port})`);
     return h;
   }
 
   for (const [what, port] of [
-    ['AMQP', RABBIT.amqpPort],
-    ['management', RABBIT.managementPort],
-    ['Erlang distribution', RABBIT.distPort],
+    ['AMQP', inst.amqpPort],
+    ['management', inst.managementPort],
+    ['Erlang distribution', inst.distPort],
   ])
     if (!(await portFree(port)))
       throw new StackError(
-        `RabbitMQ ${what} port ${port} is taken by another program; see the port variables in scripts/lib/config.mjs`,
+        `RabbitMQ ${what} port ${port} (${inst.nodename}) is taken by another program; see the port variables in scripts/lib/config.mjs`,
       );
 
-  writeNodeFiles(user);
+  const user = rabbitUser();
+  const files = filesOf(inst);
+  writeNodeFiles(inst, user);
   fs.rmSync(files.pid, { force: true });
-  log(
-    `starting RabbitMQ node ${RABBIT.nodename} on 127.0.0.1:${RABBIT.amqpPort} (management ${RABBIT.managementPort})`,
-  );
+  log(`starting RabbitMQ node ${inst.nodename} on 127.0.0.1:${inst.amqpPort} (management ${inst.managementPort})`);
   const out = fs.openSync(files.out, 'a');
   // detached + unref: the node lives on after `up` exits and ignores the terminal's Ctrl-C.
   const child = spawn(serverBin(), [], {
-    cwd: RABBIT.dir,
+    cwd: inst.dir,
     detached: true,
     stdio: ['ignore', out, out],
-    ...asUser(user, nodeEnv()),
+    ...asUser(user, nodeEnv(inst)),
   });
   fs.closeSync(out);
   let exited = null;
   child.on('exit', (code, signal) => (exited = signal ?? `exit ${code}`));
   child.unref();
 
-  const h = local(true);
+  const h = localRabbitHandle(inst, true);
   const started = Date.now();
-  await waitUntilReady(h, { hasExited: () => exited, timeoutMs: 90_000 });
-  log(`RabbitMQ up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  // A node that rejoins its cluster may wait for a peer's tables: allow for that.
+  await waitUntilReady(inst, h, { hasExited: () => exited, timeoutMs: 120_000 });
+  log(`RabbitMQ node ${inst.nodename} up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return h;
 }
 
+/** Wait until the management API of `h` lists every node in `names` as running. */
+export async function waitClusterRunning(h, names, timeoutMs = 60_000) {
+  await waitFor(
+    `RabbitMQ nodes ${names.join(', ')} to run in one cluster`,
+    async () => {
+      try {
+        const res = await h.api('GET', '/nodes');
+        return res.status === 200 && names.every((n) => res.json?.some((x) => x.name === n && x.running));
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs, intervalMs: 500 },
+  );
+}
+
+/**
+ * The broker cluster: three private nodes joined as one. Nodes that were clustered before (they
+ * have data) start at once and find each other again, whatever order they stopped in; blank
+ * nodes start after, one at a time: node 1 first, then each other node joins node 1.
+ */
+export async function ensureRabbitCluster() {
+  if (process.env.AMQP_ADMIN_URL)
+    throw new StackError('AMQP_ADMIN_URL gives one broker: it cannot be used with --broker-cluster');
+  const t0 = Date.now();
+  const handles = new Map();
+  const known = RABBIT_CLUSTER.filter((inst) => localPid(inst) || hasData(inst));
+  const results = await Promise.allSettled(known.map((inst) => ensureRabbit(inst)));
+  results.forEach((r, i) => r.status === 'fulfilled' && handles.set(known[i], r.value));
+  let failure = results.find((r) => r.status === 'rejected')?.reason;
+  for (const inst of RABBIT_CLUSTER.filter((n) => !known.includes(n))) {
+    if (failure) break;
+    try {
+      handles.set(inst, await ensureRabbit(inst));
+    } catch (err) {
+      failure = err;
+    }
+  }
+  const cluster = clusterHandle(RABBIT_CLUSTER.map((inst) => handles.get(inst)).filter(Boolean));
+  try {
+    if (failure) throw failure;
+    await waitClusterRunning(
+      cluster,
+      RABBIT_CLUSTER.map((n) => n.nodename),
+    );
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  log(`RabbitMQ cluster of ${RABBIT_CLUSTER.length} nodes ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return cluster;
+}
+
 /** The admin user comes from default_user on first boot; restore it if someone removed it. */
-async function restoreAdmin() {
-  warn('RabbitMQ admin user missing or changed; restoring it with rabbitmqctl');
-  const ctl = (args) => rabbitmqctl(args);
+async function restoreAdmin(inst) {
+  warn(`RabbitMQ admin user missing or changed on ${inst.nodename}; restoring it with rabbitmqctl`);
+  const ctl = (args) => rabbitmqctl(args, {}, inst);
   await ctl(['await_startup', '--timeout', '60']);
   const { out } = await ctl(['list_users', '-q']);
   if (!out.split('\n').some((l) => l.split(/\s/)[0] === RABBIT_ADMIN.user))
@@ -280,16 +413,19 @@ async function restoreAdmin() {
   await ctl(['set_user_tags', RABBIT_ADMIN.user, 'administrator']);
 }
 
-/** Stop our node by the pid in its pid file (the VM shuts down cleanly on SIGTERM). */
-export async function stopLocalRabbit() {
-  const pid = localPid();
+/** Stop a node by the pid in its pid file (the VM shuts down cleanly on SIGTERM). */
+export async function stopLocalRabbit(inst = RABBIT) {
+  const pid = localPid(inst);
   if (!pid) return false;
-  log(`stopping RabbitMQ (pid ${pid})`);
+  log(`stopping RabbitMQ node ${inst.nodename} (pid ${pid})`);
   process.kill(pid, 'SIGTERM');
-  if (!(await waitForExit(pid, 60_000))) warn('RabbitMQ did not stop within 60 s; killed it');
-  fs.rmSync(files.pid, { force: true });
+  if (!(await waitForExit(pid, 60_000))) warn(`RabbitMQ node ${inst.nodename} did not stop within 60 s; killed it`);
+  fs.rmSync(filesOf(inst).pid, { force: true });
   return true;
 }
+
+/** Is the node's process running (by its pid file)? */
+export const rabbitRunning = (inst) => localPid(inst) != null;
 
 async function must(h, method, p, body, okStatuses = [200, 201, 204]) {
   const res = await h.api(method, p, body);

@@ -67,15 +67,18 @@ class CoordinatorRunner extends Sweeper implements OnModuleInit {
     this.handlers.register('vote', (message) => this.coordinator.onVote(message));
     this.handlers.register('ack', (message) => this.coordinator.onAck(message));
     this.handlers.register('inquiry', (message) => this.coordinator.onInquiry(message));
+    // Both gauges are collected together on a scrape: one query serves them.
+    let inDoubt: ReturnType<Coordinator['inDoubt']> | undefined;
+    const readInDoubt = () => (inDoubt ??= this.coordinator.inDoubt().finally(() => (inDoubt = undefined)));
     this.metrics.gaugeOnScrape(
       'checkout_in_doubt_transactions',
       'Checkouts still collecting votes (undecided)',
-      async () => (await this.coordinator.inDoubt()).count,
+      async () => (await readInDoubt()).count,
     );
     this.metrics.gaugeOnScrape(
       'checkout_in_doubt_oldest_age_seconds',
       'Age of the oldest checkout still collecting votes (0 when none)',
-      async () => (await this.coordinator.inDoubt()).oldestAgeSeconds,
+      async () => (await readInDoubt()).oldestAgeSeconds,
     );
   }
 

@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { closeDb, snapshot } from '../support/db';
-import { HttpClient, ShopApi, type HttpResponse } from '../support/http';
+import { snapshot } from '../support/db';
+import { HttpClient, type HttpResponse } from '../support/http';
 import { SUITE_PREFIX } from '../support/ids';
 import { waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
-import { ADMIN_TOKEN, Services, startServices } from '../support/services';
+import { ADMIN_TOKEN } from '../support/services';
+import { useShop } from '../support/shop';
 
 /**
  * Bad input anywhere → a 4xx with a problem-style JSON body, never a 5xx, never a partial write.
@@ -23,20 +24,12 @@ const NEW_CUSTOMER = `${probe}-newc`;
 const VALID_ORDER = { customerId: CUSTOMER, items: [{ sku: SKU, quantity: 1 }] };
 const OTHERS = `${SUITE_PREFIX}%`;
 
-let stack: Services;
-let api: ShopApi;
+const shop = useShop();
 
 beforeAll(async () => {
-  stack = await startServices();
-  api = new ShopApi(stack);
-  await api.putProduct(SKU, 1500);
-  await api.putStock(SKU, 10);
-  await api.putAccount(CUSTOMER, 100_000);
-}, 90_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  await closeDb();
+  await shop.api.putProduct(SKU, 1500);
+  await shop.api.putStock(SKU, 10);
+  await shop.api.putAccount(CUSTOMER, 100_000);
 });
 
 /** Everything a request could have written, leaving out the other suites' rows. */
@@ -328,7 +321,7 @@ const authCases: Case[] = [
 ];
 
 function clientFor(service: Service): HttpClient {
-  return api[service];
+  return shop.api[service];
 }
 
 async function send(c: Case): Promise<HttpResponse> {
@@ -394,7 +387,7 @@ describe('bad input', () => {
 
   it('the valid order these cases were built from is accepted (so each case fails for its own defect)', async () => {
     const before = await writtenState();
-    const response = await api.placeOrder(VALID_ORDER);
+    const response = await shop.api.placeOrder(VALID_ORDER);
     expect(response.status).toBe(202);
     expect((await writtenState()).probeOrders).toHaveLength(before.probeOrders.length + 1);
     await waitUntilDecided([response.json.id], 20_000);

@@ -1,8 +1,9 @@
-import { closeDb, sql } from '../support/db';
-import { mapLimit, ShopApi } from '../support/http';
+import { sql } from '../support/db';
+import { mapLimit } from '../support/http';
 import { runIds } from '../support/ids';
 import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
-import { SERVICE_NAMES, Services, startServices } from '../support/services';
+import { SERVICE_NAMES } from '../support/services';
+import { useShop } from '../support/shop';
 
 /**
  * The checkout through the real services: one order placed over REST travels prepare → vote →
@@ -14,39 +15,28 @@ const ids = runIds('checkout');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DECIDE_MS = 20_000;
 
-let stack: Services;
-let api: ShopApi;
-
-beforeAll(async () => {
-  stack = await startServices();
-  api = new ShopApi(stack);
-}, 90_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  await closeDb();
-});
+const shop = useShop();
 
 /** A product with a price and (unless `stock` is null) a stock row. */
 async function product(name: string, unitPrice: number, stock: number | null): Promise<string> {
   const sku = ids.sku(name);
-  await api.putProduct(sku, unitPrice);
-  if (stock !== null) await api.putStock(sku, stock);
+  await shop.api.putProduct(sku, unitPrice);
+  if (stock !== null) await shop.api.putStock(sku, stock);
   return sku;
 }
 
 async function customer(name: string, balance: number | null): Promise<string> {
   const id = ids.customer(name);
-  if (balance !== null) await api.putAccount(id, balance);
+  if (balance !== null) await shop.api.putAccount(id, balance);
   return id;
 }
 
 /** Places an order that must be accepted, waits for its decision and for quiescence. */
 async function placeAndSettle(customerId: string, items: Array<{ sku: string; quantity: number }>) {
-  const placed = await api.placeAccepted(customerId, items);
+  const placed = await shop.api.placeAccepted(customerId, items);
   const decided = (await waitUntilDecided([placed.id], DECIDE_MS)).get(placed.id)!;
   await waitUntilQuiescent({ orderIds: [placed.id] }, DECIDE_MS);
-  const view = await api.getOrder(placed.id);
+  const view = await shop.api.getOrder(placed.id);
   expect(view.status).toBe(200);
   return { placed, decided, view: view.json };
 }
@@ -56,7 +46,7 @@ describe('checkout', () => {
     const sku = await product('happy', 1250, 10);
     const buyer = await customer('happy', 100_000);
 
-    const response = await api.placeOrder({ customerId: buyer, items: [{ sku, quantity: 3 }] });
+    const response = await shop.api.placeOrder({ customerId: buyer, items: [{ sku, quantity: 3 }] });
     expect(response.status).toBe(202);
     const order = response.json;
     expect(order).toMatchObject({
@@ -74,7 +64,7 @@ describe('checkout', () => {
     expect(decided).toMatchObject({ status: 'CONFIRMED' });
     await waitUntilQuiescent({ orderIds: [order.id] }, DECIDE_MS);
 
-    const view = await api.getOrder(order.id);
+    const view = await shop.api.getOrder(order.id);
     expect(view.status).toBe(200);
     expect(view.json).toMatchObject({
       id: order.id,
@@ -87,8 +77,8 @@ describe('checkout', () => {
     expect(view.json.reason ?? null).toBeNull();
     expect(Date.parse(view.json.decidedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(order.createdAt));
 
-    expect(await api.stock(sku)).toEqual({ sku, available: 7, reserved: 0, sold: 3 });
-    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 96_250, held: 0, captured: 3750 });
+    expect(await shop.api.stock(sku)).toEqual({ sku, available: 7, reserved: 0, sold: 3 });
+    expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 96_250, held: 0, captured: 3750 });
     await expectInvariants({ orderIds: [order.id] }, { quiescent: true });
   });
 
@@ -110,9 +100,9 @@ describe('checkout', () => {
       ]),
     );
     expect(view.items).toHaveLength(2);
-    expect(await api.stock(a)).toEqual({ sku: a, available: 1, reserved: 0, sold: 4 });
-    expect(await api.stock(b)).toEqual({ sku: b, available: 3, reserved: 0, sold: 2 });
-    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 4204, held: 0, captured: 5796 });
+    expect(await shop.api.stock(a)).toEqual({ sku: a, available: 1, reserved: 0, sold: 4 });
+    expect(await shop.api.stock(b)).toEqual({ sku: b, available: 3, reserved: 0, sold: 2 });
+    expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 4204, held: 0, captured: 5796 });
     await expectInvariants({ orderIds: [placed.id] }, { quiescent: true });
   });
 
@@ -121,8 +111,8 @@ describe('checkout', () => {
     const QTY = 10_000;
     const skus = Array.from({ length: 100 }, (_, i) => ids.sku(`max${String(i).padStart(3, '0')}`));
     await mapLimit(skus, 10, async (sku) => {
-      await api.putProduct(sku, PRICE);
-      await api.putStock(sku, QTY);
+      await shop.api.putProduct(sku, PRICE);
+      await shop.api.putStock(sku, QTY);
     });
     const total = skus.length * QTY * PRICE;
     expect(total).toBeLessThanOrEqual(Number.MAX_SAFE_INTEGER);
@@ -134,8 +124,8 @@ describe('checkout', () => {
     );
     expect(placed.total).toBe(total);
     expect(decided.status).toBe('CONFIRMED');
-    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 0, held: 0, captured: total });
-    expect(await api.stock(skus[99])).toEqual({ sku: skus[99], available: 0, reserved: 0, sold: QTY });
+    expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 0, held: 0, captured: total });
+    expect(await shop.api.stock(skus[99])).toEqual({ sku: skus[99], available: 0, reserved: 0, sold: QTY });
     await expectInvariants({ orderIds: [placed.id] }, { quiescent: true });
   });
 
@@ -144,7 +134,10 @@ describe('checkout', () => {
     const buyer = await customer('prefer', 5_000);
 
     const started = Date.now();
-    const response = await api.placeOrder({ customerId: buyer, items: [{ sku, quantity: 1 }] }, { waitSeconds: 5 });
+    const response = await shop.api.placeOrder(
+      { customerId: buyer, items: [{ sku, quantity: 1 }] },
+      { waitSeconds: 5 },
+    );
     const elapsed = Date.now() - started;
     expect(response.status).toBe(200);
     expect(response.json).toMatchObject({ customerId: buyer, status: 'CONFIRMED', total: 500 });
@@ -171,9 +164,9 @@ describe('checkout', () => {
     expect(decided).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
     expect(view).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
     // No partial reservation survives: the line that fitted was not kept either.
-    expect(await api.stock(plenty)).toEqual({ sku: plenty, available: 50, reserved: 0, sold: 0 });
-    expect(await api.stock(scarce)).toEqual({ sku: scarce, available: 2, reserved: 0, sold: 0 });
-    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
+    expect(await shop.api.stock(plenty)).toEqual({ sku: plenty, available: 50, reserved: 0, sold: 0 });
+    expect(await shop.api.stock(scarce)).toEqual({ sku: scarce, available: 2, reserved: 0, sold: 0 });
+    expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
     await expectInvariants({ orderIds: [view.id] }, { quiescent: true });
   });
 
@@ -188,9 +181,9 @@ describe('checkout', () => {
     ]);
     expect(decided).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_SKU' });
     expect(view).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_SKU' });
-    expect(await api.stock(known)).toEqual({ sku: known, available: 10, reserved: 0, sold: 0 });
-    expect((await api.inventory.get(`/stock/${unstocked}`)).status).toBe(404);
-    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
+    expect(await shop.api.stock(known)).toEqual({ sku: known, available: 10, reserved: 0, sold: 0 });
+    expect((await shop.api.inventory.get(`/stock/${unstocked}`)).status).toBe(404);
+    expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
     await expectInvariants({ orderIds: [view.id] }, { quiescent: true });
   });
 
@@ -201,8 +194,8 @@ describe('checkout', () => {
     const { decided, view } = await placeAndSettle(buyer, [{ sku, quantity: 1 }]);
     expect(decided).toMatchObject({ status: 'CANCELLED', reason: 'INSUFFICIENT_FUNDS' });
     expect(view).toMatchObject({ status: 'CANCELLED', reason: 'INSUFFICIENT_FUNDS', total: 1250 });
-    expect(await api.stock(sku)).toEqual({ sku, available: 10, reserved: 0, sold: 0 });
-    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 1249, held: 0, captured: 0 });
+    expect(await shop.api.stock(sku)).toEqual({ sku, available: 10, reserved: 0, sold: 0 });
+    expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 1249, held: 0, captured: 0 });
     await expectInvariants({ orderIds: [view.id] }, { quiescent: true });
   });
 
@@ -212,7 +205,7 @@ describe('checkout', () => {
 
     const { decided } = await placeAndSettle(buyer, [{ sku, quantity: 2 }]);
     expect(decided.status).toBe('CONFIRMED');
-    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 0, held: 0, captured: 2500 });
+    expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 0, held: 0, captured: 2500 });
   });
 
   it('cancels UNKNOWN_ACCOUNT for a customer without an account', async () => {
@@ -222,8 +215,8 @@ describe('checkout', () => {
     const { decided, view } = await placeAndSettle(stranger, [{ sku, quantity: 2 }]);
     expect(decided).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_ACCOUNT' });
     expect(view).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_ACCOUNT' });
-    expect(await api.stock(sku)).toEqual({ sku, available: 10, reserved: 0, sold: 0 });
-    expect((await api.payment.get(`/accounts/${stranger}`)).status).toBe(404);
+    expect(await shop.api.stock(sku)).toEqual({ sku, available: 10, reserved: 0, sold: 0 });
+    expect((await shop.api.payment.get(`/accounts/${stranger}`)).status).toBe(404);
     // The refusal did not create an account either.
     expect(await sql(`SELECT 1 FROM payment_svc.accounts WHERE customer_id = $1`, [stranger])).toHaveLength(0);
     await expectInvariants({ orderIds: [view.id] }, { quiescent: true });
@@ -232,11 +225,11 @@ describe('checkout', () => {
   it('a participant stopped with SIGTERM exits gracefully, and after a restart checkouts go on', async () => {
     const sku = await product('restart', 400, 10);
     const buyer = await customer('restart', 10_000);
-    const { graceful } = await stack.inventory.stop();
+    const { graceful } = await shop.stack.inventory.stop();
     expect(graceful).toBe(true);
     // Nest re-raises the signal after closing; either way it ended on its own, not by SIGKILL.
-    expect(stack.inventory.lastExit?.signal === 'SIGTERM' || stack.inventory.lastExit?.code === 0).toBe(true);
-    await stack.start('inventory');
+    expect(shop.stack.inventory.lastExit?.signal === 'SIGTERM' || shop.stack.inventory.lastExit?.code === 0).toBe(true);
+    await shop.stack.start('inventory');
     const { decided } = await placeAndSettle(buyer, [{ sku, quantity: 1 }]);
     expect(decided.status).toBe('CONFIRMED');
   });
@@ -246,7 +239,7 @@ describe('checkout', () => {
     const total = async (metric: string) => {
       let sum = 0;
       for (const service of SERVICE_NAMES) {
-        const text = await (await fetch(`${stack.url(service)}/metrics`)).text();
+        const text = await (await fetch(`${shop.stack.url(service)}/metrics`)).text();
         for (const line of text.split('\n')) if (line.startsWith(`${metric}{`)) sum += Number(line.split(' ').pop());
       }
       return sum;

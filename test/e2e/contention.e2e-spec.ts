@@ -1,8 +1,7 @@
-import { closeDb } from '../support/db';
-import { mapLimit, ShopApi } from '../support/http';
+import { mapLimit } from '../support/http';
 import { runIds } from '../support/ids';
 import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
-import { Services, startServices } from '../support/services';
+import { useShop } from '../support/shop';
 
 /**
  * Many concurrent orders competing for one scarce resource. The participants' conditional
@@ -16,19 +15,8 @@ const IN_FLIGHT = 50;
 const DECIDE_MS = 90_000;
 const TEST_MS = 180_000;
 
-let stack: Services;
-let api: ShopApi;
-
-beforeAll(async () => {
-  // A generous prepare deadline: this suite is about who wins, not about how fast a busy 2-core box is.
-  stack = await startServices({ env: { all: { PREPARE_TIMEOUT_MS: '60000' } } });
-  api = new ShopApi(stack);
-}, 90_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  await closeDb();
-});
+// A generous prepare deadline: this suite is about who wins, not about how fast a busy 2-core box is.
+const shop = useShop({ env: { all: { PREPARE_TIMEOUT_MS: '60000' } } });
 
 interface Placed {
   id: string;
@@ -39,7 +27,7 @@ interface Placed {
 async function placeAll(orders: Array<{ customerId: string; sku: string }>): Promise<Placed[]> {
   const statuses = new Map<number, number>();
   const placed = await mapLimit(orders, IN_FLIGHT, async ({ customerId, sku }) => {
-    const response = await api.placeOrder({ customerId, items: [{ sku, quantity: 1 }] });
+    const response = await shop.api.placeOrder({ customerId, items: [{ sku, quantity: 1 }] });
     statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
     if (response.status !== 202) throw new Error(`POST /orders answered ${response.status}: ${response.text}`);
     return { id: response.json.id, customerId };
@@ -67,11 +55,11 @@ describe('contention', () => {
       const PER_CUSTOMER = 10;
       const PRICE = 500;
       const sku = ids.sku('scarce');
-      await api.putProduct(sku, PRICE);
-      await api.putStock(sku, STOCK);
+      await shop.api.putProduct(sku, PRICE);
+      await shop.api.putStock(sku, STOCK);
       const customers = Array.from({ length: CUSTOMERS }, (_, i) => ids.customer(`buyer${i}`));
       // Enough for every one of their orders, so money never decides.
-      await mapLimit(customers, 10, (c) => api.putAccount(c, PER_CUSTOMER * PRICE));
+      await mapLimit(customers, 10, (c) => shop.api.putAccount(c, PER_CUSTOMER * PRICE));
 
       const orders = customers.flatMap((customerId) =>
         Array.from({ length: PER_CUSTOMER }, () => ({ customerId, sku })),
@@ -94,14 +82,14 @@ describe('contention', () => {
       await waitUntilQuiescent({ orderIds, skus: [sku], customerIds: customers }, DECIDE_MS);
       console.log(`stock contention: quiescent (all acknowledged) after ${Date.now() - t0} ms`);
 
-      expect(await api.stock(sku)).toEqual({ sku, available: 0, reserved: 0, sold: STOCK });
+      expect(await shop.api.stock(sku)).toEqual({ sku, available: 0, reserved: 0, sold: STOCK });
       // Each customer paid exactly for their confirmed orders; the rest of the money is back.
       for (const customerId of customers) {
         const confirmed = placed.filter(
           (p) => p.customerId === customerId && decided.get(p.id)?.status === 'CONFIRMED',
         );
         const captured = confirmed.length * PRICE;
-        expect(await api.account(customerId)).toEqual({
+        expect(await shop.api.account(customerId)).toEqual({
           customerId,
           balance: PER_CUSTOMER * PRICE - captured,
           held: 0,
@@ -121,9 +109,9 @@ describe('contention', () => {
       const PRICE = 700;
       const sku = ids.sku('plenty');
       const customerId = ids.customer('spender');
-      await api.putProduct(sku, PRICE);
-      await api.putStock(sku, 1000);
-      await api.putAccount(customerId, AFFORDABLE * PRICE);
+      await shop.api.putProduct(sku, PRICE);
+      await shop.api.putStock(sku, 1000);
+      await shop.api.putAccount(customerId, AFFORDABLE * PRICE);
 
       const t0 = Date.now();
       const placed = await placeAll(Array.from({ length: ORDERS }, () => ({ customerId, sku })));
@@ -140,13 +128,13 @@ describe('contention', () => {
 
       const orderIds = placed.map((p) => p.id);
       await waitUntilQuiescent({ orderIds, skus: [sku], customerIds: [customerId] }, DECIDE_MS);
-      expect(await api.account(customerId)).toEqual({
+      expect(await shop.api.account(customerId)).toEqual({
         customerId,
         balance: 0,
         held: 0,
         captured: AFFORDABLE * PRICE,
       });
-      expect(await api.stock(sku)).toEqual({ sku, available: 1000 - AFFORDABLE, reserved: 0, sold: AFFORDABLE });
+      expect(await shop.api.stock(sku)).toEqual({ sku, available: 1000 - AFFORDABLE, reserved: 0, sold: AFFORDABLE });
       await expectInvariants({ orderIds, skus: [sku], customerIds: [customerId] }, { quiescent: true });
     },
     TEST_MS,

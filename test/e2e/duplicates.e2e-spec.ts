@@ -14,12 +14,11 @@ import {
   waitUntilDelivered,
   type OutboxRow,
 } from '../support/broker';
-import { closeDb, snapshot, sql } from '../support/db';
+import { snapshot, sql } from '../support/db';
 import { eventually } from '../support/eventually';
-import { ShopApi } from '../support/http';
 import { runIds } from '../support/ids';
 import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
-import { Services, startServices } from '../support/services';
+import { useShop } from '../support/shop';
 
 /**
  * Exactly-once effects: every message of a finished checkout, replayed through the broker — once
@@ -38,18 +37,7 @@ const IDLE_MS = 90_000;
 const REPLAY_TEST_MS = 150_000;
 const MAIN_QUEUES = queuesOf().map((t) => t.queue);
 
-let stack: Services;
-let api: ShopApi;
-
-beforeAll(async () => {
-  stack = await startServices();
-  api = new ShopApi(stack);
-}, 90_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  await closeDb();
-});
+const shop = useShop();
 
 /** Everything the three services recorded about these transactions, SKUs and customers, in one snapshot. */
 function stateOf(transactionIds: string[], skus: string[], customerIds: string[]) {
@@ -118,7 +106,7 @@ function perQueue(messages: readonly CheckoutMessage[]): Record<string, number> 
 
 /** Places an order and waits until it is decided, acknowledged and every message handled. */
 async function finishedOrder(customerId: string, items: Array<{ sku: string; quantity: number }>) {
-  const order = await api.placeAccepted(customerId, items);
+  const order = await shop.api.placeAccepted(customerId, items);
   const decided = (await waitUntilDecided([order.id], DECIDE_MS)).get(order.id)!;
   await waitUntilQuiescent({ orderIds: [order.id] }, DECIDE_MS);
   await waitUntilDelivered([order.id], DECIDE_MS);
@@ -189,9 +177,9 @@ describe('duplicates and reordering', () => {
     async () => {
       const sku = ids.sku('confirmed');
       const buyer = ids.customer('confirmed');
-      await api.putProduct(sku, 1000);
-      await api.putStock(sku, 10);
-      await api.putAccount(buyer, 50_000);
+      await shop.api.putProduct(sku, 1000);
+      await shop.api.putStock(sku, 10);
+      await shop.api.putAccount(buyer, 50_000);
       const { order, decided } = await finishedOrder(buyer, [{ sku, quantity: 2 }]);
       expect(decided.status).toBe('CONFIRMED');
 
@@ -231,9 +219,9 @@ describe('duplicates and reordering', () => {
         })
         .sort(byKey);
       expect(answers).toEqual(expected);
-      expect(await api.stock(sku)).toEqual({ sku, available: 8, reserved: 0, sold: 2 });
-      expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 48_000, held: 0, captured: 2000 });
-      expect((await api.getOrder(order.id)).json).toMatchObject({ id: order.id, status: 'CONFIRMED' });
+      expect(await shop.api.stock(sku)).toEqual({ sku, available: 8, reserved: 0, sold: 2 });
+      expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 48_000, held: 0, captured: 2000 });
+      expect((await shop.api.getOrder(order.id)).json).toMatchObject({ id: order.id, status: 'CONFIRMED' });
     },
     REPLAY_TEST_MS,
   );
@@ -243,9 +231,9 @@ describe('duplicates and reordering', () => {
     async () => {
       const sku = ids.sku('cancelled');
       const buyer = ids.customer('cancelled');
-      await api.putProduct(sku, 1000);
-      await api.putStock(sku, 1);
-      await api.putAccount(buyer, 50_000);
+      await shop.api.putProduct(sku, 1000);
+      await shop.api.putStock(sku, 1);
+      await shop.api.putAccount(buyer, 50_000);
       const { order, decided } = await finishedOrder(buyer, [{ sku, quantity: 2 }]);
       expect(decided).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
 
@@ -264,9 +252,9 @@ describe('duplicates and reordering', () => {
       for (const ack of caused.filter((row) => row.type === 'ack')) {
         expect(ack.body.payload).toEqual({ outcome: 'abort' });
       }
-      expect(await api.stock(sku)).toEqual({ sku, available: 1, reserved: 0, sold: 0 });
-      expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 50_000, held: 0, captured: 0 });
-      expect((await api.getOrder(order.id)).json).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
+      expect(await shop.api.stock(sku)).toEqual({ sku, available: 1, reserved: 0, sold: 0 });
+      expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 50_000, held: 0, captured: 0 });
+      expect((await shop.api.getOrder(order.id)).json).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
     },
     REPLAY_TEST_MS,
   );
@@ -274,9 +262,9 @@ describe('duplicates and reordering', () => {
   it('an abort that overtakes its prepare leaves a tombstone; the late prepare votes ALREADY_ABORTED and holds nothing', async () => {
     const sku = ids.sku('tombstone');
     const buyer = ids.customer('tombstone');
-    await api.putProduct(sku, 1000);
-    await api.putStock(sku, 5);
-    await api.putAccount(buyer, 10_000);
+    await shop.api.putProduct(sku, 1000);
+    await shop.api.putStock(sku, 5);
+    await shop.api.putAccount(buyer, 10_000);
     const transactionId = randomUUID();
     const participants = ['inventory', 'payment'] as const;
 
@@ -355,17 +343,17 @@ describe('duplicates and reordering', () => {
     expect(after.holds).toEqual([]);
     expect(after.orders).toEqual([]);
     expect(after.coordinator).toEqual([]);
-    expect(await api.stock(sku)).toEqual({ sku, available: 5, reserved: 0, sold: 0 });
-    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
+    expect(await shop.api.stock(sku)).toEqual({ sku, available: 5, reserved: 0, sold: 0 });
+    expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
     await expectInvariants({ orderIds: [transactionId], skus: [sku], customerIds: [buyer] }, { quiescent: true });
   });
 
   it('a prepare for a transaction the coordinator never heard of is presumed aborted and released', async () => {
     const sku = ids.sku('presumed');
     const buyer = ids.customer('presumed');
-    await api.putProduct(sku, 1000);
-    await api.putStock(sku, 5);
-    await api.putAccount(buyer, 10_000);
+    await shop.api.putProduct(sku, 1000);
+    await shop.api.putStock(sku, 5);
+    await shop.api.putAccount(buyer, 10_000);
     const transactionId = randomUUID();
     const deadline = new Date(Date.now() + 60_000).toISOString();
 
@@ -415,8 +403,8 @@ describe('duplicates and reordering', () => {
     expect(state.inventory).toMatchObject([{ state: 'ABORTED' }]);
     expect(state.payment).toMatchObject([{ state: 'ABORTED' }]);
     expect(state.orders).toEqual([]);
-    expect(await api.stock(sku)).toEqual({ sku, available: 5, reserved: 0, sold: 0 });
-    expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
+    expect(await shop.api.stock(sku)).toEqual({ sku, available: 5, reserved: 0, sold: 0 });
+    expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
     await expectInvariants({ orderIds: [transactionId], skus: [sku], customerIds: [buyer] }, { quiescent: true });
   });
 });

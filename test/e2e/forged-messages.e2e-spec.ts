@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createMessage, Decision, Prepare, Vote } from '@shop/contracts';
 import { asRaw, inInbox, outboxOf, publishAs, takeDeadLetters } from '../support/broker';
-import { closeDb, sql } from '../support/db';
-import { ShopApi } from '../support/http';
+import { sql } from '../support/db';
 import { runIds } from '../support/ids';
-import { Services, startServices } from '../support/services';
+import { useShop } from '../support/shop';
 
 /**
  * Two layers keep forged messages out. The broker's topic permissions let each service user
@@ -21,24 +20,17 @@ const REFUSED_BY_BROKER = /ACCESS_REFUSED|access to topic/i;
 const ids = runIds('forged');
 const WAIT_MS = 20_000;
 
-let stack: Services;
-let api: ShopApi;
 let sku: string;
 let buyer: string;
 
+const shop = useShop();
+
 beforeAll(async () => {
-  stack = await startServices();
-  api = new ShopApi(stack);
   sku = ids.sku('item');
   buyer = ids.customer('buyer');
-  await api.putProduct(sku, 1000);
-  await api.putStock(sku, 5);
-  await api.putAccount(buyer, 10_000);
-}, 90_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  await closeDb();
+  await shop.api.putProduct(sku, 1000);
+  await shop.api.putStock(sku, 5);
+  await shop.api.putAccount(buyer, 10_000);
 });
 
 const deadline = () => new Date(Date.now() + 60_000).toISOString();
@@ -54,8 +46,8 @@ async function participantRows(transactionId: string) {
 async function expectUntouched(transactionId: string) {
   expect(await participantRows(transactionId)).toEqual([]);
   expect(await outboxOf(transactionId)).toEqual([]);
-  expect(await api.stock(sku)).toEqual({ sku, available: 5, reserved: 0, sold: 0 });
-  expect(await api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
+  expect(await shop.api.stock(sku)).toEqual({ sku, available: 5, reserved: 0, sold: 0 });
+  expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });
 }
 
 describe('forged messages', () => {

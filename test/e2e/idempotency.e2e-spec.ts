@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { outboxOf } from '../support/broker';
-import { closeDb, sql } from '../support/db';
-import { ShopApi } from '../support/http';
+import { sql } from '../support/db';
 import { runIds } from '../support/ids';
 import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
-import { Services, startServices } from '../support/services';
+import { useShop } from '../support/shop';
 
 /**
  * Idempotency-Key: a client retrying POST /orders (even many times at once) gets one order, and
@@ -14,24 +13,17 @@ import { Services, startServices } from '../support/services';
 const ids = runIds('idem');
 const DECIDE_MS = 20_000;
 
-let stack: Services;
-let api: ShopApi;
 let sku: string;
 let buyer: string;
 
+const shop = useShop();
+
 beforeAll(async () => {
-  stack = await startServices();
-  api = new ShopApi(stack);
   sku = ids.sku('item');
   buyer = ids.customer('buyer');
-  await api.putProduct(sku, 900);
-  await api.putStock(sku, 100);
-  await api.putAccount(buyer, 1_000_000);
-}, 90_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  await closeDb();
+  await shop.api.putProduct(sku, 900);
+  await shop.api.putStock(sku, 100);
+  await shop.api.putAccount(buyer, 1_000_000);
 });
 
 async function ordersWithKey(key: string) {
@@ -52,10 +44,10 @@ describe('idempotency', () => {
   it('20 concurrent POSTs with one key create exactly one order, and all answer with its id', async () => {
     const key = `idem-${randomUUID()}`;
     const body = { customerId: buyer, items: [{ sku, quantity: 2 }] };
-    const before = await api.stock(sku);
+    const before = await shop.api.stock(sku);
 
     const responses = await Promise.all(
-      Array.from({ length: 20 }, () => api.placeOrder(body, { idempotencyKey: key })),
+      Array.from({ length: 20 }, () => shop.api.placeOrder(body, { idempotencyKey: key })),
     );
 
     for (const r of responses) expect([200, 202]).toContain(r.status);
@@ -80,10 +72,10 @@ describe('idempotency', () => {
     expect((await waitUntilDecided([orderId], DECIDE_MS)).get(orderId)?.status).toBe('CONFIRMED');
     await waitUntilQuiescent({ orderIds: [orderId] }, DECIDE_MS);
     // Only one order's worth of stock and money moved.
-    expect(await api.stock(sku)).toEqual({ ...before, available: before.available - 2, sold: before.sold + 2 });
+    expect(await shop.api.stock(sku)).toEqual({ ...before, available: before.available - 2, sold: before.sold + 2 });
 
     // A replay after the decision answers 200 with the decided order.
-    const late = await api.placeOrder(body, { idempotencyKey: key });
+    const late = await shop.api.placeOrder(body, { idempotencyKey: key });
     expect(late.status).toBe(200);
     expect(late.headers.get('idempotent-replayed')).toBe('true');
     expect(late.json).toMatchObject({ id: orderId, status: 'CONFIRMED' });
@@ -94,7 +86,7 @@ describe('idempotency', () => {
   it('the same key with a different body is refused with 422 and writes nothing', async () => {
     const key = `idem-${randomUUID()}`;
     const original = { customerId: buyer, items: [{ sku, quantity: 1 }] };
-    const first = await api.placeOrder(original, { idempotencyKey: key });
+    const first = await shop.api.placeOrder(original, { idempotencyKey: key });
     expect(first.status).toBe(202);
     const orderId = first.json.id;
     await waitUntilDecided([orderId], DECIDE_MS);
@@ -114,7 +106,7 @@ describe('idempotency', () => {
       },
     ];
     for (const variant of variants) {
-      const response = await api.placeOrder(variant, { idempotencyKey: key });
+      const response = await shop.api.placeOrder(variant, { idempotencyKey: key });
       expect({ variant, status: response.status }).toEqual({ variant, status: 422 });
       expect(response.isJson).toBe(true);
       expect(response.json).toMatchObject({ status: 422, title: expect.any(String) });
@@ -126,20 +118,20 @@ describe('idempotency', () => {
     expect((await outboxOf(orderId)).map((m) => m.messageId)).toEqual(outboxBefore.map((m) => m.messageId));
 
     // The original request still replays.
-    const replay = await api.placeOrder(original, { idempotencyKey: key });
+    const replay = await shop.api.placeOrder(original, { idempotencyKey: key });
     expect(replay.status).toBe(200);
     expect(replay.json.id).toBe(orderId);
   });
 
   it('a key whose request was refused (422, nothing stored) is still free for the corrected request', async () => {
     const key = `idem-${randomUUID()}`;
-    const refused = await api.placeOrder(
+    const refused = await shop.api.placeOrder(
       { customerId: buyer, items: [{ sku: ids.sku('unpriced'), quantity: 1 }] },
       { idempotencyKey: key },
     );
     expect(refused.status).toBe(422);
     expect(await ordersWithKey(key)).toEqual([]);
-    const accepted = await api.placeOrder(
+    const accepted = await shop.api.placeOrder(
       { customerId: buyer, items: [{ sku, quantity: 1 }] },
       { idempotencyKey: key },
     );
@@ -152,8 +144,8 @@ describe('idempotency', () => {
 
   it('different keys with the same body are different orders (the key deduplicates, not the body)', async () => {
     const body = { customerId: buyer, items: [{ sku, quantity: 1 }] };
-    const a = await api.placeOrder(body, { idempotencyKey: `idem-${randomUUID()}` });
-    const b = await api.placeOrder(body, { idempotencyKey: `idem-${randomUUID()}` });
+    const a = await shop.api.placeOrder(body, { idempotencyKey: `idem-${randomUUID()}` });
+    const b = await shop.api.placeOrder(body, { idempotencyKey: `idem-${randomUUID()}` });
     expect([a.status, b.status]).toEqual([202, 202]);
     expect(a.json.id).not.toBe(b.json.id);
     expect(a.headers.get('idempotent-replayed')).toBeNull();

@@ -303,7 +303,9 @@ export async function federate(pg, db) {
       `CREATE SERVER ${server} FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host ${lit(h.host)}, port ${lit(String(h.port))}, dbname ${lit(db)});`,
       `CREATE USER MAPPING FOR ${q(PG_SUPERUSER.user)} SERVER ${server} OPTIONS (user ${lit(PG_SUPERUSER.user)}, password ${lit(PG_SUPERUSER.password)});`,
       `CREATE SCHEMA ${schema};`,
-      `IMPORT FOREIGN SCHEMA ${schema} FROM SERVER ${server} INTO ${schema} OPTIONS (import_default 'true');`,
+      // Column defaults too (inserts that rely on them work), except TypeORM's migrations
+      // table, whose serial default names a sequence that exists only on the service's server.
+      `IMPORT FOREIGN SCHEMA ${schema} EXCEPT (migrations) FROM SERVER ${server} INTO ${schema} OPTIONS (import_default 'true');`,
     );
   }
   await psql(home.adminUrlFor(fed), sql.join('\n'));

@@ -72,7 +72,10 @@ export class ServiceMetrics {
     });
   }
 
-  /** A gauge read on every scrape (e.g. from the database); left out of a scrape when reading fails. */
+  /**
+   * A gauge read on every scrape (e.g. from the database). When reading fails it reports NaN
+   * (unknown), never a reassuring 0: an alert on it must not go quiet because the database is down.
+   */
   gaugeOnScrape(name: string, help: string, read: () => Promise<number>): void {
     new Gauge({
       name,
@@ -82,7 +85,7 @@ export class ServiceMetrics {
         try {
           this.set(await read());
         } catch {
-          this.reset();
+          this.set(Number.NaN);
         }
       },
     });

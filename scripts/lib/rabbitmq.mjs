@@ -365,25 +365,39 @@ export async function waitClusterRunning(h, names, timeoutMs = 60_000) {
 }
 
 /**
- * The broker cluster: three private nodes joined as one. Nodes that were clustered before (they
- * have data) start at once and find each other again, whatever order they stopped in; blank
- * nodes start after, one at a time: node 1 first, then each other node joins node 1.
+ * True if the node was the last of its cluster to stop (RabbitMQ records the nodes that ran
+ * when it shut down): it boots without waiting for its peers' tables, so it goes first.
+ */
+function stoppedLast(inst) {
+  try {
+    const file = path.join(filesOf(inst).mnesia, inst.nodename, 'nodes_running_at_shutdown');
+    const names = fs.readFileSync(file, 'utf8').match(/'[^']+'|[\w.-]+@[\w.-]+/g) ?? [];
+    return names.length > 0 && names.every((n) => n.replaceAll("'", '') === inst.nodename);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The broker cluster: three private nodes joined as one. One node at a time (RabbitMQ 3.10
+ * fails a boot whose feature flags it syncs with a peer that is still booting itself): running
+ * nodes are reused, then the node that stopped last (it needs no peer to boot), then the others
+ * in order. A node that has data rejoins its cluster by itself; a blank node 2 or 3 joins node 1.
  */
 export async function ensureRabbitCluster() {
   if (process.env.AMQP_ADMIN_URL)
     throw new StackError('AMQP_ADMIN_URL gives one broker: it cannot be used with --broker-cluster');
   const t0 = Date.now();
+  const rank = (inst) => (localPid(inst) ? 0 : hasData(inst) && stoppedLast(inst) ? 1 : 2);
+  const order = [...RABBIT_CLUSTER].sort((a, b) => rank(a) - rank(b) || a.index - b.index);
   const handles = new Map();
-  const known = RABBIT_CLUSTER.filter((inst) => localPid(inst) || hasData(inst));
-  const results = await Promise.allSettled(known.map((inst) => ensureRabbit(inst)));
-  results.forEach((r, i) => r.status === 'fulfilled' && handles.set(known[i], r.value));
-  let failure = results.find((r) => r.status === 'rejected')?.reason;
-  for (const inst of RABBIT_CLUSTER.filter((n) => !known.includes(n))) {
-    if (failure) break;
+  let failure;
+  for (const inst of order) {
     try {
       handles.set(inst, await ensureRabbit(inst));
     } catch (err) {
       failure = err;
+      break;
     }
   }
   const cluster = clusterHandle(RABBIT_CLUSTER.map((inst) => handles.get(inst)).filter(Boolean));

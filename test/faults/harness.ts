@@ -26,12 +26,14 @@ export function seededRandom(seed: number): () => number {
 
 export const SEED = Number(process.env.FAULT_SEED ?? Date.now() % 1_000_000);
 
+/** Runs a command of the project's own stack script (which alone knows how to start and stop its servers). */
+export async function stackCommand(...args: string[]): Promise<void> {
+  await run(process.execPath, [path.join(ROOT, 'scripts', 'stack.mjs'), ...args], { cwd: ROOT, timeout: 120_000 });
+}
+
 /** Restarts the private Postgres or RabbitMQ through the project's own script. */
 export async function restartServer(what: 'postgres' | 'rabbitmq'): Promise<void> {
-  await run(process.execPath, [path.join(ROOT, 'scripts', 'stack.mjs'), 'restart', what], {
-    cwd: ROOT,
-    timeout: 120_000,
-  });
+  await stackCommand('restart', what);
 }
 
 /** Closes every service connection on the broker (as a network cut would); returns how many. */
@@ -90,14 +92,25 @@ export interface LoadResult {
 export async function placeOrders(
   api: () => ShopApi,
   catalog: Catalog,
-  { count, concurrency, random }: { count: number; concurrency: number; random: () => number },
+  {
+    count,
+    concurrency,
+    random,
+    until = () => true,
+  }: {
+    count: number;
+    concurrency: number;
+    random: () => number;
+    /** Keeps placing orders past `count` until this says so (e.g. until the faults are over). */
+    until?: () => boolean;
+  },
 ): Promise<LoadResult> {
   const orderIds: string[] = [];
   let retries = 0;
   let next = 0;
   const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)];
   const worker = async () => {
-    while (next < count) {
+    while (next < count || !until()) {
       next += 1;
       const sku = pick(catalog.skus);
       const body = { customerId: pick(catalog.customers), items: [{ sku, quantity: 1 + Math.floor(random() * 2) }] };

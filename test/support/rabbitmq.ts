@@ -30,9 +30,16 @@ export async function drainQueue(channel: amqp.Channel, queue: string): Promise<
   }
 }
 
-/** Calls the management HTTP API (used to close connections and inspect the broker). */
-export async function management(path: string, init: RequestInit = {}): Promise<Response> {
-  const base = new URL(testEnv.managementUrl);
+/**
+ * Calls the management HTTP API (used to close connections and inspect the broker); `via` picks
+ * the node of a cluster whose API answers (any node sees the whole cluster).
+ */
+export async function management(
+  path: string,
+  init: RequestInit = {},
+  via: string = testEnv.managementUrl,
+): Promise<Response> {
+  const base = new URL(via);
   const auth = Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString(
     'base64',
   );

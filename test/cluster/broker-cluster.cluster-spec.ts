@@ -1,0 +1,201 @@
+import { randomUUID } from 'node:crypto';
+import { SERVICE_NAMES } from '@shop/contracts';
+import { topologyFor } from '@shop/messaging';
+import { closeDb } from '../support/db';
+import { testEnv, type RabbitNode } from '../support/env';
+import { eventually } from '../support/eventually';
+import { ShopApi } from '../support/http';
+import { waitUntilDecided } from '../support/invariants';
+import { adminChannel, management } from '../support/rabbitmq';
+import { Services, startServices } from '../support/services';
+import {
+  type Catalog,
+  placeOrders,
+  type ScenarioReport,
+  seedCatalog,
+  seededRandom,
+  SEED,
+  settle,
+  stackCommand,
+} from '../faults/harness';
+
+/**
+ * A three-node RabbitMQ cluster (and a database server per service) under checkout load: the
+ * node the services are connected to is stopped, then brought back, then the node they moved to
+ * is stopped and brought back. The services must fail over to a live node, the quorum queues
+ * must keep every message (a majority of their members stays up), every order must be decided,
+ * the system must come to rest and every invariant hold. Runs in the `cluster` phase of `npm test`.
+ */
+jest.setTimeout(300_000);
+
+const random = seededRandom(SEED);
+const vhost = decodeURIComponent(new URL(testEnv.amqpAdminUrl).pathname.slice(1));
+
+interface QueueView {
+  name: string;
+  type: string;
+  members?: string[];
+  online?: string[];
+  leader?: string;
+}
+
+/** The checkout queues as a node's management API sees them. */
+async function checkoutQueues(via: RabbitNode): Promise<QueueView[]> {
+  const response = await management(`/api/queues/${encodeURIComponent(vhost)}`, {}, via.managementUrl);
+  const queues = (await response.json()) as QueueView[];
+  return queues.filter((q) => q.name.startsWith('checkout.'));
+}
+
+/**
+ * The node the services' connections are on, as a live node reports it. The management API
+ * lists a connection after its next stats tick: waits until each service is seen on one node.
+ */
+async function nodeOfServices(via: RabbitNode, not?: RabbitNode): Promise<RabbitNode> {
+  return eventually(
+    async () => {
+      const response = await management('/api/connections', {}, via.managementUrl);
+      const connections = (await response.json()) as Array<{ user: string; node: string }>;
+      const ours = connections.filter((c) => (SERVICE_NAMES as readonly string[]).includes(c.user));
+      const users = new Set(ours.map((c) => c.user));
+      const nodes = new Set(ours.map((c) => c.node));
+      if (users.size !== SERVICE_NAMES.length || nodes.size !== 1) return undefined;
+      const node = testEnv.rabbitNodes.find((n) => n.name === [...nodes][0]);
+      return node && node.name !== not?.name ? node : undefined;
+    },
+    { what: 'every service connected to one live node', timeoutMs: 60_000, intervalMs: 250 },
+  );
+}
+
+/** A node to ask about the cluster: none of those given (stopped or just restarted). */
+function nodeOtherThan(...nodes: Array<RabbitNode | undefined>): RabbitNode {
+  return testEnv.rabbitNodes.find((n) => !nodes.some((other) => other?.name === n.name))!;
+}
+
+/** A checkout placed right after a fault: the seconds until it is decided measure the recovery. */
+async function probeCheckout(api: ShopApi, catalog: Catalog, since: number) {
+  const key = randomUUID();
+  const body = { customerId: catalog.customers[1], items: [{ sku: catalog.skus[0], quantity: 1 }] };
+  const id = await eventually(
+    async () => {
+      const response = await api.placeOrder(body, { idempotencyKey: key });
+      return response.status === 202 || response.status === 200 ? response.json.id : undefined;
+    },
+    { what: 'a probe order to be accepted', timeoutMs: 60_000, intervalMs: 100 },
+  );
+  const decided = (await waitUntilDecided([id], 60_000)).get(id)!;
+  return { id, status: decided.status, seconds: Number(((Date.now() - since) / 1000).toFixed(2)) };
+}
+
+let shop: Services | undefined;
+afterAll(async () => {
+  await shop?.stop();
+  await closeDb();
+  // Leave every node running for whatever comes next, even if a test failed half-way.
+  for (const node of testEnv.rabbitNodes) await stackCommand('rabbitmq-node', 'start', String(node.index));
+});
+
+describe('a three-node RabbitMQ cluster', () => {
+  beforeAll(async () => {
+    shop = await startServices({ env: { all: { SWEEP_INTERVAL_MS: '250' } } });
+  });
+
+  it('holds every checkout queue as a quorum queue with a member on each node', async () => {
+    const queues = await eventually(
+      async () => {
+        const found = await checkoutQueues(testEnv.rabbitNodes[0]);
+        return found.length === SERVICE_NAMES.length * 3 ? found : undefined;
+      },
+      { what: 'the services’ checkout queues', timeoutMs: 30_000, intervalMs: 250 },
+    );
+    for (const queue of queues) {
+      expect({ name: queue.name, type: queue.type }).toEqual({ name: queue.name, type: 'quorum' });
+      expect([...(queue.members ?? [])].sort()).toEqual(testEnv.rabbitNodes.map((n) => n.name).sort());
+    }
+  });
+
+  it('loses nothing when the node the services use is stopped under load, twice', async () => {
+    const api = new ShopApi(shop!);
+    const catalog = await seedCatalog(api, 'cluster');
+    const probes: string[] = [];
+    const recoveries: Array<Record<string, string | number>> = [];
+    let faultsOver = false;
+
+    const inject = async (): Promise<string[]> => {
+      const faults: string[] = [];
+      let previous: RabbitNode | undefined;
+      for (let round = 0; round < 2; round++) {
+        await new Promise((resolve) => setTimeout(resolve, 1_000 + random() * 1_000));
+        const victim = await nodeOfServices(nodeOtherThan(previous));
+        const stopAt = Date.now();
+        await stackCommand('rabbitmq-node', 'stop', String(victim.index));
+        const stopSeconds = (Date.now() - stopAt) / 1000;
+        faults.push(`stop ${victim.name}`);
+        const probe = await probeCheckout(api, catalog, stopAt);
+        probes.push(probe.id);
+        const movedTo = await nodeOfServices(nodeOtherThan(victim, previous), victim);
+        recoveries.push({
+          stopped: victim.name,
+          's to stop': Number(stopSeconds.toFixed(2)),
+          'services moved to': movedTo.name,
+          's until a new checkout is decided': probe.seconds,
+          'probe outcome': probe.status,
+        });
+        await stackCommand('rabbitmq-node', 'start', String(victim.index));
+        faults.push(`start ${victim.name}`);
+        previous = victim;
+      }
+      return faults;
+    };
+
+    const injected = inject().finally(() => (faultsOver = true));
+    const load = await placeOrders(() => api, catalog, {
+      count: 120,
+      concurrency: 6,
+      random,
+      until: () => faultsOver,
+    });
+    const faults = await injected;
+    const report: ScenarioReport = await settle(
+      'broker cluster: stop the services’ node, twice',
+      catalog,
+      { ...load, orderIds: [...load.orderIds, ...probes] },
+      faults,
+      { services: [shop!] },
+    );
+    console.log(`[cluster] seed ${SEED} (FAULT_SEED=${SEED} replays the same fault moments)`);
+    console.table(recoveries);
+    console.table([
+      {
+        'orders placed': report.placed,
+        decided: report.confirmed + report.cancelled,
+        confirmed: report.confirmed,
+        cancelled: report.cancelled,
+        'client retries': report.retries,
+        's to decide after faults': report.secondsToDecideAfterFaults,
+        's to rest': report.secondsToQuiescence,
+      },
+    ]);
+
+    expect(report.placed).toBeGreaterThanOrEqual(120);
+    expect(report.confirmed).toBeGreaterThan(0);
+    expect(new Set(recoveries.map((r) => r.stopped)).size).toBe(2);
+    // Nothing was dead-lettered: a failover redelivers, it does not poison.
+    const admin = await adminChannel();
+    try {
+      for (const service of SERVICE_NAMES) {
+        const { messageCount } = await admin.channel.checkQueue(topologyFor(service).deadLetterQueue);
+        expect({ service, deadLetters: messageCount }).toEqual({ service, deadLetters: 0 });
+      }
+    } finally {
+      await admin.close();
+    }
+    // The stopped nodes came back as members of every quorum queue.
+    await eventually(
+      async () => {
+        const queues = await checkoutQueues(testEnv.rabbitNodes[0]);
+        return queues.every((q) => (q.online ?? []).length === testEnv.rabbitNodes.length) ? queues : undefined;
+      },
+      { what: 'every quorum queue member online again', timeoutMs: 60_000, intervalMs: 500 },
+    );
+  });
+});

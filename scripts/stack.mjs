@@ -7,7 +7,7 @@
 //   node scripts/stack.mjs down            stops every private Postgres/RabbitMQ (by pid file)
 //   node scripts/stack.mjs env [layout]    prints the test env as shell exports
 //   node scripts/stack.mjs restart postgres|rabbitmq   restarts a private server (fault tests)
-//   node scripts/stack.mjs rabbitmq-node stop|start <i> stops / starts node i of the broker cluster
+//   node scripts/stack.mjs rabbitmq-node stop|kill|start <i>   stops (SIGTERM), kills or starts node i of the broker cluster
 //
 // Infra: a private Postgres (.local/postgres, port 25432) and RabbitMQ node (.local/rabbitmq,
 // AMQP 25672, management 15680), or your own servers via PG_ADMIN_URL / AMQP_ADMIN_URL +
@@ -360,19 +360,20 @@ async function cmdDown() {
 }
 
 /**
- * `rabbitmq-node stop|start <i>`: node i of the broker cluster. `stop` sends SIGTERM to the
- * node (a graceful shutdown) and waits until it has exited; `start` starts it again (it rejoins
- * the cluster by itself) and waits until the cluster shows it running. Used by the cluster
- * fault tests.
+ * `rabbitmq-node stop|kill|start <i>`: node i of the broker cluster. `stop` sends SIGTERM to the
+ * node (a graceful shutdown), `kill` SIGKILL (a crash), and both wait until it has exited;
+ * `start` starts it again (it rejoins the cluster by itself) and waits until the cluster shows
+ * it running. Used by the cluster fault tests.
  */
 async function cmdRabbitNode() {
   const [action, raw] = args;
   const inst = RABBIT_CLUSTER.find((n) => String(n.index) === raw);
-  if (!['start', 'stop'].includes(action) || !inst)
-    throw new StackError(`usage: node scripts/stack.mjs rabbitmq-node stop|start <1-${RABBIT_CLUSTER.length}>`);
+  if (!['start', 'stop', 'kill'].includes(action) || !inst)
+    throw new StackError(`usage: node scripts/stack.mjs rabbitmq-node stop|kill|start <1-${RABBIT_CLUSTER.length}>`);
   const t0 = Date.now();
-  if (action === 'stop') {
-    if (!(await stopLocalRabbit(inst))) log(`RabbitMQ node ${inst.nodename} is not running`);
+  if (action === 'stop' || action === 'kill') {
+    const signal = action === 'kill' ? 'SIGKILL' : 'SIGTERM';
+    if (!(await stopLocalRabbit(inst, { signal }))) log(`RabbitMQ node ${inst.nodename} is not running`);
     else log(`RabbitMQ node ${inst.nodename} stopped in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return;
   }

@@ -427,12 +427,15 @@ async function restoreAdmin(inst) {
   await ctl(['set_user_tags', RABBIT_ADMIN.user, 'administrator']);
 }
 
-/** Stop a node by the pid in its pid file (the VM shuts down cleanly on SIGTERM). */
-export async function stopLocalRabbit(inst = RABBIT) {
+/**
+ * Stop a node by the pid in its pid file: the VM shuts down cleanly on SIGTERM; SIGKILL is a
+ * crash (fault tests), which its peers see as a lost node.
+ */
+export async function stopLocalRabbit(inst = RABBIT, { signal = 'SIGTERM' } = {}) {
   const pid = localPid(inst);
   if (!pid) return false;
-  log(`stopping RabbitMQ node ${inst.nodename} (pid ${pid})`);
-  process.kill(pid, 'SIGTERM');
+  log(`${signal === 'SIGKILL' ? 'killing' : 'stopping'} RabbitMQ node ${inst.nodename} (pid ${pid})`);
+  process.kill(pid, signal);
   if (!(await waitForExit(pid, 60_000))) warn(`RabbitMQ node ${inst.nodename} did not stop within 60 s; killed it`);
   fs.rmSync(filesOf(inst).pid, { force: true });
   return true;

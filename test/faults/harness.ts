@@ -66,15 +66,20 @@ export interface Catalog {
   scope: Scope;
 }
 
-export async function seedCatalog(api: ShopApi, name: string): Promise<Catalog> {
+export async function seedCatalog(
+  api: ShopApi,
+  name: string,
+  // By default 100 units for ~120 orders of 1–2 units: stock runs out. The first customer can pay for 2 units.
+  { stockPerSku = 25, balance = 20_000 }: { stockPerSku?: number; balance?: number } = {},
+): Promise<Catalog> {
   const ids = runIds(`fault-${name}`);
   const skus = Array.from({ length: 4 }, (_, i) => ids.sku(`sku${i}`));
   const customers = Array.from({ length: 8 }, (_, i) => ids.customer(`c${i}`));
   for (const sku of skus) {
     await api.putProduct(sku, 500);
-    await api.putStock(sku, 25); // 100 units for ~120 orders of 1–2 units: stock runs out
+    await api.putStock(sku, stockPerSku);
   }
-  for (const [i, customer] of customers.entries()) await api.putAccount(customer, i === 0 ? 1_000 : 20_000);
+  for (const [i, customer] of customers.entries()) await api.putAccount(customer, i === 0 ? 1_000 : balance);
   return { skus, customers, scope: { skus, customerIds: customers } };
 }
 
@@ -97,12 +102,15 @@ export async function placeOrders(
     concurrency,
     random,
     until = () => true,
+    thinkMs = 0,
   }: {
     count: number;
     concurrency: number;
     random: () => number;
     /** Keeps placing orders past `count` until this says so (e.g. until the faults are over). */
     until?: () => boolean;
+    /** Each client's pause between two orders (a steady rate rather than a burst). */
+    thinkMs?: number;
   },
 ): Promise<LoadResult> {
   const orderIds: string[] = [];
@@ -122,6 +130,7 @@ export async function placeOrders(
           .catch((err: unknown) => ({ status: 0, json: undefined, text: String(err) }));
         if (response.status === 202 || response.status === 200) {
           orderIds.push((response.json as { id: string }).id);
+          if (thinkMs > 0) await new Promise((resolve) => setTimeout(resolve, thinkMs));
           break;
         }
         if (response.status >= 400 && response.status < 500) {

@@ -28,17 +28,7 @@ export class ConfirmPublisher {
   private channel: amqp.ConfirmChannel | undefined;
   private readonly returned = new Set<string>();
   private readonly setup: ConnectionSetup = async (connection) => {
-    const channel = await connection.createConfirmChannel();
-    channel.on('return', (message: amqp.Message) => {
-      if (typeof message.properties.messageId === 'string') this.returned.add(message.properties.messageId);
-    });
-    channel.on('close', () => {
-      if (this.channel === channel) this.channel = undefined;
-    });
-    channel.on('error', () => {
-      /* 'close' follows; the next publish reports the broker unavailable */
-    });
-    this.channel = channel;
+    this.channel = this.watch(await connection.createConfirmChannel());
   };
 
   constructor(
@@ -52,8 +42,7 @@ export class ConfirmPublisher {
 
   /** Publishes all messages and reports which were confirmed and routed, and which were not. */
   async publish(messages: readonly OutgoingMessage[]): Promise<PublishResult> {
-    const channel = this.channel;
-    if (!channel) throw new BrokerUnavailableError('no open broker channel');
+    const channel = await this.openChannel();
     const confirms = messages.map(
       (message) =>
         new Promise<void>((resolve, reject) => {
@@ -73,7 +62,7 @@ export class ConfirmPublisher {
               headers: message.headers ?? {},
             },
             (err: unknown) => {
-              if (err) return reject(err instanceof Error ? err : new Error(`broker nacked ${message.messageId}`));
+              if (err) return reject(new NackedError(`broker nacked ${message.messageId}`));
               // basic.return arrives before the confirm of the same message.
               if (this.returned.delete(message.messageId)) {
                 return reject(new Error(`no queue bound for routing key ${message.routingKey}`));
@@ -94,6 +83,10 @@ export class ConfirmPublisher {
           error: result.reason instanceof Error ? result.reason : new Error(String(result.reason)),
         });
     });
+    // A nack: a queue could not take the message (e.g. a quorum queue electing a new leader after
+    // its node was lost). RabbitMQ 3.10 keeps nacking on that channel even once the queue has a
+    // new leader, so the next publish goes on a fresh channel.
+    if (outcome.failed.some((failure) => failure.error instanceof NackedError)) this.discard(channel);
     return outcome;
   }
 
@@ -103,4 +96,35 @@ export class ConfirmPublisher {
     this.channel = undefined;
     await channel?.close().catch(() => undefined);
   }
+
+  /** The current channel; a new one if the broker closed it (or it was discarded) while the connection stays up. */
+  private async openChannel(): Promise<amqp.ConfirmChannel> {
+    if (this.channel) return this.channel;
+    if (!this.broker.isConnected) throw new BrokerUnavailableError('no open broker channel');
+    this.channel = this.watch(await this.broker.createConfirmChannel());
+    return this.channel;
+  }
+
+  private watch(channel: amqp.ConfirmChannel): amqp.ConfirmChannel {
+    channel.on('return', (message: amqp.Message) => {
+      if (typeof message.properties.messageId === 'string') this.returned.add(message.properties.messageId);
+    });
+    channel.on('close', () => {
+      if (this.channel === channel) this.channel = undefined;
+    });
+    channel.on('error', () => {
+      /* 'close' follows; the next publish opens another channel, or reports the broker unavailable */
+    });
+    return channel;
+  }
+
+  private discard(channel: amqp.ConfirmChannel): void {
+    if (this.channel === channel) this.channel = undefined;
+    channel.close().catch(() => undefined);
+  }
+}
+
+/** The broker refused a message (basic.nack): no queue it was routed to could take it now. */
+class NackedError extends Error {
+  override readonly name = 'NackedError';
 }

@@ -111,18 +111,28 @@ export class OutboxRelay {
   }
 
   private async run(): Promise<void> {
+    let failures = 0;
     while (this.running) {
       this.pending = false;
       try {
         await this.drain();
+        failures = 0;
       } catch (err) {
-        const detail = err instanceof BrokerUnavailableError ? err.message : String(err);
-        this.options.logger.warn(`outbox relay: ${detail}; will retry`);
+        failures += 1;
+        const known = err instanceof BrokerUnavailableError || err instanceof NotPublishedError;
+        this.options.logger.warn(`outbox relay: ${known ? err.message : String(err)}; will retry`);
       }
       if (!this.running) break;
-      if (!this.pending) await this.sleep(this.pollIntervalMs);
+      // While the broker refuses, back off: new rows' NOTIFYs must not turn this into a busy loop.
+      if (failures > 0) await new Promise((resolve) => setTimeout(resolve, this.backoffMs(failures)));
+      else if (!this.pending) await this.sleep(this.pollIntervalMs);
       if (!this.listener && this.running) await this.listen();
     }
+  }
+
+  /** 50 ms, doubling, up to the poll interval. */
+  private backoffMs(failures: number): number {
+    return Math.min(this.pollIntervalMs, 50 * 2 ** (failures - 1));
   }
 
   private sleep(ms: number): Promise<void> {
@@ -149,7 +159,7 @@ export class OutboxRelay {
           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [this.batchSize],
       );
-      if (rows.length === 0) return 0;
+      if (rows.length === 0) return { rows, failed: [] };
       const result = await this.options.publish(
         rows.map((row) => ({
           messageId: row.message_id,
@@ -169,14 +179,23 @@ export class OutboxRelay {
         );
         lagSeconds.push(...marked.map((row) => row.lag));
       }
-      for (const failure of result.failed.slice(0, 3)) {
-        this.options.logger.warn(`outbox message ${failure.messageId} not published: ${failure.error.message}`);
-      }
-      // A partial failure ends the drain; the rest is retried on the next wake or poll.
-      return result.failed.length > 0 ? 0 : rows.length;
+      return { rows, failed: result.failed };
     });
     if (lagSeconds.length > 0) this.options.onSent?.(lagSeconds);
-    return published;
+    if (published.failed.length > 0) {
+      // What was confirmed is marked sent (committed above); the rest stays for the next attempt.
+      const routingKeyOf = new Map(published.rows.map((row) => [row.message_id, row.routing_key]));
+      const counts = new Map<string, number>();
+      for (const { messageId, error } of published.failed) {
+        const failure = `${routingKeyOf.get(messageId)}: ${error.message.replace(messageId, '<id>')}`;
+        counts.set(failure, (counts.get(failure) ?? 0) + 1);
+      }
+      const summary = [...counts].map(([failure, n]) => `${n}× ${failure}`).join('; ');
+      throw new NotPublishedError(
+        `${published.failed.length} of ${published.rows.length} outbox messages not published (${summary})`,
+      );
+    }
+    return published.rows.length;
   }
 
   private async listen(): Promise<void> {
@@ -196,4 +215,9 @@ export class OutboxRelay {
       await client.end().catch(() => undefined);
     }
   }
+}
+
+/** Some messages of a batch were not confirmed (nacked, unroutable, channel closed); they stay unsent. */
+class NotPublishedError extends Error {
+  override readonly name = 'NotPublishedError';
 }

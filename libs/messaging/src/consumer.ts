@@ -103,10 +103,22 @@ export class Consumer<T> {
   private channel: amqp.ConfirmChannel | undefined;
   private consumerTag: string | undefined;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Ids of re-published messages the broker returned as unroutable (they then fail). */
+  private readonly returned = new Set<string>();
   private stopping = false;
-  private readonly setup: ConnectionSetup = async (connection) => {
-    const channel = await connection.createConfirmChannel();
+  private readonly setup: ConnectionSetup = (connection) => this.open(connection.createConfirmChannel());
+
+  constructor(
+    private readonly broker: BrokerConnection,
+    private readonly options: ConsumerOptions<T>,
+  ) {}
+
+  private async open(opening: Promise<amqp.ConfirmChannel>): Promise<void> {
+    const channel = await opening;
     channel.on('error', (err: Error) => this.options.logger.warn(`consumer channel error: ${err.message}`));
+    channel.on('return', (returned: amqp.Message) => {
+      if (typeof returned.properties.messageId === 'string') this.returned.add(returned.properties.messageId);
+    });
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
     });
@@ -116,12 +128,24 @@ export class Consumer<T> {
     });
     this.channel = channel;
     this.consumerTag = consumerTag;
-  };
+  }
 
-  constructor(
-    private readonly broker: BrokerConnection,
-    private readonly options: ConsumerOptions<T>,
-  ) {}
+  /**
+   * A delivery that could not be settled (its retry or dead-letter was nacked) would stay unacked
+   * for as long as its channel lives: close the channel, so the broker delivers it again, and
+   * consume on a fresh one (which also sheds a channel's stale view of a quorum queue's leader).
+   */
+  private async replace(channel: amqp.ConfirmChannel): Promise<void> {
+    if (this.channel !== channel) return;
+    this.channel = undefined;
+    await channel.close().catch(() => undefined);
+    if (this.stopping || !this.broker.isConnected) return;
+    await this.open(this.broker.createConfirmChannel()).catch((err: unknown) =>
+      this.options.logger.warn(
+        `consumer channel not reopened (${errorMessage(err)}); it comes back with the connection`,
+      ),
+    );
+  }
 
   async start(): Promise<void> {
     this.stopping = false;
@@ -193,8 +217,10 @@ export class Consumer<T> {
           this.options.onSettled?.(settlement);
         } catch (err) {
           // The channel closed under us (broker gone): the broker redelivers the unacked message.
+          // Still open (a re-publish was refused): `replace` makes it redeliver.
           span.setStatus({ code: SpanStatusCode.ERROR, message: 'not settled' });
           this.options.logger.warn(`could not settle message ${String(messageId)}: ${errorMessage(err)}`);
+          void this.replace(channel);
         } finally {
           span.end();
         }
@@ -338,9 +364,16 @@ export class Consumer<T> {
           userId: this.broker.username,
           headers: { ...headers, [ORIGINAL_USER_ID]: originalUserId },
           expiration,
+          // A re-publish that no queue takes must fail (and the delivery stay unacked), not vanish.
+          mandatory: true,
         },
-        (err: unknown) =>
-          err ? reject(err instanceof Error ? err : new Error('broker nacked the message')) : resolve(),
+        (err: unknown) => {
+          if (err) return reject(err instanceof Error ? err : new Error('broker nacked the message'));
+          // basic.return arrives before the confirm of the same message.
+          if (this.returned.delete(properties.messageId as string))
+            return reject(new Error(`no queue bound to ${exchange} for ${routingKey}`));
+          resolve();
+        },
       );
     });
   }

@@ -126,6 +126,50 @@ describe('messaging on a real RabbitMQ', () => {
     ]);
   });
 
+  it('publishes on a fresh channel after a nack', async () => {
+    env = await setUp(async () => {});
+    // A queue that refuses every message: what is routed only there is nacked.
+    const blocker = `${env.topology.queue}.blocker`;
+    const admin = await adminChannel();
+    try {
+      await admin.channel.assertQueue(blocker, { arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
+      await admin.channel.bindQueue(blocker, env.topology.exchange, 'blocked');
+      const nacked = await env.publisher.publish([
+        { messageId: randomUUID(), routingKey: 'blocked', type: 'test', body: {} },
+      ]);
+      expect(nacked.failed).toEqual([
+        expect.objectContaining({ error: expect.objectContaining({ name: 'NackedError' }) }),
+      ]);
+      expect((await env.publish({ id: 'next' })).confirmed).toHaveLength(1);
+    } finally {
+      await admin.channel.deleteQueue(blocker).catch(() => undefined);
+      await admin.close();
+    }
+  });
+
+  it('redelivers a delivery whose retry the broker would not take, instead of leaving it unacked', async () => {
+    const calls: Array<{ attempt: number; redelivered: boolean }> = [];
+    env = await setUp(async (_message, delivery) => {
+      calls.push({ attempt: delivery.attempt, redelivered: delivery.redelivered });
+      if (calls.length < 3) throw new Error('transient');
+    });
+    // No route to the retry queue: each retry comes back unroutable.
+    const { retryQueue, retryExchange, service } = env.topology;
+    const admin = await adminChannel();
+    try {
+      await admin.channel.unbindQueue(retryQueue, retryExchange, service);
+      await env.publish({ id: 'unroutable-retries' });
+      await eventually(() => calls.length === 3 && env!.consumer.inFlightCount === 0, { what: 'the third delivery' });
+      expect(calls).toEqual([
+        { attempt: 1, redelivered: false },
+        { attempt: 1, redelivered: true },
+        { attempt: 1, redelivered: true },
+      ]);
+    } finally {
+      await admin.close();
+    }
+  });
+
   it('retries a failing handler after a delay and succeeds within the bound', async () => {
     const attempts: number[] = [];
     env = await setUp(async (_message, delivery) => {

@@ -6,7 +6,7 @@
 //   node scripts/stack.mjs up [layout]     infra only (stays running), prints the env for jest
 //   node scripts/stack.mjs down            stops every private Postgres/RabbitMQ (by pid file)
 //   node scripts/stack.mjs env [layout]    prints the test env as shell exports
-//   node scripts/stack.mjs restart postgres|rabbitmq   restarts a private server (fault tests)
+//   node scripts/stack.mjs restart postgres|postgres-<svc>|rabbitmq   restarts a private server (fault tests)
 //   node scripts/stack.mjs rabbitmq-node stop|kill|start <i>   stops (SIGTERM), kills or starts node i of the broker cluster
 //
 // Infra: a private Postgres (.local/postgres, port 25432) and RabbitMQ node (.local/rabbitmq,
@@ -385,7 +385,8 @@ async function cmdRabbitNode() {
 }
 
 /**
- * `restart postgres|rabbitmq`: stop the private server and start it again (fault tests).
+ * `restart postgres|postgres-<service>|rabbitmq`: stop a private server and start it again
+ * (fault tests); `postgres-<service>` is that service's own server (`--db-per-service`).
  * Refused for servers given by URL: those are not ours to restart.
  */
 async function cmdRestart() {
@@ -399,8 +400,14 @@ async function cmdRestart() {
     if (process.env.AMQP_ADMIN_URL) throw new StackError('RabbitMQ comes from AMQP_ADMIN_URL: not restarting it');
     await stopLocalRabbit();
     await ensureRabbit();
+  } else if (PG_PER_SERVICE.some((inst) => `postgres-${inst.services[0].name}` === what)) {
+    const inst = PG_PER_SERVICE.find((i) => `postgres-${i.services[0].name}` === what);
+    await stopLocalPostgres(inst);
+    await ensurePostgres(inst);
   } else {
-    throw new StackError('usage: node scripts/stack.mjs restart postgres|rabbitmq');
+    throw new StackError(
+      `usage: node scripts/stack.mjs restart postgres|${SERVICES.map((s) => `postgres-${s.name}`).join('|')}|rabbitmq`,
+    );
   }
   log(`${what} restarted in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }

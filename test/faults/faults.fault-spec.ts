@@ -1,5 +1,5 @@
 import { asRaw, publishAs, resentCopy } from '../support/broker';
-import { sql } from '../support/db';
+import { closeDb, sql } from '../support/db';
 import { ShopApi } from '../support/http';
 import { Services, startServices, ServiceName } from '../support/services';
 import type { CheckoutMessage } from '@shop/contracts';
@@ -35,7 +35,8 @@ afterEach(async () => {
   await Promise.all(services.map((s) => s.stop()));
   services = [];
 });
-afterAll(() => {
+afterAll(async () => {
+  await closeDb();
   console.log(`[fault] seed ${SEED} (FAULT_SEED=${SEED} replays the same fault moments)`);
   console.table(
     reports.map((r) => ({

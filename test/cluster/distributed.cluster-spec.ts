@@ -113,6 +113,23 @@ function longestPause(decidedAt: number[], from: number, to: number): number {
   return Number((Math.max(...gaps) / 1000).toFixed(2));
 }
 
+const pause = (minMs: number, maxMs: number) =>
+  new Promise((resolve) => setTimeout(resolve, minMs + random() * (maxMs - minMs)));
+
+/** A steady checkout load (4 clients, an order every ~150 ms each) that runs until `inject` is done. */
+async function underSteadyLoad(api: ShopApi, catalog: Catalog, inject: () => Promise<string[]>) {
+  let faultsOver = false;
+  const injected = inject().finally(() => (faultsOver = true));
+  const load = await placeOrders(() => api, catalog, {
+    count: 120,
+    concurrency: 4,
+    thinkMs: 150,
+    random,
+    until: () => faultsOver,
+  });
+  return { load, faults: await injected };
+}
+
 let shop: Services | undefined;
 afterAll(async () => {
   await shop?.stop();
@@ -162,7 +179,6 @@ describe('a three-node RabbitMQ cluster', () => {
     const catalog = await seedCatalog(api, 'cluster', { stockPerSku: 250, balance: 300_000 });
     const probes: string[] = [];
     const recoveries: Recovery[] = [];
-    let faultsOver = false;
 
     const inject = async (): Promise<string[]> => {
       const faults: string[] = [];
@@ -170,7 +186,7 @@ describe('a three-node RabbitMQ cluster', () => {
       // First a clean shutdown (a deploy), then a crash: the node's connections and its quorum
       // queue leaders vanish without a word.
       for (const how of ['stop', 'kill'] as const) {
-        await new Promise((resolve) => setTimeout(resolve, 1_000 + random() * 1_000));
+        await pause(1_000, 2_000);
         const victim = await nodeOfServices(nodeOtherThan(previous));
         const stopAt = Date.now();
         await stackCommand('rabbitmq-node', how, String(victim.index));
@@ -187,15 +203,7 @@ describe('a three-node RabbitMQ cluster', () => {
       return faults;
     };
 
-    const injected = inject().finally(() => (faultsOver = true));
-    const load = await placeOrders(() => api, catalog, {
-      count: 120,
-      concurrency: 4,
-      thinkMs: 150,
-      random,
-      until: () => faultsOver,
-    });
-    const faults = await injected;
+    const { load, faults } = await underSteadyLoad(api, catalog, inject);
     const report: ScenarioReport = await settle(
       'broker cluster: stop, then kill, the services’ node',
       catalog,
@@ -246,26 +254,17 @@ describe('a database server per service', () => {
   it('loses nothing when one service’s server restarts under load, then another’s, and orders are taken throughout', async () => {
     const api = new ShopApi(shop!);
     const catalog = await seedCatalog(api, 'db-per-service', { stockPerSku: 250, balance: 300_000 });
-    let faultsOver = false;
     const inject = async (): Promise<string[]> => {
       const faults: string[] = [];
       for (const participant of PARTICIPANTS) {
-        await new Promise((resolve) => setTimeout(resolve, 1_000 + random() * 1_000));
+        await pause(1_000, 2_000);
         const restartAt = Date.now();
         await stackCommand('restart', `postgres-${participant}`);
         faults.push(`restart ${participant}'s Postgres (${((Date.now() - restartAt) / 1000).toFixed(1)} s)`);
       }
       return faults;
     };
-    const injected = inject().finally(() => (faultsOver = true));
-    const load = await placeOrders(() => api, catalog, {
-      count: 120,
-      concurrency: 4,
-      thinkMs: 150,
-      random,
-      until: () => faultsOver,
-    });
-    const faults = await injected;
+    const { load, faults } = await underSteadyLoad(api, catalog, inject);
     const report = await settle('database per service: restart each participant’s server', catalog, load, faults, {
       services: [shop!],
     });

@@ -64,6 +64,8 @@ export class BrokerConnection {
   /** Index (into urls) of the next address to try. */
   private next = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  /** Ends a backoff wait early (on close), so the reconnect loop returns. */
+  private endWait: (() => void) | undefined;
   private waiters: Array<{ resolve: (model: amqp.ChannelModel) => void; reject: (err: Error) => void }> = [];
 
   private constructor(
@@ -121,6 +123,7 @@ export class BrokerConnection {
     this.closed = true;
     this.setups.clear();
     clearTimeout(this.reconnectTimer);
+    this.endWait?.();
     for (const waiter of this.waiters.splice(0)) waiter.reject(new Error('broker connection closed'));
     const model = this.current;
     this.current = undefined;
@@ -158,6 +161,7 @@ export class BrokerConnection {
       logger.warn(`no broker address answered (${errors.join('; ')}); retrying in ${delay} ms`);
       await new Promise<void>((resolve) => {
         this.reconnectTimer = setTimeout(resolve, delay);
+        this.endWait = resolve;
       });
     }
   }

@@ -26,6 +26,7 @@ export class BrokerUnavailableError extends Error {
  */
 export class ConfirmPublisher {
   private channel: amqp.ConfirmChannel | undefined;
+  private opening: Promise<amqp.ConfirmChannel> | undefined;
   private readonly returned = new Set<string>();
   private readonly setup: ConnectionSetup = async (connection) => {
     this.channel = this.watch(await connection.createConfirmChannel());
@@ -98,11 +99,15 @@ export class ConfirmPublisher {
   }
 
   /** The current channel; a new one if the broker closed it (or it was discarded) while the connection stays up. */
-  private async openChannel(): Promise<amqp.ConfirmChannel> {
-    if (this.channel) return this.channel;
-    if (!this.broker.isConnected) throw new BrokerUnavailableError('no open broker channel');
-    this.channel = this.watch(await this.broker.createConfirmChannel());
-    return this.channel;
+  private openChannel(): Promise<amqp.ConfirmChannel> {
+    if (this.channel) return Promise.resolve(this.channel);
+    if (!this.broker.isConnected) return Promise.reject(new BrokerUnavailableError('no open broker channel'));
+    // Concurrent publishes share one new channel.
+    this.opening ??= this.broker
+      .createConfirmChannel()
+      .then((channel) => (this.channel = this.watch(channel)))
+      .finally(() => (this.opening = undefined));
+    return this.opening;
   }
 
   private watch(channel: amqp.ConfirmChannel): amqp.ConfirmChannel {

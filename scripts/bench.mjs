@@ -6,6 +6,7 @@
 //   npm run bench -- --mix hot --rate 200 --duration 30
 //   npm run bench -- --concurrency 32 --count 5000
 //   npm run bench -- --smoke                             a few seconds; checks the invariants only
+//   npm run bench -- --broker-cluster                    100 orders/s, on the three-node RabbitMQ cluster
 //   npm run bench -- --help
 //
 // Like `npm start`, from a fresh clone: `npm ci` if needed, the private Postgres and RabbitMQ

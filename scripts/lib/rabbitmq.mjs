@@ -444,6 +444,19 @@ export async function stopLocalRabbit(inst = RABBIT, { signal = 'SIGTERM' } = {}
 /** Is the node's process running (by its pid file)? */
 export const rabbitRunning = (inst) => localPid(inst) != null;
 
+/**
+ * The beam pid of every private node behind a handle (the single node, or each node of the
+ * cluster), from their pid files; null for a node that is not running, [] for a broker given by URL.
+ */
+export function localRabbitPids(h) {
+  if (h.external) return [];
+  const insts = [RABBIT, ...RABBIT_CLUSTER];
+  return (h.nodes ?? [h]).map((n) => {
+    const inst = insts.find((i) => i.nodename === n.nodename);
+    return inst ? localPid(inst) : null;
+  });
+}
+
 async function must(h, method, p, body, okStatuses = [200, 201, 204]) {
   const res = await h.api(method, p, body);
   if (!okStatuses.includes(res.status))

@@ -1,4 +1,5 @@
 // Command line of `npm run bench`. No npm dependencies: --help must work before `npm ci`.
+import { DEFAULT_LAYOUT, layoutFrom } from '../config.mjs';
 import { StackError } from '../util.mjs';
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -24,6 +25,10 @@ Stack (default: its own database and vhost shop_bench, services on 23000-23002):
   --env [svc:]K=V      extra setting for every service, or one (repeatable), e.g.
                        --env AMQP_PREFETCH=200 --env order:DB_POOL_SIZE=40
   --settle-timeout S   how long to wait for every order to be decided and acked (default 120)
+  --broker-cluster     the services on the private three-node RabbitMQ cluster (the one of
+                       \`npm start -- --broker-cluster\`; also BROKER_CLUSTER=1) instead of the
+                       single node; Postgres unchanged. RabbitMQ CPU is the sum of the three nodes;
+                       probes and the broker ceiling use node 1
 
 Baseline (the machine's ceiling, measured after the run):
   --no-ceiling         skip it
@@ -45,7 +50,7 @@ Services already running elsewhere (all three URLs; no infra, build or services 
 `;
 
 const MIXES = ['spread', 'hot', 'declines'];
-const FLAGS = ['smoke', 'help', 'no-ceiling', 'skip-build'];
+const FLAGS = ['smoke', 'help', 'no-ceiling', 'skip-build', 'broker-cluster'];
 const WITH_VALUE = [
   'rate',
   'concurrency',
@@ -115,6 +120,10 @@ export function parseOptions(argv) {
   const urls = { order: raw['order-url'], payment: raw['payment-url'], inventory: raw['inventory-url'] };
   const given = Object.values(urls).filter(Boolean).length;
   if (given > 0 && given < 3) throw new StackError('give all three of --order-url, --payment-url, --inventory-url');
+  // Only the broker half of the distributed layout: the database figures need one Postgres.
+  if (raw['broker-cluster'] && given)
+    throw new StackError('--broker-cluster starts our own stack: not with --order-url');
+  const brokerCluster = !given && layoutFrom(raw['broker-cluster'] ? ['--broker-cluster'] : []).brokerCluster;
 
   return {
     smoke,
@@ -125,6 +134,7 @@ export function parseOptions(argv) {
     seed: raw.seed === undefined ? 1 : Number(raw.seed),
     out: raw.out ?? 'bench-results',
     skipBuild: Boolean(raw['skip-build']) || process.env.SKIP_BUILD === '1',
+    layout: { ...DEFAULT_LAYOUT, brokerCluster },
     replicas: raw.replicas ? positive('--replicas', raw.replicas, { integer: true }) : 1,
     serviceEnv: parseServiceEnv(raw.env),
     settleTimeoutS: raw['settle-timeout'] ? positive('--settle-timeout', raw['settle-timeout']) : 120,

@@ -88,15 +88,19 @@ export function machineInfo() {
 }
 
 /**
- * A snapshot of CPU time per component. `pids` is { order: [pid…], payment: […], …,
- * postgres: postmasterPid, rabbitmq: beamPid } (missing ones are skipped).
+ * A snapshot of CPU time per component. `pids` is { services: { order: [pid…], … },
+ * postgres: postmasterPid, rabbitmq: [beamPid…] } (one beam per broker node; missing ones are
+ * skipped). RabbitMQ is the sum of its nodes; `rabbitmqNodes` keeps each node's share.
  */
 export function cpuSnapshot(pids) {
   const snap = { at: Date.now(), machine: machineBusyMs(), components: {} };
   for (const [name, list] of Object.entries(pids.services ?? {}))
     snap.components[name] = list.reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
   if (pids.postgres) snap.components.postgres = cpuMs(pids.postgres, { children: true });
-  if (pids.rabbitmq) snap.components.rabbitmq = cpuMs(pids.rabbitmq);
+  if (pids.rabbitmq?.some(Boolean)) {
+    snap.rabbitmqNodes = pids.rabbitmq.map((pid) => (pid ? cpuMs(pid) : null));
+    snap.components.rabbitmq = snap.rabbitmqNodes.reduce((sum, ms) => sum + (ms ?? 0), 0);
+  }
   const self = process.cpuUsage();
   snap.components['load generator'] = (self.user + self.system) / 1000;
   return snap;

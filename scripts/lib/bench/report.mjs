@@ -20,6 +20,16 @@ function loadLine(r) {
   return `${r.mix} mix, ${how}, ${howLong}${l.warmupS ? ` (after ${l.warmupS} s warm-up)` : ''}`;
 }
 
+/** Which servers the run used: one RabbitMQ node or the three-node cluster, and one Postgres. */
+function layoutLine(r) {
+  const nodes = r.target.brokerNodes?.length ?? 1;
+  if (!r.target.layout) return null;
+  const broker = r.target.layout.brokerCluster
+    ? `RabbitMQ cluster of ${nodes} nodes (quorum queues replicated on each; probes and ceiling on node 1)`
+    : 'one RabbitMQ node';
+  return `${broker}; one Postgres, three schemas`;
+}
+
 const codeLine = (c) =>
   `commit ${c.commit ?? 'unknown'}` +
   (c.uncommittedInAppsAndLibs ? ` + ${c.uncommittedInAppsAndLibs} uncommitted file(s) in apps/ and libs/` : '') +
@@ -31,8 +41,10 @@ function headline(r) {
   const cancelled = Object.entries(c.cancelledBy)
     .map(([why, n]) => `${why} ${num(n)}`)
     .join(', ');
+  const layout = layoutLine(r);
   const rows = [
     ['load', loadLine(r)],
+    ...(layout ? [['layout', layout]] : []),
     [
       'placed',
       `${num(c.accepted)} accepted of ${num(c.sent)} sent${
@@ -83,7 +95,11 @@ function costRows(r) {
     rows.push(['outboxes', `${num(k.outboxMessagesPerCheckout, 2)} messages written per checkout`]);
   // Without the services' pids (services given by URL) there is no CPU profile to show.
   if (r.cpu?.perCheckoutMs && r.target.kind === 'own') {
-    const parts = Object.entries(r.cpu.perCheckoutMs).map(([n, v]) => `${n} ${msf(v)}`);
+    const nodes = r.cpu.rabbitmqNodesPerCheckoutMs;
+    const parts = Object.entries(r.cpu.perCheckoutMs).map(
+      ([n, v]) =>
+        `${n} ${msf(v)}` + (n === 'rabbitmq' && nodes?.length > 1 ? ` (nodes ${nodes.map(msf).join(' + ')})` : ''),
+    );
     rows.push(['CPU ms/checkout', `${parts.join(' · ')} = ${msf(r.cpu.totalPerCheckoutMs)} ms`]);
     rows.push([
       'CPU in use',
@@ -110,7 +126,9 @@ function ceilingRows(r) {
   if (c.broker?.messagesPerSecond)
     rows.push([
       'RabbitMQ',
-      `${num(c.broker.messagesPerSecond)} msg/s (publish + confirm + consume, quorum queue) ÷ ${num(r.cost.brokerPublishedPerCheckout, 1)} = ` +
+      `${num(c.broker.messagesPerSecond)} msg/s (publish + confirm + consume, quorum queue${
+        r.target.brokerNodes?.length > 1 ? ` on ${r.target.brokerNodes.length} nodes` : ''
+      }) ÷ ${num(r.cost.brokerPublishedPerCheckout, 1)} = ` +
         `${num(c.brokerCheckoutsPerSecond)} checkouts/s; this run: ${pct(c.fractionOfBroker)} of it`,
     ]);
   if (c.cpuCheckoutsPerSecond)

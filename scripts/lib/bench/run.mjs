@@ -309,8 +309,11 @@ export async function runBenchmark(opts, ctx, command) {
 
   // CPU per component over the same window; the system's total excludes the load generator.
   const cpu = cpuFigures(cpuBefore, cpuAfter, decided, machine.nproc);
-  if (JSON.stringify(pidsBefore.services) !== JSON.stringify(target.pids().services) || target.restarts() > 0)
+  const pidsAfter = target.pids();
+  if (JSON.stringify(pidsBefore.services) !== JSON.stringify(pidsAfter.services) || target.restarts() > 0)
     notes.push('a service restarted during the run: its CPU figures are incomplete (see services.log)');
+  if (JSON.stringify(pidsBefore.rabbitmq) !== JSON.stringify(pidsAfter.rabbitmq))
+    notes.push('a RabbitMQ node stopped or restarted during the run: its CPU figures are incomplete');
   if (cpu && target.kind === 'own' && cpu.otherCores > 0.25)
     notes.push(
       `other processes kept ${cpu.otherCores.toFixed(2)} cores busy during the run: the figures are pessimistic`,
@@ -360,7 +363,8 @@ export async function runBenchmark(opts, ctx, command) {
       }
     }
     if (target.amqpUrl && !ctx.shouldStop()) {
-      say(`ceiling: RabbitMQ publish with confirms + consume, quorum queue, ${seconds} s`);
+      const where = opts.layout.brokerCluster ? `, on node 1 of ${target.brokerNodes.length}` : '';
+      say(`ceiling: RabbitMQ publish with confirms + consume, quorum queue${where}, ${seconds} s`);
       try {
         ceiling.broker = await brokerCeiling(target.amqpUrl, { seconds });
       } catch (err) {
@@ -402,6 +406,8 @@ export async function runBenchmark(opts, ctx, command) {
     },
     target: {
       kind: target.kind,
+      layout: opts.layout,
+      brokerNodes: target.brokerNodes ?? null,
       urls: target.urls,
       database: target.db,
       vhost: target.vhost,
@@ -497,9 +503,17 @@ function cpuFigures(before, after, decided, nproc) {
   }
   const machineMs = after.machine != null && before.machine != null ? after.machine - before.machine : null;
   const totalPerCheckoutMs = systemMs / decided;
+  // Each broker node's part of `rabbitmq` (a cluster: the queue leaders' node does the most).
+  const rabbitmqNodesPerCheckoutMs =
+    before.rabbitmqNodes && after.rabbitmqNodes
+      ? after.rabbitmqNodes.map((end, i) =>
+          end == null || before.rabbitmqNodes[i] == null ? null : (end - before.rabbitmqNodes[i]) / decided,
+        )
+      : null;
   return {
     wallS: wallMs / 1000,
     perCheckoutMs,
+    rabbitmqNodesPerCheckoutMs,
     coresBusy: cores,
     totalPerCheckoutMs,
     machineBusyCores: machineMs == null ? null : machineMs / wallMs,

@@ -4,15 +4,16 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PG, RABBIT, SERVICES, profile } from '../config.mjs';
+import { PG, SERVICES, profile } from '../config.mjs';
 import { build, ensureInfra, migrate } from '../project.mjs';
+import { localRabbitPids } from '../rabbitmq.mjs';
 import { Supervisor } from '../supervisor.mjs';
 import { StackError, log, portFree, readPidFile } from '../util.mjs';
 
 /** Starts everything the benchmark needs, like `npm start` does, on the bench profile. */
 export async function startOwnStack(opts, ctx, logFile) {
   const prof = profile('bench');
-  const { pg, amqp } = await ensureInfra([prof], (h) => ctx.started.push(h));
+  const { pg, amqp } = await ensureInfra([prof], (h) => ctx.started.push(h), opts.layout);
   ctx.abortIfInterrupted();
   if (opts.skipBuild) log('--skip-build: using the existing dist/');
   else await build();
@@ -44,6 +45,12 @@ export async function startOwnStack(opts, ctx, logFile) {
   return {
     kind: 'own',
     urls: Object.fromEntries(SERVICES.map((s) => [s.name, urlsOf(s.name)])),
+    // The broker's nodes (one, or the cluster's three); the probes and the ceiling use the first.
+    brokerNodes: (amqp.nodes ?? [amqp]).map((n) => ({
+      name: n.nodename ?? `${n.host}:${n.port}`,
+      amqpPort: n.port,
+      managementUrl: n.managementUrlWithCreds.replace(/\/\/[^@]*@/, '//'),
+    })),
     adminToken,
     db: prof.db,
     pgUrl: pg.adminUrlFor(prof.db),
@@ -63,7 +70,8 @@ export async function startOwnStack(opts, ctx, logFile) {
       ),
       // The private servers only: a server given by URL may be shared, and its CPU not ours.
       postgres: pg.external ? null : readPidFile(path.join(PG.data, 'postmaster.pid')),
-      rabbitmq: amqp.external ? null : readPidFile(path.join(RABBIT.dir, 'rabbitmq.pid')),
+      // Every node of the broker (its CPU is their sum), from each node's pid file.
+      rabbitmq: amqp.external ? null : localRabbitPids(amqp),
     }),
     restarts: () => supervisor.table.reduce((n, r) => n + r.crashes.length, 0),
   };

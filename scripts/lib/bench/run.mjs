@@ -62,7 +62,8 @@ export async function runBenchmark(opts, ctx, command) {
   const machine = machineInfo(); // load average before we add our own
   const startedAt = new Date();
   const tag = opts.load.mode === 'open' ? `r${opts.load.rate}` : `c${opts.load.concurrency}`;
-  const runName = `${startedAt.toISOString().slice(0, 19).replaceAll(':', '-')}-${opts.smoke ? 'smoke-' : ''}${opts.mix}-${tag}`;
+  const layout = opts.layout?.brokerCluster ? '-cluster' : '';
+  const runName = `${startedAt.toISOString().slice(0, 19).replaceAll(':', '-')}-${opts.smoke ? 'smoke-' : ''}${opts.mix}-${tag}${layout}`;
   const dir = path.resolve(opts.out, runName);
   fs.mkdirSync(dir, { recursive: true });
 

@@ -389,6 +389,13 @@ export async function ensureRabbitCluster() {
     throw new StackError('AMQP_ADMIN_URL gives one broker: it cannot be used with --broker-cluster');
   const t0 = Date.now();
   const rank = (inst) => (localPid(inst) ? 0 : hasData(inst) && stoppedLast(inst) ? 1 : 2);
+  // After a crash of every node none knows it stopped last, and each would wait for the others:
+  // let the first one boot on its own data (its peers then sync from it).
+  const first = RABBIT_CLUSTER[0];
+  if (RABBIT_CLUSTER.every((inst) => rank(inst) === 2) && hasData(first)) {
+    warn(`no node of the broker cluster is known to have stopped last (a crash?): force_boot ${first.nodename}`);
+    await rabbitmqctl(['force_boot'], {}, first);
+  }
   const order = [...RABBIT_CLUSTER].sort((a, b) => rank(a) - rank(b) || a.index - b.index);
   const handles = new Map();
   let failure;

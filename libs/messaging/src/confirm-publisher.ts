@@ -27,7 +27,6 @@ export class BrokerUnavailableError extends Error {
 export class ConfirmPublisher {
   private channel: amqp.ConfirmChannel | undefined;
   private opening: Promise<amqp.ConfirmChannel> | undefined;
-  private readonly returned = new Set<string>();
   private readonly setup: ConnectionSetup = async (connection) => {
     this.channel = this.watch(await connection.createConfirmChannel());
   };
@@ -44,34 +43,17 @@ export class ConfirmPublisher {
   /** Publishes all messages and reports which were confirmed and routed, and which were not. */
   async publish(messages: readonly OutgoingMessage[]): Promise<PublishResult> {
     const channel = await this.openChannel();
-    const confirms = messages.map(
-      (message) =>
-        new Promise<void>((resolve, reject) => {
-          channel.publish(
-            this.exchange,
-            message.routingKey,
-            Buffer.from(JSON.stringify(message.body)),
-            {
-              persistent: true,
-              mandatory: true,
-              contentType: 'application/json',
-              messageId: message.messageId,
-              type: message.type,
-              timestamp: Math.floor(Date.now() / 1000),
-              // The broker checks this equals the authenticated user, so receivers can trust the sender.
-              userId: this.broker.username,
-              headers: message.headers ?? {},
-            },
-            (err: unknown) => {
-              if (err) return reject(new NackedError(`broker nacked ${message.messageId}`));
-              // basic.return arrives before the confirm of the same message.
-              if (this.returned.delete(message.messageId)) {
-                return reject(new Error(`no queue bound for routing key ${message.routingKey}`));
-              }
-              resolve();
-            },
-          );
-        }),
+    const confirms = messages.map((message) =>
+      publishMandatory(channel, this.exchange, message.routingKey, Buffer.from(JSON.stringify(message.body)), {
+        persistent: true,
+        contentType: 'application/json',
+        messageId: message.messageId,
+        type: message.type,
+        timestamp: Math.floor(Date.now() / 1000),
+        // The broker checks this equals the authenticated user, so receivers can trust the sender.
+        userId: this.broker.username,
+        headers: message.headers ?? {},
+      }),
     );
     const results = await Promise.allSettled(confirms);
     const outcome: PublishResult = { confirmed: [], failed: [] };
@@ -111,9 +93,6 @@ export class ConfirmPublisher {
   }
 
   private watch(channel: amqp.ConfirmChannel): amqp.ConfirmChannel {
-    channel.on('return', (message: amqp.Message) => {
-      if (typeof message.properties.messageId === 'string') this.returned.add(message.properties.messageId);
-    });
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
     });
@@ -132,4 +111,44 @@ export class ConfirmPublisher {
 /** The broker refused a message (basic.nack): no queue it was routed to could take it now. */
 class NackedError extends Error {
   override readonly name = 'NackedError';
+}
+
+/** Per channel, the ids of the messages the broker returned as unroutable (basic.return). */
+const returnedBy = new WeakMap<amqp.Channel, Set<string>>();
+
+function returnsOf(channel: amqp.Channel): Set<string> {
+  let returned = returnedBy.get(channel);
+  if (!returned) {
+    const ids = new Set<string>();
+    channel.on('return', (message: amqp.Message) => {
+      if (typeof message.properties.messageId === 'string') ids.add(message.properties.messageId);
+    });
+    returnedBy.set(channel, ids);
+    returned = ids;
+  }
+  return returned;
+}
+
+/**
+ * Publishes one message as `mandatory` on a confirm channel and waits for the broker: resolves
+ * once it is confirmed and routed to a queue; rejects with a NackedError when the broker refused
+ * it, or an Error when no queue took it (told apart by `messageId`, so give one).
+ */
+export function publishMandatory(
+  channel: amqp.ConfirmChannel,
+  exchange: string,
+  routingKey: string,
+  content: Buffer,
+  options: amqp.Options.Publish,
+): Promise<void> {
+  const returned = returnsOf(channel);
+  return new Promise((resolve, reject) => {
+    channel.publish(exchange, routingKey, content, { ...options, mandatory: true }, (err: unknown) => {
+      if (err) return reject(new NackedError(`broker nacked ${String(options.messageId)}`));
+      // basic.return arrives before the confirm of the same message (matched by its id).
+      if (options.messageId !== undefined && returned.delete(options.messageId))
+        return reject(new Error(`no queue bound for routing key ${routingKey}`));
+      resolve();
+    });
+  });
 }

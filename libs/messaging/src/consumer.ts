@@ -1,6 +1,7 @@
 import { context, Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type * as amqp from 'amqplib';
 import { BrokerConnection, ConnectionSetup } from './broker-connection';
+import { publishMandatory } from './confirm-publisher';
 import { Logger, withLogContext } from './logger';
 import { ServiceTopology } from './topology';
 import { traceContextFrom } from './trace-context';
@@ -103,8 +104,6 @@ export class Consumer<T> {
   private channel: amqp.ConfirmChannel | undefined;
   private consumerTag: string | undefined;
   private readonly inFlight = new Set<Promise<void>>();
-  /** Ids of re-published messages the broker returned as unroutable (they then fail). */
-  private readonly returned = new Set<string>();
   private stopping = false;
   private readonly setup: ConnectionSetup = (connection) => this.open(connection.createConfirmChannel());
 
@@ -116,9 +115,6 @@ export class Consumer<T> {
   private async open(opening: Promise<amqp.ConfirmChannel>): Promise<void> {
     const channel = await opening;
     channel.on('error', (err: Error) => this.options.logger.warn(`consumer channel error: ${err.message}`));
-    channel.on('return', (returned: amqp.Message) => {
-      if (typeof returned.properties.messageId === 'string') this.returned.add(returned.properties.messageId);
-    });
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
     });
@@ -349,32 +345,17 @@ export class Consumer<T> {
   ): Promise<void> {
     const { properties } = message;
     const originalUserId = this.publisherOf(message);
-    return new Promise((resolve, reject) => {
-      channel.publish(
-        exchange,
-        routingKey,
-        message.content,
-        {
-          persistent: true,
-          contentType: properties.contentType as string | undefined,
-          messageId: properties.messageId as string | undefined,
-          type: properties.type as string | undefined,
-          timestamp: properties.timestamp as number | undefined,
-          // The broker only accepts our own user id; the original publisher travels in a header.
-          userId: this.broker.username,
-          headers: { ...headers, [ORIGINAL_USER_ID]: originalUserId },
-          expiration,
-          // A re-publish that no queue takes must fail (and the delivery stay unacked), not vanish.
-          mandatory: true,
-        },
-        (err: unknown) => {
-          if (err) return reject(err instanceof Error ? err : new Error('broker nacked the message'));
-          // basic.return arrives before the confirm of the same message.
-          if (this.returned.delete(properties.messageId as string))
-            return reject(new Error(`no queue bound to ${exchange} for ${routingKey}`));
-          resolve();
-        },
-      );
+    // A re-publish that no queue takes must fail (and the delivery stay unacked), not vanish.
+    return publishMandatory(channel, exchange, routingKey, message.content, {
+      persistent: true,
+      contentType: properties.contentType as string | undefined,
+      messageId: properties.messageId as string | undefined,
+      type: properties.type as string | undefined,
+      timestamp: properties.timestamp as number | undefined,
+      // The broker only accepts our own user id; the original publisher travels in a header.
+      userId: this.broker.username,
+      headers: { ...headers, [ORIGINAL_USER_ID]: originalUserId },
+      expiration,
     });
   }
 }

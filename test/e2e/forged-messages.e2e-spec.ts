@@ -20,14 +20,12 @@ const REFUSED_BY_BROKER = /ACCESS_REFUSED|access to topic/i;
 const ids = runIds('forged');
 const WAIT_MS = 20_000;
 
-let sku: string;
-let buyer: string;
+const sku = ids.sku('item');
+const buyer = ids.customer('buyer');
 
 const shop = useShop();
 
 beforeAll(async () => {
-  sku = ids.sku('item');
-  buyer = ids.customer('buyer');
   await shop.api.putProduct(sku, 1000);
   await shop.api.putStock(sku, 5);
   await shop.api.putAccount(buyer, 10_000);

@@ -13,14 +13,12 @@ import { useShop } from '../support/shop';
 const ids = runIds('idem');
 const DECIDE_MS = 20_000;
 
-let sku: string;
-let buyer: string;
+const sku = ids.sku('item');
+const buyer = ids.customer('buyer');
 
 const shop = useShop();
 
 beforeAll(async () => {
-  sku = ids.sku('item');
-  buyer = ids.customer('buyer');
   await shop.api.putProduct(sku, 900);
   await shop.api.putStock(sku, 100);
   await shop.api.putAccount(buyer, 1_000_000);

@@ -392,6 +392,7 @@ async function cmdRabbitNode() {
 async function cmdRestart() {
   const [what] = args;
   const t0 = Date.now();
+  const ownServer = PG_PER_SERVICE.find((inst) => `postgres-${inst.services[0].name}` === what);
   if (what === 'postgres') {
     if (process.env.PG_ADMIN_URL) throw new StackError('Postgres comes from PG_ADMIN_URL: not restarting it');
     await stopLocalPostgres();
@@ -400,10 +401,9 @@ async function cmdRestart() {
     if (process.env.AMQP_ADMIN_URL) throw new StackError('RabbitMQ comes from AMQP_ADMIN_URL: not restarting it');
     await stopLocalRabbit();
     await ensureRabbit();
-  } else if (PG_PER_SERVICE.some((inst) => `postgres-${inst.services[0].name}` === what)) {
-    const inst = PG_PER_SERVICE.find((i) => `postgres-${i.services[0].name}` === what);
-    await stopLocalPostgres(inst);
-    await ensurePostgres(inst);
+  } else if (ownServer) {
+    await stopLocalPostgres(ownServer);
+    await ensurePostgres(ownServer);
   } else {
     throw new StackError(
       `usage: node scripts/stack.mjs restart postgres|${SERVICES.map((s) => `postgres-${s.name}`).join('|')}|rabbitmq`,

@@ -7,17 +7,26 @@ import { PG, PG_PER_SERVICE, PG_SUPERUSER, SERVICES, dbPassword, dbRole, federat
 import { asUser, ensureTraversable, isRoot, osUser, ownedDir } from './system.mjs';
 import { StackError, log, pidAlive, portFree, run, tail, warn } from './util.mjs';
 
-const PG_LIB = '/usr/lib/postgresql';
+export const PG_LIB = '/usr/lib/postgresql';
+
+/** The installed Postgres major versions that ship `binary`, newest first. */
+export function installedPostgresVersions(binary = 'initdb') {
+  try {
+    return fs
+      .readdirSync(PG_LIB)
+      .filter((v) => fs.existsSync(path.join(PG_LIB, v, 'bin', binary)))
+      .sort((a, b) => Number(b) - Number(a));
+  } catch {
+    return [];
+  }
+}
+
+/** The bin folder of a Postgres major version (Debian's layout). */
+export const postgresBinDirOf = (version) => path.join(PG_LIB, String(version), 'bin');
 
 /** The bin folder of the installed Postgres: the data folder's version if present, else the newest. */
-function findBinDir(inst = PG) {
-  let versions = [];
-  try {
-    versions = fs
-      .readdirSync(PG_LIB)
-      .filter((v) => fs.existsSync(path.join(PG_LIB, v, 'bin', 'initdb')))
-      .sort((a, b) => Number(b) - Number(a));
-  } catch {}
+export function findBinDir(inst = PG) {
+  const versions = installedPostgresVersions();
   let wanted;
   try {
     wanted = fs.readFileSync(path.join(inst.data, 'PG_VERSION'), 'utf8').trim();
@@ -28,7 +37,7 @@ function findBinDir(inst = PG) {
         `Install postgresql-${wanted}, or remove ${inst.dir} to start over (its data is lost).`,
     );
   const v = wanted ?? versions[0];
-  return v ? path.join(PG_LIB, v, 'bin') : null;
+  return v ? postgresBinDirOf(v) : null;
 }
 
 /** Debian packages that must be installed before Postgres can be used. */

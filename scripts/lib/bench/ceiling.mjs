@@ -5,22 +5,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
+import { PG_LIB, installedPostgresVersions, postgresBinDirOf } from '../postgres.mjs';
 import { StackError, run, sleep } from '../util.mjs';
 import { nowMs } from './driver.mjs';
 
-const PG_LIB = '/usr/lib/postgresql';
-
 /** pgbench of the server's major version if installed, else the newest one. */
 function findPgbench(serverMajor) {
-  let versions = [];
-  try {
-    versions = fs
-      .readdirSync(PG_LIB)
-      .filter((v) => fs.existsSync(path.join(PG_LIB, v, 'bin', 'pgbench')))
-      .sort((a, b) => Number(b) - Number(a));
-  } catch {}
+  const versions = installedPostgresVersions('pgbench');
   const v = versions.includes(String(serverMajor)) ? String(serverMajor) : versions[0];
-  return v ? path.join(PG_LIB, v, 'bin', 'pgbench') : null;
+  return v ? path.join(postgresBinDirOf(v), 'pgbench') : null;
 }
 
 // One checkout step's worth of work: a row inserted, a row updated, one commit.

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PG, SERVICES, profile } from '../config.mjs';
+import { findBinDir } from '../postgres.mjs';
 import { build, ensureInfra, migrate } from '../project.mjs';
 import { localRabbitPids } from '../rabbitmq.mjs';
 import { Supervisor } from '../supervisor.mjs';
@@ -57,7 +58,7 @@ export async function startOwnStack(opts, ctx, logFile) {
     pgStatsUrl: pg.adminUrlFor('postgres'),
     // Our own server's WAL can be read (pg_waldump) to count the commits that wrote.
     pgDataDir: pg.external ? null : PG.data,
-    pgBinDir: pg.external ? null : pgBinDir(),
+    pgBinDir: pg.external ? null : findBinDir(PG),
     rabbitUrl: amqp.managementUrlWithCreds,
     vhost: prof.vhost,
     amqpUrl: amqp.adminUrlFor(prof.vhost),
@@ -75,12 +76,6 @@ export async function startOwnStack(opts, ctx, logFile) {
     }),
     restarts: () => supervisor.table.reduce((n, r) => n + r.crashes.length, 0),
   };
-}
-
-/** The bin folder of the private cluster's Postgres version (as written in its data folder). */
-function pgBinDir() {
-  const version = fs.readFileSync(path.join(PG.data, 'PG_VERSION'), 'utf8').trim();
-  return `/usr/lib/postgresql/${version}/bin`;
 }
 
 /** Services that run elsewhere: only what the options give is measured. */

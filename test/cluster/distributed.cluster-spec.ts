@@ -15,6 +15,8 @@ import {
   seedCatalog,
   seededRandom,
   SEED,
+  serviceConnections,
+  everyServiceIn,
   settle,
   stackCommand,
 } from '../faults/harness';
@@ -48,19 +50,13 @@ async function checkoutQueues(via: RabbitNode): Promise<QueueView[]> {
   return queues.filter((q) => q.name.startsWith('checkout.'));
 }
 
-/**
- * The node the services' connections are on, as a live node reports it. The management API
- * lists a connection after its next stats tick: waits until each service is seen on one node.
- */
+/** The node all the services' connections are on, as a live node reports it (not `not`). */
 async function nodeOfServices(via: RabbitNode, not?: RabbitNode): Promise<RabbitNode> {
   return eventually(
     async () => {
-      const response = await management('/api/connections', {}, via.managementUrl);
-      const connections = (await response.json()) as Array<{ user: string; node: string }>;
-      const ours = connections.filter((c) => (SERVICE_NAMES as readonly string[]).includes(c.user));
-      const users = new Set(ours.map((c) => c.user));
+      const ours = await serviceConnections(via.managementUrl);
       const nodes = new Set(ours.map((c) => c.node));
-      if (users.size !== SERVICE_NAMES.length || nodes.size !== 1) return undefined;
+      if (!everyServiceIn(ours) || nodes.size !== 1) return undefined;
       const node = testEnv.rabbitNodes.find((n) => n.name === [...nodes][0]);
       return node && node.name !== not?.name ? node : undefined;
     },

@@ -36,17 +36,33 @@ export async function restartServer(what: 'postgres' | 'rabbitmq'): Promise<void
   await stackCommand('restart', what);
 }
 
+export interface ServiceConnection {
+  name: string;
+  /** The broker user: the service's name. */
+  user: string;
+  /** The cluster node the connection is on. */
+  node: string;
+}
+
+/**
+ * The services' broker connections as the management API (of node `via`) lists them now. It
+ * lists a connection after its first stats tick, so poll until every service is seen.
+ */
+export async function serviceConnections(via?: string): Promise<ServiceConnection[]> {
+  const connections = (await (await management('/api/connections', {}, via)).json()) as ServiceConnection[];
+  return connections.filter((c) => (SERVICE_NAMES as readonly string[]).includes(c.user));
+}
+
+/** True when every service has a connection in the list. */
+export const everyServiceIn = (connections: readonly ServiceConnection[]): boolean =>
+  new Set(connections.map((c) => c.user)).size === SERVICE_NAMES.length;
+
 /** Closes every service connection on the broker (as a network cut would); returns how many. */
 export async function closeAllBrokerConnections(): Promise<number> {
-  // The management API lists a connection after its first stats tick: wait until all are seen.
   const ours = await eventually(
     async () => {
-      const connections = (await (await management('/api/connections')).json()) as Array<{
-        name: string;
-        user: string;
-      }>;
-      const found = connections.filter((c) => (SERVICE_NAMES as readonly string[]).includes(c.user));
-      return new Set(found.map((c) => c.user)).size === 3 ? found : undefined;
+      const found = await serviceConnections();
+      return everyServiceIn(found) ? found : undefined;
     },
     { what: 'the services’ broker connections in the management API', timeoutMs: 30_000, intervalMs: 250 },
   );

@@ -23,11 +23,14 @@ interface Placed {
   customerId: string;
 }
 
-/** POSTs every order with at most IN_FLIGHT requests at once; every one must be accepted (202). */
+/**
+ * POSTs every order with at most IN_FLIGHT requests at once; every one must be accepted (202),
+ * after waiting out the admission control's 503s (a burst may exceed its bound) like a client.
+ */
 async function placeAll(orders: Array<{ customerId: string; sku: string }>): Promise<Placed[]> {
   const statuses = new Map<number, number>();
   const placed = await mapLimit(orders, IN_FLIGHT, async ({ customerId, sku }) => {
-    const response = await shop.api.placeOrder({ customerId, items: [{ sku, quantity: 1 }] });
+    const response = await shop.api.placeOrderRetrying({ customerId, items: [{ sku, quantity: 1 }] });
     statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
     if (response.status !== 202) throw new Error(`POST /orders answered ${response.status}: ${response.text}`);
     return { id: response.json.id, customerId };

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { ADMIN_TOKEN, Services } from './services';
 
 /** A response with its body parsed as JSON when it is JSON (`json`), and the raw text. */
@@ -165,6 +166,25 @@ export class ShopApi {
     if (idempotencyKey !== undefined) extra['idempotency-key'] = idempotencyKey;
     if (waitSeconds !== undefined) extra.prefer = `wait=${waitSeconds}`;
     return this.order.post<OrderView>('/orders', { body, headers: extra });
+  }
+
+  /**
+   * POST /orders as a well-behaved client under load: a 503 (shed at the door, nothing written)
+   * is retried after its Retry-After with the same Idempotency-Key, up to `maxTries` times.
+   * Returns the last answer and how many times it was shed.
+   */
+  async placeOrderRetrying(
+    body: unknown,
+    { maxTries = 60, ...options }: PlaceOrderOptions & { maxTries?: number } = {},
+  ): Promise<HttpResponse<OrderView> & { shed: number }> {
+    const idempotencyKey = options.idempotencyKey ?? randomUUID();
+    for (let shed = 0; ; shed++) {
+      const response = await this.placeOrder(body, { ...options, idempotencyKey });
+      if (response.status !== 503 || shed + 1 >= maxTries) return { ...response, shed };
+      const retryAfter = Number(response.headers.get('retry-after'));
+      if (!(retryAfter >= 1)) throw new Error(`503 without a valid Retry-After: ${response.text}`);
+      await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
+    }
   }
 
   /** POST /orders that must be accepted (202); returns the pending order. */

@@ -1,15 +1,34 @@
 import { z } from 'zod';
-import { BaseConfig, loadConfig } from '@shop/service-kit';
+import { BaseConfig, loadConfig, unsetIfEmpty } from '@shop/service-kit';
 import { ProtocolConfig } from '@shop/two-phase-commit';
 
 /** The order service's settings, validated at boot. See apps/order/.env.example. */
-export const OrderConfig = BaseConfig.extend(ProtocolConfig.shape).extend({
-  /** The shop's one currency (ISO 4217); prices and totals are integer minor units of it. */
-  CURRENCY: z
-    .string()
-    .regex(/^[A-Z]{3}$/, 'an ISO 4217 code')
-    .default('EUR'),
-});
+export const OrderConfig = BaseConfig.extend(ProtocolConfig.shape)
+  .extend({
+    /** The shop's one currency (ISO 4217); prices and totals are integer minor units of it. */
+    CURRENCY: z
+      .string()
+      .regex(/^[A-Z]{3}$/, 'an ISO 4217 code')
+      .default('EUR'),
+    /**
+     * Admission control (see docs/production.md). The bound on checkouts in flight (accepted, not
+     * yet decided) in this process follows the decision rate: rate × target decision time, so that
+     * an accepted order is decided in about the target even when far more are offered. Default
+     * target: a fifth of PREPARE_TIMEOUT_MS, which leaves the deadline a wide margin.
+     */
+    ADMISSION_TARGET_DECISION_MS: unsetIfEmpty(z.coerce.number().int().min(10).max(3_600_000).optional()),
+    /** The bound never goes below this (a burst after a quiet spell) nor above the max; equal: a fixed bound. */
+    ADMISSION_MIN_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(100),
+    ADMISSION_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+    /** How long a new order may wait for a slot before it is answered 503 + Retry-After. */
+    ADMISSION_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(10),
+    /** Requests waiting at once for a decision (`Prefer: wait`); beyond it they are answered at once. */
+    PREFER_WAIT_MAX_WAITERS: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
+  })
+  .refine((config) => config.ADMISSION_MIN_IN_FLIGHT <= config.ADMISSION_MAX_IN_FLIGHT, {
+    message: 'must not exceed ADMISSION_MAX_IN_FLIGHT',
+    path: ['ADMISSION_MIN_IN_FLIGHT'],
+  });
 export type OrderConfig = z.infer<typeof OrderConfig>;
 
 export const loadOrderConfig = () => loadConfig(OrderConfig);

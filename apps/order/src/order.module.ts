@@ -4,7 +4,9 @@ import { TwoPhaseCommitModule } from '@shop/two-phase-commit';
 import { ProductsController } from './catalog/products.controller';
 import { loadOrderConfig } from './config';
 import { orderDataSourceOptions } from './data-source';
+import { AdmissionControl } from './orders/admission-control';
 import { DecisionListener } from './orders/decision-listener';
+import { DecisionWaits } from './orders/decision-waits';
 import { OrderDecisions } from './orders/order-decisions';
 import { OrdersController } from './orders/orders.controller';
 import { OrdersService } from './orders/orders.service';
@@ -18,6 +20,6 @@ const config = loadOrderConfig();
     TwoPhaseCommitModule.coordinator(OrderDecisions),
   ],
   controllers: [ProductsController, OrdersController],
-  providers: [OrdersService, DecisionListener],
+  providers: [OrdersService, DecisionListener, DecisionWaits, AdmissionControl],
 })
 export class OrderModule {}

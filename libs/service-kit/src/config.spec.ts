@@ -58,3 +58,18 @@ describe('the broker setting', () => {
       expect(() => loadConfig(BaseConfig, { ...required, AMQP_URL })).toThrow(/AMQP_URL/);
   });
 });
+
+describe('the pool and the prefetch', () => {
+  it('by default leave every in-flight delivery a connection after the requests’ share and the background work', () => {
+    const config = loadConfig(BaseConfig, required);
+    expect(config.AMQP_PREFETCH).toBeLessThanOrEqual(config.DB_POOL_SIZE - config.DB_REQUEST_CONNECTIONS - 3);
+  });
+
+  it('refuse a prefetch that the handlers’ share of the pool cannot serve, naming the settings', () => {
+    const load = () =>
+      loadConfig(BaseConfig, { ...required, DB_POOL_SIZE: '20', DB_REQUEST_CONNECTIONS: '5', AMQP_PREFETCH: '13' });
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(/AMQP_PREFETCH: 13 exceeds the message handlers' share of the pool, 12 \(DB_POOL_SIZE 20/);
+    expect(loadConfig(BaseConfig, { ...required, DB_POOL_SIZE: '40', AMQP_PREFETCH: '32' }).AMQP_PREFETCH).toBe(32);
+  });
+});

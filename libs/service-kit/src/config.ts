@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseBrokerUrls } from '@shop/messaging';
 
 /** `NAME=` in an env file means "not set", not an empty value. */
-const unsetIfEmpty = <T extends z.ZodType>(schema: T) =>
+export const unsetIfEmpty = <T extends z.ZodType>(schema: T) =>
   z.preprocess((value) => (value === '' ? undefined : value), schema);
 
 /** Settings every service reads from its environment. Services extend this schema with their own. */
@@ -19,10 +19,15 @@ export const BaseConfig = z.object({
     .pipe(
       z.array(z.string().regex(/^amqps?:\/\//, 'amqp:// or amqps:// URLs, comma-separated')).min(1, 'at least one URL'),
     ),
-  /** Postgres connections per process. */
+  /** Postgres connections per process, shared as below (see BACKGROUND_CONNECTIONS). */
   DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(20),
-  /** Unacked deliveries per consumer; bounds in-flight transactions. */
-  AMQP_PREFETCH: z.coerce.number().int().min(1).max(1000).default(50),
+  /**
+   * At most this many of the pool's connections serve HTTP requests at once; the rest stay for
+   * message handlers (votes, acks, decisions), so a flood of requests never starves the protocol.
+   */
+  DB_REQUEST_CONNECTIONS: z.coerce.number().int().min(1).max(200).default(5),
+  /** Unacked deliveries per consumer: each handler holds a connection, so at most the handlers' share. */
+  AMQP_PREFETCH: z.coerce.number().int().min(1).max(1000).default(12),
   /** Handler attempts before a failing message is dead-lettered. */
   MESSAGE_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),
   OUTBOX_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
@@ -39,10 +44,28 @@ export const BaseConfig = z.object({
 });
 export type BaseConfig = z.infer<typeof BaseConfig>;
 
+/** Connections the background work may hold at once: the outbox relay, a sweeper, a prune. */
+export const BACKGROUND_CONNECTIONS = 3;
+
 /** In production, development defaults are refused: secrets must be given. */
-function refuseDevelopmentDefaults(config: { NODE_ENV?: string; ADMIN_TOKEN?: string }): string[] {
+function refuseDevelopmentDefaults(config: BaseConfig): string[] {
   return config.NODE_ENV === 'production' && config.ADMIN_TOKEN === 'dev-admin-token'
     ? ['  ADMIN_TOKEN: must be set in production (the default is for development only)']
+    : [];
+}
+
+/**
+ * Every delivery in flight holds a connection: prefetch beyond the handlers' share of the pool
+ * would queue votes and acks for a connection behind HTTP requests and background work.
+ */
+function refuseOversubscribedPool(config: BaseConfig): string[] {
+  const handlersShare = config.DB_POOL_SIZE - config.DB_REQUEST_CONNECTIONS - BACKGROUND_CONNECTIONS;
+  return config.AMQP_PREFETCH > handlersShare
+    ? [
+        `  AMQP_PREFETCH: ${config.AMQP_PREFETCH} exceeds the message handlers' share of the pool, ${handlersShare} ` +
+          `(DB_POOL_SIZE ${config.DB_POOL_SIZE} - DB_REQUEST_CONNECTIONS ${config.DB_REQUEST_CONNECTIONS} - ` +
+          `${BACKGROUND_CONNECTIONS} for the relay, sweeper and pruning)`,
+      ]
     : [];
 }
 
@@ -54,7 +77,7 @@ export class ConfigError extends Error {
 export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
   const result = schema.safeParse(env);
   const problems = result.success
-    ? refuseDevelopmentDefaults(result.data as { NODE_ENV?: string; ADMIN_TOKEN?: string })
+    ? [...refuseDevelopmentDefaults(result.data as BaseConfig), ...refuseOversubscribedPool(result.data as BaseConfig)]
     : result.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   if (result.success && problems.length === 0) return result.data;
   throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);

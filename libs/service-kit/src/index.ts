@@ -9,6 +9,7 @@ export * from './message-handlers';
 export * from './metrics';
 export * from './operator.controller';
 export * from './problem-details.filter';
+export * from './request-database';
 export * from './service-kit.module';
 export * from './tokens';
 export * from './transient-errors';

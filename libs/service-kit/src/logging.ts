@@ -130,6 +130,15 @@ export function requestLogging(logger: pino.Logger): RequestHandler[] {
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       autoLogging: { ignore: (req) => /^\/(health|metrics)(\/|\?|$)/.test(req.url ?? '') },
+      // A shed request (503 under load) is counted in the metrics; a line each would add to the load.
+      customLogLevel: (_req, res, err) =>
+        res.statusCode === 503
+          ? 'debug'
+          : err || res.statusCode >= 500
+            ? 'error'
+            : res.statusCode >= 400
+              ? 'warn'
+              : 'info',
       customSuccessMessage: (req, res, ms) => `${req.method} ${req.url} ${res.statusCode} ${ms} ms`,
       customErrorMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
     }),

@@ -22,6 +22,7 @@ export class ServiceMetrics {
   private readonly decisions: Counter<'outcome' | 'reason'>;
   private readonly decisionSeconds: Histogram<'outcome'>;
   private readonly relayLag: Histogram;
+  private readonly shed: Counter;
 
   constructor(@Inject(SERVICE_NAME) service: ServiceName, dataSource: DataSource) {
     const registers = [this.registry];
@@ -62,6 +63,11 @@ export class ServiceMetrics {
       name: 'checkout_outbox_relay_lag_seconds',
       help: 'Time from a message written to the outbox to its publication confirmed by the broker',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.shed = new Counter({
+      name: 'checkout_admission_shed_total',
+      help: 'New orders refused at the door (503 + Retry-After) because too many checkouts were undecided',
       registers,
     });
     this.gaugeOnScrape('checkout_outbox_unsent_messages', 'Outbox messages not yet published (backlog)', async () => {
@@ -106,6 +112,11 @@ export class ServiceMetrics {
   decided(decision: { outcome: Outcome; reason: string | null; latencySeconds: number }): void {
     this.decisions.inc({ outcome: decision.outcome, reason: decision.reason ?? 'none' });
     this.decisionSeconds.observe({ outcome: decision.outcome }, decision.latencySeconds);
+  }
+
+  /** Admission control: a new order was refused at the door. */
+  shedOrder(): void {
+    this.shed.inc();
   }
 
   /** Protocol observer: the inbox dropped a message already handled. */

@@ -1,8 +1,26 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import {
+  ArgumentsHost,
+  Catch,
+  ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Logger,
+  ServiceUnavailableException,
+} from '@nestjs/common';
 import type { Response } from 'express';
 
 /** Postgres error codes a user can trigger with valid-looking input. */
 const CONFLICT_CODES = new Set(['23505', '23514', '23503']); // unique, check, foreign key
+
+/** 503 with `Retry-After`: the service is too busy to take the request now; nothing was done. */
+export class RetryLaterException extends ServiceUnavailableException {
+  constructor(
+    detail: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(detail);
+  }
+}
 
 interface ProblemDetails {
   type: string;
@@ -24,12 +42,14 @@ export class ProblemDetailsFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<Response>();
     const problem = this.toProblem(exception);
-    if (problem.status >= 500) {
+    // A shed request is the service working as designed under load, not an error to investigate.
+    if (problem.status >= 500 && !(exception instanceof RetryLaterException)) {
       this.logger.error(
         exception instanceof Error ? exception.message : String(exception),
         (exception as Error)?.stack,
       );
     }
+    if (exception instanceof RetryLaterException) response.setHeader('Retry-After', exception.retryAfterSeconds);
     response.status(problem.status).type('application/problem+json').json(problem);
   }
 

@@ -10,6 +10,7 @@ import { BrokerHealthIndicator, HealthController } from './health.controller';
 import { MessageHandlers } from './message-handlers';
 import { MetricsController, ServiceMetrics } from './metrics';
 import { OperatorController } from './operator.controller';
+import { RequestDatabase } from './request-database';
 import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
 import { stopTracing } from './tracing';
 
@@ -56,9 +57,18 @@ export class ServiceKitModule {
         CheckoutMessaging,
         BrokerHealthIndicator,
         ServiceMetrics,
+        RequestDatabase,
         TracingShutdown,
       ],
-      exports: [SERVICE_NAME, SERVICE_CONFIG, BrokerConnection, MessageHandlers, CheckoutMessaging, ServiceMetrics],
+      exports: [
+        SERVICE_NAME,
+        SERVICE_CONFIG,
+        BrokerConnection,
+        MessageHandlers,
+        CheckoutMessaging,
+        ServiceMetrics,
+        RequestDatabase,
+      ],
     };
   }
 }

@@ -14,7 +14,7 @@ import { Inbox } from '@shop/inbox';
 import { currentLogContext, Logger, PoisonMessageError, withLogContext } from '@shop/messaging';
 import { z } from 'zod';
 import type { DecisionTaken, ProtocolObserver } from './observer';
-import { backoffMs, send } from './outgoing';
+import { AckRoundTrip, backoffMs, send } from './outgoing';
 
 /** What each participant is asked to prepare, keyed by participant (the kit adds deadline and name). */
 export type PrepareRequests = {
@@ -75,6 +75,7 @@ export class Coordinator {
   private readonly inbox: Inbox;
   private readonly resendBaseMs: number;
   private readonly resendCapMs: number;
+  private readonly ackRoundTrip = new AckRoundTrip();
 
   constructor(private readonly options: CoordinatorOptions) {
     this.inbox = new Inbox(options.dataSource, 'coordinator');
@@ -160,11 +161,14 @@ export class Coordinator {
           `${ack.sender} acked ${ack.payload.outcome} for ${ack.transactionId}, which is ${transaction.state}`,
         );
       }
-      await manager.query(
-        `UPDATE tpc_participants SET acked_at = now(), next_resend_at = NULL
-          WHERE transaction_id = $1 AND participant = $2 AND acked_at IS NULL`,
+      const [acked] = await manager.query<[Array<{ round_trip: number; resends: number }>, number]>(
+        `UPDATE tpc_participants p SET acked_at = now(), next_resend_at = NULL
+           FROM tpc_transactions t
+          WHERE p.transaction_id = $1 AND p.participant = $2 AND p.acked_at IS NULL AND t.id = p.transaction_id
+          RETURNING extract(epoch FROM now() - t.decided_at)::float8 AS round_trip, p.resends`,
         [ack.transactionId, ack.sender],
       );
+      if (acked.length === 1 && acked[0].resends === 0) this.ackRoundTrip.observe(acked[0].round_trip);
       await manager.query(
         `UPDATE tpc_transactions SET completed_at = now()
           WHERE id = $1 AND completed_at IS NULL
@@ -213,7 +217,10 @@ export class Coordinator {
     return decisions.length;
   }
 
-  /** Re-sends decisions not acked in time, with capped, jittered backoff. Safe in several replicas. */
+  /**
+   * Re-sends decisions not acked in time: after a capped, jittered backoff plus the time acks now
+   * take to come back (so not while they merely queue behind a backlog). Safe in several replicas.
+   */
   async resendUnacked(limit = 100): Promise<number> {
     return this.options.dataSource.transaction(async (manager) => {
       const due = await manager.query<
@@ -227,9 +234,9 @@ export class Coordinator {
       >(
         `SELECT p.transaction_id, p.participant, p.resends, t.state, t.decision_reason
            FROM tpc_participants p JOIN tpc_transactions t ON t.id = p.transaction_id
-          WHERE p.acked_at IS NULL AND p.next_resend_at <= now()
+          WHERE p.acked_at IS NULL AND p.next_resend_at <= now() - make_interval(secs => $2)
           ORDER BY p.next_resend_at LIMIT $1 FOR UPDATE OF p SKIP LOCKED`,
-        [limit],
+        [limit, this.ackRoundTrip.timeoutSeconds],
       );
       for (const row of due) {
         const outcome: Outcome = row.state === 'COMMITTED' ? 'commit' : 'abort';

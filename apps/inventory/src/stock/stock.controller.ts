@@ -1,20 +1,19 @@
 import { Body, Controller, Get, NotFoundException, Param, Put } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import { DataSource } from 'typeorm';
-import { AdminOnly } from '@shop/service-kit';
+import { AdminOnly, RequestDatabase } from '@shop/service-kit';
 import { PutStockBody, SkuParam, StockView } from './stock.schemas';
 
 @ApiTags('stock')
 @Controller('stock')
 export class StockController {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(private readonly database: RequestDatabase) {}
 
   /** Sets the available quantity (admin). Reserved and sold stay as they are. */
   @Put(':sku')
   @AdminOnly()
   @ApiOkResponse({ standardSchema: StockView })
   async put(@Param('sku', { schema: SkuParam }) sku: string, @Body({ schema: PutStockBody }) body: PutStockBody) {
-    const [row] = await this.dataSource.query<StockView[]>(
+    const [row] = await this.database.query<StockView[]>(
       `INSERT INTO stock (sku, available, stocked) VALUES ($1, $2, $2)
        ON CONFLICT (sku) DO UPDATE
          SET available = EXCLUDED.available, stocked = stock.stocked - stock.available + EXCLUDED.available,
@@ -28,7 +27,7 @@ export class StockController {
   @Get(':sku')
   @ApiOkResponse({ standardSchema: StockView })
   async get(@Param('sku', { schema: SkuParam }) sku: string) {
-    const [row] = await this.dataSource.query<StockView[]>(
+    const [row] = await this.database.query<StockView[]>(
       `SELECT sku, available, reserved, sold FROM stock WHERE sku = $1`,
       [sku],
     );

@@ -1,7 +1,6 @@
 import { Body, Controller, Get, NotFoundException, Param, Put } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import { DataSource } from 'typeorm';
-import { AdminOnly } from '@shop/service-kit';
+import { AdminOnly, RequestDatabase } from '@shop/service-kit';
 import { ProductView, PutProductBody, SkuParam } from './catalog.schemas';
 
 interface ProductRow {
@@ -22,13 +21,13 @@ const toView = (row: ProductRow): ProductView => ({
 @ApiTags('products')
 @Controller('products')
 export class ProductsController {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(private readonly database: RequestDatabase) {}
 
   @Put(':sku')
   @AdminOnly()
   @ApiOkResponse({ standardSchema: ProductView, description: 'The product as stored' })
   async put(@Param('sku', { schema: SkuParam }) sku: string, @Body({ schema: PutProductBody }) body: PutProductBody) {
-    const [row] = await this.dataSource.query<ProductRow[]>(
+    const [row] = await this.database.query<ProductRow[]>(
       `INSERT INTO products (sku, name, unit_price) VALUES ($1, $2, $3)
        ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, unit_price = EXCLUDED.unit_price, updated_at = now()
        RETURNING sku, name, unit_price, updated_at`,
@@ -40,7 +39,7 @@ export class ProductsController {
   @Get(':sku')
   @ApiOkResponse({ standardSchema: ProductView })
   async get(@Param('sku', { schema: SkuParam }) sku: string) {
-    const [row] = await this.dataSource.query<ProductRow[]>(
+    const [row] = await this.database.query<ProductRow[]>(
       `SELECT sku, name, unit_price, updated_at FROM products WHERE sku = $1`,
       [sku],
     );

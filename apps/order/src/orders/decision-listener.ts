@@ -1,73 +1,95 @@
-import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { SERVICE_CONFIG, type BaseConfig } from '@shop/service-kit';
 import { ORDER_DECIDED_CHANNEL } from './order-decisions';
 
+/** What a subscriber hears: an order decided (by any replica), or that some may have been missed. */
+export interface DecisionSubscriber {
+  decided(orderId: string): void;
+  /** The LISTEN connection was lost and is back: decisions in between were not announced. */
+  resync(): void;
+}
+
+const RECONNECT_MIN_MS = 100;
+const RECONNECT_MAX_MS = 5_000;
+
 /**
- * Wakes requests waiting (`Prefer: wait`) for an order's decision. Decisions may be taken by any
- * replica, so they are announced through Postgres NOTIFY; one LISTEN connection per process,
- * opened on first use and reopened after a failure (waiters also re-check on a short timer).
+ * Announces decided orders to this process. Decisions may be taken by any replica, so they come
+ * through Postgres NOTIFY, on one LISTEN connection per process opened at start-up and reopened
+ * (with backoff) after a loss. Waiting requests (`Prefer: wait`) and admission control listen.
  */
 @Injectable()
-export class DecisionListener implements OnModuleDestroy {
+export class DecisionListener implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(DecisionListener.name);
-  private readonly waiters = new Map<string, Set<() => void>>();
-  private client: Promise<Client> | undefined;
+  private readonly subscribers = new Set<DecisionSubscriber>();
+  private client: Client | undefined;
+  private channel = '';
+  private stopped = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly dataSource: DataSource,
     @Inject(SERVICE_CONFIG) private readonly config: BaseConfig,
   ) {}
 
-  /** Resolves when the order is announced as decided, or after `maxMs`, whichever comes first. */
-  async next(orderId: string, maxMs: number): Promise<void> {
-    await this.listening().catch((err: unknown) => this.logger.warn(`LISTEN unavailable: ${String(err)}`));
-    await new Promise<void>((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.waiters.get(orderId)?.delete(wake);
-        if (this.waiters.get(orderId)?.size === 0) this.waiters.delete(orderId);
-        resolve();
-      };
-      const timer = setTimeout(wake, maxMs);
-      const set = this.waiters.get(orderId) ?? new Set();
-      set.add(wake);
-      this.waiters.set(orderId, set);
-    });
+  subscribe(subscriber: DecisionSubscriber): () => void {
+    this.subscribers.add(subscriber);
+    return () => this.subscribers.delete(subscriber);
+  }
+
+  get listening(): boolean {
+    return this.client !== undefined;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const [{ schema }] = await this.dataSource.query<Array<{ schema: string }>>(`SELECT current_schema() AS schema`);
+    this.channel = `${schema}.${ORDER_DECIDED_CHANNEL}`;
+    await this.connect(RECONNECT_MIN_MS);
   }
 
   async onModuleDestroy(): Promise<void> {
-    for (const set of this.waiters.values()) for (const wake of set) wake();
-    const client = await this.client?.catch(() => undefined);
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => undefined);
   }
 
-  private listening(): Promise<Client> {
-    this.client ??= this.connect().catch((err: unknown) => {
-      this.client = undefined;
-      throw err;
-    });
-    return this.client;
-  }
-
-  private async connect(): Promise<Client> {
-    const [{ schema }] = await this.dataSource.query<Array<{ schema: string }>>(`SELECT current_schema() AS schema`);
+  private async connect(retryMs: number): Promise<void> {
+    if (this.stopped) return;
     const client = new Client({
       connectionString: this.config.DATABASE_URL,
       application_name: 'order-decision-listener',
     });
     client.on('notification', (notification) => {
-      for (const wake of [...(this.waiters.get(notification.payload ?? '') ?? [])]) wake();
+      const orderId = notification.payload ?? '';
+      for (const subscriber of this.subscribers) subscriber.decided(orderId);
     });
     client.on('error', (err) => {
-      this.logger.warn(`decision LISTEN connection lost: ${err.message}`);
+      if (this.client !== client) return;
+      this.logger.warn(`decision LISTEN connection lost (${err.message}); reconnecting`);
       this.client = undefined;
       void client.end().catch(() => undefined);
+      this.retry(RECONNECT_MIN_MS);
     });
-    await client.connect();
-    await client.query(`LISTEN "${schema}.${ORDER_DECIDED_CHANNEL}"`);
-    return client;
+    try {
+      await client.connect();
+      await client.query(`LISTEN "${this.channel.replaceAll('"', '""')}"`);
+    } catch (err) {
+      this.logger.warn(`decision LISTEN failed (${String(err)}); retrying in ${retryMs} ms`);
+      await client.end().catch(() => undefined);
+      return this.retry(Math.min(retryMs * 2, RECONNECT_MAX_MS));
+    }
+    this.client = client;
+    // Whatever was decided while we were not listening went unannounced.
+    for (const subscriber of this.subscribers) subscriber.resync();
+  }
+
+  private retry(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => void this.connect(delayMs), delayMs);
+    this.reconnectTimer.unref();
   }
 }

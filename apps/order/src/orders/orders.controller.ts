@@ -3,11 +3,13 @@ import {
   ApiAcceptedResponse,
   ApiHeader,
   ApiOkResponse,
+  ApiServiceUnavailableResponse,
   ApiTags,
   ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { addLogContext } from '@shop/messaging';
+import { AdmissionControl } from './admission-control';
 import { IdempotencyKey, OrderIdParam, OrderView, PlaceOrderBody, preferredWaitSeconds } from './order.schemas';
 import { OrdersService } from './orders.service';
 
@@ -20,7 +22,10 @@ const PREFER_HEADER = {
 @ApiTags('orders')
 @Controller('orders')
 export class OrdersController {
-  constructor(private readonly orders: OrdersService) {}
+  constructor(
+    private readonly orders: OrdersService,
+    private readonly admission: AdmissionControl,
+  ) {}
 
   @Post()
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'same key + same body → the same order' })
@@ -28,6 +33,10 @@ export class OrdersController {
   @ApiAcceptedResponse({ standardSchema: OrderView, description: 'Accepted: the checkout is running (PENDING)' })
   @ApiOkResponse({ standardSchema: OrderView, description: 'Already decided (with Prefer: wait, or a replay)' })
   @ApiUnprocessableEntityResponse({ description: 'Unknown SKU, or an Idempotency-Key reused with another body' })
+  @ApiServiceUnavailableResponse({
+    description:
+      'Too many checkouts in progress: nothing was written; retry after `Retry-After` seconds with the same Idempotency-Key',
+  })
   async place(
     @Body({ schema: PlaceOrderBody }) body: PlaceOrderBody,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
@@ -37,7 +46,14 @@ export class OrdersController {
     if (idempotencyKey !== undefined && !IdempotencyKey.safeParse(idempotencyKey).success) {
       throw new BadRequestException('Idempotency-Key must be 1 to 200 visible ASCII characters');
     }
-    const { order, replayed } = await this.orders.place(body, idempotencyKey);
+    // Refused here (503) when too many checkouts are undecided: before anything is written.
+    const ticket = await this.admission.admit();
+    const { order, replayed } = await this.orders.place(body, idempotencyKey).catch((err: unknown) => {
+      ticket.cancel();
+      throw err;
+    });
+    if (replayed) ticket.cancel();
+    else ticket.accepted(order.id);
     // The order id is the checkout's transaction id: the request's log lines carry it from here on.
     addLogContext({ transactionId: order.id });
     const wait = preferredWaitSeconds(prefer);

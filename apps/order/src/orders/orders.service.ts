@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
-import { DataSource, EntityManager } from 'typeorm';
-import { SERVICE_CONFIG } from '@shop/service-kit';
+import type { EntityManager } from 'typeorm';
+import { RequestDatabase, SERVICE_CONFIG } from '@shop/service-kit';
 import { Coordinator } from '@shop/two-phase-commit';
 import type { OrderConfig } from '../config';
-import { DecisionListener } from './decision-listener';
+import { DecisionWaits } from './decision-waits';
 import { OrderView, PlaceOrderBody } from './order.schemas';
 
 interface OrderRow {
@@ -35,9 +35,9 @@ export interface PlacedOrder {
 @Injectable()
 export class OrdersService {
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly database: RequestDatabase,
     private readonly coordinator: Coordinator,
-    private readonly decisions: DecisionListener,
+    private readonly waits: DecisionWaits,
     @Inject(SERVICE_CONFIG) private readonly config: OrderConfig,
   ) {}
 
@@ -47,7 +47,7 @@ export class OrdersService {
    */
   async place(body: PlaceOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
     const requestHash = hashRequest(body);
-    return this.dataSource.transaction(async (manager) => {
+    return this.database.transaction(async (manager) => {
       if (idempotencyKey) {
         const earlier = await this.findByKey(manager, idempotencyKey);
         if (earlier) return replay(earlier, requestHash);
@@ -96,18 +96,20 @@ export class OrdersService {
   }
 
   async get(id: string): Promise<OrderView> {
-    const [row] = await this.dataSource.query<OrderRow[]>(`${ORDER_SELECT} WHERE o.id = $1`, [id]);
+    const [row] = await this.database.query<OrderRow[]>(`${ORDER_SELECT} WHERE o.id = $1`, [id]);
     if (!row) throw new NotFoundException(`no order ${id}`);
     return toView(row);
   }
 
-  /** The order once decided, or as it is after `waitMs` (for `Prefer: wait`). */
+  /**
+   * The order once decided, or as it is after `waitMs` (for `Prefer: wait`). It is read again only
+   * when woken (its decision announced) and once at the end; with too many waiting, at once.
+   */
   async waitForDecision(id: string, waitMs: number): Promise<OrderView> {
     const until = Date.now() + waitMs;
     let order = await this.get(id);
-    while (order.status === 'PENDING' && Date.now() < until) {
-      // Woken by the decision's NOTIFY; the 1 s slice bounds a notification lost in a reconnect.
-      await this.decisions.next(id, Math.min(1_000, until - Date.now()));
+    while (order.status === 'PENDING' && Date.now() < until && this.waits.hasRoom) {
+      await this.waits.next(id, until - Date.now());
       order = await this.get(id);
     }
     return order;

@@ -1,7 +1,6 @@
 import { Body, Controller, Get, NotFoundException, Param, Put } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import { DataSource } from 'typeorm';
-import { AdminOnly } from '@shop/service-kit';
+import { AdminOnly, RequestDatabase } from '@shop/service-kit';
 import { AccountView, CustomerIdParam, PutAccountBody } from './account.schemas';
 
 interface AccountRow {
@@ -21,7 +20,7 @@ const toView = (row: AccountRow): AccountView => ({
 @ApiTags('accounts')
 @Controller('accounts')
 export class AccountsController {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(private readonly database: RequestDatabase) {}
 
   /** Sets the spendable balance (admin). Held and captured money stay as they are. */
   @Put(':customerId')
@@ -31,7 +30,7 @@ export class AccountsController {
     @Param('customerId', { schema: CustomerIdParam }) customerId: string,
     @Body({ schema: PutAccountBody }) body: PutAccountBody,
   ) {
-    const [row] = await this.dataSource.query<AccountRow[]>(
+    const [row] = await this.database.query<AccountRow[]>(
       `INSERT INTO accounts (customer_id, balance, deposited) VALUES ($1, $2, $2)
        ON CONFLICT (customer_id) DO UPDATE
          SET balance = EXCLUDED.balance, deposited = accounts.deposited - accounts.balance + EXCLUDED.balance,
@@ -45,7 +44,7 @@ export class AccountsController {
   @Get(':customerId')
   @ApiOkResponse({ standardSchema: AccountView })
   async get(@Param('customerId', { schema: CustomerIdParam }) customerId: string) {
-    const [row] = await this.dataSource.query<AccountRow[]>(
+    const [row] = await this.database.query<AccountRow[]>(
       `SELECT customer_id, balance, held, captured FROM accounts WHERE customer_id = $1`,
       [customerId],
     );

@@ -1,0 +1,201 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { RetryLaterException, SERVICE_CONFIG, ServiceMetrics } from '@shop/service-kit';
+import type { OrderConfig } from '../config';
+import { DecisionListener, DecisionSubscriber } from './decision-listener';
+
+/** A slot taken for one new order: say what became of it. */
+export interface AdmissionTicket {
+  /** The order was written: it holds the slot until it is decided. */
+  accepted(orderId: string): void;
+  /** Nothing new was written (refused input, an idempotent replay): the slot is free again. */
+  cancel(): void;
+}
+
+/** How often the bound follows the decision rate; the rate is smoothed over about a second. */
+const TICK_MS = 250;
+const RATE_SMOOTHING = 0.25;
+const RECONCILE_EVERY_MS = 1_000;
+
+/**
+ * Admission control for new orders: bounds the checkouts this process accepted and that are not
+ * yet decided, so that overload is refused at the door (503 + Retry-After, nothing written)
+ * instead of accepted and left to time out. The bound follows Little's law: decisions per second
+ * × the target decision time. When more is offered than can be decided, the in-flight orders
+ * settle at that bound and each is decided in about the target time; when less is offered, the
+ * bound is above what is in flight and nothing is refused. A new order waits at most
+ * ADMISSION_WAIT_MS for a slot.
+ *
+ * An order's slot is freed when its decision is announced (by any replica), and checked against
+ * the database for orders past their deadline and after the announcements were interrupted.
+ */
+@Injectable()
+export class AdmissionControl implements DecisionSubscriber, OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(AdmissionControl.name);
+  /** Accepted orders not yet known to be decided: id → when accepted (ms). */
+  private readonly accepted = new Map<string, number>();
+  /** Slots taken by requests still writing their order. */
+  private reserved = 0;
+  private readonly waiting: Array<(admitted: boolean) => void> = [];
+  private readonly targetMs: number;
+  private readonly staleAfterMs: number;
+  private bound: number;
+  private decidedSinceTick = 0;
+  private decisionRate = 0;
+  private decisionSeconds = 1;
+  private lastTick = performance.now();
+  private timer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private reconciling = false;
+  private lastReconcile = 0;
+
+  constructor(
+    @Inject(SERVICE_CONFIG) private readonly config: OrderConfig,
+    private readonly dataSource: DataSource,
+    private readonly decisions: DecisionListener,
+    private readonly metrics: ServiceMetrics,
+  ) {
+    this.targetMs = config.ADMISSION_TARGET_DECISION_MS ?? Math.round(config.PREPARE_TIMEOUT_MS / 5);
+    // Past its deadline an order is aborted by the sweeper within a sweep or two.
+    this.staleAfterMs = config.PREPARE_TIMEOUT_MS + 2 * config.SWEEP_INTERVAL_MS;
+    this.bound = config.ADMISSION_MIN_IN_FLIGHT;
+    metrics.gaugeOnScrape(
+      'checkout_admission_in_flight',
+      'Checkouts accepted by this process and not yet decided',
+      () => Promise.resolve(this.inFlight),
+    );
+    metrics.gaugeOnScrape(
+      'checkout_admission_limit',
+      'The bound on checkouts in flight (decision rate × target decision time)',
+      () => Promise.resolve(this.bound),
+    );
+  }
+
+  onApplicationBootstrap(): void {
+    this.unsubscribe = this.decisions.subscribe(this);
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.timer);
+    this.unsubscribe?.();
+    for (const admit of this.waiting.splice(0)) admit(false);
+  }
+
+  get inFlight(): number {
+    return this.accepted.size + this.reserved;
+  }
+
+  get limit(): number {
+    return this.bound;
+  }
+
+  /** Takes a slot for a new order, waiting at most ADMISSION_WAIT_MS; else throws a 503. */
+  async admit(): Promise<AdmissionTicket> {
+    if (this.inFlight < this.bound && this.waiting.length === 0) {
+      this.reserved += 1;
+    } else if (!(await this.waitForSlot())) {
+      this.metrics.shedOrder();
+      throw new RetryLaterException(
+        `too many checkouts in progress (${this.inFlight}); retry with the same Idempotency-Key`,
+        this.retryAfterSeconds(),
+      );
+    }
+    let settled = false;
+    return {
+      accepted: (orderId) => {
+        if (settled) return;
+        settled = true;
+        this.reserved -= 1;
+        this.accepted.set(orderId, Date.now());
+      },
+      cancel: () => {
+        if (settled) return;
+        settled = true;
+        this.reserved -= 1;
+        this.handOver();
+      },
+    };
+  }
+
+  decided(orderId: string): void {
+    const acceptedAt = this.accepted.get(orderId);
+    if (acceptedAt === undefined) return; // another replica's order
+    this.release(orderId, acceptedAt);
+  }
+
+  resync(): void {
+    void this.reconcile([...this.accepted.keys()]);
+  }
+
+  private waitForSlot(): Promise<boolean> {
+    if (this.config.ADMISSION_WAIT_MS === 0) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const admit = (admitted: boolean) => {
+        clearTimeout(timer);
+        resolve(admitted);
+      };
+      const timer = setTimeout(() => {
+        const index = this.waiting.indexOf(admit);
+        if (index >= 0) this.waiting.splice(index, 1);
+        resolve(false);
+      }, this.config.ADMISSION_WAIT_MS);
+      this.waiting.push(admit);
+    });
+  }
+
+  /** Gives free slots to the requests waiting for one, first come first served (each reserved here). */
+  private handOver(): void {
+    while (this.waiting.length > 0 && this.inFlight < this.bound) {
+      this.reserved += 1;
+      this.waiting.shift()!(true);
+    }
+  }
+
+  private release(orderId: string, acceptedAt: number): void {
+    this.accepted.delete(orderId);
+    this.decidedSinceTick += 1;
+    this.decisionSeconds += RATE_SMOOTHING * ((Date.now() - acceptedAt) / 1000 - this.decisionSeconds);
+    this.handOver();
+  }
+
+  /** About how long until a retry finds a slot: the time an order now takes to be decided. */
+  private retryAfterSeconds(): number {
+    return Math.min(30, Math.max(1, Math.ceil(this.decisionSeconds)));
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    const sample = (this.decidedSinceTick * 1000) / (now - this.lastTick);
+    this.lastTick = now;
+    this.decidedSinceTick = 0;
+    this.decisionRate += RATE_SMOOTHING * (sample - this.decisionRate);
+    const { ADMISSION_MIN_IN_FLIGHT: min, ADMISSION_MAX_IN_FLIGHT: max } = this.config;
+    this.bound = Math.min(max, Math.max(min, Math.round((this.decisionRate * this.targetMs) / 1000)));
+    this.handOver();
+    if (Date.now() - this.lastReconcile >= RECONCILE_EVERY_MS) {
+      const stale = Date.now() - this.staleAfterMs;
+      const overdue = [...this.accepted].filter(([, acceptedAt]) => acceptedAt < stale).map(([id]) => id);
+      if (overdue.length > 0) void this.reconcile(overdue);
+    }
+  }
+
+  /** Frees the slots of orders the database says are decided (announcements missed or late). */
+  private async reconcile(orderIds: string[]): Promise<void> {
+    if (orderIds.length === 0 || this.reconciling) return;
+    this.reconciling = true;
+    this.lastReconcile = Date.now();
+    try {
+      const decided = await this.dataSource.query<Array<{ id: string }>>(
+        `SELECT id FROM orders WHERE id = ANY($1::uuid[]) AND status <> 'PENDING'`,
+        [orderIds.slice(0, 10_000)],
+      );
+      for (const { id } of decided) this.decided(id);
+    } catch (err) {
+      this.logger.warn(`could not check undecided orders: ${String(err)}`);
+    } finally {
+      this.reconciling = false;
+    }
+  }
+}

@@ -5,6 +5,7 @@
 //   npm run bench                                        100 orders/s for 20 s, mix spread
 //   npm run bench -- --mix hot --rate 200 --duration 30
 //   npm run bench -- --concurrency 32 --count 5000
+//   npm run bench -- --overload                          2 × the sustainable rate (calibrated first) for 30 s
 //   npm run bench -- --smoke                             a few seconds; checks the invariants only
 //   npm run bench -- --broker-cluster                    100 orders/s, on the three-node RabbitMQ cluster
 //   npm run bench -- --help

@@ -9,13 +9,24 @@ export const nowMs = () => performance.timeOrigin + performance.now();
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
+/** The order service's answer when it sheds load (admission control): nothing was written. */
+export const SHED_STATUS = 503;
+
+/** Retry-After in seconds (delay-seconds form; an HTTP date is converted), or null if absent. */
+export function retryAfterSeconds(value) {
+  if (value == null || value === '') return null;
+  if (/^\d+$/.test(value.trim())) return Number(value);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, (at - Date.now()) / 1000);
+}
+
 export class HttpClient {
   constructor({ maxSockets = 256 } = {}) {
     // Keep-alive: a checkout must not pay a TCP handshake, or we would measure the handshake.
     this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   }
 
-  /** One request; never rejects: a failure is `{ status: 0, error }`. */
+  /** One request; never rejects: `{ status, headers, text }`, or `{ status: 0, error }` on failure. */
   request(method, url, { body, headers = {} } = {}) {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const u = new URL(url);
@@ -37,7 +48,9 @@ export class HttpClient {
         (res) => {
           const chunks = [];
           res.on('data', (c) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('end', () =>
+            resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+          );
           res.on('error', (err) => resolve({ status: 0, error: err.message }));
         },
       );
@@ -82,7 +95,10 @@ export async function seedWorkload(client, urls, adminToken, plan) {
  * due at start + i/rate and its latency counts from then, so a client falling behind (or a
  * server that stops answering) shows up as latency instead of silently lowering the rate.
  * Closed loop: each client sends, waits for the answer, sends the next.
- * Returns one record per order: { key, due, sent, answered, status, orderId, error }.
+ * A 503 is the order service shedding load: recorded (with its Retry-After) as shed, not as an
+ * error, and never retried: each order is exactly one request (a closed-loop client waits the
+ * Retry-After, then sends its next order).
+ * Returns one record per order: { key, due, sent, answered, status, orderId, retryAfterS, error }.
  */
 export async function drive(client, { urls, load, keyPrefix, nextOrder, shouldStop = () => false }) {
   const records = [];
@@ -108,9 +124,12 @@ export async function drive(client, { urls, load, keyPrefix, nextOrder, shouldSt
       try {
         rec.orderId = JSON.parse(res.text).id;
       } catch {}
+    } else if (res.status === SHED_STATUS) {
+      rec.retryAfterS = retryAfterSeconds(res.headers['retry-after']);
     } else {
       rec.error = res.error ?? res.text?.slice(0, 200);
     }
+    return rec;
   };
 
   const pending = new Set();
@@ -128,8 +147,10 @@ export async function drive(client, { urls, load, keyPrefix, nextOrder, shouldSt
   } else {
     const worker = async () => {
       while (records.length < maxOrders && nowMs() < end && !shouldStop()) {
-        const t = nowMs();
-        await send(t);
+        const rec = await send(nowMs());
+        // Turned away, a client waits as told (5 s at most) before its next order: else the shed
+        // clients would spin on quick 503s and take the CPU of the orders that were accepted.
+        if (rec.status === SHED_STATUS) await sleep(Math.min(Math.min(rec.retryAfterS ?? 1, 5) * 1000, end - nowMs()));
       }
     };
     await Promise.all(Array.from({ length: load.concurrency }, worker));

@@ -29,9 +29,10 @@ const big = (v) => BigInt(v ?? 0);
 
 /**
  * From the database, in one REPEATABLE READ snapshot of all three schemas. `plan` is what was
- * seeded; `prefix` names the run's SKUs, customers and Idempotency-Keys.
+ * seeded; `prefix` names the run's SKUs, customers and Idempotency-Keys; `shedKeys` are the
+ * Idempotency-Keys of the POSTs answered 503.
  */
-export async function checkInvariantsInDatabase(client, { prefix, plan, acceptedIds, deadLettered }) {
+export async function checkInvariantsInDatabase(client, { prefix, plan, acceptedIds, shedKeys = [], deadLettered }) {
   const checks = new Checks();
   const like = `${prefix}-%`;
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -136,6 +137,15 @@ export async function checkInvariantsInDatabase(client, { prefix, plan, accepted
     checks.add(
       'every accepted order (2xx answer) exists',
       found[0].n === acceptedIds.length ? [] : [`${acceptedIds.length - found[0].n} accepted order id(s) not found`],
+    );
+    // Admission control answers 503 before anything is written: no order may carry such a key.
+    const { rows: written } = await client.query(
+      `SELECT idempotency_key AS key, id, status FROM order_svc.orders WHERE idempotency_key = ANY($1::text[])`,
+      [shedKeys],
+    );
+    checks.add(
+      'nothing written for a shed request (no order with the Idempotency-Key of a 503)',
+      written.map((r) => `${r.key}: answered 503, yet order ${r.id} exists (${r.status})`),
     );
   } finally {
     await client.query('COMMIT').catch(() => undefined);

@@ -16,6 +16,15 @@ Load (one of each pair; default --rate 100 --duration 20):
   --warmup S           seconds of the same load before measuring, not counted (default 3)
   --seed N             seed of the order generator (default 1)
 
+Overload (how the system behaves when offered more than it sustains):
+  --overload           open loop at 2 × the sustainable rate for 30 s (--duration overrides);
+                       shed orders (503) are counted, never retried. Not with --rate or
+                       --concurrency: the rate follows from the sustainable rate
+  --sustainable N      the sustainable rate (orders/s). With --overload: offer 2 × N instead of
+                       calibrating first (calibration: after the warm-up, 64 clients in a closed
+                       loop for 10 s; their steady decided rate is the sustainable rate).
+                       Without it: the goodput is also shown as a share of N
+
 Output:
   --out DIR            where results go (default bench-results/); one folder per run
 
@@ -46,11 +55,17 @@ Services already running elsewhere (all three URLs; no infra, build or services 
 
   --smoke              a few seconds at a low rate, mix declines, no warm-up and no ceiling;
                        checks the invariants only (never speed); exit code 1 if one is broken
+                       or a POST is not answered 202 (a 503 included)
   --help
 `;
 
 const MIXES = ['spread', 'hot', 'declines'];
-const FLAGS = ['smoke', 'help', 'no-ceiling', 'skip-build', 'broker-cluster'];
+const FLAGS = ['smoke', 'help', 'no-ceiling', 'skip-build', 'broker-cluster', 'overload'];
+// --overload: offer this many times the sustainable rate, for this long unless --duration says.
+const OVERLOAD_FACTOR = 2;
+const OVERLOAD_DURATION_S = 30;
+// Calibration of the sustainable rate: enough clients to keep the services saturated.
+const CALIBRATION = { mode: 'closed', concurrency: 64, durationS: 10 };
 const WITH_VALUE = [
   'rate',
   'concurrency',
@@ -60,6 +75,7 @@ const WITH_VALUE = [
   'decline-share',
   'warmup',
   'seed',
+  'sustainable',
   'out',
   'replicas',
   'env',
@@ -106,16 +122,27 @@ export function parseOptions(argv) {
   if (raw.rate && raw.concurrency) throw new StackError('give --rate or --concurrency, not both');
   if (raw.duration && raw.count) throw new StackError('give --duration or --count, not both');
   const smoke = Boolean(raw.smoke);
+  if (raw.overload && (raw.rate || raw.concurrency))
+    throw new StackError(
+      `--overload offers ${OVERLOAD_FACTOR} × the sustainable rate: not with --rate or --concurrency (give --sustainable N to skip the calibration)`,
+    );
+  if (raw.overload && smoke) throw new StackError('--smoke runs at a low rate: not with --overload');
   const mix = raw.mix ?? (smoke ? 'declines' : 'spread');
   if (!MIXES.includes(mix)) throw new StackError(`--mix must be one of ${MIXES.join(', ')} (got ${mix})`);
   const declineShare = raw['decline-share'] === undefined ? 0.25 : Number(raw['decline-share']);
   if (!(declineShare >= 0 && declineShare <= 1)) throw new StackError('--decline-share must be between 0 and 1');
 
-  const load = raw.concurrency
-    ? { mode: 'closed', concurrency: positive('--concurrency', raw.concurrency, { integer: true }) }
-    : { mode: 'open', rate: positive('--rate', raw.rate ?? (smoke ? 20 : 100)) };
+  const sustainable = raw.sustainable
+    ? { perSecond: positive('--sustainable', raw.sustainable), source: 'given' }
+    : null;
+  // --overload without --sustainable: the rate is null until the calibration has measured it.
+  const load = raw.overload
+    ? { mode: 'open', rate: sustainable ? OVERLOAD_FACTOR * sustainable.perSecond : null }
+    : raw.concurrency
+      ? { mode: 'closed', concurrency: positive('--concurrency', raw.concurrency, { integer: true }) }
+      : { mode: 'open', rate: positive('--rate', raw.rate ?? (smoke ? 20 : 100)) };
   if (raw.count) load.count = positive('--count', raw.count, { integer: true });
-  else load.durationS = positive('--duration', raw.duration ?? (smoke ? 3 : 20));
+  else load.durationS = positive('--duration', raw.duration ?? (smoke ? 3 : raw.overload ? OVERLOAD_DURATION_S : 20));
 
   const urls = { order: raw['order-url'], payment: raw['payment-url'], inventory: raw['inventory-url'] };
   const given = Object.values(urls).filter(Boolean).length;
@@ -130,6 +157,8 @@ export function parseOptions(argv) {
     mix,
     declineShare,
     load,
+    sustainable,
+    overload: raw.overload ? { factor: OVERLOAD_FACTOR, calibration: sustainable ? null : { ...CALIBRATION } } : null,
     warmupS: raw.warmup === undefined ? (smoke ? 0 : 3) : Number(raw.warmup),
     seed: raw.seed === undefined ? 1 : Number(raw.seed),
     out: raw.out ?? 'bench-results',

@@ -9,13 +9,15 @@ const num = (v, digits = 0) =>
     ? 'n/a'
     : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const msf = (v) => (v == null ? 'n/a' : v < 10 ? num(v, 1) : num(v));
-const pct = (v) => (v == null || !Number.isFinite(v) ? 'n/a' : `${num(v * 100)}%`);
+const pct = (v, digits = 0) => (v == null || !Number.isFinite(v) ? 'n/a' : `${num(v * 100, digits)}%`);
+const perS = (v) => (v == null ? 'n/a' : `${num(v, Number.isInteger(v) ? 0 : 1)}/s`);
+const lat3 = (p) => `p50 ${msf(p.p50)} · p99 ${msf(p.p99)} · max ${msf(p.max)} ms`;
 const lat = (p) => `p50 ${msf(p.p50)} · p95 ${msf(p.p95)} · p99 ${msf(p.p99)} · max ${msf(p.max)} ms`;
 
 function loadLine(r) {
   const l = r.load;
-  const how =
-    l.mode === 'open' ? `open loop, ${num(l.rate)} orders/s offered` : `closed loop, ${l.concurrency} clients`;
+  const over = r.overload ? ` (${r.overload.factor} × the sustainable ${perS(r.sustainable?.perSecond)})` : '';
+  const how = l.mode === 'open' ? `open loop, ${perS(l.rate)} offered${over}` : `closed loop, ${l.concurrency} clients`;
   const howLong = l.count ? `${num(l.count)} orders` : `${l.durationS} s`;
   return `${r.mix} mix, ${how}, ${howLong}${l.warmupS ? ` (after ${l.warmupS} s warm-up)` : ''}`;
 }
@@ -35,9 +37,61 @@ const codeLine = (c) =>
   (c.uncommittedInAppsAndLibs ? ` + ${c.uncommittedInAppsAndLibs} uncommitted file(s) in apps/ and libs/` : '') +
   (c.distBuiltAt ? `, dist/ built ${c.distBuiltAt}` : '');
 
-/** The lines both the console and the Markdown summary show, as [label, text] pairs. */
+/** Where the sustainable rate came from: --sustainable, or what the calibration decided. */
+function sustainableText(s) {
+  if (s.source !== 'calibrated') return `${perS(s.perSecond)}, given (--sustainable)`;
+  const c = s.calibration;
+  return (
+    `${perS(s.perSecond)}, calibrated: ${c.concurrency} clients in a closed loop for ${c.durationS} s decided a steady ` +
+    `${perS(c.steadyDecidedPerSecond)} (${num(c.decided)} decided of ${num(c.sent)} sent, ${num(c.shed)} shed)`
+  );
+}
+
+/** The POSTs' answers: accepted (2xx), shed (503) and failed (any other status), with shares. */
+function placedText(r) {
+  const c = r.counts;
+  const shares = c.shed > 0 || c.failed > 0;
+  const statuses = Object.entries(c.httpErrors)
+    .map(([s, n]) => `${s}: ${n}`)
+    .join(', ');
+  return (
+    `${num(c.accepted)} accepted${shares ? ` (${pct(c.acceptedShare, 1)})` : ''} of ${num(c.sent)} sent` +
+    (c.shed ? `, ${num(c.shed)} shed with 503 (${pct(c.shedShare, 1)})` : '') +
+    (c.failed ? `, ${num(c.failed)} failed (${statuses})` : '') +
+    ` → ${num(r.rates.placedPerSecond, 1)}/s accepted`
+  );
+}
+
+/** Goodput: decided while the load lasted, against the sustainable rate when there is one. */
+function goodputText(r) {
+  const x = r.rates;
+  const of = r.sustainable
+    ? `, ${pct(x.goodputShareOfSustainable)} of the sustainable ${perS(r.sustainable.perSecond)}`
+    : '';
+  return (
+    `${num(x.goodputPerSecond, 1)}/s decided while sending (${num(x.loadWindowS, 1)} s)${of}; ` +
+    `CONFIRMED ${num(x.goodputConfirmedPerSecond, 1)}/s`
+  );
+}
+
+/** HTTP answer times: the accepted POSTs, and the shed ones apart (they should be quick). */
+function answerText(r) {
+  const l = r.latency;
+  if (!r.overload && !l.httpShedMs?.n) return `p50 ${msf(l.httpAcceptedMs.p50)} · p99 ${msf(l.httpAcceptedMs.p99)} ms`;
+  const retry = r.counts.retryAfterS;
+  return (
+    `accepted ${lat3(l.httpAcceptedMs)}; shed (503) ${lat3(l.httpShedMs)}` +
+    (retry?.n ? `, Retry-After p50 ${num(retry.p50, 1)} s (max ${num(retry.max, 1)})` : '')
+  );
+}
+
+/**
+ * The lines both the console and the Markdown summary show, as [label, text, strong] rows;
+ * with --overload the figures about it are strong (bold).
+ */
 function headline(r) {
   const c = r.counts;
+  const over = Boolean(r.overload);
   const cancelled = Object.entries(c.cancelledBy)
     .map(([why, n]) => `${why} ${num(n)}`)
     .join(', ');
@@ -45,16 +99,8 @@ function headline(r) {
   const rows = [
     ['load', loadLine(r)],
     ...(layout ? [['layout', layout]] : []),
-    [
-      'placed',
-      `${num(c.accepted)} accepted of ${num(c.sent)} sent${
-        c.failed
-          ? `, ${num(c.failed)} failed (${Object.entries(c.httpErrors)
-              .map(([s, n]) => `${s}: ${n}`)
-              .join(', ')})`
-          : ''
-      } → ${num(r.rates.placedPerSecond, 1)}/s`,
-    ],
+    ...(r.sustainable ? [['sustainable', sustainableText(r.sustainable), over]] : []),
+    ['placed', placedText(r), over],
     [
       'decided',
       `${num(c.decided)}: CONFIRMED ${num(c.confirmed)}, CANCELLED ${num(c.cancelled)}${cancelled ? ` (${cancelled})` : ''}` +
@@ -62,9 +108,23 @@ function headline(r) {
         ` → ${num(r.rates.decidedPerSecond, 1)}/s first send → last decision (steady ${num(r.rates.steadyDecidedPerSecond)}/s)`,
     ],
   ];
+  if (over || c.timeouts)
+    rows.push([
+      'TIMEOUT',
+      `${num(c.timeouts)} orders CANCELLED because a vote missed the prepare deadline (${pct(c.accepted ? c.timeouts / c.accepted : null, 1)} of the accepted)`,
+      over,
+    ]);
+  rows.push(['goodput', goodputText(r), over]);
+  rows.push([
+    'drain',
+    r.rates.drainS == null
+      ? 'n/a (nothing decided)'
+      : `${num(r.rates.drainS, 1)} s from the end of sending to the last decision`,
+    over,
+  ]);
   if (r.rates.keepsUp) rows.push(['keeps up', r.rates.keepsUp.verdict ? 'yes' : `NO — ${r.rates.keepsUp.why}`]);
   rows.push(['decision', `${lat(r.latency.decisionMs)}   (POST sent → orders.decided_at)`]);
-  rows.push(['HTTP answer', `p50 ${msf(r.latency.httpMs.p50)} · p99 ${msf(r.latency.httpMs.p99)} ms`]);
+  rows.push(['HTTP answer', answerText(r), over]);
   if (r.latency.ackMs?.n)
     rows.push(['acks in', `p50 ${msf(r.latency.ackMs.p50)} · p99 ${msf(r.latency.ackMs.p99)} ms after the decision`]);
   return rows;
@@ -199,10 +259,10 @@ export function printSummary(r) {
     if (!rows.length) return;
     console.log(`\n${b(title)}`);
     const w = Math.max(...rows.map(([k]) => k.length));
-    for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);
+    for (const [k, v, strong] of rows) console.log(`  ${strong ? b(k.padEnd(w)) : k.padEnd(w)}  ${v}`);
   };
   print(
-    `Checkout benchmark — ${r.target.kind === 'own' ? 'own stack, database shop_bench' : 'external services'}`,
+    `Checkout benchmark${overloadTitle(r)} — ${r.target.kind === 'own' ? 'own stack, database shop_bench' : 'external services'}`,
     headline(r),
   );
   print('Cost of one checkout', costRows(r));
@@ -221,11 +281,17 @@ export function printSummary(r) {
   console.log(`  results: ${Object.values(r.files).join(', ')}\n`);
 }
 
+const overloadTitle = (r) => (r.overload ? `, overload (${r.overload.factor} × the sustainable rate)` : '');
+
 function markdown(r) {
   const table = (rows) =>
-    ['| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v.replaceAll('|', '\\|')} |`)].join('\n');
+    [
+      '| | |',
+      '|---|---|',
+      ...rows.map(([k, v, strong]) => `| ${strong ? `**${k}**` : k} | ${v.replaceAll('|', '\\|')} |`),
+    ].join('\n');
   return [
-    `# Checkout benchmark, ${r.startedAt}`,
+    `# Checkout benchmark${overloadTitle(r)}, ${r.startedAt}`,
     '',
     `\`${r.command}\``,
     '',
@@ -311,8 +377,10 @@ export function chartSvg(r) {
       out.push(`<polyline fill="none" stroke="${stroke}" stroke-width="2" ${dash} points="${pts.join(' ')}"/>`);
   };
 
-  // Throughput: decided per second as bars, sent per second as a line.
-  const maxRate = Math.max(1, ...series.map((b) => Math.max(b.sent, b.decided)));
+  // Throughput: decided per second as bars, sent (and shed) per second as lines, and the
+  // sustainable rate when there is one.
+  const sustainable = r.sustainable?.perSecond ?? null;
+  const maxRate = Math.max(1, sustainable ?? 0, ...series.map((b) => Math.max(b.sent, b.decided)));
   const y1 = axes(panels[0], maxRate, '', 'orders per second');
   const bw = Math.max(1, (W - left - right) / n - 2);
   series.forEach((b, i) =>
@@ -321,9 +389,17 @@ export function chartSvg(r) {
     ),
   );
   line(y1, 'sent', '#333', 'stroke-dasharray="4 3"', Math.ceil(r.rates.windowS));
+  const shed = series.some((b) => b.shed > 0);
+  if (shed) line(y1, 'shed', '#f28e2b', '', Math.ceil(r.rates.windowS));
+  if (sustainable != null)
+    out.push(
+      `<line x1="${left}" x2="${W - right}" y1="${y1(sustainable).toFixed(1)}" y2="${y1(sustainable).toFixed(1)}" stroke="#76b7b2" stroke-width="2" stroke-dasharray="8 4"/>`,
+    );
   legend(panels[0], [
     ['decided per second', '#4e79a7'],
     ['sent per second', '#333'],
+    ...(shed ? [['shed (503) per second', '#f28e2b']] : []),
+    ...(sustainable != null ? [['sustainable rate', '#76b7b2']] : []),
   ]);
 
   // Decision latency of the orders sent in each second.

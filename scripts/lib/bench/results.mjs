@@ -1,6 +1,7 @@
 // Turning the run into figures: what was decided and when (from the services' own tables),
 // where the decision time went, the outboxes' lag and batch sizes, percentiles, time series.
 import { SERVICES, dbRole } from '../config.mjs';
+import { SHED_STATUS } from './driver.mjs';
 
 const ms = (v) => (v == null ? null : Number(v));
 
@@ -145,20 +146,21 @@ export async function sentOutboxRows(client) {
 }
 
 /**
- * Per-second series from the load's start: orders sent and decided in each second, and the
- * decision latency (p50, p99) of the orders sent in each second.
+ * Per-second series from the load's start: orders sent (and of those, shed) and decided in each
+ * second, and the decision latency (p50, p99) of the orders sent in each second.
  */
 export function timeSeries(joined, startMs) {
   const buckets = [];
   const bucket = (t) => {
     const i = Math.floor((t - startMs) / 1000);
     if (i < 0) return null;
-    while (buckets.length <= i) buckets.push({ second: buckets.length, sent: 0, decided: 0, latencies: [] });
+    while (buckets.length <= i) buckets.push({ second: buckets.length, sent: 0, shed: 0, decided: 0, latencies: [] });
     return buckets[i];
   };
   for (const o of joined) {
     const b = bucket(o.due);
     if (b) b.sent++;
+    if (b && isShed(o)) b.shed++;
     if (o.decided == null) continue;
     const d = bucket(o.decided);
     if (d) d.decided++;
@@ -168,4 +170,114 @@ export function timeSeries(joined, startMs) {
     const p = percentiles(latencies);
     return { ...b, p50: p.p50, p99: p.p99 };
   });
+}
+
+// A joined order keeps the HTTP status as httpStatus (its `status` is then the order's).
+const httpStatus = (r) => r.httpStatus ?? r.status;
+const isAccepted = (r) => httpStatus(r) >= 200 && httpStatus(r) < 300;
+const isShed = (r) => httpStatus(r) === SHED_STATUS;
+const latest = (times) => times.reduce((a, b) => Math.max(a, b), -Infinity); // no spread: 100k+ orders
+
+/**
+ * How the order service answered the POSTs: accepted (2xx), shed (503: admission control,
+ * nothing written) and failed (anything else, by status; "no answer" when the request failed).
+ */
+export function answerCounts(records) {
+  const out = { sent: records.length, accepted: 0, shed: 0, failed: 0, httpErrors: {}, shedWithoutRetryAfter: 0 };
+  const retryAfter = [];
+  for (const r of records) {
+    if (isAccepted(r)) out.accepted++;
+    else if (isShed(r)) {
+      out.shed++;
+      if (r.retryAfterS == null) out.shedWithoutRetryAfter++;
+      else retryAfter.push(r.retryAfterS);
+    } else {
+      out.failed++;
+      const k = r.status ? String(r.status) : 'no answer';
+      out.httpErrors[k] = (out.httpErrors[k] ?? 0) + 1;
+    }
+  }
+  const share = (n) => (out.sent ? n / out.sent : null);
+  return {
+    ...out,
+    acceptedShare: share(out.accepted),
+    shedShare: share(out.shed),
+    retryAfterS: percentiles(retryAfter),
+  };
+}
+
+/** HTTP answer times (sent → answered), of every answered POST and of the accepted and shed ones apart. */
+export function answerTimes(records) {
+  const times = (list) => percentiles(list.filter((r) => r.answered).map((r) => r.answered - r.sent));
+  return {
+    httpMs: times(records),
+    httpAcceptedMs: times(records.filter(isAccepted)),
+    httpShedMs: times(records.filter(isShed)),
+  };
+}
+
+/**
+ * Decision rates of one load, from its orders joined with their decision times: overall (first
+ * send → last decision) and steady, the median of the per-second decision counts while sending,
+ * leaving out the first two seconds (ramp-up) and the last one (partial).
+ */
+export function decisionRates(joined, { start, windowS }) {
+  const series = timeSeries(joined, start);
+  const times = joined.map((o) => o.decided).filter((t) => t != null);
+  const lastDecided = times.length ? latest(times) : null;
+  const decidedPerSecond = times.length ? times.length / ((lastDecided - start) / 1000) : 0;
+  const steadySeconds = series.slice(2, Math.max(2, Math.floor(windowS) - 1)).map((b) => b.decided);
+  return {
+    series,
+    decided: times.length,
+    lastDecided,
+    decidedPerSecond,
+    steadyDecidedPerSecond: steadySeconds.length >= 3 ? percentiles(steadySeconds).p50 : decidedPerSecond,
+  };
+}
+
+/**
+ * What got done while the load lasted, and how long catching up took after it. Goodput: orders
+ * decided between the first due time and the end of sending, per second of that window (with the
+ * CONFIRMED ones apart: a TIMEOUT is decided too, but is no sale). Drain: end of sending → last
+ * decision (0 if everything was decided before sending ended).
+ */
+export function loadWindowFigures(joined, { start, sendingEnded, lastDecided, sustainablePerSecond }) {
+  const loadWindowS = (sendingEnded - start) / 1000;
+  const inWindow = joined.filter((o) => o.decided != null && o.decided >= start && o.decided <= sendingEnded);
+  const perSecond = (n) => (loadWindowS > 0 ? n / loadWindowS : null);
+  const goodputPerSecond = perSecond(inWindow.length);
+  return {
+    loadWindowS,
+    goodputPerSecond,
+    goodputConfirmedPerSecond: perSecond(inWindow.filter((o) => o.status === 'CONFIRMED').length),
+    goodputShareOfSustainable:
+      sustainablePerSecond && goodputPerSecond != null ? goodputPerSecond / sustainablePerSecond : null,
+    drainS: lastDecided == null ? null : Math.max(0, (lastDecided - sendingEnded) / 1000),
+  };
+}
+
+/**
+ * The sustainable rate from a calibration load (a saturating closed loop): its steady decided
+ * rate, rounded to 0.1/s. Returns { perSecond, source, calibration: what the calibration saw }.
+ */
+export function sustainableFromCalibration(run, joined, calibration) {
+  const windowS = (run.sendingEnded - run.start) / 1000;
+  const rates = decisionRates(joined, { start: run.start, windowS });
+  const { sent, accepted, shed, failed } = answerCounts(run.records);
+  return {
+    perSecond: Math.round(rates.steadyDecidedPerSecond * 10) / 10,
+    source: 'calibrated',
+    calibration: {
+      ...calibration,
+      windowS,
+      sent,
+      accepted,
+      shed,
+      failed,
+      decided: rates.decided,
+      decidedPerSecond: rates.decidedPerSecond,
+      steadyDecidedPerSecond: rates.steadyDecidedPerSecond,
+    },
+  };
 }

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { ROOT } from '../config.mjs';
 import { StackError, color, sleep, warn } from '../util.mjs';
 import { brokerCeiling, pgCeiling } from './ceiling.mjs';
-import { HttpClient, drive, inParallel, seedWorkload } from './driver.mjs';
+import { HttpClient, SHED_STATUS, drive, inParallel, seedWorkload } from './driver.mjs';
 import { checkInvariantsInDatabase, checkInvariantsOverRest } from './invariants.mjs';
 import {
   ActivitySampler,
@@ -23,13 +23,17 @@ import {
 } from './probes.mjs';
 import { printSummary, writeResults } from './report.mjs';
 import {
+  answerCounts,
+  answerTimes,
+  decisionRates,
   fetchBreakdown,
   fetchOrders,
   fetchOutboxStats,
+  loadWindowFigures,
   percentiles,
   progress,
   sentOutboxRows,
-  timeSeries,
+  sustainableFromCalibration,
 } from './results.mjs';
 import { externalTarget, startOwnStack } from './target.mjs';
 import { planWorkload } from './workload.mjs';
@@ -56,12 +60,41 @@ function codeVersion() {
 }
 // After the last transaction, Postgres backends publish their statistics within about a second.
 const STATS_FLUSH_MS = 1500;
+// The most orders per second a closed loop (or a rate still to be calibrated) is assumed to send,
+// for sizing the seeded stock and money.
+const CLOSED_LOOP_BOUND = 3000;
+
+/**
+ * The load of the warm-up: the measured one, except with --overload, which warms up without
+ * overloading: at the given sustainable rate, or with the calibration's clients.
+ */
+function warmupLoad(opts) {
+  if (!opts.overload) return opts.load;
+  return opts.overload.calibration ?? { mode: 'open', rate: opts.sustainable.perSecond };
+}
+
+/** An upper bound of the orders the run sends, warm-up and calibration included. */
+function expectedOrderCount(opts) {
+  const perSecond = (load) => (load.mode === 'open' && load.rate ? load.rate : CLOSED_LOOP_BOUND);
+  const measured = opts.overload && !opts.load.rate ? opts.overload.factor * CLOSED_LOOP_BOUND : perSecond(opts.load);
+  const calibration = opts.overload?.calibration;
+  return Math.ceil(
+    (opts.load.count ?? measured * opts.load.durationS) * 1.1 +
+      perSecond(warmupLoad(opts)) * opts.warmupS * 1.1 +
+      (calibration ? CLOSED_LOOP_BOUND * calibration.durationS * 1.1 : 0) +
+      100,
+  );
+}
 
 /** Runs the benchmark; returns the process exit code (1 when an invariant is broken). */
 export async function runBenchmark(opts, ctx, command) {
   const machine = machineInfo(); // load average before we add our own
   const startedAt = new Date();
-  const tag = opts.load.mode === 'open' ? `r${opts.load.rate}` : `c${opts.load.concurrency}`;
+  const tag = opts.overload
+    ? 'overload'
+    : opts.load.mode === 'open'
+      ? `r${opts.load.rate}`
+      : `c${opts.load.concurrency}`;
   const layout = opts.layout?.brokerCluster ? '-cluster' : '';
   const runName = `${startedAt.toISOString().slice(0, 19).replaceAll(':', '-')}-${opts.smoke ? 'smoke-' : ''}${opts.mix}-${tag}${layout}`;
   const dir = path.resolve(opts.out, runName);
@@ -90,10 +123,7 @@ export async function runBenchmark(opts, ctx, command) {
 
   // Seed: products, stock and accounts sized for the mix and the most orders this run may send.
   const prefix = `b${Date.now().toString(36)}`;
-  const perSecondBound = opts.load.mode === 'open' ? opts.load.rate : 3000;
-  const expectedOrders = Math.ceil(
-    (opts.load.count ?? perSecondBound * opts.load.durationS) * 1.1 + perSecondBound * opts.warmupS * 1.1 + 100,
-  );
+  const expectedOrders = expectedOrderCount(opts);
   const plan = planWorkload({
     mix: opts.mix,
     declineShare: opts.declineShare,
@@ -113,6 +143,7 @@ export async function runBenchmark(opts, ctx, command) {
     );
 
   const accepted = []; // every order id answered 2xx, warm-up included (for the invariants)
+  const shedKeys = []; // every Idempotency-Key answered 503, warm-up included (nothing may exist for them)
   const restOrders = new Map(); // id → order view, when polling over REST
   let ownCommits = 0; // statements this script runs on the measured database inside the window
   const waitSettled = async (keyPrefix, ids, what) => {
@@ -152,15 +183,50 @@ export async function runBenchmark(opts, ctx, command) {
     });
     ctx.abortIfInterrupted();
     const ids = run.records.filter((r) => r.orderId).map((r) => r.orderId);
-    accepted.push(...ids);
+    for (const id of ids) accepted.push(id);
+    for (const r of run.records) if (r.status === SHED_STATUS) shedKeys.push(r.key);
     return { run, ids };
+  };
+  // A load's orders (from the database, or the views polled over REST) joined with its records;
+  // the HTTP status stays as httpStatus, since `status` becomes the order's.
+  const readOrders = async (keyPrefix, records) => {
+    const rows = db ? await fetchOrders(db, keyPrefix) : restViews(records, restOrders);
+    const byKey = new Map(rows.map((o) => [o.key, o]));
+    return { rows, joined: records.map((rec) => ({ ...rec, httpStatus: rec.status, ...(byKey.get(rec.key) ?? {}) })) };
   };
 
   if (opts.warmupS > 0) {
-    say(`warm-up: ${opts.warmupS} s of the same load (not measured)`);
-    const { ids } = await runLoad(`${prefix}-w`, { ...opts.load, count: undefined, durationS: opts.warmupS });
+    const warmup = warmupLoad(opts);
+    const what =
+      warmup === opts.load
+        ? 'of the same load'
+        : warmup.mode === 'open'
+          ? `at ${warmup.rate} orders/s`
+          : `with ${warmup.concurrency} clients`;
+    say(`warm-up: ${opts.warmupS} s ${what} (not measured)`);
+    const { ids } = await runLoad(`${prefix}-w`, { ...warmup, count: undefined, durationS: opts.warmupS });
     await waitSettled(`${prefix}-w`, ids, 'warm-up');
   }
+
+  // --overload without --sustainable: measure what the system sustains, then offer a multiple of it.
+  let sustainable = opts.sustainable;
+  const calibration = opts.overload?.calibration;
+  if (calibration) {
+    say(
+      `calibration: ${calibration.concurrency} clients in a closed loop for ${calibration.durationS} s (the sustainable rate)`,
+    );
+    const { run: calRun, ids } = await runLoad(`${prefix}-c`, calibration);
+    await waitSettled(`${prefix}-c`, ids, 'calibration');
+    const { joined } = await readOrders(`${prefix}-c`, calRun.records);
+    sustainable = sustainableFromCalibration(calRun, joined, calibration);
+    if (!(sustainable.perSecond > 0))
+      throw new StackError('the calibration decided no orders: no sustainable rate (give --sustainable N)');
+    const c = sustainable.calibration;
+    say(
+      `sustainable rate: ${sustainable.perSecond}/s (steady decided rate; ${c.decided} decided of ${c.sent} sent, ${c.shed} shed)`,
+    );
+  }
+  const load = opts.overload ? { ...opts.load, rate: opts.overload.factor * sustainable.perSecond } : opts.load;
 
   // Baseline: let the warm-up's statistics land, then measure what the idle services cost.
   let brokerBefore = null;
@@ -183,11 +249,11 @@ export async function runBenchmark(opts, ctx, command) {
   queueSampler?.start();
 
   const loadText =
-    opts.load.mode === 'open' ? `${opts.load.rate} orders/s` : `${opts.load.concurrency} concurrent clients`;
-  say(
-    `measuring: ${opts.mix} mix, ${loadText}, ${opts.load.count ? `${opts.load.count} orders` : `${opts.load.durationS} s`}`,
-  );
-  const { run, ids } = await runLoad(`${prefix}-m`, opts.load);
+    load.mode === 'open'
+      ? `${load.rate} orders/s${opts.overload ? ` (overload: ${opts.overload.factor} × ${sustainable.perSecond}/s)` : ''}`
+      : `${load.concurrency} concurrent clients`;
+  say(`measuring: ${opts.mix} mix, ${loadText}, ${load.count ? `${load.count} orders` : `${load.durationS} s`}`);
+  const { run, ids } = await runLoad(`${prefix}-m`, load);
   say(
     `sent ${run.records.length} orders in ${((run.sendingEnded - run.start) / 1000).toFixed(1)} s; waiting for every decision and ack`,
   );
@@ -208,30 +274,12 @@ export async function runBenchmark(opts, ctx, command) {
 
   // Per order: when it was due/sent and answered (our records), when it was decided (theirs).
   say('reading the results');
-  let rows;
-  if (db) rows = await fetchOrders(db, `${prefix}-m`);
-  else
-    rows = run.records
-      .filter((r) => restOrders.has(r.orderId))
-      .map((r) => {
-        const o = restOrders.get(r.orderId);
-        return {
-          key: r.key,
-          id: o.id,
-          status: o.status,
-          reason: o.reason,
-          decided: o.decidedAt ? Date.parse(o.decidedAt) : null,
-        };
-      });
-  const byKey = new Map(rows.map((o) => [o.key, o]));
-  const joined = run.records.map((rec) => ({ ...rec, ...(byKey.get(rec.key) ?? {}) }));
-  const decidedRows = rows.filter((o) => o.status !== 'PENDING');
-  const decided = decidedRows.length;
+  const { rows, joined } = await readOrders(`${prefix}-m`, run.records);
+  const decided = rows.filter((o) => o.status !== 'PENDING').length;
 
+  // Answers: accepted (2xx), shed (503) and failed; then what became of the accepted orders.
   const counts = {
-    sent: run.records.length,
-    accepted: run.records.filter((r) => r.status === 200 || r.status === 202).length,
-    httpErrors: {},
+    ...answerCounts(run.records),
     ordersInDatabase: rows.length,
     decided,
     confirmed: rows.filter((o) => o.status === 'CONFIRMED').length,
@@ -239,35 +287,40 @@ export async function runBenchmark(opts, ctx, command) {
     cancelledBy: {},
     pending: rows.filter((o) => o.status === 'PENDING').length,
   };
-  counts.failed = counts.sent - counts.accepted;
-  for (const r of run.records.filter((x) => x.status !== 200 && x.status !== 202)) {
-    const k = r.status ? String(r.status) : 'no answer';
-    counts.httpErrors[k] = (counts.httpErrors[k] ?? 0) + 1;
-  }
   for (const o of rows.filter((x) => x.status === 'CANCELLED'))
     counts.cancelledBy[o.reason ?? 'unknown'] = (counts.cancelledBy[o.reason ?? 'unknown'] ?? 0) + 1;
+  // Cancelled because a vote came too late: the sign of a coordinator that fell behind.
+  counts.timeouts = counts.cancelledBy.TIMEOUT ?? 0;
+  if (counts.shedWithoutRetryAfter)
+    notes.push(`${counts.shedWithoutRetryAfter} of the ${counts.shed} 503 answers had no usable Retry-After header`);
 
-  // Rates: placed over the sending window; decided from the first send to the last decision.
-  const windowS =
-    opts.load.mode === 'open' ? run.records.length / opts.load.rate : (run.sendingEnded - run.start) / 1000;
-  const lastDecided = Math.max(...decidedRows.map((o) => o.decided ?? 0));
-  const series = timeSeries(joined, run.start);
-  const steadySeconds = series.slice(2, Math.max(2, Math.floor(windowS) - 1)).map((b) => b.decided);
-  const decidedPerSecond = decided ? decided / ((lastDecided - run.start) / 1000) : 0;
+  // Rates: placed over the sending window; decided from the first send to the last decision;
+  // goodput and drain around the load window.
+  const windowS = load.mode === 'open' ? run.records.length / load.rate : (run.sendingEnded - run.start) / 1000;
+  const { series, lastDecided, decidedPerSecond, steadyDecidedPerSecond } = decisionRates(joined, {
+    start: run.start,
+    windowS,
+  });
   const rates = {
-    offeredPerSecond: opts.load.mode === 'open' ? opts.load.rate : null,
+    offeredPerSecond: load.mode === 'open' ? load.rate : null,
     windowS,
     placedPerSecond: counts.accepted / windowS,
     decidedPerSecond,
-    steadyDecidedPerSecond: steadySeconds.length >= 3 ? percentiles(steadySeconds).p50 : decidedPerSecond,
+    steadyDecidedPerSecond,
+    ...loadWindowFigures(joined, {
+      start: run.start,
+      sendingEnded: run.sendingEnded,
+      lastDecided,
+      sustainablePerSecond: sustainable?.perSecond,
+    }),
     keepsUp: null,
   };
   const decisionMs = joined.filter((o) => o.decided != null).map((o) => o.decided - o.due);
-  if (opts.load.mode === 'open') rates.keepsUp = keepsUp(joined, counts, rates);
+  if (load.mode === 'open') rates.keepsUp = keepsUp(joined, counts, rates);
 
   const latency = {
     decisionMs: percentiles(decisionMs),
-    httpMs: percentiles(run.records.filter((r) => r.answered).map((r) => r.answered - r.sent)),
+    ...answerTimes(run.records),
     ackMs: percentiles(rows.filter((o) => o.completed && o.decided).map((o) => o.completed - o.decided)),
   };
 
@@ -333,8 +386,14 @@ export async function runBenchmark(opts, ctx, command) {
   say('checking the invariants');
   const deadLettered = mgmt ? await deadLetterCounts(mgmt).catch(() => null) : null;
   let invariants;
-  if (db) invariants = await checkInvariantsInDatabase(db, { prefix, plan, acceptedIds: accepted, deadLettered });
+  if (db)
+    invariants = await checkInvariantsInDatabase(db, { prefix, plan, acceptedIds: accepted, shedKeys, deadLettered });
   else {
+    // A GET finds an order by id only, and a shed request got none: with the database only.
+    if (shedKeys.length)
+      notes.push(
+        `no database URL: "nothing written for a shed request" not checked (${shedKeys.length} requests answered 503)`,
+      );
     await waitSettled(`${prefix}-`, accepted, 'all orders'); // fetch warm-up orders' views too
     invariants = await checkInvariantsOverRest(client, target.urls, {
       plan,
@@ -346,7 +405,11 @@ export async function runBenchmark(opts, ctx, command) {
   if (opts.smoke)
     invariants.add(
       'every POST /orders answered 202 (smoke)',
-      run.records.filter((r) => r.status !== 202).map((r) => `${r.key}: ${r.status || 'no answer'} ${r.error ?? ''}`),
+      run.records
+        .filter((r) => r.status !== 202)
+        .map(
+          (r) => `${r.key}: ${r.status || 'no answer'}${r.status === SHED_STATUS ? ' (shed)' : ''} ${r.error ?? ''}`,
+        ),
     );
 
   // The machine's ceiling, measured now that the services are idle.
@@ -401,7 +464,7 @@ export async function runBenchmark(opts, ctx, command) {
     code: codeVersion(),
     mix: opts.mix,
     load: {
-      ...opts.load,
+      ...load,
       warmupS: opts.warmupS,
       declineShare: opts.mix === 'declines' ? opts.declineShare : undefined,
     },
@@ -415,6 +478,8 @@ export async function runBenchmark(opts, ctx, command) {
       replicas: opts.replicas,
       serviceEnv: opts.serviceEnv,
     },
+    overload: opts.overload ? { factor: opts.overload.factor } : null,
+    sustainable,
     prefix,
     seeded: { products: plan.products.length, accounts: plan.accounts.length, expectedOrders },
     counts,
@@ -461,6 +526,7 @@ function keepsUp(joined, counts, rates) {
   const late = percentiles(withDecision.slice(-fifth).map((o) => o.decided - o.due)).p50;
   const why = [];
   if (counts.pending) why.push(`${counts.pending} orders never decided`);
+  if (counts.shed) why.push(`${counts.shed} requests shed (503)`);
   if (counts.failed) why.push(`${counts.failed} requests failed`);
   if (rates.decidedPerSecond < 0.95 * rates.offeredPerSecond)
     why.push(`decided ${rates.decidedPerSecond.toFixed(1)}/s < 95% of the offered ${rates.offeredPerSecond}/s`);
@@ -529,6 +595,22 @@ async function deadLetterCounts(mgmt) {
   const out = {};
   for (const q of await mgmt.queues()) if (q.name.endsWith('.dead-letter')) out[q.name] = q.messages ?? 0;
   return out;
+}
+
+/** Without a database: the polled views of a load's accepted orders, as rows like fetchOrders'. */
+function restViews(records, views) {
+  return records
+    .filter((r) => views.has(r.orderId))
+    .map((r) => {
+      const o = views.get(r.orderId);
+      return {
+        key: r.key,
+        id: o.id,
+        status: o.status,
+        reason: o.reason,
+        decided: o.decidedAt ? Date.parse(o.decidedAt) : null,
+      };
+    });
 }
 
 /** Without a database: GET /orders/:id for every order not yet decided; the views go to `views`. */

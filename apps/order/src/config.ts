@@ -18,7 +18,7 @@ export const OrderConfig = BaseConfig.extend(ProtocolConfig.shape)
      */
     ADMISSION_TARGET_DECISION_MS: unsetIfEmpty(z.coerce.number().int().min(10).max(3_600_000).optional()),
     /** The bound never goes below this (a burst after a quiet spell) nor above the max; equal: a fixed bound. */
-    ADMISSION_MIN_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(100),
+    ADMISSION_MIN_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(20),
     ADMISSION_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
     /** How long a new order may wait for a slot before it is answered 503 + Retry-After. */
     ADMISSION_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(10),

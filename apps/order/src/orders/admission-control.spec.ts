@@ -85,8 +85,8 @@ describe('admission control', () => {
     });
   });
 
-  it('starts at the minimum bound (100 by default)', () => {
-    expect(admission({}).control.limit).toBe(100);
+  it('starts at the minimum bound (20 by default)', () => {
+    expect(admission({}).control.limit).toBe(20);
   });
 
   it('bounds what is in flight by the decision rate × the target decision time', async () => {

@@ -12,9 +12,14 @@ export interface AdmissionTicket {
   cancel(): void;
 }
 
-/** How often the bound follows the decision rate; the rate is smoothed over about a second. */
+/**
+ * How often the bound follows the decision rate. The rate is smoothed over about 2.5 s: decisions
+ * come in bursts (a batch of votes), and a bound that dipped with each lull would shed orders the
+ * system was about to decide in time.
+ */
 const TICK_MS = 250;
-const RATE_SMOOTHING = 0.25;
+const RATE_SMOOTHING = 0.1;
+const LATENCY_SMOOTHING = 0.25;
 const RECONCILE_EVERY_MS = 1_000;
 
 /**
@@ -156,7 +161,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   private release(orderId: string, acceptedAt: number): void {
     this.accepted.delete(orderId);
     this.decidedSinceTick += 1;
-    this.decisionSeconds += RATE_SMOOTHING * ((Date.now() - acceptedAt) / 1000 - this.decisionSeconds);
+    this.decisionSeconds += LATENCY_SMOOTHING * ((Date.now() - acceptedAt) / 1000 - this.decisionSeconds);
     this.handOver();
   }
 

@@ -16,13 +16,21 @@ export class Inbox {
 
   async handleOnce<R>(messageId: string, work: (manager: EntityManager) => Promise<R>): Promise<InboxResult<R>> {
     return this.dataSource.transaction(async (manager) => {
-      const inserted = await manager.query<unknown[]>(
-        `INSERT INTO inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING message_id`,
-        [this.consumer, messageId],
-      );
-      if (inserted.length === 0) return { duplicate: true as const };
+      if (!(await this.record(manager, messageId))) return { duplicate: true as const };
       return { duplicate: false as const, result: await work(manager) };
     });
+  }
+
+  /**
+   * In the caller's transaction: records the message as handled; false if it already was (or a
+   * concurrent transaction is recording it: this waits on the unique key, then sees the duplicate).
+   */
+  async record(manager: EntityManager, messageId: string): Promise<boolean> {
+    const inserted = await manager.query<unknown[]>(
+      `INSERT INTO inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING message_id`,
+      [this.consumer, messageId],
+    );
+    return inserted.length > 0;
   }
 
   /** Deletes records past retention (every consumer's); see `pruneInbox`. */

@@ -1,2 +1,3 @@
 export * from './inbox';
 export * from './inbox.migration';
+export * from './unit-of-work';

@@ -2,7 +2,7 @@ import { context, Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/a
 import type * as amqp from 'amqplib';
 import { BrokerConnection, ConnectionSetup } from './broker-connection';
 import { publishMandatory } from './confirm-publisher';
-import { Logger, withLogContext } from './logger';
+import { currentLogContext, LogContext, Logger, withLogContext } from './logger';
 import { ServiceTopology } from './topology';
 import { traceContextFrom } from './trace-context';
 
@@ -62,17 +62,51 @@ export interface RetryPolicy {
   isTransient?(err: unknown): boolean;
 }
 
+/** A decoded delivery of a batch, as the batch handler sees it. */
+export interface BatchEntry<T> {
+  message: T;
+  delivery: Delivery;
+  /** Runs `work` in this message's trace span and log context. */
+  within<R>(work: () => Promise<R>): Promise<R>;
+}
+
+/** What became of one message of a batch: its disposition, or the error its handler failed with. */
+export type BatchOutcome = { ok: true; value: Disposition | void } | { ok: false; error: unknown };
+
 export interface ConsumerOptions<T> {
   topology: ServiceTopology;
-  /** Unacked deliveries at once; bounds memory and in-flight transactions. */
+  /** Unacked deliveries at once: the batch being handled and the next one gathering. */
   prefetch: number;
+  /** At most this many deliveries are handed to `handleBatch` at once. */
+  batchSize: number;
   retry: RetryPolicy;
   /** Turns the body into a typed message; throws PoisonMessageError (or anything) for an invalid one. */
   decode(content: Buffer, delivery: Delivery): T;
-  handle(message: T, delivery: Delivery): Promise<Disposition | void>;
+  /**
+   * Handles the deliveries that are waiting (one batch at a time), typically in one database
+   * transaction; answers one outcome per entry, in order. A failed one is retried alone later.
+   */
+  handleBatch(batch: ReadonlyArray<BatchEntry<T>>): Promise<BatchOutcome[]>;
   logger: Logger;
   /** Called after each delivery is settled (observability). */
   onSettled?(settlement: Settlement<T>): void;
+}
+
+/** A batch handler that handles each message on its own, in turn (no shared transaction). */
+export function oneAtATime<T>(
+  handle: (message: T, delivery: Delivery) => Promise<Disposition | void>,
+): ConsumerOptions<T>['handleBatch'] {
+  return async (batch) => {
+    const outcomes: BatchOutcome[] = [];
+    for (const entry of batch) {
+      try {
+        outcomes.push({ ok: true, value: await entry.within(() => handle(entry.message, entry.delivery)) });
+      } catch (error) {
+        outcomes.push({ ok: false, error });
+      }
+    }
+    return outcomes;
+  };
 }
 
 export const DEFAULT_RETRY: RetryPolicy = {
@@ -94,16 +128,32 @@ export const ORIGINAL_USER_ID = 'x-original-user-id';
 
 const tracer = trace.getTracer('@shop/messaging');
 
+/** A delivery on its way through the consumer: where it came from, its span and log fields. */
+interface InProgress<T> {
+  channel: amqp.ConfirmChannel;
+  message: amqp.Message;
+  delivery: Delivery;
+  span: Span;
+  parent: ReturnType<typeof traceContextFrom>;
+  logFields: LogContext;
+  started: number;
+  decoded?: T;
+}
+
 /**
- * Consumes the service's queue with manual acks: a delivery is acked only after its handler
- * (and so its database transaction) finished. A failing handler is retried after a delay through
- * the retry queue, and dead-lettered with the reason after `retry.maxAttempts`; an undecodable
- * message is dead-lettered at once. Never requeues forever.
+ * Consumes the service's queue with manual acks, in batches: the deliveries already prefetched
+ * are handed over together (one batch at a time, so batches of one process never wait on each
+ * other's locks), and each is acked only after the batch's handler (and so its database
+ * transaction) finished. A failing message is retried alone after a delay through the retry
+ * queue, and dead-lettered with the reason after `retry.maxAttempts`; an undecodable message is
+ * dead-lettered at once. Never requeues forever.
  */
 export class Consumer<T> {
   private channel: amqp.ConfirmChannel | undefined;
   private consumerTag: string | undefined;
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly waiting: Array<{ channel: amqp.ConfirmChannel; message: amqp.Message }> = [];
+  private handling = 0;
+  private draining: Promise<void> | undefined;
   private stopping = false;
   private readonly setup: ConnectionSetup = (connection) => this.open(connection.createConfirmChannel());
 
@@ -120,7 +170,9 @@ export class Consumer<T> {
     });
     await channel.prefetch(this.options.prefetch);
     const { consumerTag } = await channel.consume(this.options.topology.queue, (message) => {
-      if (message) this.track(this.process(channel, message));
+      if (!message) return;
+      this.waiting.push({ channel, message });
+      this.schedule();
     });
     this.channel = channel;
     this.consumerTag = consumerTag;
@@ -154,25 +206,81 @@ export class Consumer<T> {
     this.broker.removeSetup(this.setup);
     const channel = this.channel;
     if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    while (this.draining) await this.draining;
     this.channel = undefined;
     await channel?.close().catch(() => undefined);
   }
 
   get inFlightCount(): number {
-    return this.inFlight.size;
+    return this.waiting.length + this.handling;
   }
 
-  private track(work: Promise<void>): void {
-    this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+  /** Starts handling what is waiting, unless a batch is already being handled (it takes the rest after). */
+  private schedule(): void {
+    if (this.draining) return;
+    this.draining = this.drain().finally(() => {
+      this.draining = undefined;
+      if (this.waiting.length > 0) this.schedule();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    // Deliveries that arrived together (a prefetch refill) join one batch.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, this.options.batchSize);
+      this.handling = batch.length;
+      await this.processBatch(batch.map(({ channel, message }) => this.begin(channel, message)));
+      this.handling = 0;
+    }
   }
 
   /**
-   * Handles one delivery inside a span parented by the trace context it carries (so a checkout is
-   * one trace across services) and a log context naming the message.
+   * Each delivery gets a span parented by the trace context it carries (so a checkout is one
+   * trace across services) and a log context naming the message; the decodable ones are handled
+   * as one batch, then each is settled with the broker.
    */
-  private async process(channel: amqp.ConfirmChannel, message: amqp.Message): Promise<void> {
+  private async processBatch(batch: Array<InProgress<T>>): Promise<void> {
+    const decoded: Array<InProgress<T>> = [];
+    for (const entry of batch) {
+      try {
+        entry.decoded = this.within(entry, () => {
+          const message = this.options.decode(entry.message.content, entry.delivery);
+          Object.assign(entry.logFields, currentLogContext()); // what decoding learned (the transaction id)
+          return message;
+        });
+        decoded.push(entry);
+      } catch (err) {
+        await this.finish(entry, async () => {
+          entry.span.recordException(err instanceof Error ? err : String(err));
+          await this.deadLetter(entry, `invalid message: ${errorMessage(err)}`);
+          entry.channel.ack(entry.message);
+          const deadLetterClass = err instanceof ForgedMessageError ? 'forged' : 'invalid';
+          return { message: undefined, outcome: 'dead-lettered', deadLetterClass };
+        });
+      }
+    }
+    if (decoded.length === 0) return;
+    let outcomes: BatchOutcome[];
+    try {
+      outcomes = await this.options.handleBatch(
+        decoded.map((entry) => ({
+          message: entry.decoded as T,
+          delivery: entry.delivery,
+          within: (work) => this.within(entry, work),
+        })),
+      );
+    } catch (error) {
+      outcomes = decoded.map(() => ({ ok: false, error }));
+    }
+    for (const [index, entry] of decoded.entries()) {
+      await this.finish(entry, () =>
+        this.settle(entry, outcomes[index] ?? { ok: false, error: new Error('no outcome') }),
+      );
+    }
+  }
+
+  private begin(channel: amqp.ConfirmChannel, message: amqp.Message): InProgress<T> {
     const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
     const delivery: Delivery = {
       routingKey: (headers[HEADERS.originalRoutingKey] as string | undefined) ?? message.fields.routingKey,
@@ -199,66 +307,65 @@ export class Consumer<T> {
       parent,
     );
     const logFields = { messageId, messageType: message.properties.type as string | undefined };
-    const started = performance.now();
-    await context.with(trace.setSpan(parent, span), () =>
-      withLogContext(logFields, async () => {
-        try {
-          const settlement = await this.settle(channel, message, delivery, span);
-          if (settlement.outcome !== 'handled') {
-            span.setStatus({ code: SpanStatusCode.ERROR, message: settlement.deadLetterClass ?? settlement.outcome });
-          }
-          this.options.logger.debug?.(
-            `${settlement.outcome} ${delivery.routingKey} in ${Math.round(performance.now() - started)} ms`,
-          );
-          this.options.onSettled?.(settlement);
-        } catch (err) {
-          // The channel closed under us (broker gone): the broker redelivers the unacked message.
-          // Still open (a re-publish was refused): `replace` makes it redeliver.
-          span.setStatus({ code: SpanStatusCode.ERROR, message: 'not settled' });
-          this.options.logger.warn(`could not settle message ${String(messageId)}: ${errorMessage(err)}`);
-          void this.replace(channel);
-        } finally {
-          span.end();
-        }
-      }),
-    );
+    return { channel, message, delivery, span, parent, logFields, started: performance.now() };
   }
 
-  /** Decodes, handles, and acks, retries or dead-letters the delivery; says which. */
-  private async settle(
-    channel: amqp.ConfirmChannel,
-    message: amqp.Message,
-    delivery: Delivery,
-    span: Span,
-  ): Promise<Settlement<T>> {
-    let decoded: T;
-    try {
-      decoded = this.options.decode(message.content, delivery);
-    } catch (err) {
+  /** Runs `work` in the delivery's span and log context. */
+  private within<R>(entry: InProgress<T>, work: () => R): R {
+    return context.with(trace.setSpan(entry.parent, entry.span), () => withLogContext(entry.logFields, work));
+  }
+
+  /** Settles a delivery with the broker (`settle`), reports it and ends its span. */
+  private async finish(entry: InProgress<T>, settle: () => Promise<Settlement<T>>): Promise<void> {
+    const { span, delivery } = entry;
+    await this.within(entry, async () => {
+      try {
+        const settlement = await settle();
+        if (settlement.outcome !== 'handled') {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: settlement.deadLetterClass ?? settlement.outcome });
+        }
+        this.options.logger.debug?.(
+          `${settlement.outcome} ${delivery.routingKey} in ${Math.round(performance.now() - entry.started)} ms`,
+        );
+        this.options.onSettled?.(settlement);
+      } catch (err) {
+        // The channel closed under us (broker gone): the broker redelivers the unacked message.
+        // Still open (a re-publish was refused): `replace` makes it redeliver.
+        span.setStatus({ code: SpanStatusCode.ERROR, message: 'not settled' });
+        this.options.logger.warn(
+          `could not settle message ${String(entry.message.properties.messageId)}: ${errorMessage(err)}`,
+        );
+        void this.replace(entry.channel);
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  /** Acks, retries or dead-letters a handled delivery according to its outcome; says which. */
+  private async settle(entry: InProgress<T>, outcome: BatchOutcome): Promise<Settlement<T>> {
+    const { channel, message, span } = entry;
+    const decoded = entry.decoded as T;
+    if (!outcome.ok) {
+      const err = outcome.error;
       span.recordException(err instanceof Error ? err : String(err));
-      await this.deadLetter(channel, message, delivery, `invalid message: ${errorMessage(err)}`);
-      channel.ack(message);
-      const deadLetterClass = err instanceof ForgedMessageError ? 'forged' : 'invalid';
-      return { message: undefined, outcome: 'dead-lettered', deadLetterClass };
-    }
-    let disposition: Disposition | void;
-    try {
-      disposition = await this.options.handle(decoded, delivery);
-    } catch (err) {
-      span.recordException(err instanceof Error ? err : String(err));
-      const outcome =
+      const result =
         err instanceof PoisonMessageError
-          ? await this.deadLetter(channel, message, delivery, err.message)
-          : await this.retryOrDeadLetter(channel, message, delivery, err);
+          ? await this.deadLetter(entry, err.message)
+          : await this.retryOrDeadLetter(entry, err);
       channel.ack(message);
-      return { message: decoded, outcome, deadLetterClass: outcome === 'dead-lettered' ? 'handler-failed' : undefined };
+      return {
+        message: decoded,
+        outcome: result,
+        deadLetterClass: result === 'dead-lettered' ? 'handler-failed' : undefined,
+      };
     }
-    if (disposition === Disposition.Requeue) {
+    if (outcome.value === Disposition.Requeue) {
       channel.nack(message, false, true);
       return { message: decoded, outcome: 'requeued' };
     }
-    if (disposition === Disposition.DeadLetter) {
-      await this.deadLetter(channel, message, delivery, 'rejected by handler');
+    if (outcome.value === Disposition.DeadLetter) {
+      await this.deadLetter(entry, 'rejected by handler');
       channel.ack(message);
       return { message: decoded, outcome: 'dead-lettered', deadLetterClass: 'handler-failed' };
     }
@@ -280,17 +387,13 @@ export class Consumer<T> {
     return userId;
   }
 
-  private async retryOrDeadLetter(
-    channel: amqp.ConfirmChannel,
-    message: amqp.Message,
-    delivery: Delivery,
-    err: unknown,
-  ): Promise<'retried' | 'dead-lettered'> {
+  private async retryOrDeadLetter(entry: InProgress<T>, err: unknown): Promise<'retried' | 'dead-lettered'> {
+    const { channel, message, delivery } = entry;
     const { retry, logger, topology } = this.options;
     const reason = errorMessage(err);
     const transient = retry.isTransient?.(err) ?? false;
     if (!transient && delivery.attempt >= retry.maxAttempts) {
-      return this.deadLetter(channel, message, delivery, `handler failed ${delivery.attempt} times: ${reason}`);
+      return this.deadLetter(entry, `handler failed ${delivery.attempt} times: ${reason}`);
     }
     const delay = transient
       ? Math.max(...retry.delaysMs, 100)
@@ -315,12 +418,8 @@ export class Consumer<T> {
     return 'retried';
   }
 
-  private async deadLetter(
-    channel: amqp.ConfirmChannel,
-    message: amqp.Message,
-    delivery: Delivery,
-    reason: string,
-  ): Promise<'dead-lettered'> {
+  private async deadLetter(entry: InProgress<T>, reason: string): Promise<'dead-lettered'> {
+    const { channel, message, delivery } = entry;
     const { topology, logger } = this.options;
     logger.error(`dead-lettering message ${String(message.properties.messageId)}: ${reason}`);
     await this.republish(channel, topology.deadLetterExchange, topology.service, message, {

@@ -17,6 +17,7 @@ import {
   declareTopology,
   Delivery,
   HEADERS,
+  oneAtATime,
   PoisonMessageError,
   silentLogger,
   ServiceTopology,
@@ -47,13 +48,14 @@ async function setUp(
   const consumer = new Consumer<TestMessage>(broker, {
     topology,
     prefetch: 10,
+    batchSize: 10,
     retry: { maxAttempts: 3, delaysMs: [50, 100], isTransient: (err) => (err as Error).message === 'outage' },
     decode: (content) => {
       const body = JSON.parse(content.toString()) as TestMessage;
       if (typeof body.id !== 'string') throw new PoisonMessageError('missing id');
       return body;
     },
-    handle,
+    handleBatch: oneAtATime(handle),
     logger: silentLogger,
   });
   await consumer.start();

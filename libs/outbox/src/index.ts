@@ -1,3 +1,4 @@
 export * from './outbox';
 export * from './outbox-relay';
 export * from './outbox.migration';
+export * from './outbox-fast-path.migration';

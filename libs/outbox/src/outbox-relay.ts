@@ -1,72 +1,87 @@
-import { Client } from 'pg';
-import type { DataSource } from 'typeorm';
+import type {
+  DataSource,
+  EntitySubscriberInterface,
+  TransactionCommitEvent,
+  TransactionRollbackEvent,
+  TransactionStartEvent,
+} from 'typeorm';
 import { BrokerUnavailableError, Logger, OutgoingMessage, PublishResult } from '@shop/messaging';
+import { forgetWrittenAfter, writtenBy } from './outbox';
 
 export interface OutboxRelayOptions {
   dataSource: DataSource;
   /** Publishes with confirms; only confirmed messages are marked sent. */
   publish(messages: readonly OutgoingMessage[]): Promise<PublishResult>;
-  /** Connection string for the dedicated LISTEN connection (the pool's connections come and go). */
-  listenUrl: string;
   logger: Logger;
   batchSize?: number;
-  /** Fallback poll when no NOTIFY arrives (lost LISTEN connection, notifications from a replica...). */
+  /** How often the safety net looks for rows still unsent when due. */
   pollIntervalMs?: number;
   /** Sent rows older than this are deleted. */
   retentionMs?: number;
+  /** While a relay publishes the rows it claimed, no other relay takes them (a crashed relay's, after this). */
+  leaseMs?: number;
   pruneIntervalMs?: number;
   /** Called after the broker confirmed a batch and before it is marked sent (observability; tests). */
   onPublished?(messageIds: readonly string[]): void | Promise<void>;
-  /** Called once a batch is marked sent and committed, with each message's seconds from written to sent. */
+  /** Called once messages are marked sent, with each one's seconds from written to sent. */
   onSent?(lagSeconds: readonly number[]): void;
 }
 
 interface OutboxRow {
-  id: string;
   message_id: string;
   message_type: string;
   routing_key: string;
   body: unknown;
   headers: Record<string, unknown>;
+  attempts: number;
 }
 
+/** A row that failed waits 1 s, doubling up to a minute, before the relay tries it again. */
+const RETRY_BASE_SECONDS = 1;
+const RETRY_CAP_SECONDS = 60;
+/** Marks of rows sent by the fast path are written together, at most this often. */
+const MARK_EVERY_MS = 20;
+
 /**
- * Publishes committed outbox rows and marks them sent only after the broker confirmed them, so a
- * crash between publish and mark re-publishes (consumers deduplicate) and never loses a message.
- * Wakes on LISTEN/NOTIFY, polls as a fallback, and is safe to run in several replicas: each batch
- * is claimed with `FOR UPDATE SKIP LOCKED`.
+ * Gets committed outbox rows to the broker, marking each sent only after the broker confirmed it,
+ * so a crash between publish and mark re-publishes (consumers deduplicate) and never loses one.
+ *
+ * - **Fast path**: the process that committed rows publishes them at once (`publishCommitted`,
+ *   called by `OutboxPublisher` after every commit) and marks them sent in batches.
+ * - **Safety net**: a poll for rows still unsent when due: what a crash, a nack or an unroutable
+ *   key left behind. It claims a batch with a lease (`FOR UPDATE SKIP LOCKED`, then commits: no
+ *   transaction stays open while the broker confirms), so several relays never take the same row;
+ *   a row that fails backs off on its own and never holds up the others.
  */
 export class OutboxRelay {
   private readonly batchSize: number;
   private readonly pollIntervalMs: number;
   private readonly retentionMs: number;
   private readonly pruneIntervalMs: number;
-  private listener: Client | undefined;
+  private readonly leaseMs: number;
   private running = false;
-  private wake: (() => void) | undefined;
-  private pending = false;
   private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
-  private channel = '';
+  private readonly inFlight = new Set<Promise<void>>();
+  private marks: string[] = [];
+  private marking: Promise<void> | undefined;
 
   constructor(private readonly options: OutboxRelayOptions) {
     this.batchSize = options.batchSize ?? 200;
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
     this.retentionMs = options.retentionMs ?? 24 * 3600_000;
     this.pruneIntervalMs = options.pruneIntervalMs ?? 60_000;
+    this.leaseMs = options.leaseMs ?? 30_000;
   }
 
-  async start(): Promise<void> {
-    if (this.running) return;
+  start(): Promise<void> {
+    if (this.running) return Promise.resolve();
     this.running = true;
-    const [{ schema }] = await this.options.dataSource.query<Array<{ schema: string }>>(
-      `SELECT current_schema() AS schema`,
-    );
-    this.channel = `${schema}.outbox`;
-    await this.listen();
     this.loop = this.run();
     this.pruneTimer = setInterval(() => void this.prune(), this.pruneIntervalMs);
     this.pruneTimer.unref();
+    return Promise.resolve();
   }
 
   /** Stops the relay after publishing what is already committed (best effort, one last drain). */
@@ -74,19 +89,51 @@ export class OutboxRelay {
     if (!this.running) return;
     this.running = false;
     clearInterval(this.pruneTimer);
-    this.notify();
+    this.wake?.();
     await this.loop;
+    await this.settle();
     await this.drain().catch((err: unknown) => this.options.logger.warn(`final outbox drain failed: ${String(err)}`));
-    const listener = this.listener;
-    this.listener = undefined;
-    await listener?.end().catch(() => undefined);
   }
 
-  /** Publishes every unsent row now; returns how many were published. */
+  /**
+   * The fast path: publishes rows a transaction of this process just committed, and marks them
+   * sent soon after. What fails stays unsent for the safety net; nothing here throws.
+   */
+  publishCommitted(messages: readonly OutgoingMessage[]): void {
+    if (messages.length === 0) return;
+    const work = this.options
+      .publish(messages)
+      .then(async (result) => {
+        if (result.confirmed.length > 0) {
+          await this.options.onPublished?.(result.confirmed);
+          this.marks.push(...result.confirmed);
+          this.scheduleMarks();
+        }
+        if (result.failed.length > 0) {
+          this.options.logger.debug?.(
+            `${result.failed.length} message(s) left to the outbox relay: ${summary(result)}`,
+          );
+        }
+      })
+      .catch((err: unknown) => this.options.logger.debug?.(`fast publish failed, left to the relay: ${String(err)}`))
+      .finally(() => this.inFlight.delete(work));
+    this.inFlight.add(work);
+  }
+
+  /** Waits for the fast path's publishes and marks in flight (tests, shutdown). */
+  async settle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    await this.flushMarks();
+  }
+
+  /**
+   * Publishes every unsent row now, including those just written (left to the fast path), but
+   * not those another relay is publishing or that back off after a failure; returns how many.
+   */
   async drain(): Promise<number> {
     let total = 0;
     for (;;) {
-      const published = await this.publishBatch();
+      const published = await this.publishBatch({ dueOnly: false });
       total += published;
       if (published < this.batchSize) return total;
     }
@@ -105,34 +152,16 @@ export class OutboxRelay {
     }
   }
 
-  private notify(): void {
-    this.pending = true;
-    this.wake?.();
-  }
-
   private async run(): Promise<void> {
-    let failures = 0;
     while (this.running) {
-      this.pending = false;
       try {
-        await this.drain();
-        failures = 0;
+        while ((await this.publishBatch({ dueOnly: true })) === this.batchSize && this.running);
       } catch (err) {
-        failures += 1;
         const known = err instanceof BrokerUnavailableError || err instanceof NotPublishedError;
         this.options.logger.warn(`outbox relay: ${known ? err.message : String(err)}; will retry`);
       }
-      if (!this.running) break;
-      // While the broker refuses, back off: new rows' NOTIFYs must not turn this into a busy loop.
-      if (failures > 0) await new Promise((resolve) => setTimeout(resolve, this.backoffMs(failures)));
-      else if (!this.pending) await this.sleep(this.pollIntervalMs);
-      if (!this.listener && this.running) await this.listen();
+      if (this.running) await this.sleep(this.pollIntervalMs);
     }
-  }
-
-  /** 50 ms, doubling, up to the poll interval. */
-  private backoffMs(failures: number): number {
-    return Math.min(this.pollIntervalMs, 50 * 2 ** (failures - 1));
   }
 
   private sleep(ms: number): Promise<void> {
@@ -149,72 +178,129 @@ export class OutboxRelay {
     });
   }
 
-  /** Claims a batch, publishes it, marks what the broker confirmed; all in one transaction. */
-  private async publishBatch(): Promise<number> {
-    const lagSeconds: number[] = [];
-    const published = await this.options.dataSource.transaction(async (manager) => {
-      const rows = await manager.query<OutboxRow[]>(
-        `SELECT id, message_id, message_type, routing_key, body, headers
-           FROM outbox WHERE sent_at IS NULL
-          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [this.batchSize],
+  /**
+   * Claims a batch (due rows; with `dueOnly` false also rows never tried), leases it and commits;
+   * publishes it; marks what the broker confirmed and backs off what it did not.
+   */
+  private async publishBatch({ dueOnly }: { dueOnly: boolean }): Promise<number> {
+    const [rows] = await this.options.dataSource.query<[OutboxRow[], number]>(
+      `UPDATE outbox o SET attempts = o.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
+         FROM (SELECT id FROM outbox
+                WHERE sent_at IS NULL AND (next_attempt_at <= now() ${dueOnly ? '' : 'OR attempts = 0'})
+                ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+        WHERE o.id = due.id
+       RETURNING o.message_id, o.message_type, o.routing_key, o.body, o.headers, o.attempts`,
+      [this.batchSize, this.leaseMs / 1000],
+    );
+    if (rows.length === 0) return 0;
+    const result = await this.options.publish(
+      rows.map((row) => ({
+        messageId: row.message_id,
+        type: row.message_type,
+        routingKey: row.routing_key,
+        body: row.body,
+        headers: row.headers,
+      })),
+    );
+    if (result.confirmed.length > 0) {
+      await this.options.onPublished?.(result.confirmed);
+      await this.markSent(result.confirmed);
+    }
+    if (result.failed.length > 0) {
+      const attemptsOf = new Map(rows.map((row) => [row.message_id, row.attempts]));
+      const failed = result.failed.map((failure) => failure.messageId);
+      await this.options.dataSource.query(
+        `UPDATE outbox o SET next_attempt_at = now() + make_interval(secs => f.delay)
+           FROM unnest($1::uuid[], $2::float8[]) AS f(message_id, delay) WHERE o.message_id = f.message_id`,
+        [failed, failed.map((id) => retryDelaySeconds(attemptsOf.get(id) ?? 1))],
       );
-      if (rows.length === 0) return { rows, failed: [] };
-      const result = await this.options.publish(
-        rows.map((row) => ({
-          messageId: row.message_id,
-          type: row.message_type,
-          routingKey: row.routing_key,
-          body: row.body,
-          headers: row.headers,
-        })),
-      );
-      if (result.confirmed.length > 0) {
-        await this.options.onPublished?.(result.confirmed);
-        // The lag is measured on the database's clock, the one that stamped created_at.
-        const [marked] = await manager.query<[Array<{ lag: number }>, number]>(
-          `UPDATE outbox SET sent_at = now() WHERE message_id = ANY($1::uuid[])
-           RETURNING extract(epoch FROM clock_timestamp() - created_at)::float8 AS lag`,
-          [result.confirmed],
-        );
-        lagSeconds.push(...marked.map((row) => row.lag));
-      }
-      return { rows, failed: result.failed };
-    });
-    if (lagSeconds.length > 0) this.options.onSent?.(lagSeconds);
-    if (published.failed.length > 0) {
-      // What was confirmed is marked sent (committed above); the rest stays for the next attempt.
-      const routingKeyOf = new Map(published.rows.map((row) => [row.message_id, row.routing_key]));
-      const counts = new Map<string, number>();
-      for (const { messageId, error } of published.failed) {
-        const failure = `${routingKeyOf.get(messageId)}: ${error.message.replace(messageId, '<id>')}`;
-        counts.set(failure, (counts.get(failure) ?? 0) + 1);
-      }
-      const summary = [...counts].map(([failure, n]) => `${n}× ${failure}`).join('; ');
       throw new NotPublishedError(
-        `${published.failed.length} of ${published.rows.length} outbox messages not published (${summary})`,
+        `${result.failed.length} of ${rows.length} outbox messages not published (${summary(result, rows)})`,
       );
     }
-    return published.rows.length;
+    return rows.length;
   }
 
-  private async listen(): Promise<void> {
-    const client = new Client({ connectionString: this.options.listenUrl });
-    client.on('notification', () => this.notify());
-    client.on('error', (err) => {
-      this.options.logger.warn(`outbox LISTEN connection lost (${err.message}); polling until it is back`);
-      if (this.listener === client) this.listener = undefined;
-      void client.end().catch(() => undefined);
-    });
-    try {
-      await client.connect();
-      await client.query(`LISTEN "${this.channel.replaceAll('"', '""')}"`);
-      this.listener = client;
-    } catch (err) {
-      this.options.logger.warn(`outbox LISTEN failed (${String(err)}); polling`);
-      await client.end().catch(() => undefined);
+  private scheduleMarks(): void {
+    if (this.marking) return;
+    this.marking = new Promise<void>((resolve) => setTimeout(resolve, MARK_EVERY_MS))
+      .then(() => this.flushMarks())
+      .finally(() => (this.marking = undefined));
+  }
+
+  private async flushMarks(): Promise<void> {
+    while (this.marks.length > 0) {
+      const ids = this.marks;
+      this.marks = [];
+      await this.markSent(ids).catch((err: unknown) =>
+        // Unmarked rows are published again by the safety net; the inboxes drop the copies.
+        this.options.logger.warn(`could not mark ${ids.length} outbox message(s) sent: ${String(err)}`),
+      );
     }
   }
+
+  /**
+   * Marks rows sent. Committed without waiting for the disk (`synchronous_commit = off`): a mark
+   * lost in a crash only makes the relay publish that row again, which the inboxes deduplicate.
+   */
+  private async markSent(messageIds: readonly string[]): Promise<void> {
+    const lagSeconds = await this.options.dataSource.transaction(async (manager) => {
+      await manager.query(`SET LOCAL synchronous_commit = off`);
+      const [marked] = await manager.query<[Array<{ lag: number }>, number]>(
+        // The lag is measured on the database's clock, the one that stamped created_at.
+        `UPDATE outbox SET sent_at = now() WHERE message_id = ANY($1::uuid[]) AND sent_at IS NULL
+         RETURNING extract(epoch FROM clock_timestamp() - created_at)::float8 AS lag`,
+        [messageIds],
+      );
+      return marked.map((row) => row.lag);
+    });
+    if (lagSeconds.length > 0) this.options.onSent?.(lagSeconds);
+  }
+}
+
+/**
+ * A TypeORM subscriber that hands the outbox rows of every committed transaction of its data
+ * source to the relay's fast path, and forgets those of a rolled-back transaction or savepoint.
+ * Register it on the data source (`dataSource.subscribers.push(...)`).
+ */
+export class OutboxPublisher implements EntitySubscriberInterface {
+  /** Per query runner: how many rows were written when each open savepoint began. */
+  private readonly savepoints = new WeakMap<object, number[]>();
+
+  constructor(private readonly relay: OutboxRelay) {}
+
+  afterTransactionStart({ queryRunner }: TransactionStartEvent): void {
+    const stack = this.savepoints.get(queryRunner) ?? [];
+    stack.push(writtenBy(queryRunner).length);
+    this.savepoints.set(queryRunner, stack);
+  }
+
+  afterTransactionCommit({ queryRunner }: TransactionCommitEvent): void {
+    this.savepoints.get(queryRunner)?.pop();
+    if (queryRunner.isTransactionActive) return; // a savepoint released: its rows wait for the commit
+    const written = [...writtenBy(queryRunner)];
+    forgetWrittenAfter(queryRunner, 0);
+    this.relay.publishCommitted(written);
+  }
+
+  afterTransactionRollback({ queryRunner }: TransactionRollbackEvent): void {
+    forgetWrittenAfter(queryRunner, this.savepoints.get(queryRunner)?.pop() ?? 0);
+  }
+}
+
+function retryDelaySeconds(attempts: number): number {
+  return Math.min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** Math.max(0, attempts - 1));
+}
+
+/** "2× inventory.prepare: no queue bound …" per distinct failure. */
+function summary(result: PublishResult, rows?: readonly OutboxRow[]): string {
+  const routingKeyOf = new Map(rows?.map((row) => [row.message_id, row.routing_key]));
+  const counts = new Map<string, number>();
+  for (const { messageId, error } of result.failed) {
+    const failure = `${routingKeyOf.get(messageId) ?? ''}${rows ? ': ' : ''}${error.message.replace(messageId, '<id>')}`;
+    counts.set(failure, (counts.get(failure) ?? 0) + 1);
+  }
+  return [...counts].map(([failure, n]) => `${n}× ${failure}`).join('; ');
 }
 
 /** Some messages of a batch were not confirmed (nacked, unroutable, channel closed); they stay unsent. */

@@ -12,7 +12,7 @@ import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { adminChannel, deleteExchangeAndQueues, drainQueue, uniqueExchange } from '../../../test/support/rabbitmq';
 import { eventually } from '../../../test/support/eventually';
 import { testEnv } from '../../../test/support/env';
-import { OutboxRelay, OutboxRelayOptions, writeToOutbox } from './index';
+import { OutboxPublisher, OutboxRelay, OutboxRelayOptions, writeToOutbox } from './index';
 
 function message(n: number): OutgoingMessage {
   return { messageId: randomUUID(), routingKey: 'svc.test', type: 'test', body: { n } };
@@ -63,7 +63,6 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
     const created = new OutboxRelay({
       dataSource: schema.dataSource,
       publish: (messages) => publisher.publish(messages),
-      listenUrl: schema.url,
       logger: silentLogger,
       ...options,
     });
@@ -109,24 +108,52 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
     await expect(writeToOutbox(schema.dataSource.manager, [message(1)])).rejects.toThrow(/inside the transaction/);
   });
 
-  it('wakes on NOTIFY at commit, without waiting for its poll', async () => {
-    await relay({ pollIntervalMs: 600_000 }).start();
-    const sent = message(7);
-    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [sent]));
-    const received = await eventually(
-      async () => {
-        const messages = await queued();
-        return messages.length ? messages : undefined;
-      },
-      { what: 'the NOTIFY-driven publish', timeoutMs: 10_000 },
+  it('publishes right after the commit that wrote it (no poll), and nothing of a rolled-back savepoint', async () => {
+    const fast = relay({ pollIntervalMs: 600_000 });
+    const subscriber = new OutboxPublisher(fast);
+    schema.dataSource.subscribers.push(subscriber);
+    try {
+      await fast.start();
+      const sent = message(7);
+      await schema.dataSource.transaction(async (manager) => {
+        await writeToOutbox(manager, [sent]);
+        await manager
+          .transaction(async (savepoint) => {
+            await writeToOutbox(savepoint, [message(8)]);
+            throw new Error('this message failed alone');
+          })
+          .catch(() => undefined);
+      });
+      await fast.settle();
+      expect((await queued()).map((m) => m.messageId)).toEqual([sent.messageId]);
+      expect(await unsent()).toBe(0); // marked sent; the savepoint's row was never committed
+    } finally {
+      schema.dataSource.subscribers.splice(schema.dataSource.subscribers.indexOf(subscriber), 1);
+    }
+  });
+
+  it('backs off a row that keeps failing without holding up the rows behind it', async () => {
+    const orphan: OutgoingMessage = { ...message(5), routingKey: 'nobody.test' };
+    const fine = message(6);
+    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [orphan]));
+    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [fine]));
+    const r = relay({ batchSize: 1 });
+    await expect(r.drain()).rejects.toThrow(/nobody\.test/);
+    // The failed row now waits for its next attempt; the next drain sends the one behind it.
+    expect(await r.drain()).toBe(1);
+    expect((await queued()).map((m) => m.messageId)).toEqual([fine.messageId]);
+    const [row] = await schema.dataSource.query<Array<{ attempts: number; later: boolean }>>(
+      `SELECT attempts, next_attempt_at > now() AS later FROM outbox WHERE message_id = $1`,
+      [orphan.messageId],
     );
-    expect(received.map((m) => m.messageId)).toEqual([sent.messageId]);
+    expect(row).toEqual({ attempts: 1, later: true });
   });
 
   it('delivers a message even if the relay crashes between publish and mark, and the handler runs once', async () => {
     const sent = message(42);
     await schema.dataSource.transaction((manager) => writeToOutbox(manager, [sent]));
     const crashing = relay({
+      leaseMs: 200,
       onPublished: () => {
         throw new Error('relay crashed after the broker confirmed');
       },
@@ -134,7 +161,9 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
     await expect(crashing.drain()).rejects.toThrow('relay crashed');
     expect(await unsent()).toBe(1);
 
-    expect(await relay().drain()).toBe(1);
+    // Its lease keeps other relays off the row for a while; then another relay publishes it.
+    expect(await relay().drain()).toBe(0);
+    await eventually(async () => (await relay().drain()) === 1, { what: 'the row published once its lease ran out' });
     expect(await unsent()).toBe(0);
 
     // Both copies reached the queue; the inbox lets the handler's effect happen once.

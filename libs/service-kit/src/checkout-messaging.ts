@@ -11,6 +11,8 @@ import { ALLOWED_SENDERS, CheckoutMessage, parseCheckoutMessage, ServiceName } f
 import { trace } from '@opentelemetry/api';
 import {
   addLogContext,
+  BatchEntry,
+  BatchOutcome,
   BrokerConnection,
   ConfirmPublisher,
   Consumer,
@@ -21,19 +23,21 @@ import {
   ServiceTopology,
   topologyFor,
 } from '@shop/messaging';
-import { pruneInbox } from '@shop/inbox';
-import { OutboxRelay } from '@shop/outbox';
+import { inOneTransaction, pruneInbox } from '@shop/inbox';
+import { OutboxPublisher, OutboxRelay } from '@shop/outbox';
 import type { BaseConfig } from './config';
-import { MessageHandlers } from './message-handlers';
+import { HandlerContext, MessageHandlers } from './message-handlers';
 import { ServiceMetrics } from './metrics';
 import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
 import { isTransientDatabaseError } from './transient-errors';
 
 /**
- * A service's whole messaging life: declares its topology, relays its outbox, consumes its queue
- * and dispatches each checkout message to the registered handler. On shutdown it drains in the
- * order that loses nothing: stop consuming and finish in-flight handlers, flush the outbox, then
- * close the broker connection (the database closes after, with the TypeORM module).
+ * A service's whole messaging life: declares its topology, publishes its outbox (right after each
+ * commit, with the relay as the safety net), consumes its queue in batches and dispatches each
+ * checkout message to the registered handler, all of a batch in one database transaction. On
+ * shutdown it drains in the order that loses nothing: stop consuming and finish the batch in
+ * hand, flush the outbox, then close the broker connection (the database closes after, with the
+ * TypeORM module).
  */
 const INBOX_PRUNE_INTERVAL_MS = 60_000; // like the outbox: one small indexed DELETE a minute
 
@@ -59,7 +63,6 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     this.relay = new OutboxRelay({
       dataSource,
       publish: (messages) => this.publisher.publish(messages),
-      listenUrl: config.DATABASE_URL,
       logger: new Logger(OutboxRelay.name),
       pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
       retentionMs: config.OUTBOX_RETENTION_HOURS * 3600_000,
@@ -68,13 +71,14 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     this.consumer = new Consumer<CheckoutMessage>(broker, {
       topology: this.topology,
       prefetch: config.AMQP_PREFETCH,
+      batchSize: config.MESSAGE_BATCH_SIZE,
       retry: {
         maxAttempts: config.MESSAGE_MAX_ATTEMPTS,
         delaysMs: [100, 500, 2_000, 5_000],
         isTransient: isTransientDatabaseError,
       },
       decode: (content, delivery) => decodeCheckoutMessage(service, content, delivery),
-      handle: (message, delivery) => this.dispatch(message, delivery),
+      handleBatch: (batch) => this.handleBatch(batch),
       logger: new Logger(Consumer.name),
       onSettled: (settlement) => metrics.settled(settlement),
     });
@@ -88,6 +92,8 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
       await channel.close();
     });
     await this.publisher.start();
+    // Every transaction of this service that writes to the outbox publishes it once committed.
+    this.dataSource.subscribers.push(new OutboxPublisher(this.relay));
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -121,10 +127,34 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     return this.relay.drain();
   }
 
-  private async dispatch(message: CheckoutMessage, delivery: Delivery): Promise<void> {
+  /**
+   * One transaction for the batch, a savepoint per message (see `inOneTransaction`), in one
+   * global lock order: by transaction id (the messages of one transaction keep their order), so
+   * two batches lock the protocol's rows in the same order and cannot deadlock each other.
+   */
+  private async handleBatch(batch: ReadonlyArray<BatchEntry<CheckoutMessage>>): Promise<BatchOutcome[]> {
+    const order = [...batch.keys()].sort((a, b) =>
+      batch[a].message.transactionId < batch[b].message.transactionId
+        ? -1
+        : batch[a].message.transactionId > batch[b].message.transactionId
+          ? 1
+          : a - b,
+    );
+    const results = await inOneTransaction(this.dataSource, order, (index, unit) =>
+      batch[index].within(() => this.dispatch(batch[index].message, { ...unit, delivery: batch[index].delivery })),
+    );
+    const outcomes: BatchOutcome[] = new Array<BatchOutcome>(batch.length);
+    order.forEach((index, position) => {
+      const result = results[position];
+      outcomes[index] = result.ok ? { ok: true, value: undefined } : result;
+    });
+    return outcomes;
+  }
+
+  private async dispatch(message: CheckoutMessage, context: HandlerContext): Promise<void> {
     const handler = this.handlers.get(message.type);
     if (!handler) throw new PoisonMessageError(`${this.service} has no handler for '${message.type}' messages`);
-    await handler(message, delivery);
+    await handler(message, context);
   }
 }
 

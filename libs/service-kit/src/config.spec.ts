@@ -60,16 +60,20 @@ describe('the broker setting', () => {
 });
 
 describe('the pool and the prefetch', () => {
-  it('by default leave every in-flight delivery a connection after the requests’ share and the background work', () => {
+  it('by default leave the handlers a connection beside the requests’ share and the background work', () => {
     const config = loadConfig(BaseConfig, required);
-    expect(config.AMQP_PREFETCH).toBeLessThanOrEqual(config.DB_POOL_SIZE - config.DB_REQUEST_CONNECTIONS - 3);
+    expect(config.DB_POOL_SIZE - config.DB_REQUEST_CONNECTIONS - 3).toBeGreaterThanOrEqual(1);
+    expect(config.AMQP_PREFETCH).toBeLessThanOrEqual(2 * config.MESSAGE_BATCH_SIZE);
   });
 
-  it('refuse a prefetch that the handlers’ share of the pool cannot serve, naming the settings', () => {
-    const load = () =>
-      loadConfig(BaseConfig, { ...required, DB_POOL_SIZE: '20', DB_REQUEST_CONNECTIONS: '5', AMQP_PREFETCH: '13' });
-    expect(load).toThrow(ConfigError);
-    expect(load).toThrow(/AMQP_PREFETCH: 13 exceeds the message handlers' share of the pool, 12 \(DB_POOL_SIZE 20/);
-    expect(loadConfig(BaseConfig, { ...required, DB_POOL_SIZE: '40', AMQP_PREFETCH: '32' }).AMQP_PREFETCH).toBe(32);
+  it('refuse a pool that leaves the handlers nothing, or a prefetch beyond two batches, naming the settings', () => {
+    const noneLeft = () => loadConfig(BaseConfig, { ...required, DB_POOL_SIZE: '8', DB_REQUEST_CONNECTIONS: '5' });
+    expect(noneLeft).toThrow(ConfigError);
+    expect(noneLeft).toThrow(/DB_REQUEST_CONNECTIONS: 5 leaves the message handlers no connection \(DB_POOL_SIZE 8/);
+    const tooMuch = () => loadConfig(BaseConfig, { ...required, MESSAGE_BATCH_SIZE: '20', AMQP_PREFETCH: '41' });
+    expect(tooMuch).toThrow(/AMQP_PREFETCH: 41 exceeds two batches \(2 × MESSAGE_BATCH_SIZE 20\)/);
+    expect(loadConfig(BaseConfig, { ...required, MESSAGE_BATCH_SIZE: '20', AMQP_PREFETCH: '40' }).AMQP_PREFETCH).toBe(
+      40,
+    );
   });
 });

@@ -26,8 +26,10 @@ export const BaseConfig = z.object({
    * message handlers (votes, acks, decisions), so a flood of requests never starves the protocol.
    */
   DB_REQUEST_CONNECTIONS: z.coerce.number().int().min(1).max(200).default(5),
-  /** Unacked deliveries per consumer: each handler holds a connection, so at most the handlers' share. */
-  AMQP_PREFETCH: z.coerce.number().int().min(1).max(1000).default(12),
+  /** Unacked deliveries per consumer: the batch in hand and the next one gathering. */
+  AMQP_PREFETCH: z.coerce.number().int().min(1).max(1000).default(100),
+  /** At most this many messages are handled in one database transaction (a savepoint each). */
+  MESSAGE_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(50),
   /** Handler attempts before a failing message is dead-lettered. */
   MESSAGE_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),
   OUTBOX_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
@@ -55,18 +57,28 @@ function refuseDevelopmentDefaults(config: BaseConfig): string[] {
 }
 
 /**
- * Every delivery in flight holds a connection: prefetch beyond the handlers' share of the pool
- * would queue votes and acks for a connection behind HTTP requests and background work.
+ * The consumer handles one batch at a time in one transaction: the handlers need one connection
+ * of their own beside the requests' share and the background work, or votes and acks would wait
+ * for a connection behind HTTP requests. Prefetch beyond two batches (the one in hand, the next
+ * one gathering) would only wait in memory.
  */
 function refuseOversubscribedPool(config: BaseConfig): string[] {
   const handlersShare = config.DB_POOL_SIZE - config.DB_REQUEST_CONNECTIONS - BACKGROUND_CONNECTIONS;
-  return config.AMQP_PREFETCH > handlersShare
-    ? [
-        `  AMQP_PREFETCH: ${config.AMQP_PREFETCH} exceeds the message handlers' share of the pool, ${handlersShare} ` +
-          `(DB_POOL_SIZE ${config.DB_POOL_SIZE} - DB_REQUEST_CONNECTIONS ${config.DB_REQUEST_CONNECTIONS} - ` +
-          `${BACKGROUND_CONNECTIONS} for the relay, sweeper and pruning)`,
-      ]
-    : [];
+  const problems: string[] = [];
+  if (handlersShare < 1) {
+    problems.push(
+      `  DB_REQUEST_CONNECTIONS: ${config.DB_REQUEST_CONNECTIONS} leaves the message handlers no connection ` +
+        `(DB_POOL_SIZE ${config.DB_POOL_SIZE} - DB_REQUEST_CONNECTIONS - ${BACKGROUND_CONNECTIONS} for the relay, ` +
+        `sweeper and pruning must be at least 1)`,
+    );
+  }
+  if (config.AMQP_PREFETCH > 2 * config.MESSAGE_BATCH_SIZE) {
+    problems.push(
+      `  AMQP_PREFETCH: ${config.AMQP_PREFETCH} exceeds two batches (2 × MESSAGE_BATCH_SIZE ${config.MESSAGE_BATCH_SIZE}): ` +
+        `the handlers take one batch at a time`,
+    );
+  }
+  return problems;
 }
 
 export class ConfigError extends Error {

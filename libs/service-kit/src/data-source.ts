@@ -1,7 +1,7 @@
 import { Client, ClientConfig } from 'pg';
 import { DataSource, DataSourceOptions, MixedList } from 'typeorm';
 import { CreateInbox1764000000001 } from '@shop/inbox';
-import { CreateOutbox1764000000000 } from '@shop/outbox';
+import { CreateOutbox1764000000000, OutboxFastPath1764000000002 } from '@shop/outbox';
 
 export interface ServiceDataSourceOptions {
   url: string;
@@ -30,7 +30,12 @@ class ResilientClient extends Client {
  * tables, the migrations table and the outbox/inbox all live there. Never `synchronize`.
  */
 export function serviceDataSourceOptions(options: ServiceDataSourceOptions): DataSourceOptions {
-  const migrations = [CreateOutbox1764000000000, CreateInbox1764000000001, ...asArray(options.migrations)];
+  const migrations = [
+    CreateOutbox1764000000000,
+    CreateInbox1764000000001,
+    OutboxFastPath1764000000002,
+    ...asArray(options.migrations),
+  ];
   return {
     type: 'postgres',
     url: options.url,

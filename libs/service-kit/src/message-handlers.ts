@@ -1,10 +1,16 @@
 import { Injectable } from '@nestjs/common';
 import type { CheckoutMessageType, MessageOfType } from '@shop/contracts';
+import type { UnitOfWork } from '@shop/inbox';
 import type { Delivery } from '@shop/messaging';
+
+/** What a handler is given beside its message: its share of the batch's transaction, and the delivery. */
+export interface HandlerContext extends UnitOfWork {
+  delivery: Delivery;
+}
 
 export type MessageHandler<T extends CheckoutMessageType> = (
   message: MessageOfType<T>,
-  delivery: Delivery,
+  context: HandlerContext,
 ) => Promise<void>;
 
 /** Which handler takes which checkout message type; services register theirs at module init. */

@@ -10,7 +10,7 @@ import {
   PreparePayload,
   Prepare,
 } from '@shop/contracts';
-import { Inbox } from '@shop/inbox';
+import { Inbox, inTransaction, UnitOfWork } from '@shop/inbox';
 import { currentLogContext, Logger, PoisonMessageError, withLogContext } from '@shop/messaging';
 import { z } from 'zod';
 import type { DecisionTaken, ProtocolObserver } from './observer';
@@ -116,9 +116,9 @@ export class Coordinator {
   }
 
   /** A vote: record it; the first "no" aborts, the last "yes" commits. */
-  async onVote(vote: MessageOfType<'vote'>): Promise<void> {
+  async onVote(vote: MessageOfType<'vote'>, unit?: UnitOfWork): Promise<void> {
     const participant = vote.sender as Participant;
-    await this.handleOnce(vote, async (manager) => {
+    await this.handleOnce(vote, unit, async (manager) => {
       const transaction = await this.lock(manager, vote.transactionId);
       if (!transaction) {
         // Presumed abort: nothing is known of it, so it was never committed.
@@ -150,8 +150,8 @@ export class Coordinator {
   }
 
   /** An ack: the participant applied the decision; when all have, the transaction is complete. */
-  async onAck(ack: MessageOfType<'ack'>): Promise<void> {
-    await this.handleOnce(ack, async (manager) => {
+  async onAck(ack: MessageOfType<'ack'>, unit?: UnitOfWork): Promise<void> {
+    await this.handleOnce(ack, unit, async (manager) => {
       const transaction = await this.lock(manager, ack.transactionId);
       if (!transaction) return;
       const decided = transaction.state === 'COMMITTED' ? 'commit' : transaction.state === 'ABORTED' ? 'abort' : null;
@@ -179,9 +179,9 @@ export class Coordinator {
   }
 
   /** A participant in doubt asks for the outcome; unknown means abort (presumed abort). */
-  async onInquiry(inquiry: MessageOfType<'inquiry'>): Promise<void> {
+  async onInquiry(inquiry: MessageOfType<'inquiry'>, unit?: UnitOfWork): Promise<void> {
     const participant = inquiry.sender as Participant;
-    await this.handleOnce(inquiry, async (manager) => {
+    await this.handleOnce(inquiry, unit, async (manager) => {
       const transaction = await this.lock(manager, inquiry.transactionId);
       if (!transaction) return this.sendDecision(manager, inquiry, participant, 'abort', null);
       if (transaction.state === 'PREPARING') {
@@ -289,14 +289,22 @@ export class Coordinator {
     return { count: row.count, oldestAgeSeconds: row.oldest ?? 0 };
   }
 
-  /** Runs `work` once per message id (inbox) and reports, once committed, a duplicate or the decision it took. */
+  /**
+   * Runs `work` once per message id (inbox) in the given unit of work (a batch's savepoint), or in
+   * a transaction of its own; reports, once committed, a duplicate or the decision it took.
+   */
   private async handleOnce(
     message: { messageId: string; type: 'vote' | 'ack' | 'inquiry' },
+    unit: UnitOfWork | undefined,
     work: (manager: EntityManager) => Promise<DecisionTaken | void>,
   ): Promise<void> {
-    const handled = await this.inbox.handleOnce(message.messageId, work);
-    if (handled.duplicate) this.options.observer?.duplicate?.(message.type);
-    else if (handled.result) this.decided(handled.result);
+    if (!unit) return inTransaction(this.options.dataSource, (own) => this.handleOnce(message, own, work));
+    if (!(await this.inbox.record(unit.manager, message.messageId))) {
+      unit.afterCommit(() => this.options.observer?.duplicate?.(message.type));
+      return;
+    }
+    const decision = await work(unit.manager);
+    if (decision) unit.afterCommit(() => this.decided(decision));
   }
 
   /** Once the deciding transaction committed: a log line about the checkout, and the observer. */

@@ -11,10 +11,11 @@ import {
   currentLogContext,
   declareTopology,
   LogContext,
+  oneAtATime,
   silentLogger,
   topologyFor,
 } from '@shop/messaging';
-import { OutboxRelay } from '@shop/outbox';
+import { OutboxPublisher, OutboxRelay } from '@shop/outbox';
 import { decodeCheckoutMessage, ServiceMetrics } from '@shop/service-kit';
 import { startTracing } from '../../service-kit/src/tracing';
 import { eventually } from '../../../test/support/eventually';
@@ -100,11 +101,11 @@ describe('observability of checkout messages', () => {
       relay = new OutboxRelay({
         dataSource: schema.dataSource,
         publish: (messages) => publisher.publish(messages),
-        listenUrl: schema.url,
         logger: silentLogger,
         pollIntervalMs: 50,
         onSent: (lagSeconds) => metrics.sent(lagSeconds),
       });
+      schema.dataSource.subscribers.push(new OutboxPublisher(relay));
       await relay.start();
       const participant = new Participant({
         name: 'inventory',
@@ -116,6 +117,7 @@ describe('observability of checkout messages', () => {
       consumer = new Consumer<CheckoutMessage>(broker, {
         topology: inventory(),
         prefetch: 5,
+        batchSize: 5,
         retry: { maxAttempts: 1, delaysMs: [10] },
         // The test's admin user stands for the coordinator the broker would have verified.
         decode: (content, delivery) =>
@@ -123,11 +125,11 @@ describe('observability of checkout messages', () => {
             ...delivery,
             userId: delivery.userId === broker.username ? 'order' : delivery.userId,
           }),
-        handle: async (message) => {
+        handleBatch: oneAtATime(async (message) => {
           const span = trace.getActiveSpan()?.spanContext();
           handled.push({ log: { ...currentLogContext() }, traceId: span?.traceId, spanId: span?.spanId });
           if (message.type === 'prepare') await participant.onPrepare(message);
-        },
+        }),
         logger: silentLogger,
         onSettled: (settlement) => metrics.settled(settlement),
       });

@@ -12,7 +12,7 @@ import {
   VoteNoReason,
   VotePayload,
 } from '@shop/contracts';
-import { Inbox } from '@shop/inbox';
+import { Inbox, inTransaction, UnitOfWork } from '@shop/inbox';
 import { Logger, PoisonMessageError } from '@shop/messaging';
 import type { ProtocolObserver } from './observer';
 import { send } from './outgoing';
@@ -57,8 +57,8 @@ export class Participant<P extends ParticipantName> {
     this.inbox = new Inbox(options.dataSource, `${options.name}.participant`);
   }
 
-  async onPrepare(prepare: MessageOfType<'prepare'>): Promise<void> {
-    await this.handleOnce(prepare, async (manager) => {
+  async onPrepare(prepare: MessageOfType<'prepare'>, unit?: UnitOfWork): Promise<void> {
+    await this.handleOnce(prepare, unit, async (manager) => {
       const vote = await this.prepare(manager, prepare);
       await send(manager, [
         createMessage(Vote, {
@@ -72,8 +72,8 @@ export class Participant<P extends ParticipantName> {
     });
   }
 
-  async onDecision(decision: MessageOfType<'decision'>): Promise<void> {
-    await this.handleOnce(decision, async (manager) => {
+  async onDecision(decision: MessageOfType<'decision'>, unit?: UnitOfWork): Promise<void> {
+    await this.handleOnce(decision, unit, async (manager) => {
       await this.apply(manager, decision.transactionId, decision.payload.outcome);
       await send(manager, [
         createMessage(Ack, {
@@ -122,13 +122,21 @@ export class Participant<P extends ParticipantName> {
     });
   }
 
-  /** Runs `work` once per message id (inbox); a duplicate is reported once the transaction committed. */
+  /**
+   * Runs `work` once per message id (inbox) in the given unit of work (a batch's savepoint), or in
+   * a transaction of its own; a duplicate is reported once committed.
+   */
   private async handleOnce(
     message: { messageId: string; type: 'prepare' | 'decision' },
+    unit: UnitOfWork | undefined,
     work: (manager: EntityManager) => Promise<void>,
   ): Promise<void> {
-    const handled = await this.inbox.handleOnce(message.messageId, work);
-    if (handled.duplicate) this.options.observer?.duplicate?.(message.type);
+    if (!unit) return inTransaction(this.options.dataSource, (own) => this.handleOnce(message, own, work));
+    if (!(await this.inbox.record(unit.manager, message.messageId))) {
+      unit.afterCommit(() => this.options.observer?.duplicate?.(message.type));
+      return;
+    }
+    await work(unit.manager);
   }
 
   private async prepare(manager: EntityManager, prepare: MessageOfType<'prepare'>): Promise<VotePayload> {

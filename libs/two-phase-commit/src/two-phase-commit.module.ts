@@ -64,9 +64,9 @@ class CoordinatorRunner extends Sweeper implements OnModuleInit {
   }
 
   onModuleInit(): void {
-    this.handlers.register('vote', (message) => this.coordinator.onVote(message));
-    this.handlers.register('ack', (message) => this.coordinator.onAck(message));
-    this.handlers.register('inquiry', (message) => this.coordinator.onInquiry(message));
+    this.handlers.register('vote', (message, context) => this.coordinator.onVote(message, context));
+    this.handlers.register('ack', (message, context) => this.coordinator.onAck(message, context));
+    this.handlers.register('inquiry', (message, context) => this.coordinator.onInquiry(message, context));
     // Both gauges are collected together on a scrape: one query serves them.
     let inDoubt: ReturnType<Coordinator['inDoubt']> | undefined;
     const readInDoubt = () => (inDoubt ??= this.coordinator.inDoubt().finally(() => (inDoubt = undefined)));
@@ -104,8 +104,8 @@ class ParticipantRunner extends Sweeper implements OnModuleInit {
   }
 
   onModuleInit(): void {
-    this.handlers.register('prepare', (message) => this.participant.onPrepare(message));
-    this.handlers.register('decision', (message) => this.participant.onDecision(message));
+    this.handlers.register('prepare', (message, context) => this.participant.onPrepare(message, context));
+    this.handlers.register('decision', (message, context) => this.participant.onDecision(message, context));
   }
 
   protected async sweep(): Promise<void> {

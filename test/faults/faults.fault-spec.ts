@@ -1,10 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { asRaw, publishAs, resentCopy } from '../support/broker';
 import { closeDb, sql } from '../support/db';
-import { ShopApi } from '../support/http';
+import { OrderView, ProblemView, ShopApi } from '../support/http';
+import { waitUntilDecided } from '../support/invariants';
 import { Services, startServices, ServiceName } from '../support/services';
 import type { CheckoutMessage } from '@shop/contracts';
 import {
   closeAllBrokerConnections,
+  measureCapacity,
+  openLoop,
   placeOrders,
   restartServer,
   ScenarioReport,
@@ -27,8 +31,8 @@ const ORDERS = 120;
 const CONCURRENCY = 8;
 const reports: ScenarioReport[] = [];
 const random = seededRandom(SEED);
-const pause = (minMs: number, maxMs: number) =>
-  new Promise((resolve) => setTimeout(resolve, minMs + random() * (maxMs - minMs)));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const pause = (minMs: number, maxMs: number) => sleep(minMs + random() * (maxMs - minMs));
 
 let services: Services[] = [];
 afterEach(async () => {
@@ -263,4 +267,125 @@ it('two replicas of every service, one of each SIGKILLed mid-load', async () => 
   const report = await settle('replicas, one of each killed', catalog, load, faults, { services });
   reports.push(report);
   expectBothOutcomes(report);
+});
+
+it('overload at 3× capacity for 20 s while a participant is SIGKILLed', async () => {
+  const shop = await stack();
+  const api = new ShopApi(shop);
+  // Stock and money for far more than the run can sell: the outcomes are mostly CONFIRMED.
+  const catalog = await seedCatalog(api, 'overload', { stockPerSku: 1_000_000, balance: 1_000_000_000 });
+  // The fault, drawn before the orders are: ~5 s into the load, one participant down for 3–5 s.
+  const victim = random() < 0.5 ? 'inventory' : 'payment';
+  const [killAfterMs, downForMs] = [4_500 + random() * 1_000, 3_000 + random() * 2_000];
+  const capacity = await measureCapacity(api, catalog, { clients: 32, seconds: 5, random });
+  console.log(`[fault] overload: capacity ${capacity.perSecond.toFixed(1)} orders decided/s (32 clients, 5 s)`);
+  expect(capacity.perSecond).toBeGreaterThanOrEqual(3);
+  await waitUntilDecided(capacity.orderIds, 60_000);
+
+  const faults: string[] = [];
+  let backAt = Infinity;
+  const injected = (async () => {
+    await sleep(killAfterMs);
+    await shop.kill(victim, 'SIGKILL');
+    await sleep(downForMs);
+    const restartAt = Date.now();
+    await shop.start(victim);
+    backAt = Date.now();
+    const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+    faults.push(`SIGKILL ${victim}, down ${seconds(downForMs)} + ${seconds(backAt - restartAt)} restarting`);
+  })();
+  const answers = await openLoop(api, catalog, { rate: 3 * capacity.perSecond, seconds: 20, random });
+  await injected;
+
+  const accepted = answers.filter((a) => a.status === 202);
+  const shed = answers.filter((a) => a.status === 503);
+  expect(answers.filter((a) => a.status !== 202 && a.status !== 503).map((a) => `${a.status} ${a.text}`)).toEqual([]);
+  const badShed = shed.filter(
+    ({ headers, json }) =>
+      !(
+        Number(headers?.get('retry-after')) >= 1 &&
+        headers?.get('content-type')?.startsWith('application/problem+json') &&
+        (json as ProblemView).status === 503
+      ),
+  );
+  expect(badShed.map((a) => `Retry-After ${a.headers?.get('retry-after')}: ${a.text}`)).toEqual([]);
+  // Nothing was written for a shed request.
+  const shedKeys = shed.map((a) => a.key);
+  expect(
+    await sql(`SELECT idempotency_key FROM order_svc.orders WHERE idempotency_key = ANY($1::text[])`, [shedKeys]),
+  ).toEqual([]);
+
+  const acceptedIds = accepted.map((a) => (a.json as OrderView).id);
+  const load = { orderIds: [...capacity.orderIds, ...acceptedIds], retries: 0 };
+  const report = await settle('overload 3× + participant killed', catalog, load, faults, { services });
+  reports.push(report);
+  const afterBack = new Set(accepted.filter((a) => a.sentAt >= backAt).map((a) => (a.json as OrderView).id));
+  const timeouts = await sql<{ id: string }>(
+    `SELECT id::text AS id FROM order_svc.orders WHERE id::text = ANY($1::text[]) AND reason = 'TIMEOUT'`,
+    [acceptedIds],
+  );
+  const figures = {
+    capacity: Number(capacity.perSecond.toFixed(1)),
+    offered: answers.length,
+    accepted: accepted.length,
+    shed: shed.length,
+    acceptedAfterBack: afterBack.size,
+    timeouts: timeouts.length,
+    timeoutsAfterBack: timeouts.filter((t) => afterBack.has(t.id)).length,
+    faults,
+  };
+  console.log(`[fault] overload ${JSON.stringify(figures)}`);
+  expect(accepted.length).toBeGreaterThan(0);
+  expect(shed.length).toBeGreaterThan(0);
+  expect(figures.timeoutsAfterBack).toBe(0);
+});
+
+it('sheds at the door while nothing can be decided, and a retry with the same key gets its order later', async () => {
+  // A fixed bound of 3 checkouts in flight, no wait for a slot; a deadline no pause here reaches.
+  const shop = await stack({
+    ADMISSION_MIN_IN_FLIGHT: '3',
+    ADMISSION_MAX_IN_FLIGHT: '3',
+    ADMISSION_WAIT_MS: '0',
+    PREPARE_TIMEOUT_MS: '120000',
+  });
+  const api = new ShopApi(shop);
+  const catalog = await seedCatalog(api, 'shed-door');
+  // The participants are down (and the fault scenarios run alone: no other suite's replicas).
+  await Promise.all([shop.kill('inventory', 'SIGKILL'), shop.kill('payment', 'SIGKILL')]);
+  const body = (i: number) => ({
+    customerId: catalog.customers[1 + i],
+    items: [{ sku: catalog.skus[i], quantity: 1 }],
+  });
+  const pending: OrderView[] = [];
+  for (let i = 0; i < 3; i++) {
+    const response = await api.placeOrder(body(i), { idempotencyKey: randomUUID() });
+    expect({ status: response.status, order: response.json.status }).toEqual({ status: 202, order: 'PENDING' });
+    pending.push(response.json);
+  }
+  const outboxRows = async () => (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM order_svc.outbox`))[0].n;
+  const outboxBefore = await outboxRows();
+  const key = randomUUID();
+  const shed = await api.placeOrder(body(3), { idempotencyKey: key });
+  expect(shed.status).toBe(503);
+  expect(Number(shed.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  expect(shed.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  expect(shed.json).toMatchObject({ status: 503 });
+  const ordersWithKey = () => sql(`SELECT id FROM order_svc.orders WHERE idempotency_key = $1`, [key]);
+  expect(await ordersWithKey()).toEqual([]);
+  expect(await outboxRows()).toBe(outboxBefore);
+  const metrics = await (await fetch(`${shop.url('order')}/metrics`)).text();
+  expect(Number(/^checkout_admission_shed_total(?:\{.*\})? (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+
+  await Promise.all([shop.start('inventory'), shop.start('payment')]);
+  await waitUntilDecided(pending.map((o) => o.id));
+  // The client waits out Retry-After and sends the same request with the same key.
+  const retried = await api.placeOrderRetrying(body(3), { idempotencyKey: key, maxTries: 5 });
+  expect(retried.status).toBe(202);
+  expect(await ordersWithKey()).toEqual([{ id: retried.json.id }]);
+  const load = { orderIds: [...pending.map((o) => o.id), retried.json.id], retries: 1 + retried.shed };
+  const report = await settle('shed at the door, retried', catalog, load, ['participants down', '1 shed'], {
+    services,
+  });
+  reports.push(report);
+  expect(report).toMatchObject({ placed: 4, confirmed: 4 });
 });

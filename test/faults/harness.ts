@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { sql } from '../support/db';
 import { expectInvariants, Scope, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
 import { eventually } from '../support/eventually';
 import { management } from '../support/rabbitmq';
@@ -99,6 +100,13 @@ export async function seedCatalog(
   return { skus, customers, scope: { skus, customerIds: customers } };
 }
 
+/** One order of 1–2 units of a random SKU by a random customer of the catalog. */
+export function randomOrder(catalog: Catalog, random: () => number) {
+  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)];
+  const sku = pick(catalog.skus);
+  return { customerId: pick(catalog.customers), items: [{ sku, quantity: 1 + Math.floor(random() * 2) }] };
+}
+
 export interface LoadResult {
   orderIds: string[];
   /** POSTs that were refused or failed and then retried with the same Idempotency-Key. */
@@ -132,12 +140,10 @@ export async function placeOrders(
   const orderIds: string[] = [];
   let retries = 0;
   let next = 0;
-  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)];
   const worker = async () => {
     while (next < count || !until()) {
       next += 1;
-      const sku = pick(catalog.skus);
-      const body = { customerId: pick(catalog.customers), items: [{ sku, quantity: 1 + Math.floor(random() * 2) }] };
+      const body = randomOrder(catalog, random);
       const key = randomUUID();
       const deadline = Date.now() + 120_000;
       for (;;) {
@@ -160,6 +166,74 @@ export async function placeOrders(
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return { orderIds, retries };
+}
+
+/**
+ * What the system decides per second: `clients` in a closed loop for `seconds`, each placing an
+ * order, waiting out a 503's Retry-After with the same Idempotency-Key, then placing the next.
+ * Capacity: the orders decided within that window (decided_at) after its first second (while the
+ * pipeline fills, nothing is decided yet), per second.
+ */
+export async function measureCapacity(
+  api: ShopApi,
+  catalog: Catalog,
+  { clients, seconds, random }: { clients: number; seconds: number; random: () => number },
+): Promise<{ perSecond: number; orderIds: string[] }> {
+  const start = new Date();
+  const end = new Date(start.getTime() + seconds * 1000);
+  const orderIds: string[] = [];
+  const client = async () => {
+    while (Date.now() < end.getTime()) {
+      const response = await api.placeOrderRetrying(randomOrder(catalog, random), { maxTries: 5 });
+      if (response.status === 503) continue; // shed maxTries times: the next one
+      if (response.status !== 202) throw new Error(`calibration order answered ${response.status}: ${response.text}`);
+      orderIds.push(response.json.id);
+    }
+  };
+  await Promise.all(Array.from({ length: clients }, client));
+  const [{ decided }] = await sql<{ decided: number }>(
+    `SELECT count(*)::int AS decided FROM order_svc.orders
+      WHERE id::text = ANY($1::text[]) AND decided_at >= $2 AND decided_at < $3`,
+    [orderIds, new Date(start.getTime() + 1000), end],
+  );
+  return { perSecond: decided / (seconds - 1), orderIds };
+}
+
+/** One POST /orders of an open loop: its Idempotency-Key, when it was sent, and the answer (0: none). */
+export interface OpenLoopAnswer {
+  key: string;
+  sentAt: number;
+  status: number;
+  headers?: Headers;
+  json?: unknown;
+  text: string;
+}
+
+/**
+ * An open loop: order i is sent at start + i / rate, whether or not the earlier ones were
+ * answered, each once with its own Idempotency-Key (a 503 is not retried). Stops after
+ * rate × seconds orders or when the time is up (a sender that fell behind offers fewer).
+ */
+export async function openLoop(
+  api: ShopApi,
+  catalog: Catalog,
+  { rate, seconds, random }: { rate: number; seconds: number; random: () => number },
+): Promise<OpenLoopAnswer[]> {
+  const start = Date.now();
+  const answers: Array<Promise<OpenLoopAnswer>> = [];
+  for (let i = 0; i < Math.ceil(rate * seconds) && Date.now() < start + seconds * 1000; i++) {
+    const due = start + (i * 1000) / rate;
+    if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
+    const key = randomUUID();
+    const sentAt = Date.now();
+    answers.push(
+      api.placeOrder(randomOrder(catalog, random), { idempotencyKey: key }).then(
+        ({ status, headers, json, text }) => ({ key, sentAt, status, headers, json, text }),
+        (err: unknown) => ({ key, sentAt, status: 0, text: String(err) }),
+      ),
+    );
+  }
+  return Promise.all(answers);
 }
 
 export interface ScenarioReport {

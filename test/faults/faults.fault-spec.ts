@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { asRaw, publishAs, resentCopy } from '../support/broker';
-import { closeDb, sql } from '../support/db';
+import { closeDb, db, sql } from '../support/db';
+import { eventually } from '../support/eventually';
 import { OrderView, ProblemView, ShopApi } from '../support/http';
 import { waitUntilDecided } from '../support/invariants';
 import { Services, startServices, ServiceName } from '../support/services';
@@ -388,4 +389,48 @@ it('sheds at the door while nothing can be decided, and a retry with the same ke
   });
   reports.push(report);
   expect(report).toMatchObject({ placed: 4, confirmed: 4 });
+});
+
+it('a participant SIGKILLed while its batch transaction is open (blocked mid-batch on a row lock)', async () => {
+  const shop = await stack();
+  const api = new ShopApi(shop);
+  const catalog = await seedCatalog(api, 'kill-mid-batch', { stockPerSku: 1_000, balance: 1_000_000 });
+  const [blocked, ...others] = catalog.skus;
+  // Hold the stock row of one SKU: inventory's batch stops at its prepare, with the messages
+  // before it in the batch already written (uncommitted) in the same transaction.
+  const locker = await db().connect();
+  let killed = false;
+  try {
+    await locker.query('BEGIN');
+    await locker.query(`SELECT 1 FROM inventory_svc.stock WHERE sku = $1 FOR UPDATE`, [blocked]);
+    const orders = [...others, blocked, ...others].map((sku, i) => ({
+      customerId: catalog.customers[1 + (i % (catalog.customers.length - 1))],
+      items: [{ sku, quantity: 1 }],
+    }));
+    const placed = await Promise.all(orders.map((body) => api.placeAccepted(body.customerId, body.items)));
+    // Inventory's open transaction has written (it has a transaction id) and waits on the lock.
+    await eventually(
+      async () =>
+        (
+          await sql<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE application_name = 'inventory' AND wait_event_type = 'Lock' AND backend_xid IS NOT NULL`,
+          )
+        )[0].n === 1,
+      { what: 'inventory blocked mid-batch inside a transaction that wrote', timeoutMs: 30_000 },
+    );
+    await shop.kill('inventory', 'SIGKILL');
+    killed = true;
+    await locker.query('ROLLBACK');
+    await shop.start('inventory');
+    const load = { orderIds: placed.map((order) => order.id), retries: 0 };
+    const report = await settle('kill mid-batch', catalog, load, ['SIGKILL inventory mid-batch'], { services });
+    reports.push(report);
+    // Nothing lost, nothing applied twice (the invariants in settle), and nothing cancelled: the
+    // uncommitted batch was redelivered and decided well within the deadline.
+    expect(report).toMatchObject({ placed: orders.length, confirmed: orders.length });
+  } finally {
+    if (!killed) await locker.query('ROLLBACK').catch(() => undefined);
+    locker.release();
+  }
 });

@@ -268,7 +268,9 @@ describe('a database server per service', () => {
 
     expect(report.placed).toBeGreaterThanOrEqual(120);
     expect(report.confirmed).toBeGreaterThan(0);
-    // The order service's own server never went away: not one order was refused or failed.
-    expect(report.retries).toBe(0);
+    // The order service's own server never went away: not one order failed. While a
+    // participant's database restarts, decisions pause and admission control may shed new
+    // orders (503, nothing written) until they resume: those retries are the only ones allowed.
+    expect(report.retries - report.shed).toBe(0);
   });
 });

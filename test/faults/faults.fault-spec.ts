@@ -317,7 +317,7 @@ it('overload at 3× capacity for 20 s while a participant is SIGKILLed', async (
   ).toEqual([]);
 
   const acceptedIds = accepted.map((a) => (a.json as OrderView).id);
-  const load = { orderIds: [...capacity.orderIds, ...acceptedIds], retries: 0 };
+  const load = { orderIds: [...capacity.orderIds, ...acceptedIds], retries: 0, shed: 0 };
   const report = await settle('overload 3× + participant killed', catalog, load, faults, { services });
   reports.push(report);
   const afterBack = new Set(accepted.filter((a) => a.sentAt >= backAt).map((a) => (a.json as OrderView).id));
@@ -383,7 +383,11 @@ it('sheds at the door while nothing can be decided, and a retry with the same ke
   const retried = await api.placeOrderRetrying(body(3), { idempotencyKey: key, maxTries: 5 });
   expect(retried.status).toBe(202);
   expect(await ordersWithKey()).toEqual([{ id: retried.json.id }]);
-  const load = { orderIds: [...pending.map((o) => o.id), retried.json.id], retries: 1 + retried.shed };
+  const load = {
+    orderIds: [...pending.map((o) => o.id), retried.json.id],
+    retries: 1 + retried.shed,
+    shed: 1 + retried.shed,
+  };
   const report = await settle('shed at the door, retried', catalog, load, ['participants down', '1 shed'], {
     services,
   });
@@ -423,7 +427,7 @@ it('a participant SIGKILLed while its batch transaction is open (blocked mid-bat
     killed = true;
     await locker.query('ROLLBACK');
     await shop.start('inventory');
-    const load = { orderIds: placed.map((order) => order.id), retries: 0 };
+    const load = { orderIds: placed.map((order) => order.id), retries: 0, shed: 0 };
     const report = await settle('kill mid-batch', catalog, load, ['SIGKILL inventory mid-batch'], { services });
     reports.push(report);
     // Nothing lost, nothing applied twice (the invariants in settle), and nothing cancelled: the

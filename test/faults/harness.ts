@@ -111,6 +111,8 @@ export interface LoadResult {
   orderIds: string[];
   /** POSTs that were refused or failed and then retried with the same Idempotency-Key. */
   retries: number;
+  /** Of those, the ones shed at the door (503: admission control, nothing written). */
+  shed: number;
 }
 
 /**
@@ -139,6 +141,7 @@ export async function placeOrders(
 ): Promise<LoadResult> {
   const orderIds: string[] = [];
   let retries = 0;
+  let shed = 0;
   let next = 0;
   const worker = async () => {
     while (next < count || !until()) {
@@ -159,13 +162,14 @@ export async function placeOrders(
           throw new Error(`order refused with ${response.status}: ${response.text}`);
         }
         retries += 1;
+        if (response.status === 503) shed += 1;
         if (Date.now() > deadline) throw new Error(`order could not be placed for 120 s: last ${response.text}`);
         await new Promise((resolve) => setTimeout(resolve, 100 + random() * 200));
       }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return { orderIds, retries };
+  return { orderIds, retries, shed };
 }
 
 /**
@@ -244,6 +248,7 @@ export interface ScenarioReport {
   reasons: Record<string, number>;
   faults: string[];
   retries: number;
+  shed: number;
   secondsToDecideAfterFaults: number;
   secondsToQuiescence: number;
 }
@@ -278,6 +283,7 @@ export async function settle(
       reasons,
       faults,
       retries: load.retries,
+      shed: load.shed,
       secondsToDecideAfterFaults: Number(secondsToDecide.toFixed(2)),
       secondsToQuiescence: Number(((Date.now() - faultsEnded) / 1000).toFixed(2)),
     };

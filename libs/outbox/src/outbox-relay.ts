@@ -66,6 +66,7 @@ export class OutboxRelay {
   private readonly inFlight = new Set<Promise<void>>();
   private marks: string[] = [];
   private marking: Promise<void> | undefined;
+  private marksBeingWritten: Promise<void> | undefined;
 
   constructor(private readonly options: OutboxRelayOptions) {
     this.batchSize = options.batchSize ?? 200;
@@ -120,10 +121,14 @@ export class OutboxRelay {
     this.inFlight.add(work);
   }
 
-  /** Waits for the fast path's publishes and marks in flight (tests, shutdown). */
+  /**
+   * Waits for the fast path's publishes in flight now, and writes their marks (tests, shutdown).
+   * Only those: under load new ones keep starting, and a shutdown must not wait for a lull.
+   */
   async settle(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
-    await this.flushMarks();
+    await Promise.allSettled([...this.inFlight]);
+    await this.marksBeingWritten;
+    if (this.marks.length > 0) await this.writeMarks();
   }
 
   /**
@@ -229,14 +234,17 @@ export class OutboxRelay {
   }
 
   private async flushMarks(): Promise<void> {
-    while (this.marks.length > 0) {
-      const ids = this.marks;
-      this.marks = [];
-      await this.markSent(ids).catch((err: unknown) =>
-        // Unmarked rows are published again by the safety net; the inboxes drop the copies.
-        this.options.logger.warn(`could not mark ${ids.length} outbox message(s) sent: ${String(err)}`),
-      );
-    }
+    while (this.marks.length > 0) await this.writeMarks();
+  }
+
+  /** Writes the marks collected so far (one UPDATE); a failure is logged, never thrown. */
+  private writeMarks(): Promise<void> {
+    const ids = this.marks.splice(0);
+    this.marksBeingWritten = this.markSent(ids).catch((err: unknown) =>
+      // Unmarked rows are published again by the safety net; the inboxes drop the copies.
+      this.options.logger.warn(`could not mark ${ids.length} outbox message(s) sent: ${String(err)}`),
+    );
+    return this.marksBeingWritten;
   }
 
   /**

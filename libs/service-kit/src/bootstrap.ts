@@ -30,6 +30,11 @@ export async function createServiceApp(module: Type<unknown>, options: Bootstrap
   const app = await NestFactory.create<NestExpressApplication>(module, {
     bodyParser: false,
     logger: new PinoNestLogger(logger),
+    // On shutdown, after messaging has drained, close keep-alive connections instead of waiting
+    // for them to fall idle: clients that keep sending (retrying 503s, say) never let them, and
+    // the process would miss its stop timeout. A request cut here is retried with its
+    // Idempotency-Key, and its handler still finishes before the database closes.
+    forceCloseConnections: true,
   });
   // Security headers; the CSP keeps everything but upgrade-insecure-requests, which would break
   // /docs when served over plain HTTP inside a network.

@@ -133,21 +133,16 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
    * two batches lock the protocol's rows in the same order and cannot deadlock each other.
    */
   private async handleBatch(batch: ReadonlyArray<BatchEntry<CheckoutMessage>>): Promise<BatchOutcome[]> {
-    const order = [...batch.keys()].sort((a, b) =>
-      batch[a].message.transactionId < batch[b].message.transactionId
-        ? -1
-        : batch[a].message.transactionId > batch[b].message.transactionId
-          ? 1
-          : a - b,
-    );
-    const results = await inOneTransaction(this.dataSource, order, (index, unit) =>
+    // Array sort is stable: messages of one transaction keep their delivery order.
+    const byTransaction = [...batch.keys()].sort((a, b) => {
+      const [x, y] = [batch[a].message.transactionId, batch[b].message.transactionId];
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+    const results = await inOneTransaction(this.dataSource, byTransaction, (index, unit) =>
       batch[index].within(() => this.dispatch(batch[index].message, { ...unit, delivery: batch[index].delivery })),
     );
-    const outcomes: BatchOutcome[] = new Array<BatchOutcome>(batch.length);
-    order.forEach((index, position) => {
-      const result = results[position];
-      outcomes[index] = result.ok ? { ok: true, value: undefined } : result;
-    });
+    const outcomes = new Array<BatchOutcome>(batch.length);
+    byTransaction.forEach((index, position) => (outcomes[index] = results[position]));
     return outcomes;
   }
 

@@ -195,11 +195,16 @@ export async function ensurePostgres(inst = PG) {
     );
 
   log(`starting ${inst.name} on 127.0.0.1:${inst.port}`);
+  // pg_stat_statements (loaded on each start, like the port, so an existing cluster gets it
+  // too): the benchmark counts the statements of a checkout with it. Only if it is installed.
+  const options = [`-p ${inst.port}`];
+  if (fs.existsSync(path.join(binDir, '..', 'lib', 'pg_stat_statements.so')))
+    options.push('-c shared_preload_libraries=pg_stat_statements');
   // detached: its own session, so a Ctrl-C in the terminal does not hit the postmaster;
   // we stop it ourselves after the services are down.
   await run(
     path.join(binDir, 'pg_ctl'),
-    ['-D', inst.data, '-l', inst.logFile, '-w', '-t', '60', '-o', `-p ${inst.port}`, 'start'],
+    ['-D', inst.data, '-l', inst.logFile, '-w', '-t', '60', '-o', options.join(' '), 'start'],
     { cwd: inst.dir, detached: true, ...asUser(user) },
   ).catch((err) => {
     throw new StackError(`${inst.name} did not start: ${err.message}\n${tail(inst.logFile)}`);

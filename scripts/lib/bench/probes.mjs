@@ -150,6 +150,59 @@ export class PgCounters {
     };
   }
 
+  /**
+   * Makes pg_stat_statements readable on this connection, if the server has it loaded (our own
+   * clusters do, see postgres.mjs); tells whether it is. A server without it (given by URL, or
+   * in docker) is not an error: the statement figures are simply absent.
+   */
+  async enableStatements() {
+    this.statements = false;
+    try {
+      const loaded = (await this.client.query(`SELECT current_setting('shared_preload_libraries') AS libs`)).rows[0]
+        .libs;
+      if (!/\bpg_stat_statements\b/.test(loaded)) return false;
+      await this.client.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+      // The column is total_time before Postgres 13.
+      const v = Number((await this.client.query('SHOW server_version_num')).rows[0].server_version_num);
+      this.execTimeColumn = v >= 130000 ? 'total_exec_time' : 'total_time';
+      await this.client.query(`SELECT ${this.execTimeColumn} FROM pg_stat_statements LIMIT 1`);
+      this.statements = true;
+    } catch {}
+    return this.statements;
+  }
+
+  /**
+   * pg_stat_statements' counters of the measured database, for the given roles only (the
+   * services': not this script's superuser): a Map 'userid:queryid' → { role, calls, execMs,
+   * query }. Statement texts only `withText` (they are read from a file). Null without it.
+   */
+  async statementCounts(roles, { withText = false } = {}) {
+    if (!this.statements) return null;
+    try {
+      const { rows } = await this.client.query(
+        `SELECT s.userid::text AS userid, s.queryid::text AS queryid, r.rolname AS role,
+                sum(s.calls)::float8 AS calls, sum(s.${this.execTimeColumn})::float8 AS exec_ms,
+                ${withText ? 'min(s.query)' : 'NULL'} AS query
+           FROM pg_stat_statements(${withText}) s
+           JOIN pg_roles r ON r.oid = s.userid
+          WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = $1) AND r.rolname = ANY($2)
+          GROUP BY 1, 2, 3`,
+        [this.db, roles],
+      );
+      // Entries evicted since the last read (pg_stat_statements.max): the deltas miss them.
+      let dealloc = null;
+      try {
+        dealloc = Number((await this.client.query('SELECT dealloc FROM pg_stat_statements_info')).rows[0].dealloc);
+      } catch {}
+      const map = new Map();
+      for (const r of rows)
+        map.set(`${r.userid}:${r.queryid}`, { role: r.role, calls: r.calls, execMs: r.exec_ms, query: r.query });
+      return { at: Date.now(), dealloc, map };
+    } catch {
+      return null;
+    }
+  }
+
   /** What the services' connections are doing right now (one row per connection). */
   async activity() {
     const { rows } = await this.client.query(
@@ -258,6 +311,59 @@ export async function countCommitRecords(binDir, dataDir, fromLsn, toLsn) {
   ]);
   const count = (type) => Number(out.match(new RegExp(`^Transaction/${type}\\s+(\\d+)`, 'm'))?.[1] ?? 0);
   return { commits: count('COMMIT'), aborts: count('ABORT') };
+}
+
+const sqlText = (q, max) => {
+  const t = (q ?? '').replace(/\s+/g, ' ').trim();
+  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+};
+
+/**
+ * The statements run between two snapshots of statementCounts(), per decided order: the total,
+ * per role, and per statement (text up to 200 characters, role, calls per checkout, mean
+ * execution time), most called first. `idle` (a snapshot taken `idleS` before `before`) gives
+ * the idle services' rate. Null when a snapshot is missing.
+ */
+export function statementFigures(before, after, decided, { idle = null, roles = [] } = {}) {
+  if (!before || !after || !decided) return null;
+  const diff = (from, to) => {
+    const out = [];
+    for (const [key, a] of to.map) {
+      // Fewer calls than before: the entry was evicted and made anew in between; count it from 0.
+      const b = from.map.get(key);
+      const base = b && b.calls <= a.calls ? b : { calls: 0, execMs: 0 };
+      const calls = a.calls - base.calls;
+      if (calls > 0) out.push({ ...a, calls, execMs: a.execMs - base.execMs });
+    }
+    return out;
+  };
+  const rows = diff(before, after);
+  const calls = rows.reduce((s, r) => s + r.calls, 0);
+  const execMs = rows.reduce((s, r) => s + r.execMs, 0);
+  const byRole = Object.fromEntries(roles.map((role) => [role, 0]));
+  for (const r of rows) byRole[r.role] = (byRole[r.role] ?? 0) + r.calls / decided;
+  let idlePerSecond = null;
+  if (idle && before.at > idle.at)
+    idlePerSecond = diff(idle, before).reduce((s, r) => s + r.calls, 0) / ((before.at - idle.at) / 1000);
+  return {
+    calls,
+    perCheckout: calls / decided,
+    byRolePerCheckout: byRole,
+    meanExecMs: calls ? execMs / calls : null,
+    idlePerSecond,
+    perCheckoutNet: idlePerSecond == null ? null : (calls - idlePerSecond * ((after.at - before.at) / 1000)) / decided,
+    // Entries pg_stat_statements evicted in the window (its max was reached): counts are then low.
+    evicted: before.dealloc != null && after.dealloc != null ? after.dealloc - before.dealloc : null,
+    list: rows
+      .map((r) => ({
+        role: r.role,
+        callsPerCheckout: r.calls / decided,
+        meanExecMs: r.execMs / r.calls,
+        calls: r.calls,
+        query: sqlText(r.query, 200),
+      }))
+      .sort((a, b) => b.calls - a.calls || a.role.localeCompare(b.role) || a.query.localeCompare(b.query)),
+  };
 }
 
 // ---------------------------------------------------------------- RabbitMQ management API

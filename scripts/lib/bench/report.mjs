@@ -11,6 +11,10 @@ const num = (v, digits = 0) =>
 const msf = (v) => (v == null ? 'n/a' : v < 10 ? num(v, 1) : num(v));
 const pct = (v, digits = 0) => (v == null || !Number.isFinite(v) ? 'n/a' : `${num(v * 100, digits)}%`);
 const perS = (v) => (v == null ? 'n/a' : `${num(v, Number.isInteger(v) ? 0 : 1)}/s`);
+// Statement execution times are fractions of a millisecond.
+const execMs = (v) => (v == null ? 'n/a' : v < 1 ? num(v, 3) : v < 10 ? num(v, 2) : num(v, 1));
+// A role's service (order_svc → order), for short labels.
+const svcOf = (role) => role.replace(/_svc$/, '');
 const lat3 = (p) => `p50 ${msf(p.p50)} · p99 ${msf(p.p99)} · max ${msf(p.max)} ms`;
 const lat = (p) => `p50 ${msf(p.p50)} · p95 ${msf(p.p95)} · p99 ${msf(p.p99)} · max ${msf(p.max)} ms`;
 
@@ -144,6 +148,20 @@ function costRows(r) {
         (k.walBytesPerCheckout != null
           ? `, ${num(k.walBytesPerCheckout / 1024, 1)} kB WAL, ${num(k.walSyncsPerCheckout, 2)} WAL fsyncs`
           : ''),
+    ]);
+  const st = k.statements;
+  if (st)
+    rows.push([
+      'Postgres statements',
+      `${num(st.perCheckout, 1)} per checkout (` +
+        Object.entries(st.byRolePerCheckout)
+          .map(([role, n]) => `${svcOf(role)} ${num(n, 1)}`)
+          .join(' · ') +
+        ')' +
+        (st.perCheckoutNet != null
+          ? `, ${num(st.perCheckoutNet, 1)} net of ${num(st.idlePerSecond, 1)}/s at idle`
+          : '') +
+        `; ${execMs(st.meanExecMs)} ms exec each`,
     ]);
   if (k.brokerPublishedPerCheckout != null)
     rows.push([
@@ -307,6 +325,7 @@ function markdown(r) {
     '',
     table(costRows(r)),
     '',
+    ...statementTable(r.cost.statements),
     ...(r.ceiling ? ['## Ceiling of this machine', '', table(ceilingRows(r)), ''] : []),
     '## Where the time goes',
     '',
@@ -319,6 +338,22 @@ function markdown(r) {
     `![throughput and latency](${path.basename(r.files.chart)})`,
     '',
   ].join('\n');
+}
+
+/** The most called statements (pg_stat_statements) per checkout; result.json has them all. */
+function statementTable(st, top = 25) {
+  if (!st?.list?.length) return [];
+  const code = (q) => `\`${(q.length > 120 ? `${q.slice(0, 119)}…` : q).replaceAll('`', "'").replaceAll('|', '\\|')}\``;
+  return [
+    `### Postgres statements, the ${Math.min(top, st.list.length)} most called of ${st.list.length}`,
+    '',
+    '| role | calls/checkout | mean ms | statement |',
+    '|---|--:|--:|---|',
+    ...st.list
+      .slice(0, top)
+      .map((s) => `| ${svcOf(s.role)} | ${num(s.callsPerCheckout, 2)} | ${execMs(s.meanExecMs)} | ${code(s.query)} |`),
+    '',
+  ];
 }
 
 /** Rounds up to 1, 2 or 5 × 10^k, for axis ticks. */

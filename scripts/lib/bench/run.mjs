@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { ROOT } from '../config.mjs';
+import { ROOT, SERVICES, dbRole } from '../config.mjs';
 import { StackError, color, sleep, warn } from '../util.mjs';
 import { brokerCeiling, pgCeiling } from './ceiling.mjs';
 import { HttpClient, SHED_STATUS, drive, inParallel, seedWorkload } from './driver.mjs';
@@ -20,6 +20,7 @@ import {
   managementClient,
   memoryMb,
   settledBrokerCounters,
+  statementFigures,
 } from './probes.mjs';
 import { printSummary, writeResults } from './report.mjs';
 import {
@@ -117,6 +118,8 @@ export async function runBenchmark(opts, ctx, command) {
     counters = new PgCounters(target.pgStatsUrl, target.db);
     await counters.connect();
     ctx.cleanups.push(() => counters.close());
+    if (!(await counters.enableStatements()))
+      notes.push('pg_stat_statements is not loaded on this Postgres: no statement figures');
   } else notes.push('no database URL: decisions polled over GET /orders/:id; no database figures');
   const mgmt = target.rabbitUrl ? managementClient(target.rabbitUrl, target.vhost) : null;
   if (!mgmt) notes.push('no management API: no broker figures, dead letters not checked');
@@ -232,12 +235,18 @@ export async function runBenchmark(opts, ctx, command) {
   let brokerBefore = null;
   let pgIdle = null;
   let pgBefore = null;
+  // pg_stat_statements, at the same points (the services' roles only: not this script's queries).
+  const serviceRoles = SERVICES.map((s) => dbRole(s.name));
+  let stmtIdle = null;
+  let stmtBefore = null;
   if (counters) {
     await sleep(STATS_FLUSH_MS);
     if (mgmt) brokerBefore = await settledBrokerCounters(mgmt, await sentOutboxRows(db));
     const idleStart = await counters.read();
+    stmtIdle = await counters.statementCounts(serviceRoles);
     await sleep(2000);
     pgBefore = await counters.read();
+    stmtBefore = await counters.statementCounts(serviceRoles);
     pgIdle = (pgBefore.commits - idleStart.commits) / ((pgBefore.at - idleStart.at) / 1000);
   } else if (mgmt) brokerBefore = await mgmt.counters();
   ownCommits = 0;
@@ -265,10 +274,12 @@ export async function runBenchmark(opts, ctx, command) {
   const cpuAfter = cpuSnapshot(target.pids());
   const commitsByUs = ownCommits;
   let pgAfter = null;
+  let stmtAfter = null;
   let brokerAfter = null;
   if (counters) {
     await sleep(STATS_FLUSH_MS);
     pgAfter = await counters.read();
+    stmtAfter = await counters.statementCounts(serviceRoles, { withText: true });
   }
   if (mgmt) brokerAfter = db ? await settledBrokerCounters(mgmt, await sentOutboxRows(db)) : await mgmt.counters();
 
@@ -353,6 +364,11 @@ export async function runBenchmark(opts, ctx, command) {
     cost.rowsWrittenPerCheckout = per(pgAfter.rowsWritten - pgBefore.rowsWritten);
     cost.walBytesPerCheckout = per(pgAfter.walBytes - pgBefore.walBytes);
     cost.walSyncsPerCheckout = per(pgAfter.walSyncs - pgBefore.walSyncs);
+    cost.statements = statementFigures(stmtBefore, stmtAfter, decided, { idle: stmtIdle, roles: serviceRoles });
+    if (cost.statements?.evicted)
+      notes.push(
+        `pg_stat_statements evicted ${cost.statements.evicted} entries during the run (pg_stat_statements.max): the statement counts are low`,
+      );
   }
   if (brokerAfter && brokerBefore) {
     cost.brokerPublishedPerCheckout = per(brokerAfter.published - brokerBefore.published);

@@ -8,6 +8,7 @@ export function inventoryDataSourceOptions(config = loadInventoryConfig()) {
   return serviceDataSourceOptions({
     url: config.DATABASE_URL,
     poolSize: config.DB_POOL_SIZE,
+    preparedStatements: config.DB_PREPARED_STATEMENTS,
     applicationName: 'inventory',
     migrations: inventoryMigrations,
   });

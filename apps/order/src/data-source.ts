@@ -8,6 +8,7 @@ export function orderDataSourceOptions(config = loadOrderConfig()) {
   return serviceDataSourceOptions({
     url: config.DATABASE_URL,
     poolSize: config.DB_POOL_SIZE,
+    preparedStatements: config.DB_PREPARED_STATEMENTS,
     applicationName: 'order',
     migrations: orderMigrations,
   });

@@ -1,7 +1,7 @@
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { inOneTransaction } from './unit-of-work';
 
-/** A batch of messages in one transaction, a savepoint each, on a real Postgres. */
+/** A batch of messages in one transaction, each alone when one fails, on a real Postgres. */
 describe('inOneTransaction', () => {
   let schema: TestSchema;
 
@@ -18,7 +18,17 @@ describe('inOneTransaction', () => {
   const effects = async () =>
     (await schema.dataSource.query<Array<{ n: number }>>(`SELECT n FROM effects ORDER BY n`)).map((row) => row.n);
 
-  it('rolls a failing item back to its savepoint and commits the others once, after-commit callbacks included', async () => {
+  it('runs the items of a batch in one transaction', async () => {
+    const results = await inOneTransaction(schema.dataSource, [1, 2, 3], async (n, unit) => {
+      await unit.manager.query(`INSERT INTO effects VALUES ($1)`, [n]);
+      const [{ id }] = await unit.manager.query<Array<{ id: string }>>(`SELECT txid_current()::text AS id`);
+      return id;
+    });
+    expect(new Set(results.map((result) => result.ok && result.value)).size).toBe(1);
+    expect(await effects()).toEqual([1, 2, 3]);
+  });
+
+  it('commits the others once when an item fails, after-commit callbacks included, and the failing one not at all', async () => {
     const committed: number[] = [];
     const results = await inOneTransaction(schema.dataSource, [1, 2, 3], async (n, unit) => {
       await unit.manager.query(`INSERT INTO effects VALUES ($1)`, [n]);
@@ -35,7 +45,7 @@ describe('inOneTransaction', () => {
     expect(committed).toEqual([1, 3]);
   });
 
-  it('keeps going after an item whose statement failed (the transaction is not left aborted)', async () => {
+  it('goes on after an item whose statement failed (which aborted the shared transaction)', async () => {
     const results = await inOneTransaction(schema.dataSource, [1, 2], async (n, unit) => {
       if (n === 1) await unit.manager.query(`SELECT 1 / 0`);
       await unit.manager.query(`INSERT INTO effects VALUES ($1)`, [n]);

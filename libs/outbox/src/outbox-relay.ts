@@ -6,7 +6,7 @@ import type {
   TransactionStartEvent,
 } from 'typeorm';
 import { BrokerUnavailableError, Logger, OutgoingMessage, PublishResult } from '@shop/messaging';
-import { forgetWrittenAfter, writtenBy } from './outbox';
+import { deferOutboxWrites, forgetWrittenAfter, insertWritten, writtenBy } from './outbox';
 
 export interface OutboxRelayOptions {
   dataSource: DataSource;
@@ -270,12 +270,13 @@ export class OutboxRelay {
 }
 
 /**
- * A TypeORM subscriber that hands the outbox rows of every committed transaction of its data
- * source to the relay's fast path, and forgets those of a rolled-back transaction or savepoint.
- * Register it on the data source (`dataSource.subscribers.push(...)`).
+ * A TypeORM subscriber for the outbox rows of every transaction of its data source: inserts them
+ * in one statement just before the commit, hands them to the relay's fast path once committed,
+ * and forgets those of a rolled-back transaction or savepoint. Register it on the data source
+ * (`dataSource.subscribers.push(...)`) before the first transaction that writes to the outbox.
  */
 export class OutboxPublisher implements EntitySubscriberInterface {
-  /** Per query runner: how many rows were written when each open savepoint began. */
+  /** Per query runner: how many rows were written when each open (sub)transaction began. */
   private readonly savepoints = new WeakMap<object, number[]>();
 
   constructor(private readonly relay: OutboxRelay) {}
@@ -284,18 +285,32 @@ export class OutboxPublisher implements EntitySubscriberInterface {
     const stack = this.savepoints.get(queryRunner) ?? [];
     stack.push(writtenBy(queryRunner).length);
     this.savepoints.set(queryRunner, stack);
+    deferOutboxWrites(queryRunner); // this subscriber inserts them before the commit
+  }
+
+  /** The whole transaction's rows in one INSERT, just before it commits (not when a savepoint is released). */
+  async beforeTransactionCommit({ queryRunner }: TransactionCommitEvent): Promise<void> {
+    if (this.savepoints.get(queryRunner)?.length === 1) await insertWritten(queryRunner);
   }
 
   afterTransactionCommit({ queryRunner }: TransactionCommitEvent): void {
     this.savepoints.get(queryRunner)?.pop();
     if (queryRunner.isTransactionActive) return; // a savepoint released: its rows wait for the commit
     const written = [...writtenBy(queryRunner)];
-    forgetWrittenAfter(queryRunner, 0);
+    this.ended(queryRunner);
     this.relay.publishCommitted(written);
   }
 
   afterTransactionRollback({ queryRunner }: TransactionRollbackEvent): void {
     forgetWrittenAfter(queryRunner, this.savepoints.get(queryRunner)?.pop() ?? 0);
+    if (!queryRunner.isTransactionActive) this.ended(queryRunner);
+  }
+
+  /** The query runner may serve another transaction next: it starts with nothing written. */
+  private ended(queryRunner: TransactionCommitEvent['queryRunner']): void {
+    forgetWrittenAfter(queryRunner, 0);
+    deferOutboxWrites(queryRunner, false);
+    this.savepoints.delete(queryRunner);
   }
 }
 

@@ -132,6 +132,38 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
     }
   });
 
+  it('inserts the rows of a watched transaction together before its commit; a refused insert fails the commit', async () => {
+    const fast = relay({ pollIntervalMs: 600_000 });
+    const subscriber = new OutboxPublisher(fast);
+    schema.dataSource.subscribers.push(subscriber);
+    const rowsIn = async (manager: { query: typeof schema.dataSource.query }) =>
+      (await manager.query<Array<{ count: number }>>(`SELECT count(*)::int AS count FROM outbox`))[0].count;
+    try {
+      await fast.start();
+      const first = message(1);
+      const seenInside = await schema.dataSource.transaction(async (manager) => {
+        await writeToOutbox(manager, [first]);
+        await writeToOutbox(manager, [message(2)]);
+        return rowsIn(manager);
+      });
+      expect(seenInside).toBe(0); // deferred to the commit
+      expect(await rowsIn(schema.dataSource)).toBe(2);
+
+      await expect(
+        schema.dataSource.transaction(async (manager) => {
+          await manager.query(`CREATE TABLE effect (n int)`);
+          await writeToOutbox(manager, [{ ...message(3), messageId: first.messageId }]);
+        }),
+      ).rejects.toThrow(/duplicate key/);
+      expect(await rowsIn(schema.dataSource)).toBe(2);
+      expect(await schema.dataSource.query(`SELECT to_regclass('effect') AS t`)).toEqual([{ t: null }]);
+      await fast.settle();
+      expect((await queued()).map((m) => m.body.n).sort()).toEqual([1, 2]);
+    } finally {
+      schema.dataSource.subscribers.splice(schema.dataSource.subscribers.indexOf(subscriber), 1);
+    }
+  });
+
   it('backs off a row that keeps failing without holding up the rows behind it', async () => {
     const orphan: OutgoingMessage = { ...message(5), routingKey: 'nobody.test' };
     const fine = message(6);

@@ -128,7 +128,7 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
   }
 
   /**
-   * One transaction for the batch, a savepoint per message (see `inOneTransaction`), in one
+   * One transaction for the batch (each message alone if one fails: see `inOneTransaction`), in one
    * global lock order: by transaction id (the messages of one transaction keep their order), so
    * two batches lock the protocol's rows in the same order and cannot deadlock each other.
    */

@@ -21,6 +21,8 @@ export const BaseConfig = z.object({
     ),
   /** Postgres connections per process, shared as below (see BACKGROUND_CONNECTIONS). */
   DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(20),
+  /** Named (server-side prepared) statements; `false` behind a pooler that does not keep them. */
+  DB_PREPARED_STATEMENTS: z.enum(['true', 'false']).default('true').transform((value) => value === 'true'),
   /**
    * At most this many of the pool's connections serve HTTP requests at once; the rest stay for
    * message handlers (votes, acks, decisions), so a flood of requests never starves the protocol.
@@ -28,7 +30,7 @@ export const BaseConfig = z.object({
   DB_REQUEST_CONNECTIONS: z.coerce.number().int().min(1).max(200).default(5),
   /** Unacked deliveries per consumer: the batch in hand and the next one gathering. */
   AMQP_PREFETCH: z.coerce.number().int().min(1).max(1000).default(100),
-  /** At most this many messages are handled in one database transaction (a savepoint each). */
+  /** At most this many messages are handled in one database transaction (see `inOneTransaction`). */
   MESSAGE_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(50),
   /** Handler attempts before a failing message is dead-lettered. */
   MESSAGE_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),

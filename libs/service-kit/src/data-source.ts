@@ -10,6 +10,26 @@ export interface ServiceDataSourceOptions {
   migrations: MixedList<string | (new () => unknown)>;
   entities?: MixedList<string | (new () => unknown)>;
   applicationName: string;
+  /**
+   * Runs parameterized statements as named (server-side prepared) ones, so Postgres parses and
+   * plans each text once per connection. Off behind a pooler that does not keep them (PgBouncer
+   * in transaction mode before 1.21, or without max_prepared_statements).
+   */
+  preparedStatements?: boolean;
+}
+
+/** At most this many distinct statement texts get a name; any beyond run unnamed (bounded memory per connection). */
+const MAX_PREPARED_STATEMENTS = 500;
+const statementNames = new Map<string, string>();
+
+/** The process-wide name of a statement text (the same text always gets the same name), if any is left. */
+function statementName(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_PREPARED_STATEMENTS) {
+    name = `shop_${statementNames.size}`;
+    statementNames.set(text, name);
+  }
+  return name;
 }
 
 /**
@@ -19,9 +39,24 @@ export interface ServiceDataSourceOptions {
  * (its query fails and the pool discards it), so here it is only noted.
  */
 class ResilientClient extends Client {
-  constructor(config?: string | ClientConfig) {
+  private readonly prepares: boolean;
+
+  constructor(config?: string | (ClientConfig & { preparedStatements?: boolean })) {
     super(config);
+    this.prepares = typeof config === 'object' && config.preparedStatements === true;
     this.on('error', () => undefined);
+  }
+
+  /**
+   * A statement with parameters (what TypeORM's `query(sql, params)` sends) runs as a named one:
+   * the first use on a connection parses it, later ones only bind and execute. pg keeps track of
+   * which names each connection has parsed.
+   */
+  // @ts-expect-error pg types `query` as a dozen overloads; this passes every form through unchanged
+  override query(config: unknown, values?: unknown, callback?: unknown): unknown {
+    const name = this.prepares && typeof config === 'string' && Array.isArray(values) ? statementName(config) : undefined;
+    // @ts-expect-error see above
+    return name ? super.query({ name, text: config }, values, callback) : super.query(config, values, callback);
   }
 }
 
@@ -42,7 +77,8 @@ export function serviceDataSourceOptions(options: ServiceDataSourceOptions): Dat
     applicationName: options.applicationName,
     poolSize: options.poolSize ?? 20,
     connectTimeoutMS: 10_000,
-    extra: { Client: ResilientClient },
+    // Passed to the pg pool, which passes them to each client it creates.
+    extra: { Client: ResilientClient, preparedStatements: options.preparedStatements ?? true },
     entities: options.entities ?? [],
     migrations: migrations as DataSourceOptions['migrations'],
     migrationsTableName: 'migrations',

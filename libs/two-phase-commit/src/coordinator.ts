@@ -92,14 +92,11 @@ export class Coordinator {
     transaction: { id: string; deadline: Date; requests: PrepareRequests },
   ): Promise<void> {
     const { id, deadline, requests } = transaction;
-    await manager.query(`INSERT INTO tpc_transactions (id, state, deadline) VALUES ($1, 'PREPARING', $2)`, [
-      id,
-      deadline,
-    ]);
-    await manager.query(`INSERT INTO tpc_participants (transaction_id, participant) SELECT $1, unnest($2::text[])`, [
-      id,
-      PARTICIPANTS,
-    ]);
+    await manager.query(
+      `WITH transaction AS (INSERT INTO tpc_transactions (id, state, deadline) VALUES ($1, 'PREPARING', $2))
+       INSERT INTO tpc_participants (transaction_id, participant) SELECT $1, unnest($3::text[])`,
+      [id, deadline, PARTICIPANTS],
+    );
     await send(
       manager,
       PARTICIPANTS.map((participant) =>
@@ -125,9 +122,16 @@ export class Coordinator {
         if (vote.payload.vote === 'yes') await this.sendDecision(manager, vote, participant, 'abort', null);
         return;
       }
-      await manager.query(
-        `UPDATE tpc_participants SET vote = $3, vote_reason = $4, voted_at = now()
-          WHERE transaction_id = $1 AND participant = $2 AND vote IS NULL`,
+      // The vote, and how many are still not "yes" counting it (the others' were committed before
+      // this statement began: the lock above orders the votes of one transaction).
+      const [{ pending }] = await manager.query<Array<{ pending: number }>>(
+        `WITH voted AS (
+           UPDATE tpc_participants SET vote = $3, vote_reason = $4, voted_at = now()
+            WHERE transaction_id = $1 AND participant = $2 AND vote IS NULL
+           RETURNING participant, vote)
+         SELECT count(*) FILTER (WHERE coalesce(v.vote, p.vote) IS DISTINCT FROM 'yes')::int AS pending
+           FROM tpc_participants p LEFT JOIN voted v USING (participant)
+          WHERE p.transaction_id = $1`,
         [vote.transactionId, participant, vote.payload.vote, vote.payload.vote === 'no' ? vote.payload.reason : null],
       );
       if (transaction.state !== 'PREPARING') {
@@ -140,11 +144,6 @@ export class Coordinator {
       if (vote.payload.vote === 'no') {
         return this.decide(manager, vote.transactionId, 'abort', vote.payload.reason, vote);
       }
-      const [{ pending }] = await manager.query<Array<{ pending: number }>>(
-        `SELECT count(*) FILTER (WHERE vote IS DISTINCT FROM 'yes')::int AS pending
-           FROM tpc_participants WHERE transaction_id = $1`,
-        [vote.transactionId],
-      );
       if (pending === 0) return this.decide(manager, vote.transactionId, 'commit', null, vote);
     });
   }
@@ -161,20 +160,23 @@ export class Coordinator {
           `${ack.sender} acked ${ack.payload.outcome} for ${ack.transactionId}, which is ${transaction.state}`,
         );
       }
-      const [acked] = await manager.query<[Array<{ round_trip: number; resends: number }>, number]>(
-        `UPDATE tpc_participants p SET acked_at = now(), next_resend_at = NULL
-           FROM tpc_transactions t
-          WHERE p.transaction_id = $1 AND p.participant = $2 AND p.acked_at IS NULL AND t.id = p.transaction_id
-          RETURNING extract(epoch FROM now() - t.decided_at)::float8 AS round_trip, p.resends`,
+      // The ack, and the transaction complete once no other participant is left unacked (theirs
+      // were committed before this statement began: the lock above orders the acks).
+      const acked = await manager.query<Array<{ round_trip: number; resends: number }>>(
+        `WITH acked AS (
+           UPDATE tpc_participants p SET acked_at = now(), next_resend_at = NULL
+             FROM tpc_transactions t
+            WHERE p.transaction_id = $1 AND p.participant = $2 AND p.acked_at IS NULL AND t.id = p.transaction_id
+            RETURNING extract(epoch FROM now() - t.decided_at)::float8 AS round_trip, p.resends),
+         completed AS (
+           UPDATE tpc_transactions SET completed_at = now()
+            WHERE id = $1 AND completed_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM tpc_participants
+                               WHERE transaction_id = $1 AND participant <> $2 AND acked_at IS NULL))
+         SELECT round_trip, resends FROM acked`,
         [ack.transactionId, ack.sender],
       );
       if (acked.length === 1 && acked[0].resends === 0) this.ackRoundTrip.observe(acked[0].round_trip);
-      await manager.query(
-        `UPDATE tpc_transactions SET completed_at = now()
-          WHERE id = $1 AND completed_at IS NULL
-            AND NOT EXISTS (SELECT 1 FROM tpc_participants WHERE transaction_id = $1 AND acked_at IS NULL)`,
-        [ack.transactionId],
-      );
     });
   }
 
@@ -290,7 +292,7 @@ export class Coordinator {
   }
 
   /**
-   * Runs `work` once per message id (inbox) in the given unit of work (a batch's savepoint), or in
+   * Runs `work` once per message id (inbox) in the given unit of work (a batch's transaction), or in
    * a transaction of its own; reports, once committed, a duplicate or the decision it took.
    */
   private async handleOnce(
@@ -331,16 +333,20 @@ export class Coordinator {
     reason: string | null,
     cause: { messageId: string } | null,
   ): Promise<DecisionTaken> {
+    // (TypeORM answers an UPDATE with [rows, affected count].)
     const [[{ latency }]] = await manager.query<[Array<{ latency: number }>, number]>(
-      `UPDATE tpc_transactions SET state = $2, decision_reason = $3, decided_at = now() WHERE id = $1
+      `WITH resends AS (
+         UPDATE tpc_participants SET next_resend_at = now() + make_interval(secs => $4) WHERE transaction_id = $1)
+       UPDATE tpc_transactions SET state = $2, decision_reason = $3, decided_at = now() WHERE id = $1
        RETURNING extract(epoch FROM decided_at - created_at)::float8 AS latency`,
-      [transactionId, outcome === 'commit' ? 'COMMITTED' : 'ABORTED', reason],
+      [
+        transactionId,
+        outcome === 'commit' ? 'COMMITTED' : 'ABORTED',
+        reason,
+        backoffMs(0, this.resendBaseMs, this.resendCapMs) / 1000,
+      ],
     );
     await this.options.hooks.onDecided(manager, transactionId, outcome, reason);
-    await manager.query(
-      `UPDATE tpc_participants SET next_resend_at = now() + make_interval(secs => $2) WHERE transaction_id = $1`,
-      [transactionId, backoffMs(0, this.resendBaseMs, this.resendCapMs) / 1000],
-    );
     await send(
       manager,
       PARTICIPANTS.map((participant) =>

@@ -123,7 +123,7 @@ export class Participant<P extends ParticipantName> {
   }
 
   /**
-   * Runs `work` once per message id (inbox) in the given unit of work (a batch's savepoint), or in
+   * Runs `work` once per message id (inbox) in the given unit of work (a batch's transaction), or in
    * a transaction of its own; a duplicate is reported once committed.
    */
   private async handleOnce(
@@ -148,7 +148,7 @@ export class Participant<P extends ParticipantName> {
     );
     if (fresh.length === 0) {
       // Seen before: answer from the recorded state (the barrier makes a late prepare vote no).
-      const { state, vote_reason } = await this.lock(manager, transactionId);
+      const { state, vote_reason } = (await this.lock(manager, transactionId))!;
       if (state === 'PREPARED' || state === 'COMMITTED') return { vote: 'yes' };
       if (state === 'REFUSED') return { vote: 'no', reason: vote_reason as VoteNoReason };
       return { vote: 'no', reason: 'ALREADY_ABORTED' };
@@ -179,17 +179,16 @@ export class Participant<P extends ParticipantName> {
   }
 
   private async apply(manager: EntityManager, transactionId: string, outcome: Outcome): Promise<void> {
-    const tombstone = await manager.query<unknown[]>(
-      `INSERT INTO tpc_participant_transactions (transaction_id, state, decided_at) VALUES ($1, 'ABORTED', now())
-       ON CONFLICT DO NOTHING RETURNING transaction_id`,
-      [transactionId],
-    );
-    if (tombstone.length > 0) {
-      // Never prepared here: an abort leaves the barrier so a late prepare votes no and holds nothing.
-      if (outcome === 'abort') return;
-      throw new PoisonMessageError(`commit for ${transactionId}, which ${this.options.name} never prepared`);
+    let recorded = await this.lock(manager, transactionId);
+    if (!recorded) {
+      if (await this.leaveBarrier(manager, transactionId)) {
+        // Never prepared here: an abort leaves the barrier so a late prepare votes no and holds nothing.
+        if (outcome === 'abort') return;
+        throw new PoisonMessageError(`commit for ${transactionId}, which ${this.options.name} never prepared`);
+      }
+      recorded = (await this.lock(manager, transactionId))!; // a prepare recorded it meanwhile
     }
-    const { state } = await this.lock(manager, transactionId);
+    const { state } = recorded;
     const target: State = outcome === 'commit' ? 'COMMITTED' : 'ABORTED';
     if (state === target) return; // already applied: just ack again
     if (state === 'PREPARED') {
@@ -204,10 +203,20 @@ export class Participant<P extends ParticipantName> {
     );
   }
 
+  /** Records the transaction as ABORTED, unless it is recorded already; true if it was not. */
+  private async leaveBarrier(manager: EntityManager, transactionId: string): Promise<boolean> {
+    const inserted = await manager.query<unknown[]>(
+      `INSERT INTO tpc_participant_transactions (transaction_id, state, decided_at) VALUES ($1, 'ABORTED', now())
+       ON CONFLICT DO NOTHING RETURNING transaction_id`,
+      [transactionId],
+    );
+    return inserted.length > 0;
+  }
+
   private async lock(
     manager: EntityManager,
     transactionId: string,
-  ): Promise<{ state: State; vote_reason: string | null }> {
+  ): Promise<{ state: State; vote_reason: string | null } | undefined> {
     const [row] = await manager.query<Array<{ state: State; vote_reason: string | null }>>(
       `SELECT state, vote_reason FROM tpc_participant_transactions WHERE transaction_id = $1 FOR UPDATE`,
       [transactionId],

@@ -43,15 +43,12 @@ export class OrdersService {
 
   /**
    * Prices the order and, in ONE local transaction, stores it PENDING with its items and begins
-   * the two-phase commit (one prepare per participant, through the outbox).
+   * the two-phase commit (one prepare per participant, through the outbox). A request with an
+   * Idempotency-Key used before gets that key's order (or 422 if the request differs).
    */
   async place(body: PlaceOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
     const requestHash = hashRequest(body);
     return this.database.transaction(async (manager) => {
-      if (idempotencyKey) {
-        const earlier = await this.findByKey(manager, idempotencyKey);
-        if (earlier) return replay(earlier, requestHash);
-      }
       const skus = body.items.map((item) => item.sku);
       const prices = new Map(
         (
@@ -67,21 +64,33 @@ export class OrdersService {
       }
       const id = randomUUID();
       const total = body.items.reduce((sum, item) => sum + item.quantity * prices.get(item.sku)!, 0);
-      const inserted = await manager.query<unknown[]>(
-        `INSERT INTO orders (id, customer_id, status, total, currency, idempotency_key, request_hash)
-         VALUES ($1, $2, 'PENDING', $3, $4, $5, $6)
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
-        [id, body.customerId, total, this.config.CURRENCY, idempotencyKey ?? null, requestHash],
+      // The order and its items in one statement; nothing if the Idempotency-Key was used before.
+      const inserted = await manager.query<Array<{ created_at: Date }>>(
+        `WITH placed AS (
+           INSERT INTO orders (id, customer_id, status, total, currency, idempotency_key, request_hash)
+           VALUES ($1, $2, 'PENDING', $3, $4, $5, $6)
+           ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, created_at),
+         items AS (
+           INSERT INTO order_items (order_id, sku, quantity, unit_price)
+           SELECT placed.id, line.sku, line.quantity, line.unit_price
+             FROM placed, unnest($7::text[], $8::int[], $9::bigint[]) AS line(sku, quantity, unit_price))
+         SELECT created_at FROM placed`,
+        [
+          id,
+          body.customerId,
+          total,
+          this.config.CURRENCY,
+          idempotencyKey ?? null,
+          requestHash,
+          skus,
+          body.items.map((item) => item.quantity),
+          skus.map((sku) => prices.get(sku)),
+        ],
       );
       if (inserted.length === 0) {
-        // A concurrent request with the same key committed first: answer with its order.
+        // The key's earlier request (committed before, or concurrently and first): answer with its order.
         return replay((await this.findByKey(manager, idempotencyKey!))!, requestHash);
       }
-      await manager.query(
-        `INSERT INTO order_items (order_id, sku, quantity, unit_price)
-         SELECT $1, unnest($2::text[]), unnest($3::int[]), unnest($4::bigint[])`,
-        [id, skus, body.items.map((item) => item.quantity), skus.map((sku) => prices.get(sku))],
-      );
       await this.coordinator.begin(manager, {
         id,
         deadline: new Date(Date.now() + this.config.PREPARE_TIMEOUT_MS),
@@ -90,8 +99,22 @@ export class OrdersService {
           payment: { customerId: body.customerId, amount: total, currency: this.config.CURRENCY },
         },
       });
-      const [row] = await manager.query<OrderRow[]>(`${ORDER_SELECT} WHERE o.id = $1`, [id]);
-      return { order: toView(row), replayed: false };
+      const items = body.items
+        .map((item) => ({ sku: item.sku, quantity: item.quantity, unit_price: prices.get(item.sku)! }))
+        .sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0)); // as ORDER_SELECT lists them
+      const order: OrderRow = {
+        id,
+        customer_id: body.customerId,
+        status: 'PENDING',
+        reason: null,
+        total: String(total),
+        currency: this.config.CURRENCY,
+        request_hash: requestHash,
+        created_at: inserted[0].created_at,
+        decided_at: null,
+        items,
+      };
+      return { order: toView(order), replayed: false };
     });
   }
 

@@ -23,12 +23,13 @@ type WithOutbox = QueryRunner & {
  */
 export async function writeToOutbox(manager: EntityManager, messages: readonly OutgoingMessage[]): Promise<void> {
   if (messages.length === 0) return;
-  const queryRunner = manager.queryRunner as WithOutbox | undefined;
+  const queryRunner = manager.queryRunner;
   if (!queryRunner?.isTransactionActive) {
     throw new Error('writeToOutbox must run inside the transaction that changes the state');
   }
-  (queryRunner.data[WRITTEN] ??= []).push(...messages);
-  if (!queryRunner.data[DEFERRED]) await insertWritten(queryRunner);
+  const data = (queryRunner as WithOutbox).data;
+  (data[WRITTEN] ??= []).push(...messages);
+  if (!data[DEFERRED]) await insertWritten(queryRunner);
 }
 
 /** Inserts the rows this transaction wrote and has not inserted yet, in one statement. */

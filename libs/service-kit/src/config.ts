@@ -22,7 +22,10 @@ export const BaseConfig = z.object({
   /** Postgres connections per process, shared as below (see BACKGROUND_CONNECTIONS). */
   DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(20),
   /** Named (server-side prepared) statements; `false` behind a pooler that does not keep them. */
-  DB_PREPARED_STATEMENTS: z.enum(['true', 'false']).default('true').transform((value) => value === 'true'),
+  DB_PREPARED_STATEMENTS: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((value) => value === 'true'),
   /**
    * At most this many of the pool's connections serve HTTP requests at once; the rest stay for
    * message handlers (votes, acks, decisions), so a flood of requests never starves the protocol.

@@ -54,7 +54,8 @@ class ResilientClient extends Client {
    */
   // @ts-expect-error pg types `query` as a dozen overloads; this passes every form through unchanged
   override query(config: unknown, values?: unknown, callback?: unknown): unknown {
-    const name = this.prepares && typeof config === 'string' && Array.isArray(values) ? statementName(config) : undefined;
+    const name =
+      this.prepares && typeof config === 'string' && Array.isArray(values) ? statementName(config) : undefined;
     // @ts-expect-error see above
     return name ? super.query({ name, text: config }, values, callback) : super.query(config, values, callback);
   }

@@ -52,6 +52,23 @@ describe('inbox on a real Postgres', () => {
     expect(await effects()).toBe(2);
   });
 
+  it("records a batch's messages together: each first time once, a repeated id and an old one as duplicates", async () => {
+    const inbox = new Inbox(schema.dataSource, 'payment.prepare');
+    const [a, b, old] = [randomUUID(), randomUUID(), randomUUID()];
+    await inbox.handleOnce(old, async () => undefined);
+    const firstTime = await schema.dataSource.transaction(async (manager) => {
+      const unit = { manager, afterCommit: () => undefined, messageIds: [a, b, a, old] };
+      const answers: boolean[] = [];
+      for (const id of unit.messageIds) answers.push(await inbox.recordIn(unit, id));
+      return answers;
+    });
+    expect(firstTime).toEqual([true, true, false, false]);
+    const [{ count }] = await schema.dataSource.query<Array<{ count: number }>>(
+      `SELECT count(*)::int AS count FROM inbox WHERE consumer = 'payment.prepare'`,
+    );
+    expect(count).toBe(3);
+  });
+
   it('prunes records past retention', async () => {
     const inbox = new Inbox(schema.dataSource, 'a');
     await inbox.handleOnce(randomUUID(), async () => undefined);

@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import type { UnitOfWork } from './unit-of-work';
 
 export type InboxResult<R> = { duplicate: true } | { duplicate: false; result: R };
 
@@ -33,11 +34,40 @@ export class Inbox {
     return inserted.length > 0;
   }
 
+  /**
+   * `record` in a unit of work. In a batch's unit (`messageIds`), the first call records every
+   * message of the batch in one statement and the others find their answer there; a message id
+   * listed twice is first-time once. (Each message is handled by one consumer, so recording the
+   * batch under each consumer that handles some of it marks nothing it will ever be asked about.)
+   */
+  async recordIn(unit: UnitOfWork, messageId: string): Promise<boolean> {
+    const batch = unit.messageIds;
+    if (!batch || batch.length < 2 || !batch.includes(messageId)) return this.record(unit.manager, messageId);
+    const byConsumer = batchRecords.get(unit.manager) ?? new Map<string, Promise<Set<string>>>();
+    batchRecords.set(unit.manager, byConsumer);
+    let firstTime = byConsumer.get(this.consumer);
+    if (!firstTime) {
+      firstTime = unit.manager
+        .query<Array<{ message_id: string }>>(
+          // In id order, so batches of two replicas that share a redelivered message cannot deadlock.
+          `INSERT INTO inbox (consumer, message_id) SELECT DISTINCT $1, id FROM unnest($2::uuid[]) AS id ORDER BY 2
+           ON CONFLICT DO NOTHING RETURNING message_id`,
+          [this.consumer, batch],
+        )
+        .then((rows) => new Set(rows.map((row) => row.message_id)));
+      byConsumer.set(this.consumer, firstTime);
+    }
+    return (await firstTime).delete(messageId);
+  }
+
   /** Deletes records past retention (every consumer's); see `pruneInbox`. */
   prune(retentionMs: number): Promise<number> {
     return pruneInbox(this.dataSource, retentionMs);
   }
 }
+
+/** Per batch transaction (its manager) and consumer: the batch's message ids not handled before, until each is taken. */
+const batchRecords = new WeakMap<EntityManager, Map<string, Promise<Set<string>>>>();
 
 /**
  * Deletes inbox records older than `retentionMs`, at most 10,000 per call. A duplicate older

@@ -6,6 +6,8 @@ export interface UnitOfWork {
   manager: EntityManager;
   /** Runs once the transaction committed (logs, metrics); never for work that was rolled back. */
   afterCommit(callback: () => void): void;
+  /** The ids of the messages handled in this unit (a batch's), so an inbox records them in one statement. */
+  messageIds?: readonly string[];
 }
 
 export type BatchResult<R> = { ok: true; value: R } | { ok: false; error: unknown };
@@ -33,12 +35,15 @@ export async function inOneTransaction<T, R>(
   dataSource: DataSource,
   items: readonly T[],
   work: (item: T, unit: UnitOfWork) => Promise<R>,
+  /** The message id of an item: the batch's unit then lists them (`UnitOfWork.messageIds`). */
+  messageIdOf?: (item: T) => string,
 ): Promise<Array<BatchResult<R>>> {
   if (items.length > 1) {
+    const messageIds = messageIdOf && items.map(messageIdOf);
     const together = await settled(
       inTransaction(dataSource, async (unit) => {
         const values: R[] = [];
-        for (const item of items) values.push(await work(item, unit));
+        for (const item of items) values.push(await work(item, { ...unit, messageIds }));
         return values;
       }),
     );

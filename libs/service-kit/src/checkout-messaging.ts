@@ -138,8 +138,12 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
       const [x, y] = [batch[a].message.transactionId, batch[b].message.transactionId];
       return x < y ? -1 : x > y ? 1 : 0;
     });
-    const results = await inOneTransaction(this.dataSource, byTransaction, (index, unit) =>
-      batch[index].within(() => this.dispatch(batch[index].message, { ...unit, delivery: batch[index].delivery })),
+    const results = await inOneTransaction(
+      this.dataSource,
+      byTransaction,
+      (index, unit) =>
+        batch[index].within(() => this.dispatch(batch[index].message, { ...unit, delivery: batch[index].delivery })),
+      (index) => batch[index].message.messageId,
     );
     const outcomes = new Array<BatchOutcome>(batch.length);
     byTransaction.forEach((index, position) => (outcomes[index] = results[position]));

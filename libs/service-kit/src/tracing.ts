@@ -25,9 +25,10 @@ const NOT_TRACED = /^\/(health|metrics)(\/|\?|$)/;
 /**
  * Registers the async context (the active span follows awaits), W3C trace context propagation
  * (traceparent/tracestate: what HTTP headers and the messages' traceContext carry), and the
- * instrumentation of http (a span per request) and pg (a span per query).
+ * instrumentation of http (a span per request) and, when spans are exported, pg (a span per
+ * query: unexported, they would only cost CPU on every statement of the hot path).
  */
-export function instrument(): void {
+export function instrument(exported = Boolean(process.env.OTEL_EXPORTER_OTLP_ENDPOINT)): void {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   registerInstrumentations({
@@ -44,7 +45,7 @@ export function instrument(): void {
         },
       }),
       // Queries inside a request or a message handler; not the relay's and sweepers' polling.
-      new PgInstrumentation({ requireParentSpan: true }),
+      ...(exported ? [new PgInstrumentation({ requireParentSpan: true })] : []),
     ],
   });
 }

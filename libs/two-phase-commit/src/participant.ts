@@ -132,7 +132,7 @@ export class Participant<P extends ParticipantName> {
     work: (manager: EntityManager) => Promise<void>,
   ): Promise<void> {
     if (!unit) return inTransaction(this.options.dataSource, (own) => this.handleOnce(message, own, work));
-    if (!(await this.inbox.record(unit.manager, message.messageId))) {
+    if (!(await this.inbox.recordIn(unit, message.messageId))) {
       unit.afterCommit(() => this.options.observer?.duplicate?.(message.type));
       return;
     }

@@ -4,8 +4,9 @@ import type { PreparePayload, VotePayload } from '@shop/contracts';
 import type { ParticipantResource } from '@shop/two-phase-commit';
 
 /**
- * The inventory's part of a checkout: reserve every line or none, then sell or release. Rows
- * are locked in SKU order, so concurrent checkouts never deadlock on each other.
+ * The inventory's part of a checkout: reserve every line or none, then sell or release. Each step
+ * is one statement that locks the stock rows in SKU order first, so concurrent checkouts never
+ * deadlock on each other, and a hot SKU's row is locked by one statement until the commit.
  */
 @Injectable()
 export class StockReservations implements ParticipantResource<'inventory'> {
@@ -14,52 +15,48 @@ export class StockReservations implements ParticipantResource<'inventory'> {
     transactionId: string,
     request: Extract<PreparePayload, { participant: 'inventory' }>,
   ): Promise<VotePayload> {
-    const lines = [...request.items].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
-    const skus = lines.map((line) => line.sku);
-    const quantities = lines.map((line) => line.quantity);
-    const locked = await manager.query<Array<{ sku: string; available: number }>>(
-      `SELECT sku, available FROM stock WHERE sku = ANY($1::text[]) ORDER BY sku FOR UPDATE`,
-      [skus],
+    // Locks the rows, judges them, and only if every line fits, reserves and records each line.
+    const [{ refusal }] = await manager.query<Array<{ refusal: 'UNKNOWN_SKU' | 'OUT_OF_STOCK' | null }>>(
+      `WITH locked AS (
+         SELECT s.sku, s.available, line.quantity
+           FROM stock s JOIN unnest($2::text[], $3::int[]) AS line(sku, quantity) ON line.sku = s.sku
+          ORDER BY s.sku FOR UPDATE OF s),
+       verdict AS (
+         SELECT CASE WHEN count(*) < cardinality($2::text[]) THEN 'UNKNOWN_SKU'
+                     WHEN bool_or(available < quantity) THEN 'OUT_OF_STOCK' END AS refusal
+           FROM locked),
+       reserved AS (
+         UPDATE stock s SET available = s.available - l.quantity, reserved = s.reserved + l.quantity, updated_at = now()
+           FROM locked l, verdict WHERE verdict.refusal IS NULL AND s.sku = l.sku),
+       recorded AS (
+         INSERT INTO reservations (transaction_id, sku, quantity)
+         SELECT $1, l.sku, l.quantity FROM locked l, verdict WHERE verdict.refusal IS NULL)
+       SELECT refusal FROM verdict`,
+      [transactionId, request.items.map((line) => line.sku), request.items.map((line) => line.quantity)],
     );
-    if (locked.length < lines.length) return { vote: 'no', reason: 'UNKNOWN_SKU' };
-    const available = new Map(locked.map((row) => [row.sku, row.available]));
-    if (lines.some((line) => available.get(line.sku)! < line.quantity)) return { vote: 'no', reason: 'OUT_OF_STOCK' };
-    await manager.query(
-      `UPDATE stock s SET available = s.available - w.quantity, reserved = s.reserved + w.quantity, updated_at = now()
-         FROM unnest($1::text[], $2::int[]) AS w(sku, quantity) WHERE s.sku = w.sku`,
-      [skus, quantities],
-    );
-    await manager.query(
-      `INSERT INTO reservations (transaction_id, sku, quantity) SELECT $1, unnest($2::text[]), unnest($3::int[])`,
-      [transactionId, skus, quantities],
-    );
-    return { vote: 'yes' };
+    return refusal ? { vote: 'no', reason: refusal } : { vote: 'yes' };
   }
 
   async commit(manager: EntityManager, transactionId: string): Promise<void> {
-    await this.lockReserved(manager, transactionId);
     await manager.query(
-      `UPDATE stock s SET reserved = s.reserved - r.quantity, sold = s.sold + r.quantity, updated_at = now()
-         FROM reservations r WHERE r.transaction_id = $1 AND s.sku = r.sku`,
+      `WITH locked AS (${LOCK_RESERVED})
+       UPDATE stock s SET reserved = s.reserved - l.quantity, sold = s.sold + l.quantity, updated_at = now()
+         FROM locked l WHERE s.sku = l.sku`,
       [transactionId],
     );
   }
 
   async abort(manager: EntityManager, transactionId: string): Promise<void> {
-    await this.lockReserved(manager, transactionId);
     await manager.query(
-      `UPDATE stock s SET reserved = s.reserved - r.quantity, available = s.available + r.quantity, updated_at = now()
-         FROM reservations r WHERE r.transaction_id = $1 AND s.sku = r.sku`,
-      [transactionId],
-    );
-  }
-
-  /** Locks the transaction's stock rows in SKU order, like prepare does. */
-  private async lockReserved(manager: EntityManager, transactionId: string): Promise<void> {
-    await manager.query(
-      `SELECT s.sku FROM stock s JOIN reservations r ON r.sku = s.sku
-        WHERE r.transaction_id = $1 ORDER BY s.sku FOR UPDATE OF s`,
+      `WITH locked AS (${LOCK_RESERVED})
+       UPDATE stock s SET reserved = s.reserved - l.quantity, available = s.available + l.quantity, updated_at = now()
+         FROM locked l WHERE s.sku = l.sku`,
       [transactionId],
     );
   }
 }
+
+/** The transaction's reserved stock rows, locked in SKU order like prepare locks them. */
+const LOCK_RESERVED = `
+  SELECT s.sku, r.quantity FROM stock s JOIN reservations r ON r.sku = s.sku
+   WHERE r.transaction_id = $1 ORDER BY s.sku FOR UPDATE OF s`;

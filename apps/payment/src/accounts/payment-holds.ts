@@ -11,12 +11,15 @@ export class PaymentHolds implements ParticipantResource<'payment'> {
     transactionId: string,
     request: Extract<PreparePayload, { participant: 'payment' }>,
   ): Promise<VotePayload> {
-    // One conditional update: it holds the money only if the balance covers it.
-    // (TypeORM answers an UPDATE with [rows, affected count].)
-    const [, held] = await manager.query<[unknown[], number]>(
-      `UPDATE accounts SET balance = balance - $2, held = held + $2, updated_at = now()
-        WHERE customer_id = $1 AND balance >= $2`,
-      [request.customerId, request.amount],
+    // One statement: holds the money only if the balance covers it, and records the hold.
+    const [{ held }] = await manager.query<Array<{ held: number }>>(
+      `WITH held AS (
+         UPDATE accounts SET balance = balance - $3, held = held + $3, updated_at = now()
+          WHERE customer_id = $2 AND balance >= $3 RETURNING customer_id),
+       recorded AS (
+         INSERT INTO holds (transaction_id, customer_id, amount, currency) SELECT $1, customer_id, $3, $4 FROM held)
+       SELECT count(*)::int AS held FROM held`,
+      [transactionId, request.customerId, request.amount, request.currency],
     );
     if (held === 0) {
       const [exists] = await manager.query<unknown[]>(`SELECT 1 FROM accounts WHERE customer_id = $1`, [
@@ -24,12 +27,6 @@ export class PaymentHolds implements ParticipantResource<'payment'> {
       ]);
       return { vote: 'no', reason: exists ? 'INSUFFICIENT_FUNDS' : 'UNKNOWN_ACCOUNT' };
     }
-    await manager.query(`INSERT INTO holds (transaction_id, customer_id, amount, currency) VALUES ($1, $2, $3, $4)`, [
-      transactionId,
-      request.customerId,
-      request.amount,
-      request.currency,
-    ]);
     return { vote: 'yes' };
   }
 

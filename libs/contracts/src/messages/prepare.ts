@@ -8,7 +8,11 @@ const deadline = z.iso.datetime({ offset: true });
 export const InventoryPrepare = z.strictObject({
   participant: z.literal('inventory'),
   deadline,
-  items: z.array(OrderLine).min(1).max(LIMITS.maxLinesPerOrder),
+  items: z
+    .array(OrderLine)
+    .min(1)
+    .max(LIMITS.maxLinesPerOrder)
+    .refine((items) => new Set(items.map((item) => item.sku)).size === items.length, 'each sku at most once'),
 });
 
 /** What the payment service must hold. */

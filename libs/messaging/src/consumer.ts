@@ -273,11 +273,31 @@ export class Consumer<T> {
     } catch (error) {
       outcomes = decoded.map(() => ({ ok: false, error }));
     }
+    const outcomeOf = (index: number) => outcomes[index] ?? { ok: false, error: new Error('no outcome') };
+    const handled = decoded.filter((_, index) => isHandled(outcomeOf(index)));
+    this.ackHandled(handled, handled.length === decoded.length);
     for (const [index, entry] of decoded.entries()) {
-      await this.finish(entry, () =>
-        this.settle(entry, outcomes[index] ?? { ok: false, error: new Error('no outcome') }),
-      );
+      await this.finish(entry, () => this.settle(entry, outcomeOf(index)));
     }
+  }
+
+  /**
+   * Acks the handled deliveries of a batch, before the others are retried or dead-lettered. When
+   * the whole batch was handled, with one `multiple` ack on the live channel (one settle command
+   * for the queue instead of one per message): a batch holds the oldest unsettled deliveries of
+   * its channel. Otherwise one by one, so that none that must be retried is acked with them.
+   */
+  private ackHandled(handled: ReadonlyArray<InProgress<T>>, wholeBatch: boolean): void {
+    const newest = new Map<amqp.ConfirmChannel, amqp.Message>();
+    for (const { channel, message } of handled) {
+      if (!wholeBatch || channel !== this.channel) {
+        ackIgnoringClosed(channel, message, false);
+        continue;
+      }
+      const kept = newest.get(channel);
+      if (!kept || message.fields.deliveryTag > kept.fields.deliveryTag) newest.set(channel, message);
+    }
+    for (const [channel, message] of newest) ackIgnoringClosed(channel, message, true);
   }
 
   private begin(channel: amqp.ConfirmChannel, message: amqp.Message): InProgress<T> {
@@ -342,7 +362,7 @@ export class Consumer<T> {
     });
   }
 
-  /** Acks, retries or dead-letters a handled delivery according to its outcome; says which. */
+  /** Retries, dead-letters or requeues a delivery according to its outcome (a handled one is acked already); says which. */
   private async settle(entry: InProgress<T>, outcome: BatchOutcome): Promise<Settlement<T>> {
     const { channel, message, span } = entry;
     const decoded = entry.decoded as T;
@@ -369,7 +389,6 @@ export class Consumer<T> {
       channel.ack(message);
       return { message: decoded, outcome: 'dead-lettered', deadLetterClass: 'handler-failed' };
     }
-    channel.ack(message);
     return { message: decoded, outcome: 'handled' };
   }
 
@@ -456,6 +475,20 @@ export class Consumer<T> {
       headers: { ...headers, [ORIGINAL_USER_ID]: originalUserId },
       expiration,
     });
+  }
+}
+
+/** Done: its delivery is acked (with the others of its batch that were). */
+function isHandled(outcome: BatchOutcome): boolean {
+  return outcome.ok && outcome.value !== Disposition.Requeue && outcome.value !== Disposition.DeadLetter;
+}
+
+/** Acks unless the channel closed under us (broker gone): the broker then redelivers it, and the inbox skips it. */
+function ackIgnoringClosed(channel: amqp.ConfirmChannel, message: amqp.Message, allUpTo: boolean): void {
+  try {
+    channel.ack(message, allUpTo);
+  } catch {
+    // closed: nothing to do
   }
 }
 

@@ -172,6 +172,40 @@ describe('messaging on a real RabbitMQ', () => {
     }
   });
 
+  it('acks the handled messages of a batch, but not one of it whose retry the broker would not take', async () => {
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    const calls: Array<{ id: string; redelivered: boolean }> = [];
+    const callsOf = (id: string) => calls.filter((call) => call.id === id);
+    env = await setUp(async (message, delivery) => {
+      calls.push({ id: message.id, redelivered: delivery.redelivered });
+      if (message.id === 'gate') await gate;
+      if (message.id === 'unroutable-retry' && callsOf(message.id).length < 2) throw new Error('transient');
+    });
+    const { retryQueue, retryExchange, service } = env.topology;
+    const admin = await adminChannel();
+    try {
+      await admin.channel.unbindQueue(retryQueue, retryExchange, service);
+      // The gate holds the first batch, so the next two are handled together, in this order.
+      await env.publish({ id: 'gate' });
+      await eventually(() => calls.length === 1, { what: 'the gate in hand' });
+      await env.publish({ id: 'unroutable-retry' });
+      await env.publish({ id: 'handled' });
+      await eventually(() => env!.consumer.inFlightCount === 3, { what: 'both waiting behind the gate' });
+      openGate();
+      await eventually(() => callsOf('unroutable-retry').length === 2 && env!.consumer.inFlightCount === 0, {
+        what: 'the unsettled one redelivered',
+      });
+      expect(callsOf('unroutable-retry')).toEqual([
+        { id: 'unroutable-retry', redelivered: false },
+        { id: 'unroutable-retry', redelivered: true },
+      ]);
+      expect(callsOf('handled')).toEqual([{ id: 'handled', redelivered: false }]);
+    } finally {
+      await admin.close();
+    }
+  });
+
   it('retries a failing handler after a delay and succeeds within the bound', async () => {
     const attempts: number[] = [];
     env = await setUp(async (_message, delivery) => {

@@ -10,11 +10,11 @@ export const ORDER_DECIDED_CHANNEL = 'order_decided';
 @Injectable()
 export class OrderDecisions implements CoordinatorHooks {
   async onDecided(manager: EntityManager, orderId: string, outcome: Outcome, reason: string | null): Promise<void> {
-    await manager.query(`UPDATE orders SET status = $2, reason = $3, decided_at = now() WHERE id = $1`, [
-      orderId,
-      outcome === 'commit' ? 'CONFIRMED' : 'CANCELLED',
-      outcome === 'commit' ? null : reason,
-    ]);
-    await manager.query(`SELECT pg_notify(current_schema() || '.${ORDER_DECIDED_CHANNEL}', $1)`, [orderId]);
+    // The order's new status, and its id announced to the listeners once committed (one statement).
+    await manager.query(
+      `WITH announced AS (SELECT pg_notify(current_schema() || '.${ORDER_DECIDED_CHANNEL}', $1::text))
+       UPDATE orders SET status = $2, reason = $3, decided_at = now() FROM announced WHERE id = $1::uuid`,
+      [orderId, outcome === 'commit' ? 'CONFIRMED' : 'CANCELLED', outcome === 'commit' ? null : reason],
+    );
   }
 }

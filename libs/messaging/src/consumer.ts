@@ -304,7 +304,7 @@ export class Consumer<T> {
     const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
     const delivery: Delivery = {
       routingKey: (headers[HEADERS.originalRoutingKey] as string | undefined) ?? message.fields.routingKey,
-      attempt: Number(headers[HEADERS.attempt] ?? 1),
+      attempt: attemptFrom(headers[HEADERS.attempt]),
       redelivered: message.fields.redelivered,
       userId: this.publisherOf(message),
       headers,
@@ -476,6 +476,12 @@ export class Consumer<T> {
       expiration,
     });
   }
+}
+
+/** The `x-attempt` header as a count from 1; anything but a positive integer (a forged or broken header) is the first. */
+function attemptFrom(header: unknown): number {
+  const attempt = typeof header === 'number' ? header : typeof header === 'string' ? Number(header) : NaN;
+  return Number.isSafeInteger(attempt) && attempt >= 1 ? attempt : 1;
 }
 
 /** Done: its delivery is acked (with the others of its batch that were). */

@@ -36,12 +36,20 @@ export class DeadLetters {
     });
   }
 
-  /** Moves parked messages (all, or those with the given ids) back to the service's queue. */
+  /**
+   * Moves parked messages (all, or those with the given ids) back to the service's queue; says how
+   * many. Only those parked when it starts: one that is parked again at once (still poison) waits
+   * behind them, for the next re-drive, instead of going round for ever.
+   */
   async redrive(messageIds?: readonly string[]): Promise<number> {
     const wanted = messageIds ? new Set(messageIds) : undefined;
     return this.withChannel(async (channel) => {
       let moved = 0;
-      for (let message = await this.next(channel); message; message = await this.next(channel)) {
+      let parked = Infinity; // known from the first get: it says how many are left behind it
+      for (let taken = 0; taken < parked; taken += 1) {
+        const message = await this.next(channel);
+        if (!message) break;
+        if (taken === 0) parked = 1 + message.fields.messageCount;
         const id = message.properties.messageId as string | undefined;
         if (wanted && !(id && wanted.has(id))) continue; // stays parked (requeued when the channel closes)
         await this.sendBack(channel, message);

@@ -307,6 +307,42 @@ describe('messaging on a real RabbitMQ', () => {
     expect(await deadLetters.list()).toEqual([]);
   });
 
+  it('re-drives only what was parked when it started, so a message parked again at once does not loop', async () => {
+    const handled: string[] = [];
+    env = await setUp(async (message) => {
+      handled.push(message.id);
+      throw new PoisonMessageError('still poison');
+    });
+    await env.publish({ id: 'poison' });
+    const deadLetters = new DeadLetters(env.broker, env.topology);
+    await eventually(async () => (await deadLetters.list()).length === 1, { what: 'the message to be parked' });
+    expect(await deadLetters.redrive()).toBe(1);
+    await eventually(async () => handled.length === 2 && (await deadLetters.list()).length === 1, {
+      what: 'the re-driven message to be parked again',
+    });
+  });
+
+  it('treats an x-attempt header that is not a positive number as the first attempt, so retries still end', async () => {
+    const attempts: number[] = [];
+    env = await setUp(async (_message, delivery) => {
+      attempts.push(delivery.attempt);
+      throw new Error('always fails');
+    });
+    await env.publisher.publish([
+      {
+        messageId: randomUUID(),
+        routingKey: 'svc.test',
+        type: 'test',
+        body: { id: 'x' },
+        headers: { [HEADERS.attempt]: 'many' },
+      },
+    ]);
+    await eventually(async () => (await deadLetters(env!.topology)).length === 1, {
+      what: 'the message dead-lettered',
+    });
+    expect(attempts).toEqual([1, 2, 3]);
+  });
+
   it('finishes in-flight handlers before stopping, so nothing is redelivered or lost', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));

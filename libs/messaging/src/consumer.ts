@@ -3,7 +3,7 @@ import type * as amqp from 'amqplib';
 import { BrokerConnection, ConnectionSetup } from './broker-connection';
 import { publishMandatory } from './confirm-publisher';
 import { currentLogContext, LogContext, Logger, withLogContext } from './logger';
-import { ServiceTopology } from './topology';
+import { declareTopology, ServiceTopology } from './topology';
 import { traceContextFrom } from './trace-context';
 
 /** What to do with a delivery once its handler returned. Throwing means "retry later". */
@@ -170,12 +170,44 @@ export class Consumer<T> {
     });
     await channel.prefetch(this.options.prefetch);
     const { consumerTag } = await channel.consume(this.options.topology.queue, (message) => {
-      if (!message) return;
+      if (!message) return void this.consumeAgain(channel); // the broker cancelled this consumer
       this.waiting.push({ channel, message });
       this.schedule();
     });
     this.channel = channel;
     this.consumerTag = consumerTag;
+  }
+
+  /**
+   * The broker cancelled the consumer (its queue was deleted, say): declare the topology again and
+   * consume on a fresh channel, backing off from 100 ms to 5 s between tries, until it works, the
+   * connection drops (its setup then does the same) or the consumer stops. Meanwhile
+   * `isConsuming` is false, and the service is not ready.
+   */
+  private async consumeAgain(cancelled: amqp.ConfirmChannel): Promise<void> {
+    if (this.channel !== cancelled || this.stopping) return;
+    this.channel = undefined;
+    this.consumerTag = undefined;
+    await cancelled.close().catch(() => undefined);
+    const { queue } = this.options.topology;
+    this.options.logger.warn(`the broker cancelled the consumer of ${queue}; declaring it again`);
+    for (let delayMs = 100; !this.stopping && this.broker.isConnected && !this.channel; delayMs *= 2) {
+      try {
+        const declaring = await this.broker.createChannel();
+        await declareTopology(declaring, this.options.topology);
+        await declaring.close();
+        await this.open(this.broker.createConfirmChannel());
+        this.options.logger.log(`consuming ${queue} again`);
+      } catch (err) {
+        this.options.logger.warn(`could not consume ${queue} again (${errorMessage(err)}); trying again`);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(delayMs, 5_000)));
+      }
+    }
+  }
+
+  /** Whether the queue is being consumed now (false before start, after stop, and while coming back). */
+  get isConsuming(): boolean {
+    return this.channel !== undefined && this.consumerTag !== undefined;
   }
 
   /**

@@ -343,6 +343,37 @@ describe('messaging on a real RabbitMQ', () => {
     expect(attempts).toEqual([1, 2, 3]);
   });
 
+  it('consumes again after the broker cancelled its consumer (queue deleted), declaring the queue again', async () => {
+    const handled: string[] = [];
+    env = await setUp(async (message) => {
+      handled.push(message.id);
+    });
+    const { queue } = env.topology;
+    const consumersOfQueue = async () => {
+      const admin = await adminChannel();
+      admin.channel.on('error', () => undefined); // a missing queue closes the channel
+      try {
+        return (await admin.channel.checkQueue(queue)).consumerCount;
+      } catch {
+        return 0;
+      } finally {
+        await admin.close();
+      }
+    };
+    expect(env.consumer.isConsuming).toBe(true);
+    const admin = await adminChannel();
+    try {
+      await admin.channel.deleteQueue(queue);
+    } finally {
+      await admin.close();
+    }
+    await eventually(async () => (await consumersOfQueue()) === 1 && env!.consumer.isConsuming, {
+      what: 'the queue declared again and consumed',
+    });
+    await env.publish({ id: 'after the cancel' });
+    await eventually(() => handled.includes('after the cancel'), { what: 'a message handled after it' });
+  });
+
   it('finishes in-flight handlers before stopping, so nothing is redelivered or lost', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));

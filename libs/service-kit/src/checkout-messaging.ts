@@ -122,6 +122,11 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     }
   }
 
+  /** Whether the service's queue is being consumed (readiness). */
+  get isConsuming(): boolean {
+    return this.consumer.isConsuming;
+  }
+
   /** Publishes what is committed in the outbox now (tests, shutdown). */
   flushOutbox(): Promise<number> {
     return this.relay.drain();

@@ -1,7 +1,8 @@
-import { Controller, Get, Injectable, Res, ServiceUnavailableException } from '@nestjs/common';
+import { Controller, Get, Injectable, Optional, Res, ServiceUnavailableException } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import type { Response } from 'express';
 import { BrokerConnection } from '@shop/messaging';
+import { CheckoutMessaging } from './checkout-messaging';
 
 /** Up while the broker connection is open (it fails over by itself; meanwhile the service is not ready). */
 @Injectable()
@@ -19,8 +20,25 @@ export class BrokerHealthIndicator {
 }
 
 /**
- * Liveness: the process answers. Readiness: it can reach its database and its broker (and is not
- * shutting down); 503 with the details otherwise.
+ * Up while the service consumes its queue: down before it starts, while it declares its queue
+ * again after the broker cancelled its consumer, and once it stops. Up in an app without messaging.
+ */
+@Injectable()
+export class ConsumerHealthIndicator {
+  constructor(
+    private readonly indicators: HealthIndicatorService,
+    @Optional() private readonly messaging?: CheckoutMessaging,
+  ) {}
+
+  check(key: string) {
+    const indicator = this.indicators.check(key);
+    return !this.messaging || this.messaging.isConsuming ? indicator.up() : indicator.down({ consuming: false });
+  }
+}
+
+/**
+ * Liveness: the process answers. Readiness: it can reach its database and its broker, and consumes
+ * its queue (so not while shutting down); 503 with the details otherwise.
  */
 @Controller('health')
 export class HealthController {
@@ -28,6 +46,7 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly database: TypeOrmHealthIndicator,
     private readonly broker: BrokerHealthIndicator,
+    private readonly consumer: ConsumerHealthIndicator,
   ) {}
 
   @Get('live')
@@ -40,7 +59,11 @@ export class HealthController {
   @HealthCheck()
   async ready(@Res({ passthrough: true }) response: Response) {
     try {
-      return await this.health.check([() => this.database.pingCheck('database'), () => this.broker.check('broker')]);
+      return await this.health.check([
+        () => this.database.pingCheck('database'),
+        () => this.broker.check('broker'),
+        () => this.consumer.check('consumer'),
+      ]);
     } catch (err) {
       // Terminus reports the details in the exception; answer them rather than a bare problem body.
       if (!(err instanceof ServiceUnavailableException)) throw err;

@@ -9,7 +9,7 @@ import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { createServiceApp } from './bootstrap';
 import { BaseConfig } from './config';
 import { serviceDataSourceOptions } from './data-source';
-import { BrokerHealthIndicator, HealthController } from './health.controller';
+import { BrokerHealthIndicator, ConsumerHealthIndicator, HealthController } from './health.controller';
 
 /** /health/live and /health/ready on a real Postgres, with a broker connection we can take down. */
 describe('health endpoints', () => {
@@ -26,7 +26,7 @@ describe('health endpoints', () => {
         TerminusModule.forRoot({ logger: false }),
       ],
       controllers: [HealthController],
-      providers: [BrokerHealthIndicator, { provide: BrokerConnection, useValue: broker }],
+      providers: [BrokerHealthIndicator, ConsumerHealthIndicator, { provide: BrokerConnection, useValue: broker }],
     })
     class HealthTestModule {}
     const config = BaseConfig.parse({

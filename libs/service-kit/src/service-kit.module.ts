@@ -6,7 +6,7 @@ import type { ServiceName } from '@shop/contracts';
 import { BrokerConnection } from '@shop/messaging';
 import { CheckoutMessaging } from './checkout-messaging';
 import type { BaseConfig } from './config';
-import { BrokerHealthIndicator, HealthController } from './health.controller';
+import { BrokerHealthIndicator, ConsumerHealthIndicator, HealthController } from './health.controller';
 import { MessageHandlers } from './message-handlers';
 import { MetricsController, ServiceMetrics } from './metrics';
 import { OperatorController } from './operator.controller';
@@ -56,6 +56,7 @@ export class ServiceKitModule {
         MessageHandlers,
         CheckoutMessaging,
         BrokerHealthIndicator,
+        ConsumerHealthIndicator,
         ServiceMetrics,
         RequestDatabase,
         TracingShutdown,

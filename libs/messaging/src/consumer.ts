@@ -398,6 +398,7 @@ export class Consumer<T> {
   private async settle(entry: InProgress<T>, outcome: BatchOutcome): Promise<Settlement<T>> {
     const { channel, message, span } = entry;
     const decoded = entry.decoded as T;
+    if (isHandled(outcome)) return { message: decoded, outcome: 'handled' }; // acked with its batch
     if (!outcome.ok) {
       const err = outcome.error;
       span.recordException(err instanceof Error ? err : String(err));
@@ -416,12 +417,9 @@ export class Consumer<T> {
       channel.nack(message, false, true);
       return { message: decoded, outcome: 'requeued' };
     }
-    if (outcome.value === Disposition.DeadLetter) {
-      await this.deadLetter(entry, 'rejected by handler');
-      channel.ack(message);
-      return { message: decoded, outcome: 'dead-lettered', deadLetterClass: 'handler-failed' };
-    }
-    return { message: decoded, outcome: 'handled' };
+    await this.deadLetter(entry, 'rejected by handler'); // Disposition.DeadLetter
+    channel.ack(message);
+    return { message: decoded, outcome: 'dead-lettered', deadLetterClass: 'handler-failed' };
   }
 
   /**

@@ -18,8 +18,9 @@ export const TraceContext = z.record(z.string(), z.string().max(512));
 export type TraceContext = z.infer<typeof TraceContext>;
 
 const envelopeFields = {
-  messageId: z.uuid(),
-  transactionId: z.uuid(),
+  // Lower case, as Postgres prints a uuid: the kit keys its batches by these ids.
+  messageId: z.uuid().toLowerCase(),
+  transactionId: z.uuid().toLowerCase(),
   sender: ServiceName,
   recipient: ServiceName,
   sentAt: z.iso.datetime({ offset: true }),

@@ -57,9 +57,9 @@ describe('inbox on a real Postgres', () => {
     const [a, b, old] = [randomUUID(), randomUUID(), randomUUID()];
     await inbox.handleOnce(old, async () => undefined);
     const firstTime = await schema.dataSource.transaction(async (manager) => {
-      const unit = { manager, afterCommit: () => undefined, messageIds: [a, b, a, old] };
+      const unit = { manager, afterCommit: () => undefined, batch: [a, b, a, old].map((messageId) => ({ messageId })) };
       const answers: boolean[] = [];
-      for (const id of unit.messageIds) answers.push(await inbox.recordIn(unit, id));
+      for (const { messageId } of unit.batch) answers.push(await inbox.recordIn(unit, messageId));
       return answers;
     });
     expect(firstTime).toEqual([true, true, false, false]);

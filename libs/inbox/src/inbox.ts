@@ -35,14 +35,16 @@ export class Inbox {
   }
 
   /**
-   * `record` in a unit of work. In a batch's unit (`messageIds`), the first call records every
+   * `record` in a unit of work. In a batch's unit (`batch`), the first call records every
    * message of the batch in one statement and the others find their answer there; a message id
    * listed twice is first-time once. (Each message is handled by one consumer, so recording the
    * batch under each consumer that handles some of it marks nothing it will ever be asked about.)
    */
   async recordIn(unit: UnitOfWork, messageId: string): Promise<boolean> {
-    const batch = unit.messageIds;
-    if (!batch || batch.length < 2 || !batch.includes(messageId)) return this.record(unit.manager, messageId);
+    const batch = unit.batch;
+    if (!batch || batch.length < 2 || !batch.some((message) => message.messageId === messageId)) {
+      return this.record(unit.manager, messageId);
+    }
     const byConsumer = batchRecords.get(unit.manager) ?? new Map<string, Promise<Set<string>>>();
     batchRecords.set(unit.manager, byConsumer);
     let firstTime = byConsumer.get(this.consumer);
@@ -52,7 +54,7 @@ export class Inbox {
           // In id order, so batches of two replicas that share a redelivered message cannot deadlock.
           `INSERT INTO inbox (consumer, message_id) SELECT DISTINCT $1, id FROM unnest($2::uuid[]) AS id ORDER BY 2
            ON CONFLICT DO NOTHING RETURNING message_id`,
-          [this.consumer, batch],
+          [this.consumer, batch.map((message) => message.messageId)],
         )
         .then((rows) => new Set(rows.map((row) => row.message_id)));
       byConsumer.set(this.consumer, firstTime);

@@ -1,19 +1,31 @@
 import type { DataSource, EntityManager } from 'typeorm';
 
+/** What a unit of work knows of each message of its batch: at least its id. */
+export interface BatchMessage {
+  messageId: string;
+}
+
 /** Where a message handler does its work: an open transaction, and what to do once it committed. */
-export interface UnitOfWork {
-  /** The open transaction (or a savepoint of a batch's): write with it, the outbox included. */
+export interface UnitOfWork<M extends BatchMessage = BatchMessage> {
+  /** The open transaction (a whole batch's, or one message's): write with it, the outbox included. */
   manager: EntityManager;
   /** Runs once the transaction committed (logs, metrics); never for work that was rolled back. */
   afterCommit(callback: () => void): void;
-  /** The ids of the messages handled in this unit (a batch's), so an inbox records them in one statement. */
-  messageIds?: readonly string[];
+  /**
+   * The messages handled in this unit when it is a batch's: each is handled with this unit, in
+   * turn. Handlers may read or write for all of them at once (the inbox records their ids in one
+   * statement; the two-phase-commit kit locks their transactions in one).
+   */
+  batch?: readonly M[];
 }
 
 export type BatchResult<R> = { ok: true; value: R } | { ok: false; error: unknown };
 
 /** Runs `work` in a transaction of its own; its after-commit callbacks run once it committed. */
-export async function inTransaction<R>(dataSource: DataSource, work: (unit: UnitOfWork) => Promise<R>): Promise<R> {
+export async function inTransaction<R, M extends BatchMessage = BatchMessage>(
+  dataSource: DataSource,
+  work: (unit: UnitOfWork<M>) => Promise<R>,
+): Promise<R> {
   const callbacks: Array<() => void> = [];
   const value = await dataSource.transaction((manager) =>
     work({ manager, afterCommit: (callback) => callbacks.push(callback) }),
@@ -31,26 +43,26 @@ export async function inTransaction<R>(dataSource: DataSource, work: (unit: Unit
  * transaction of its own: a failing item fails alone, and no item's outcome depends on which
  * others shared its batch. `work` may therefore run more than once for an item, never with effect.
  */
-export async function inOneTransaction<T, R>(
+export async function inOneTransaction<T, R, M extends BatchMessage = BatchMessage>(
   dataSource: DataSource,
   items: readonly T[],
-  work: (item: T, unit: UnitOfWork) => Promise<R>,
-  /** The message id of an item: the batch's unit then lists them (`UnitOfWork.messageIds`). */
-  messageIdOf?: (item: T) => string,
+  work: (item: T, unit: UnitOfWork<M>) => Promise<R>,
+  /** The message of an item: the batch's unit then lists them (`UnitOfWork.batch`), in the items' order. */
+  messageOf?: (item: T) => M,
 ): Promise<Array<BatchResult<R>>> {
   if (items.length > 1) {
-    const messageIds = messageIdOf && items.map(messageIdOf);
+    const batch = messageOf && items.map(messageOf);
     const together = await settled(
       inTransaction(dataSource, async (unit) => {
         const values: R[] = [];
-        for (const item of items) values.push(await work(item, { ...unit, messageIds }));
+        for (const item of items) values.push(await work(item, { ...unit, batch }));
         return values;
       }),
     );
     if (together.ok) return together.value.map((value) => ({ ok: true, value }));
   }
   const alone: Array<BatchResult<R>> = [];
-  for (const item of items) alone.push(await settled(inTransaction(dataSource, (unit) => work(item, unit))));
+  for (const item of items) alone.push(await settled(inTransaction<R, M>(dataSource, (unit) => work(item, unit))));
   return alone;
 }
 

@@ -143,12 +143,12 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
       const [x, y] = [batch[a].message.transactionId, batch[b].message.transactionId];
       return x < y ? -1 : x > y ? 1 : 0;
     });
-    const results = await inOneTransaction(
+    const results = await inOneTransaction<number, void, CheckoutMessage>(
       this.dataSource,
       byTransaction,
       (index, unit) =>
         batch[index].within(() => this.dispatch(batch[index].message, { ...unit, delivery: batch[index].delivery })),
-      (index) => batch[index].message.messageId,
+      (index) => batch[index].message,
     );
     const outcomes = new Array<BatchOutcome>(batch.length);
     byTransaction.forEach((index, position) => (outcomes[index] = results[position]));

@@ -1,10 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import type { CheckoutMessageType, MessageOfType } from '@shop/contracts';
+import type { CheckoutMessage, CheckoutMessageType, MessageOfType } from '@shop/contracts';
 import type { UnitOfWork } from '@shop/inbox';
 import type { Delivery } from '@shop/messaging';
 
-/** What a handler is given beside its message: its share of the batch's transaction, and the delivery. */
-export interface HandlerContext extends UnitOfWork {
+/** What a handler is given beside its message: the batch's transaction (and messages), and the delivery. */
+export interface HandlerContext extends UnitOfWork<CheckoutMessage> {
   delivery: Delivery;
 }
 

@@ -1,5 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import {
+  CheckoutMessage,
   COORDINATOR,
   createMessage,
   Decision,
@@ -66,6 +67,34 @@ interface TransactionRow {
   deadline: Date;
 }
 
+type CoordinatorMessage = MessageOfType<'vote' | 'ack' | 'inquiry'>;
+
+/** A unit of work as the coordinator is given it: a batch's transaction, with the batch's messages. */
+export type CoordinatorUnit = UnitOfWork<CheckoutMessage>;
+
+/** What one batch transaction read and recorded for all its messages at once (see `batchState`). */
+interface BatchState {
+  /** The batch's checkouts, locked; one missing was never begun here (presumed abort). */
+  transactions: Map<string, TransactionRow>;
+  /** Per checkout with votes in the batch: how many votes are still not "yes", counting the batch's. */
+  votesPending: Map<string, number>;
+  /** The acks the batch recorded (by checkout/participant): their round trips. */
+  acked: Map<string, { seconds: number; resends: number }>;
+  /** The ack messages recorded with the batch (the others' checkouts were decided in the batch). */
+  acksRecorded: Set<string>;
+}
+
+function isCoordinatorMessage(message: CheckoutMessage): message is CoordinatorMessage {
+  return message.type === 'vote' || message.type === 'ack' || message.type === 'inquiry';
+}
+
+/** The decision a checkout has, if any. */
+function outcomeOf(transaction: TransactionRow | undefined): Outcome | undefined {
+  return transaction?.state === 'COMMITTED' ? 'commit' : transaction?.state === 'ABORTED' ? 'abort' : undefined;
+}
+
+const ackKey = (ack: MessageOfType<'ack'>) => `${ack.transactionId}/${ack.sender}`;
+
 /**
  * The coordinator side of presumed-abort two-phase commit. Every step runs in one local
  * transaction with the transaction row locked: record the message in the inbox, change the
@@ -76,6 +105,8 @@ export class Coordinator {
   private readonly resendBaseMs: number;
   private readonly resendCapMs: number;
   private readonly ackRoundTrip = new AckRoundTrip();
+  /** Per batch transaction (its manager): what the batch read and recorded (`batchState`). */
+  private readonly batches = new WeakMap<EntityManager, Promise<BatchState>>();
 
   constructor(private readonly options: CoordinatorOptions) {
     this.inbox = new Inbox(options.dataSource, 'coordinator');
@@ -113,27 +144,15 @@ export class Coordinator {
   }
 
   /** A vote: record it; the first "no" aborts, the last "yes" commits. */
-  async onVote(vote: MessageOfType<'vote'>, unit?: UnitOfWork): Promise<void> {
+  async onVote(vote: MessageOfType<'vote'>, unit?: CoordinatorUnit): Promise<void> {
     const participant = vote.sender as Participant;
-    await this.handleOnce(vote, unit, async (manager) => {
-      const transaction = await this.lock(manager, vote.transactionId);
+    await this.handleOnce(vote, unit, async (manager, batch) => {
+      const transaction = batch.transactions.get(vote.transactionId);
       if (!transaction) {
         // Presumed abort: nothing is known of it, so it was never committed.
         if (vote.payload.vote === 'yes') await this.sendDecision(manager, vote, participant, 'abort', null);
         return;
       }
-      // The vote, and how many are still not "yes" counting it (the others' were committed before
-      // this statement began: the lock above orders the votes of one transaction).
-      const [{ pending }] = await manager.query<Array<{ pending: number }>>(
-        `WITH voted AS (
-           UPDATE tpc_participants SET vote = $3, vote_reason = $4, voted_at = now()
-            WHERE transaction_id = $1 AND participant = $2 AND vote IS NULL
-           RETURNING participant, vote)
-         SELECT count(*) FILTER (WHERE coalesce(v.vote, p.vote) IS DISTINCT FROM 'yes')::int AS pending
-           FROM tpc_participants p LEFT JOIN voted v USING (participant)
-          WHERE p.transaction_id = $1`,
-        [vote.transactionId, participant, vote.payload.vote, vote.payload.vote === 'no' ? vote.payload.reason : null],
-      );
       if (transaction.state !== 'PREPARING') {
         // Late or repeated vote: a "yes" to an aborted transaction must hear the abort again.
         if (transaction.state === 'ABORTED' && vote.payload.vote === 'yes') {
@@ -142,64 +161,47 @@ export class Coordinator {
         return;
       }
       if (vote.payload.vote === 'no') {
-        return this.decide(manager, vote.transactionId, 'abort', vote.payload.reason, vote);
+        return this.decide(manager, vote.transactionId, 'abort', vote.payload.reason, vote, transaction);
       }
-      if (pending === 0) return this.decide(manager, vote.transactionId, 'commit', null, vote);
+      if (batch.votesPending.get(vote.transactionId) === 0) {
+        return this.decide(manager, vote.transactionId, 'commit', null, vote, transaction);
+      }
     });
   }
 
   /** An ack: the participant applied the decision; when all have, the transaction is complete. */
-  async onAck(ack: MessageOfType<'ack'>, unit?: UnitOfWork): Promise<void> {
-    await this.handleOnce(ack, unit, async (manager) => {
-      const transaction = await this.lock(manager, ack.transactionId);
+  async onAck(ack: MessageOfType<'ack'>, unit?: CoordinatorUnit): Promise<void> {
+    await this.handleOnce(ack, unit, async (manager, batch) => {
+      const transaction = batch.transactions.get(ack.transactionId);
       if (!transaction) return;
-      const decided = transaction.state === 'COMMITTED' ? 'commit' : transaction.state === 'ABORTED' ? 'abort' : null;
-      if (ack.payload.outcome !== decided) {
+      if (ack.payload.outcome !== outcomeOf(transaction)) {
         // A participant applied something other than the decision: never record it as done.
         throw new PoisonMessageError(
           `${ack.sender} acked ${ack.payload.outcome} for ${ack.transactionId}, which is ${transaction.state}`,
         );
       }
-      // The ack, and the transaction complete once no other participant is left unacked (theirs
-      // were committed before this statement began: the lock above orders the acks).
-      const acked = await manager.query<Array<{ round_trip: number; resends: number }>>(
-        `WITH acked AS (
-           UPDATE tpc_participants p SET acked_at = now(), next_resend_at = NULL
-             FROM tpc_transactions t
-            WHERE p.transaction_id = $1 AND p.participant = $2 AND p.acked_at IS NULL AND t.id = p.transaction_id
-            RETURNING extract(epoch FROM now() - t.decided_at)::float8 AS round_trip, p.resends),
-         completed AS (
-           UPDATE tpc_transactions SET completed_at = now()
-            WHERE id = $1 AND completed_at IS NULL
-              AND NOT EXISTS (SELECT 1 FROM tpc_participants
-                               WHERE transaction_id = $1 AND participant <> $2 AND acked_at IS NULL))
-         SELECT round_trip, resends FROM acked`,
-        [ack.transactionId, ack.sender],
-      );
-      if (acked.length === 1 && acked[0].resends === 0) this.ackRoundTrip.observe(acked[0].round_trip);
+      // Recorded with the batch's acks, unless its transaction was decided within this batch.
+      const acked = batch.acksRecorded.has(ack.messageId) ? batch.acked : await this.recordAcks(manager, [ack]);
+      const roundTrip = acked.get(ackKey(ack));
+      acked.delete(ackKey(ack)); // a second ack from the same participant was not the one that counted
+      if (roundTrip && roundTrip.resends === 0) this.ackRoundTrip.observe(roundTrip.seconds);
     });
   }
 
   /** A participant in doubt asks for the outcome; unknown means abort (presumed abort). */
-  async onInquiry(inquiry: MessageOfType<'inquiry'>, unit?: UnitOfWork): Promise<void> {
+  async onInquiry(inquiry: MessageOfType<'inquiry'>, unit?: CoordinatorUnit): Promise<void> {
     const participant = inquiry.sender as Participant;
-    await this.handleOnce(inquiry, unit, async (manager) => {
-      const transaction = await this.lock(manager, inquiry.transactionId);
+    await this.handleOnce(inquiry, unit, async (manager, batch) => {
+      const transaction = batch.transactions.get(inquiry.transactionId);
       if (!transaction) return this.sendDecision(manager, inquiry, participant, 'abort', null);
       if (transaction.state === 'PREPARING') {
         // Still collecting votes: only a passed deadline decides; otherwise it asks again later.
         if (transaction.deadline.getTime() <= Date.now()) {
-          return this.decide(manager, inquiry.transactionId, 'abort', TIMEOUT, inquiry);
+          return this.decide(manager, inquiry.transactionId, 'abort', TIMEOUT, inquiry, transaction);
         }
         return;
       }
-      await this.sendDecision(
-        manager,
-        inquiry,
-        participant,
-        transaction.state === 'COMMITTED' ? 'commit' : 'abort',
-        transaction.decision_reason,
-      );
+      await this.sendDecision(manager, inquiry, participant, outcomeOf(transaction)!, transaction.decision_reason);
     });
   }
 
@@ -296,17 +298,134 @@ export class Coordinator {
    * a transaction of its own; reports, once committed, a duplicate or the decision it took.
    */
   private async handleOnce(
-    message: { messageId: string; type: 'vote' | 'ack' | 'inquiry' },
-    unit: UnitOfWork | undefined,
-    work: (manager: EntityManager) => Promise<DecisionTaken | void>,
+    message: CoordinatorMessage,
+    unit: CoordinatorUnit | undefined,
+    work: (manager: EntityManager, batch: BatchState) => Promise<DecisionTaken | void>,
   ): Promise<void> {
-    if (!unit) return inTransaction(this.options.dataSource, (own) => this.handleOnce(message, own, work));
+    if (!unit) {
+      return inTransaction<void, CheckoutMessage>(this.options.dataSource, (own) =>
+        this.handleOnce(message, own, work),
+      );
+    }
     if (!(await this.inbox.recordIn(unit, message.messageId))) {
       unit.afterCommit(() => this.options.observer?.duplicate?.(message.type));
       return;
     }
-    const decision = await work(unit.manager);
+    const decision = await work(unit.manager, await this.batchState(unit, message));
     if (decision) unit.afterCommit(() => this.decided(decision));
+  }
+
+  /**
+   * The unit's batch as the coordinator sees it, read once per batch transaction: its checkouts
+   * locked (in id order, so batches never deadlock each other), its votes and its acks recorded,
+   * each kind in one statement for the whole batch. A message outside the unit's batch is read on
+   * its own.
+   */
+  private batchState(unit: CoordinatorUnit, message: CoordinatorMessage): Promise<BatchState> {
+    const inBatch = unit.batch?.some((other) => other.messageId === message.messageId) ?? false;
+    if (!inBatch) return this.readBatch(unit.manager, [message]);
+    let state = this.batches.get(unit.manager);
+    if (!state) {
+      state = this.readBatch(unit.manager, unit.batch!.filter(isCoordinatorMessage));
+      this.batches.set(unit.manager, state);
+    }
+    return state;
+  }
+
+  private async readBatch(manager: EntityManager, messages: readonly CoordinatorMessage[]): Promise<BatchState> {
+    const rows = await manager.query<Array<TransactionRow & { id: string }>>(
+      `SELECT id, state, decision_reason, deadline FROM tpc_transactions
+        WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+      [[...new Set(messages.map((message) => message.transactionId))]],
+    );
+    const transactions = new Map(rows.map(({ id, ...row }) => [id, row]));
+    const votes = messages.filter(
+      (message): message is MessageOfType<'vote'> => message.type === 'vote' && transactions.has(message.transactionId),
+    );
+    const acks = messages.filter(
+      (message): message is MessageOfType<'ack'> =>
+        message.type === 'ack' && message.payload.outcome === outcomeOf(transactions.get(message.transactionId)),
+    );
+    return {
+      transactions,
+      votesPending: votes.length ? await this.recordVotes(manager, votes) : new Map<string, number>(),
+      acked: acks.length
+        ? await this.recordAcks(manager, acks)
+        : new Map<string, { seconds: number; resends: number }>(),
+      acksRecorded: new Set(acks.map((ack) => ack.messageId)),
+    };
+  }
+
+  /**
+   * Records votes (a participant's first vote counts) and answers, for each of their checkouts,
+   * how many votes are still not "yes". Their checkouts are locked: the votes committed before
+   * this statement are all there is besides these.
+   */
+  private async recordVotes(
+    manager: EntityManager,
+    votes: ReadonlyArray<MessageOfType<'vote'>>,
+  ): Promise<Map<string, number>> {
+    const rows = await manager.query<Array<{ transaction_id: string; pending: number }>>(
+      `WITH vote AS (
+         SELECT DISTINCT ON (transaction_id, participant) transaction_id, participant, vote, reason
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+                AS v(transaction_id, participant, vote, reason, position)
+          ORDER BY transaction_id, participant, position),
+       voted AS (
+         UPDATE tpc_participants p SET vote = v.vote, vote_reason = v.reason, voted_at = now()
+           FROM vote v
+          WHERE p.transaction_id = v.transaction_id AND p.participant = v.participant AND p.vote IS NULL
+         RETURNING p.transaction_id, p.participant, p.vote)
+       SELECT p.transaction_id,
+              count(*) FILTER (WHERE coalesce(v.vote, p.vote) IS DISTINCT FROM 'yes')::int AS pending
+         FROM tpc_participants p LEFT JOIN voted v USING (transaction_id, participant)
+        WHERE p.transaction_id = ANY($1::uuid[])
+        GROUP BY p.transaction_id`,
+      [
+        votes.map((vote) => vote.transactionId),
+        votes.map((vote) => vote.sender),
+        votes.map((vote) => vote.payload.vote),
+        votes.map((vote) => (vote.payload.vote === 'no' ? vote.payload.reason : null)),
+      ],
+    );
+    return new Map(rows.map((row) => [row.transaction_id, row.pending]));
+  }
+
+  /**
+   * Records acks (of the decisions their checkouts have) and completes each checkout that no
+   * participant is left to ack. Answers the round trip of each ack recorded now.
+   */
+  private async recordAcks(
+    manager: EntityManager,
+    acks: ReadonlyArray<MessageOfType<'ack'>>,
+  ): Promise<Map<string, { seconds: number; resends: number }>> {
+    const rows = await manager.query<
+      Array<{ transaction_id: string; participant: string; round_trip: number; resends: number }>
+    >(
+      `WITH ack AS (
+         SELECT DISTINCT transaction_id, participant FROM unnest($1::uuid[], $2::text[]) AS a(transaction_id, participant)),
+       acked AS (
+         UPDATE tpc_participants p SET acked_at = now(), next_resend_at = NULL
+           FROM ack a, tpc_transactions t
+          WHERE p.transaction_id = a.transaction_id AND p.participant = a.participant AND p.acked_at IS NULL
+            AND t.id = p.transaction_id
+         RETURNING p.transaction_id, p.participant, extract(epoch FROM now() - t.decided_at)::float8 AS round_trip,
+                   p.resends),
+       completed AS (
+         UPDATE tpc_transactions t SET completed_at = now()
+          WHERE t.id IN (SELECT transaction_id FROM ack) AND t.completed_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM tpc_participants p
+                             WHERE p.transaction_id = t.id AND p.acked_at IS NULL
+                               AND (p.transaction_id, p.participant) NOT IN (SELECT transaction_id, participant FROM ack)))
+       SELECT transaction_id, participant, round_trip, resends FROM acked`,
+      [acks.map((ack) => ack.transactionId), acks.map((ack) => ack.sender)],
+    );
+    return new Map(
+      rows.map((row) => [
+        `${row.transaction_id}/${row.participant}`,
+        { seconds: row.round_trip, resends: row.resends },
+      ]),
+    );
   }
 
   /** Once the deciding transaction committed: a log line about the checkout, and the observer. */
@@ -317,14 +436,6 @@ export class Coordinator {
     this.options.observer?.decided?.(decision);
   }
 
-  private async lock(manager: EntityManager, transactionId: string): Promise<TransactionRow | undefined> {
-    const [row] = await manager.query<TransactionRow[]>(
-      `SELECT state, decision_reason, deadline FROM tpc_transactions WHERE id = $1 FOR UPDATE`,
-      [transactionId],
-    );
-    return row;
-  }
-
   /** Records the decision, lets the domain apply it, and sends it to every participant. */
   private async decide(
     manager: EntityManager,
@@ -332,6 +443,8 @@ export class Coordinator {
     outcome: Outcome,
     reason: string | null,
     cause: { messageId: string } | null,
+    /** The checkout as the caller holds it (locked): it now says what was decided. */
+    locked?: TransactionRow,
   ): Promise<DecisionTaken> {
     // (TypeORM answers an UPDATE with [rows, affected count].)
     const [[{ latency }]] = await manager.query<[Array<{ latency: number }>, number]>(
@@ -346,6 +459,8 @@ export class Coordinator {
         backoffMs(0, this.resendBaseMs, this.resendCapMs) / 1000,
       ],
     );
+    if (locked)
+      Object.assign(locked, { state: outcome === 'commit' ? 'COMMITTED' : 'ABORTED', decision_reason: reason });
     await this.options.hooks.onDecided(manager, transactionId, outcome, reason);
     await send(
       manager,

@@ -1,6 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import {
   Ack,
+  CheckoutMessage,
   COORDINATOR,
   createMessage,
   Inquiry,
@@ -43,6 +44,28 @@ export interface ParticipantOptions<P extends ParticipantName> {
 }
 
 type State = 'PREPARING' | 'PREPARED' | 'REFUSED' | 'COMMITTED' | 'ABORTED';
+type Recorded = { state: State; vote_reason: string | null };
+type ParticipantMessage = MessageOfType<'prepare' | 'decision'>;
+
+/** A unit of work as a participant is given it: a batch's transaction, with the batch's messages. */
+export type ParticipantUnit = UnitOfWork<CheckoutMessage>;
+
+/**
+ * What one batch transaction read for its checkouts up front (see `batchState`): those with only
+ * prepares in the batch were recorded PREPARING in one statement, those with only decisions were
+ * locked in one. A checkout with both (an abort that overtook its prepare) is read message by
+ * message, in delivery order, as a message outside a batch is.
+ */
+interface BatchState {
+  /** The checkouts read up front. */
+  covered: Set<string>;
+  /** Recorded PREPARING by this batch, not yet taken by their prepare. */
+  fresh: Set<string>;
+  /** The decided-only checkouts found, locked; kept current as the batch applies decisions. */
+  recorded: Map<string, Recorded>;
+}
+
+const NOTHING_READ: BatchState = { covered: new Set(), fresh: new Set(), recorded: new Map() };
 
 /**
  * The participant side of presumed-abort two-phase commit. Each message is handled in one local
@@ -52,14 +75,16 @@ type State = 'PREPARING' | 'PREPARED' | 'REFUSED' | 'COMMITTED' | 'ABORTED';
  */
 export class Participant<P extends ParticipantName> {
   private readonly inbox: Inbox;
+  /** Per batch transaction (its manager): what the batch read up front (`batchState`). */
+  private readonly batches = new WeakMap<EntityManager, Promise<BatchState>>();
 
   constructor(private readonly options: ParticipantOptions<P>) {
     this.inbox = new Inbox(options.dataSource, `${options.name}.participant`);
   }
 
-  async onPrepare(prepare: MessageOfType<'prepare'>, unit?: UnitOfWork): Promise<void> {
-    await this.handleOnce(prepare, unit, async (manager) => {
-      const vote = await this.prepare(manager, prepare);
+  async onPrepare(prepare: MessageOfType<'prepare'>, unit?: ParticipantUnit): Promise<void> {
+    await this.handleOnce(prepare, unit, async (manager, batch) => {
+      const vote = await this.prepare(manager, prepare, batch);
       await send(manager, [
         createMessage(Vote, {
           transactionId: prepare.transactionId,
@@ -72,9 +97,9 @@ export class Participant<P extends ParticipantName> {
     });
   }
 
-  async onDecision(decision: MessageOfType<'decision'>, unit?: UnitOfWork): Promise<void> {
-    await this.handleOnce(decision, unit, async (manager) => {
-      await this.apply(manager, decision.transactionId, decision.payload.outcome);
+  async onDecision(decision: MessageOfType<'decision'>, unit?: ParticipantUnit): Promise<void> {
+    await this.handleOnce(decision, unit, async (manager, batch) => {
+      await this.apply(manager, decision.transactionId, decision.payload.outcome, batch);
       await send(manager, [
         createMessage(Ack, {
           transactionId: decision.transactionId,
@@ -127,26 +152,83 @@ export class Participant<P extends ParticipantName> {
    * a transaction of its own; a duplicate is reported once committed.
    */
   private async handleOnce(
-    message: { messageId: string; type: 'prepare' | 'decision' },
-    unit: UnitOfWork | undefined,
-    work: (manager: EntityManager) => Promise<void>,
+    message: ParticipantMessage,
+    unit: ParticipantUnit | undefined,
+    work: (manager: EntityManager, batch: BatchState) => Promise<void>,
   ): Promise<void> {
-    if (!unit) return inTransaction(this.options.dataSource, (own) => this.handleOnce(message, own, work));
+    if (!unit) {
+      return inTransaction<void, CheckoutMessage>(this.options.dataSource, (own) =>
+        this.handleOnce(message, own, work),
+      );
+    }
     if (!(await this.inbox.recordIn(unit, message.messageId))) {
       unit.afterCommit(() => this.options.observer?.duplicate?.(message.type));
       return;
     }
-    await work(unit.manager);
+    await work(unit.manager, await this.batchState(unit, message));
   }
 
-  private async prepare(manager: EntityManager, prepare: MessageOfType<'prepare'>): Promise<VotePayload> {
+  /** The unit's batch as read up front, once per batch transaction; nothing for a message outside it. */
+  private batchState(unit: ParticipantUnit, message: ParticipantMessage): Promise<BatchState> {
+    const batch = unit.batch;
+    if (!batch || batch.length < 2 || !batch.some((other) => other.messageId === message.messageId)) {
+      return Promise.resolve(NOTHING_READ);
+    }
+    let state = this.batches.get(unit.manager);
+    if (!state) {
+      state = this.readBatch(unit.manager, batch);
+      this.batches.set(unit.manager, state);
+    }
+    return state;
+  }
+
+  private async readBatch(manager: EntityManager, messages: readonly CheckoutMessage[]): Promise<BatchState> {
+    const kinds = new Map<string, Set<string>>();
+    for (const { transactionId, type } of messages) {
+      kinds.set(transactionId, (kinds.get(transactionId) ?? new Set()).add(type));
+    }
+    const only = (type: string) =>
+      [...kinds].filter(([, types]) => types.size === 1 && types.has(type)).map(([id]) => id);
+    const [preparing, deciding] = [only('prepare'), only('decision')];
+    const fresh = preparing.length
+      ? await manager.query<Array<{ transaction_id: string }>>(
+          // In id order, like every lock the kit takes, so that batches of two replicas cannot deadlock.
+          `INSERT INTO tpc_participant_transactions (transaction_id, state)
+           SELECT id, 'PREPARING' FROM unnest($1::uuid[]) AS id ORDER BY 1
+           ON CONFLICT DO NOTHING RETURNING transaction_id`,
+          [preparing],
+        )
+      : [];
+    const recorded = deciding.length
+      ? await manager.query<Array<Recorded & { transaction_id: string }>>(
+          `SELECT transaction_id, state, vote_reason FROM tpc_participant_transactions
+            WHERE transaction_id = ANY($1::uuid[]) ORDER BY transaction_id FOR UPDATE`,
+          [deciding],
+        )
+      : [];
+    return {
+      covered: new Set([...preparing, ...deciding]),
+      fresh: new Set(fresh.map((row) => row.transaction_id)),
+      recorded: new Map(recorded.map(({ transaction_id, ...row }) => [transaction_id, row])),
+    };
+  }
+
+  private async prepare(
+    manager: EntityManager,
+    prepare: MessageOfType<'prepare'>,
+    batch: BatchState,
+  ): Promise<VotePayload> {
     const { transactionId, payload } = prepare;
-    const fresh = await manager.query<unknown[]>(
-      `INSERT INTO tpc_participant_transactions (transaction_id, state) VALUES ($1, 'PREPARING')
-       ON CONFLICT DO NOTHING RETURNING transaction_id`,
-      [transactionId],
-    );
-    if (fresh.length === 0) {
+    const fresh = batch.covered.has(transactionId)
+      ? batch.fresh.delete(transactionId)
+      : (
+          await manager.query<unknown[]>(
+            `INSERT INTO tpc_participant_transactions (transaction_id, state) VALUES ($1, 'PREPARING')
+             ON CONFLICT DO NOTHING RETURNING transaction_id`,
+            [transactionId],
+          )
+        ).length > 0;
+    if (!fresh) {
       // Seen before: answer from the recorded state (the barrier makes a late prepare vote no).
       const { state, vote_reason } = (await this.lock(manager, transactionId))!;
       if (state === 'PREPARED' || state === 'COMMITTED') return { vote: 'yes' };
@@ -178,8 +260,15 @@ export class Participant<P extends ParticipantName> {
     return vote;
   }
 
-  private async apply(manager: EntityManager, transactionId: string, outcome: Outcome): Promise<void> {
-    let recorded = await this.lock(manager, transactionId);
+  private async apply(
+    manager: EntityManager,
+    transactionId: string,
+    outcome: Outcome,
+    batch: BatchState,
+  ): Promise<void> {
+    let recorded = batch.covered.has(transactionId)
+      ? batch.recorded.get(transactionId)
+      : await this.lock(manager, transactionId);
     if (!recorded) {
       if (await this.leaveBarrier(manager, transactionId)) {
         // Never prepared here: an abort leaves the barrier so a late prepare votes no and holds nothing.
@@ -201,6 +290,7 @@ export class Participant<P extends ParticipantName> {
       `UPDATE tpc_participant_transactions SET state = $2, decided_at = now() WHERE transaction_id = $1`,
       [transactionId, target],
     );
+    recorded.state = target; // the batch's later messages see it
   }
 
   /** Records the transaction as ABORTED, unless it is recorded already; true if it was not. */
@@ -213,11 +303,8 @@ export class Participant<P extends ParticipantName> {
     return inserted.length > 0;
   }
 
-  private async lock(
-    manager: EntityManager,
-    transactionId: string,
-  ): Promise<{ state: State; vote_reason: string | null } | undefined> {
-    const [row] = await manager.query<Array<{ state: State; vote_reason: string | null }>>(
+  private async lock(manager: EntityManager, transactionId: string): Promise<Recorded | undefined> {
+    const [row] = await manager.query<Recorded[]>(
       `SELECT state, vote_reason FROM tpc_participant_transactions WHERE transaction_id = $1 FOR UPDATE`,
       [transactionId],
     );

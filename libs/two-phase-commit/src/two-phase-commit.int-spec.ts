@@ -12,6 +12,7 @@ import {
   Vote,
   VotePayload,
 } from '@shop/contracts';
+import { inOneTransaction, UnitOfWork } from '@shop/inbox';
 import { PoisonMessageError, silentLogger } from '@shop/messaging';
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import {
@@ -31,6 +32,34 @@ describe('two-phase-commit kit on a real Postgres', () => {
     return rows.map((row) => row.body);
   }
   const sentSince = async (before: number) => (await outbox()).slice(before);
+
+  /**
+   * Handles `messages` as the consumer does a batch: in one transaction, in the order given, each
+   * with the batch's unit. Answers each message's outcome and the statements the batch sent.
+   */
+  async function asBatch(
+    messages: CheckoutMessage[],
+    handle: (message: CheckoutMessage, unit: UnitOfWork<CheckoutMessage>) => Promise<void>,
+  ) {
+    const statements: string[] = [];
+    const outcomes = await inOneTransaction<CheckoutMessage, void, CheckoutMessage>(
+      schema.dataSource,
+      messages,
+      async (message, unit) => {
+        if (!statements.length) {
+          const query = unit.manager.query.bind(unit.manager);
+          unit.manager.query = (sql: string, parameters?: unknown[]) => {
+            statements.push(sql);
+            return query(sql, parameters);
+          };
+        }
+        await handle(message, unit);
+      },
+      (message) => message,
+    );
+    return { outcomes: outcomes.map((outcome) => outcome.ok), statements };
+  }
+  const counting = (statements: string[], pattern: RegExp) => statements.filter((sql) => pattern.test(sql)).length;
 
   describe('coordinator', () => {
     const decided: Array<{ id: string; outcome: string; reason: string | null }> = [];
@@ -148,6 +177,74 @@ describe('two-phase-commit kit on a real Postgres', () => {
         [id],
       );
       expect(row.acked).toBe(false);
+    });
+
+    describe('a batch of messages in one transaction', () => {
+      const handle = (message: CheckoutMessage, unit: UnitOfWork<CheckoutMessage>) =>
+        message.type === 'vote'
+          ? coordinator.onVote(message, unit)
+          : coordinator.onAck(message as MessageOfType<'ack'>, unit);
+
+      it('locks its checkouts and records their votes in one statement each, deciding each checkout once', async () => {
+        const [both, refused, halfway] = [await begin(), await begin(), await begin()];
+        const unknown = randomUUID();
+        const paymentYes = vote(both, 'payment', { vote: 'yes' });
+        const { outcomes, statements } = await asBatch(
+          [
+            vote(both, 'inventory', { vote: 'yes' }),
+            paymentYes,
+            paymentYes, // delivered twice
+            vote(refused, 'inventory', { vote: 'no', reason: 'OUT_OF_STOCK' }),
+            vote(refused, 'payment', { vote: 'yes' }),
+            vote(halfway, 'payment', { vote: 'yes' }),
+            vote(unknown, 'inventory', { vote: 'yes' }),
+          ],
+          handle,
+        );
+        expect(outcomes.every(Boolean)).toBe(true);
+        expect(decided).toEqual([
+          { id: both, outcome: 'commit', reason: null },
+          { id: refused, outcome: 'abort', reason: 'OUT_OF_STOCK' },
+        ]);
+        expect(await state(halfway)).toMatchObject({ state: 'PREPARING' });
+        expect((await outbox()).filter((m) => m.transactionId === unknown).map((m) => m.payload)).toEqual([
+          { outcome: 'abort' },
+        ]);
+        // Whatever the batch's size: one lock and one vote statement (then one per decision).
+        expect(counting(statements, /FOR UPDATE/)).toBe(1);
+        expect(counting(statements, /SET vote = /)).toBe(1);
+      });
+
+      it('records its acks in one statement, completes the checkouts every participant acked, and fails only a wrong ack', async () => {
+        const [committed, aborted] = [await begin(), await begin()];
+        await coordinator.onVote(vote(committed, 'inventory', { vote: 'yes' }));
+        await coordinator.onVote(vote(committed, 'payment', { vote: 'yes' }));
+        await coordinator.onVote(vote(aborted, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
+        const together = await asBatch(
+          [
+            ack(committed, 'inventory', 'commit'),
+            ack(committed, 'payment', 'commit'),
+            ack(aborted, 'inventory', 'abort'),
+            ack(aborted, 'payment', 'abort'),
+          ],
+          handle,
+        );
+        expect(together.outcomes).toEqual([true, true, true, true]);
+        expect(counting(together.statements, /SET acked_at/)).toBe(1);
+        expect(await state(committed)).toMatchObject({ completed: true });
+        expect(await state(aborted)).toMatchObject({ completed: true });
+
+        const other = await begin();
+        await coordinator.onVote(vote(other, 'inventory', { vote: 'yes' }));
+        await coordinator.onVote(vote(other, 'payment', { vote: 'yes' }));
+        const mixed = await asBatch([ack(other, 'inventory', 'abort'), ack(other, 'payment', 'commit')], handle);
+        expect(mixed.outcomes).toEqual([false, true]); // the wrong one fails alone
+        const acked = await schema.dataSource.query<Array<{ participant: string }>>(
+          `SELECT participant FROM tpc_participants WHERE transaction_id = $1 AND acked_at IS NOT NULL`,
+          [other],
+        );
+        expect(acked).toEqual([{ participant: 'payment' }]);
+      });
     });
 
     it('aborts an undecided transaction past its deadline with TIMEOUT, once even with two sweepers', async () => {
@@ -331,6 +428,49 @@ describe('two-phase-commit kit on a real Postgres', () => {
       await Promise.all(Array.from({ length: 5 }, () => participant.onDecision(decision(id, 'abort'))));
       expect(calls).toEqual([`prepare ${id}`, `abort ${id}`]);
       expect(await effects(id)).toEqual(['held', 'released']);
+    });
+
+    it('in a batch, records new prepares and locks decided checkouts in one statement each, in delivery order per checkout', async () => {
+      const [fresh, other, prepared, overtaken] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+      await participant.onPrepare(prepare(prepared));
+      const commit = decision(prepared, 'commit');
+      const handle = (message: CheckoutMessage, unit: UnitOfWork<CheckoutMessage>) =>
+        message.type === 'prepare'
+          ? participant.onPrepare(message, unit)
+          : participant.onDecision(message as MessageOfType<'decision'>, unit);
+      const { outcomes, statements } = await asBatch(
+        [
+          prepare(fresh),
+          prepare(other),
+          commit,
+          decision(prepared, 'commit'), // a re-sent copy
+          decision(overtaken, 'abort'), // the abort overtook its prepare
+          prepare(overtaken),
+        ],
+        handle,
+      );
+      expect(outcomes.every(Boolean)).toBe(true);
+      expect(await stateOf(fresh)).toBe('PREPARED');
+      expect(await stateOf(other)).toBe('PREPARED');
+      expect(await stateOf(prepared)).toBe('COMMITTED');
+      expect(await stateOf(overtaken)).toBe('ABORTED');
+      expect(calls).toEqual([`prepare ${prepared}`, `prepare ${fresh}`, `prepare ${other}`, `commit ${prepared}`]);
+      expect(await effects(overtaken)).toEqual([]);
+      const sent = (await outbox()).slice(1);
+      expect(sent.filter((m) => m.transactionId === overtaken).map((m) => [m.type, m.payload])).toEqual([
+        ['ack', { outcome: 'abort' }],
+        ['vote', { vote: 'no', reason: 'ALREADY_ABORTED' }],
+      ]);
+      expect(sent.filter((m) => m.transactionId === prepared).map((m) => [m.type, m.payload])).toEqual([
+        ['ack', { outcome: 'commit' }],
+        ['ack', { outcome: 'commit' }],
+      ]);
+      // The checkouts with only prepares or only decisions in the batch: one statement each kind.
+      expect(counting(statements, /INSERT INTO tpc_participant_transactions \(transaction_id, state\)\s+SELECT/)).toBe(
+        1,
+      );
+      expect(counting(statements, /ANY\(\$1::uuid\[\]\) ORDER BY transaction_id FOR UPDATE/)).toBe(1);
+      expect(counting(statements, /WHERE transaction_id = \$1 FOR UPDATE/)).toBe(2); // the overtaken one's two, alone
     });
 
     it('asks the coordinator about transactions it has held prepared too long, at a bounded rate', async () => {

@@ -57,7 +57,12 @@ describe('inbox on a real Postgres', () => {
     const [a, b, old] = [randomUUID(), randomUUID(), randomUUID()];
     await inbox.handleOnce(old, async () => undefined);
     const firstTime = await schema.dataSource.transaction(async (manager) => {
-      const unit = { manager, afterCommit: () => undefined, batch: [a, b, a, old].map((messageId) => ({ messageId })) };
+      const unit = {
+        manager,
+        afterCommit: () => undefined,
+        beforeCommit: () => undefined,
+        batch: [a, b, a, old].map((messageId) => ({ messageId })),
+      };
       const answers: boolean[] = [];
       for (const { messageId } of unit.batch) answers.push(await inbox.recordIn(unit, messageId));
       return answers;

@@ -11,6 +11,8 @@ export interface UnitOfWork<M extends BatchMessage = BatchMessage> {
   manager: EntityManager;
   /** Runs once the transaction committed (logs, metrics); never for work that was rolled back. */
   afterCommit(callback: () => void): void;
+  /** Runs in the transaction once its work is done, before it commits: writes kept back to be made together. */
+  beforeCommit(callback: () => Promise<void>): void;
   /**
    * The messages handled in this unit when it is a batch's: each is handled with this unit, in
    * turn. Handlers may read or write for all of them at once (the inbox records their ids in one
@@ -27,9 +29,16 @@ export async function inTransaction<R, M extends BatchMessage = BatchMessage>(
   work: (unit: UnitOfWork<M>) => Promise<R>,
 ): Promise<R> {
   const callbacks: Array<() => void> = [];
-  const value = await dataSource.transaction((manager) =>
-    work({ manager, afterCommit: (callback) => callbacks.push(callback) }),
-  );
+  const value = await dataSource.transaction(async (manager) => {
+    const beforeCommit: Array<() => Promise<void>> = [];
+    const done = await work({
+      manager,
+      afterCommit: (callback) => callbacks.push(callback),
+      beforeCommit: (callback) => beforeCommit.push(callback),
+    });
+    for (const callback of beforeCommit) await callback();
+    return done;
+  });
   callbacks.forEach((callback) => callback());
   return value;
 }

@@ -25,12 +25,20 @@ export type PrepareRequests = {
 /** Why the coordinator aborted when no participant said no. */
 export const TIMEOUT = 'TIMEOUT';
 
+/** A decision as the domain applies it: `reason` is the first "no" vote's reason, or TIMEOUT (null for a commit). */
+export interface Decided {
+  transactionId: string;
+  outcome: Outcome;
+  reason: string | null;
+}
+
 export interface CoordinatorHooks {
   /**
-   * Called once per transaction, inside the deciding transaction: apply the outcome to the
-   * domain (e.g. the order's status). `reason` is the first "no" vote's reason, or TIMEOUT.
+   * Called inside the deciding transaction, before it commits, with the checkouts it decided
+   * (each exactly once, a batch's together): apply the outcomes to the domain (e.g. the orders'
+   * status).
    */
-  onDecided(manager: EntityManager, transactionId: string, outcome: Outcome, reason: string | null): Promise<void>;
+  onDecided(manager: EntityManager, decisions: readonly Decided[]): Promise<void>;
 }
 
 export interface CoordinatorOptions {
@@ -82,6 +90,10 @@ interface BatchState {
   acked: Map<string, { seconds: number; resends: number }>;
   /** The ack messages recorded with the batch (the others' checkouts were decided in the batch). */
   acksRecorded: Set<string>;
+  /** The messages this state was read for: a unit handles only its batch's. */
+  messageIds: Set<string>;
+  /** Decisions taken in the batch, written together before it commits (`writeDecisions`). */
+  decisions: DecisionTaken[];
 }
 
 function isCoordinatorMessage(message: CheckoutMessage): message is CoordinatorMessage {
@@ -161,10 +173,18 @@ export class Coordinator {
         return;
       }
       if (vote.payload.vote === 'no') {
-        return this.decide(manager, vote.transactionId, 'abort', vote.payload.reason, vote, transaction);
+        return this.decide(
+          batch.decisions,
+          manager,
+          vote.transactionId,
+          'abort',
+          vote.payload.reason,
+          vote,
+          transaction,
+        );
       }
       if (batch.votesPending.get(vote.transactionId) === 0) {
-        return this.decide(manager, vote.transactionId, 'commit', null, vote, transaction);
+        return this.decide(batch.decisions, manager, vote.transactionId, 'commit', null, vote, transaction);
       }
     });
   }
@@ -197,7 +217,7 @@ export class Coordinator {
       if (transaction.state === 'PREPARING') {
         // Still collecting votes: only a passed deadline decides; otherwise it asks again later.
         if (transaction.deadline.getTime() <= Date.now()) {
-          return this.decide(manager, inquiry.transactionId, 'abort', TIMEOUT, inquiry, transaction);
+          return this.decide(batch.decisions, manager, inquiry.transactionId, 'abort', TIMEOUT, inquiry, transaction);
         }
         return;
       }
@@ -214,7 +234,8 @@ export class Coordinator {
         [limit],
       );
       const taken: DecisionTaken[] = [];
-      for (const { id } of expired) taken.push(await this.decide(manager, id, 'abort', TIMEOUT, null));
+      for (const { id } of expired) await this.decide(taken, manager, id, 'abort', TIMEOUT, null);
+      await this.writeDecisions(manager, taken);
       return taken;
     });
     decisions.forEach((decision) => this.decided(decision));
@@ -307,27 +328,29 @@ export class Coordinator {
         this.handleOnce(message, own, work),
       );
     }
+    if (!unit.batch) unit = { ...unit, batch: [message] }; // a message handled alone is a batch of one
     if (!(await this.inbox.recordIn(unit, message.messageId))) {
       unit.afterCommit(() => this.options.observer?.duplicate?.(message.type));
       return;
     }
-    const decision = await work(unit.manager, await this.batchState(unit, message));
+    const batch = await this.batchState(unit);
+    if (!batch.messageIds.has(message.messageId))
+      throw new Error(`message ${message.messageId} is not of this unit's batch`);
+    const decision = await work(unit.manager, batch);
     if (decision) unit.afterCommit(() => this.decided(decision));
   }
 
   /**
    * The unit's batch as the coordinator sees it, read once per batch transaction: its checkouts
    * locked (in id order, so batches never deadlock each other), its votes and its acks recorded,
-   * each kind in one statement for the whole batch. A message outside the unit's batch is read on
-   * its own.
+   * each kind in one statement for the whole batch; its decisions are written before it commits.
    */
-  private batchState(unit: CoordinatorUnit, message: CoordinatorMessage): Promise<BatchState> {
-    const inBatch = unit.batch?.some((other) => other.messageId === message.messageId) ?? false;
-    if (!inBatch) return this.readBatch(unit.manager, [message]);
+  private batchState(unit: CoordinatorUnit): Promise<BatchState> {
     let state = this.batches.get(unit.manager);
     if (!state) {
-      state = this.readBatch(unit.manager, unit.batch!.filter(isCoordinatorMessage));
+      const read = (state = this.readBatch(unit.manager, (unit.batch ?? []).filter(isCoordinatorMessage)));
       this.batches.set(unit.manager, state);
+      unit.beforeCommit(async () => this.writeDecisions(unit.manager, (await read).decisions));
     }
     return state;
   }
@@ -353,6 +376,8 @@ export class Coordinator {
         ? await this.recordAcks(manager, acks)
         : new Map<string, { seconds: number; resends: number }>(),
       acksRecorded: new Set(acks.map((ack) => ack.messageId)),
+      messageIds: new Set(messages.map((message) => message.messageId)),
+      decisions: [],
     };
   }
 
@@ -436,8 +461,12 @@ export class Coordinator {
     this.options.observer?.decided?.(decision);
   }
 
-  /** Records the decision, lets the domain apply it, and sends it to every participant. */
+  /**
+   * Takes a decision: the caller's view of the checkout says so at once, the decision goes to
+   * every participant (outbox), and it joins `decisions`, to be recorded with them (`writeDecisions`).
+   */
   private async decide(
+    decisions: DecisionTaken[],
     manager: EntityManager,
     transactionId: string,
     outcome: Outcome,
@@ -446,22 +475,8 @@ export class Coordinator {
     /** The checkout as the caller holds it (locked): it now says what was decided. */
     locked?: TransactionRow,
   ): Promise<DecisionTaken> {
-    // (TypeORM answers an UPDATE with [rows, affected count].)
-    const [[{ latency }]] = await manager.query<[Array<{ latency: number }>, number]>(
-      `WITH resends AS (
-         UPDATE tpc_participants SET next_resend_at = now() + make_interval(secs => $4) WHERE transaction_id = $1)
-       UPDATE tpc_transactions SET state = $2, decision_reason = $3, decided_at = now() WHERE id = $1
-       RETURNING extract(epoch FROM decided_at - created_at)::float8 AS latency`,
-      [
-        transactionId,
-        outcome === 'commit' ? 'COMMITTED' : 'ABORTED',
-        reason,
-        backoffMs(0, this.resendBaseMs, this.resendCapMs) / 1000,
-      ],
-    );
     if (locked)
       Object.assign(locked, { state: outcome === 'commit' ? 'COMMITTED' : 'ABORTED', decision_reason: reason });
-    await this.options.hooks.onDecided(manager, transactionId, outcome, reason);
     await send(
       manager,
       PARTICIPANTS.map((participant) =>
@@ -474,7 +489,37 @@ export class Coordinator {
         }),
       ),
     );
-    return { transactionId, outcome, reason, latencySeconds: latency };
+    const taken: DecisionTaken = { transactionId, outcome, reason, latencySeconds: 0 };
+    decisions.push(taken);
+    return taken;
+  }
+
+  /**
+   * Records decisions (state, reason, when each participant's copy is re-sent unless acked) in one
+   * statement, and lets the domain apply them; each decision's latency is filled in.
+   */
+  private async writeDecisions(manager: EntityManager, decisions: DecisionTaken[]): Promise<void> {
+    if (decisions.length === 0) return;
+    // (TypeORM answers an UPDATE with [rows, affected count].)
+    const [rows] = await manager.query<[Array<{ id: string; latency: number }>, number]>(
+      `WITH decision AS (
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[]) AS d(id, state, reason, resend_after)),
+       resends AS (
+         UPDATE tpc_participants p SET next_resend_at = now() + make_interval(secs => d.resend_after)
+           FROM decision d WHERE p.transaction_id = d.id)
+       UPDATE tpc_transactions t SET state = d.state, decision_reason = d.reason, decided_at = now()
+         FROM decision d WHERE t.id = d.id
+       RETURNING t.id, extract(epoch FROM t.decided_at - t.created_at)::float8 AS latency`,
+      [
+        decisions.map((decision) => decision.transactionId),
+        decisions.map((decision) => (decision.outcome === 'commit' ? 'COMMITTED' : 'ABORTED')),
+        decisions.map((decision) => decision.reason),
+        decisions.map(() => backoffMs(0, this.resendBaseMs, this.resendCapMs) / 1000),
+      ],
+    );
+    const latencies = new Map(rows.map((row) => [row.id, row.latency]));
+    for (const decision of decisions) decision.latencySeconds = latencies.get(decision.transactionId) ?? 0;
+    await this.options.hooks.onDecided(manager, decisions);
   }
 
   private sendDecision(

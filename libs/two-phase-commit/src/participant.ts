@@ -51,10 +51,10 @@ type ParticipantMessage = MessageOfType<'prepare' | 'decision'>;
 export type ParticipantUnit = UnitOfWork<CheckoutMessage>;
 
 /**
- * What one batch transaction read for its checkouts up front (see `batchState`): those with only
- * prepares in the batch were recorded PREPARING in one statement, those with only decisions were
- * locked in one. A checkout with both (an abort that overtook its prepare) is read message by
- * message, in delivery order, as a message outside a batch is.
+ * What one batch transaction read for its checkouts up front (see `batchState`), and the state
+ * changes it keeps back. Those with only prepares in the batch were recorded PREPARING in one
+ * statement, those with only decisions were locked in one. A checkout with both (an abort that
+ * overtook its prepare) is read message by message, in delivery order, as outside a batch.
  */
 interface BatchState {
   /** The checkouts read up front. */
@@ -63,9 +63,16 @@ interface BatchState {
   fresh: Set<string>;
   /** The decided-only checkouts found, locked; kept current as the batch applies decisions. */
   recorded: Map<string, Recorded>;
+  /** New states not written yet: written in one statement before the commit, or before a read. */
+  changes: Map<string, StateChange>;
 }
 
-const NOTHING_READ: BatchState = { covered: new Set(), fresh: new Set(), recorded: new Map() };
+/** A checkout's new state; `vote` when a prepare voted (its reason if no), `decided` when a decision applied. */
+interface StateChange {
+  state: State;
+  vote?: VotePayload;
+  decided?: true;
+}
 
 /**
  * The participant side of presumed-abort two-phase commit. Each message is handled in one local
@@ -168,16 +175,17 @@ export class Participant<P extends ParticipantName> {
     await work(unit.manager, await this.batchState(unit, message));
   }
 
-  /** The unit's batch as read up front, once per batch transaction; nothing for a message outside it. */
+  /**
+   * The unit's batch as read up front, once per batch transaction (nothing is read for a message
+   * outside the unit's batch); its kept-back state changes are written before the commit.
+   */
   private batchState(unit: ParticipantUnit, message: ParticipantMessage): Promise<BatchState> {
-    const batch = unit.batch;
-    if (!batch || batch.length < 2 || !batch.some((other) => other.messageId === message.messageId)) {
-      return Promise.resolve(NOTHING_READ);
-    }
     let state = this.batches.get(unit.manager);
     if (!state) {
-      state = this.readBatch(unit.manager, batch);
+      const inBatch = unit.batch?.some((other) => other.messageId === message.messageId) ?? false;
+      const read = (state = this.readBatch(unit.manager, inBatch ? unit.batch! : []));
       this.batches.set(unit.manager, state);
+      unit.beforeCommit(async () => this.writeChanges(unit.manager, await read));
     }
     return state;
   }
@@ -189,7 +197,7 @@ export class Participant<P extends ParticipantName> {
     }
     const only = (type: string) =>
       [...kinds].filter(([, types]) => types.size === 1 && types.has(type)).map(([id]) => id);
-    const [preparing, deciding] = [only('prepare'), only('decision')];
+    const [preparing, deciding] = messages.length > 1 ? [only('prepare'), only('decision')] : [[], []];
     const fresh = preparing.length
       ? await manager.query<Array<{ transaction_id: string }>>(
           // In id order, like every lock the kit takes, so that batches of two replicas cannot deadlock.
@@ -210,7 +218,38 @@ export class Participant<P extends ParticipantName> {
       covered: new Set([...preparing, ...deciding]),
       fresh: new Set(fresh.map((row) => row.transaction_id)),
       recorded: new Map(recorded.map(({ transaction_id, ...row }) => [transaction_id, row])),
+      changes: new Map(),
     };
+  }
+
+  /** Keeps a checkout's new state back, to be written with the batch's others. */
+  private change(batch: BatchState, transactionId: string, change: StateChange): void {
+    const earlier = batch.changes.get(transactionId);
+    batch.changes.set(transactionId, { ...earlier, ...change });
+  }
+
+  /** Writes the kept-back state changes, in one statement. */
+  private async writeChanges(manager: EntityManager, batch: BatchState): Promise<void> {
+    if (batch.changes.size === 0) return;
+    const changes = [...batch.changes];
+    batch.changes.clear();
+    // now() is the transaction's start, written late or not. Every row here is locked already.
+    await manager.query(
+      `UPDATE tpc_participant_transactions t
+          SET state = c.state,
+              vote_reason = CASE WHEN c.voted THEN c.vote_reason ELSE t.vote_reason END,
+              prepared_at = CASE WHEN c.voted THEN CASE WHEN c.state <> 'REFUSED' THEN now() END ELSE t.prepared_at END,
+              decided_at = CASE WHEN c.decided THEN now() ELSE t.decided_at END
+         FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::text[], $5::bool[]) AS c(id, state, voted, vote_reason, decided)
+        WHERE t.transaction_id = c.id`,
+      [
+        changes.map(([id]) => id),
+        changes.map(([, change]) => change.state),
+        changes.map(([, change]) => change.vote !== undefined),
+        changes.map(([, change]) => (change.vote?.vote === 'no' ? change.vote.reason : null)),
+        changes.map(([, change]) => change.decided === true),
+      ],
+    );
   }
 
   private async prepare(
@@ -230,7 +269,7 @@ export class Participant<P extends ParticipantName> {
         ).length > 0;
     if (!fresh) {
       // Seen before: answer from the recorded state (the barrier makes a late prepare vote no).
-      const { state, vote_reason } = (await this.lock(manager, transactionId))!;
+      const { state, vote_reason } = (await this.lock(manager, transactionId, batch))!;
       if (state === 'PREPARED' || state === 'COMMITTED') return { vote: 'yes' };
       if (state === 'REFUSED') return { vote: 'no', reason: vote_reason as VoteNoReason };
       return { vote: 'no', reason: 'ALREADY_ABORTED' };
@@ -251,12 +290,7 @@ export class Participant<P extends ParticipantName> {
       );
       await manager.query(vote.vote === 'yes' ? 'RELEASE SAVEPOINT tpc_prepare' : 'ROLLBACK TO SAVEPOINT tpc_prepare');
     }
-    await manager.query(
-      `UPDATE tpc_participant_transactions
-          SET state = $2, vote_reason = $3, prepared_at = CASE WHEN $2 = 'PREPARED' THEN now() END
-        WHERE transaction_id = $1`,
-      [transactionId, vote.vote === 'yes' ? 'PREPARED' : 'REFUSED', vote.vote === 'no' ? vote.reason : null],
-    );
+    this.change(batch, transactionId, { state: vote.vote === 'yes' ? 'PREPARED' : 'REFUSED', vote });
     return vote;
   }
 
@@ -268,14 +302,14 @@ export class Participant<P extends ParticipantName> {
   ): Promise<void> {
     let recorded = batch.covered.has(transactionId)
       ? batch.recorded.get(transactionId)
-      : await this.lock(manager, transactionId);
+      : await this.lock(manager, transactionId, batch);
     if (!recorded) {
       if (await this.leaveBarrier(manager, transactionId)) {
         // Never prepared here: an abort leaves the barrier so a late prepare votes no and holds nothing.
         if (outcome === 'abort') return;
         throw new PoisonMessageError(`commit for ${transactionId}, which ${this.options.name} never prepared`);
       }
-      recorded = (await this.lock(manager, transactionId))!; // a prepare recorded it meanwhile
+      recorded = (await this.lock(manager, transactionId, batch))!; // a prepare recorded it meanwhile
     }
     const { state } = recorded;
     const target: State = outcome === 'commit' ? 'COMMITTED' : 'ABORTED';
@@ -286,10 +320,7 @@ export class Participant<P extends ParticipantName> {
     } else if (!(state === 'REFUSED' && outcome === 'abort')) {
       throw new PoisonMessageError(`${outcome} for ${transactionId}, which is ${state} in ${this.options.name}`);
     }
-    await manager.query(
-      `UPDATE tpc_participant_transactions SET state = $2, decided_at = now() WHERE transaction_id = $1`,
-      [transactionId, target],
-    );
+    this.change(batch, transactionId, { state: target, decided: true });
     recorded.state = target; // the batch's later messages see it
   }
 
@@ -303,7 +334,9 @@ export class Participant<P extends ParticipantName> {
     return inserted.length > 0;
   }
 
-  private async lock(manager: EntityManager, transactionId: string): Promise<Recorded | undefined> {
+  /** Locks and reads a checkout's row (the batch's kept-back changes written first, so that it reads them). */
+  private async lock(manager: EntityManager, transactionId: string, batch: BatchState): Promise<Recorded | undefined> {
+    await this.writeChanges(manager, batch);
     const [row] = await manager.query<Recorded[]>(
       `SELECT state, vote_reason FROM tpc_participant_transactions WHERE transaction_id = $1 FOR UPDATE`,
       [transactionId],

@@ -18,6 +18,7 @@ import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import {
   Coordinator,
   CreateCoordinatorTables1764000000100,
+  Decided,
   CreateParticipantTables1764000000200,
   Participant,
   ParticipantResource,
@@ -72,8 +73,8 @@ describe('two-phase-commit kit on a real Postgres', () => {
         dataSource: schema.dataSource,
         logger: silentLogger,
         hooks: {
-          onDecided: async (_m: EntityManager, id: string, outcome: string, reason: string | null) => {
-            decided.push({ id, outcome, reason });
+          onDecided: async (_m: EntityManager, decisions: readonly Decided[]) => {
+            decisions.forEach(({ transactionId: id, outcome, reason }) => decided.push({ id, outcome, reason }));
           },
         },
       });
@@ -430,7 +431,7 @@ describe('two-phase-commit kit on a real Postgres', () => {
       expect(await effects(id)).toEqual(['held', 'released']);
     });
 
-    it('in a batch, records new prepares and locks decided checkouts in one statement each, in delivery order per checkout', async () => {
+    it('in a batch, records new prepares, locks decided checkouts and writes new states in one statement each, in delivery order per checkout', async () => {
       const [fresh, other, prepared, overtaken] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
       await participant.onPrepare(prepare(prepared));
       const commit = decision(prepared, 'commit');
@@ -471,6 +472,8 @@ describe('two-phase-commit kit on a real Postgres', () => {
       );
       expect(counting(statements, /ANY\(\$1::uuid\[\]\) ORDER BY transaction_id FOR UPDATE/)).toBe(1);
       expect(counting(statements, /WHERE transaction_id = \$1 FOR UPDATE/)).toBe(2); // the overtaken one's two, alone
+      // The new states, kept back and written together (here once, before the overtaken one was read).
+      expect(counting(statements, /UPDATE tpc_participant_transactions/)).toBe(1);
     });
 
     it('asks the coordinator about transactions it has held prepared too long, at a bounded rate', async () => {

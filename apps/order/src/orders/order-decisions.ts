@@ -1,20 +1,27 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import type { Outcome } from '@shop/contracts';
-import type { CoordinatorHooks } from '@shop/two-phase-commit';
+import type { CoordinatorHooks, Decided } from '@shop/two-phase-commit';
 
 /** Channel (per schema) on which a decided order's id is announced, for `Prefer: wait`. */
 export const ORDER_DECIDED_CHANNEL = 'order_decided';
 
-/** Applies the coordinator's decision to the order, in the deciding transaction. */
+/** Applies the coordinator's decisions to the orders, in the deciding transaction. */
 @Injectable()
 export class OrderDecisions implements CoordinatorHooks {
-  async onDecided(manager: EntityManager, orderId: string, outcome: Outcome, reason: string | null): Promise<void> {
-    // The order's new status, and its id announced to the listeners once committed (one statement).
+  async onDecided(manager: EntityManager, decisions: readonly Decided[]): Promise<void> {
+    // The orders' new status, and their ids announced to the listeners once committed (one statement).
     await manager.query(
-      `WITH announced AS (SELECT pg_notify(current_schema() || '.${ORDER_DECIDED_CHANNEL}', $1::text))
-       UPDATE orders SET status = $2, reason = $3, decided_at = now() FROM announced WHERE id = $1::uuid`,
-      [orderId, outcome === 'commit' ? 'CONFIRMED' : 'CANCELLED', outcome === 'commit' ? null : reason],
+      `WITH decided AS (
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS d(id, status, reason)),
+       announced AS (
+         SELECT count(pg_notify(current_schema() || '.${ORDER_DECIDED_CHANNEL}', id::text)) FROM decided)
+       UPDATE orders o SET status = d.status, reason = d.reason, decided_at = now()
+         FROM decided d, announced WHERE o.id = d.id`,
+      [
+        decisions.map((decision) => decision.transactionId),
+        decisions.map((decision) => (decision.outcome === 'commit' ? 'CONFIRMED' : 'CANCELLED')),
+        decisions.map((decision) => (decision.outcome === 'commit' ? null : decision.reason)),
+      ],
     );
   }
 }

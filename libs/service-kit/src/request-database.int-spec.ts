@@ -30,6 +30,16 @@ describe('RequestDatabase', () => {
     await schema?.drop();
   });
 
+  const env = {
+    PORT: '3000',
+    get DATABASE_URL() {
+      return schema.url;
+    },
+    AMQP_URL: 'amqp://unused',
+    DB_POOL_SIZE: '6',
+    AMQP_PREFETCH: '1',
+  };
+
   const waitingOnTheLock = async () =>
     (
       await adminQuery<{ n: number }>(
@@ -39,14 +49,7 @@ describe('RequestDatabase', () => {
     )[0].n;
 
   it('lets requests hold at most DB_REQUEST_CONNECTIONS connections; handlers keep the rest', async () => {
-    const config = BaseConfig.parse({
-      PORT: '3000',
-      DATABASE_URL: schema.url,
-      AMQP_URL: 'amqp://unused',
-      DB_POOL_SIZE: '6',
-      DB_REQUEST_CONNECTIONS: '2',
-      AMQP_PREFETCH: '1',
-    });
+    const config = BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '2' });
     const requests = new RequestDatabase(dataSource, config);
     await locker.query(`SELECT pg_advisory_lock(4242)`);
 
@@ -63,5 +66,52 @@ describe('RequestDatabase', () => {
     await locker.query(`SELECT pg_advisory_unlock(4242)`);
     await Promise.all(blocked);
     expect(await waitingOnTheLock()).toBe(0);
+  });
+
+  it('lets concurrent requests share a transaction (one commit), and a failing one fails alone', async () => {
+    const requests = new RequestDatabase(dataSource, BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '2' }));
+    await dataSource.query(`CREATE TABLE placed (n int PRIMARY KEY)`);
+    await locker.query(`SELECT pg_advisory_lock(4243)`);
+    const place = (n: number) =>
+      requests.sharedTransaction(async (manager) => {
+        await manager.query(`INSERT INTO placed VALUES ($1)`, [n]);
+        if (n === 1) await manager.query(`SELECT pg_advisory_xact_lock_shared(4243)`); // the first one is slow
+        if (n === 4) throw new Error('refused');
+        const [{ xid }] = await manager.query<Array<{ xid: string }>>(`SELECT txid_current()::text AS xid`);
+        return xid;
+      });
+    const first = place(1);
+    await eventually(async () => (await waitingOnTheLock()) === 1, { what: 'the first request holding its commit' });
+    const later = [2, 3, 4, 5].map((n) =>
+      place(n).then(
+        (xid) => ({ xid }),
+        (error: Error) => ({ error: error.message }),
+      ),
+    );
+    await locker.query(`SELECT pg_advisory_unlock(4243)`);
+    await first;
+    const [two, three, four, five] = await Promise.all(later);
+    expect(four).toEqual({ error: 'refused' });
+    expect([two, three, five].every((answer) => 'xid' in answer)).toBe(true); // each again on its own
+    const rows = await dataSource.query<Array<{ n: number }>>(`SELECT n FROM placed ORDER BY n`);
+    expect(rows.map((row) => row.n)).toEqual([1, 2, 3, 5]);
+  });
+
+  it('commits requests that come while another is being written in one transaction', async () => {
+    const requests = new RequestDatabase(dataSource, BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '2' }));
+    await locker.query(`SELECT pg_advisory_lock(4244)`);
+    const xid = (slow: boolean) =>
+      requests.sharedTransaction(async (manager) => {
+        if (slow) await manager.query(`SELECT pg_advisory_xact_lock_shared(4244)`);
+        const [row] = await manager.query<Array<{ xid: string }>>(`SELECT txid_current()::text AS xid`);
+        return row.xid;
+      });
+    const first = xid(true);
+    await eventually(async () => (await waitingOnTheLock()) === 1, { what: 'the first request holding its commit' });
+    const later = Promise.all([xid(false), xid(false), xid(false)]);
+    await locker.query(`SELECT pg_advisory_unlock(4244)`);
+    const [firstXid, laterXids] = [await first, await later];
+    expect(new Set(laterXids).size).toBe(1);
+    expect(laterXids[0]).not.toBe(firstXid);
   });
 });

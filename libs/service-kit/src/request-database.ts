@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
+import { inOneTransaction } from '@shop/inbox';
 import type { BaseConfig } from './config';
 import { SERVICE_CONFIG } from './tokens';
 
@@ -9,10 +10,21 @@ import { SERVICE_CONFIG } from './tokens';
  * the pool stays free for message handlers, so votes and acks always get a connection before a
  * new order does. Request code uses this; message handlers use the DataSource.
  */
+/** At most this many requests share one transaction (`sharedTransaction`). */
+const MAX_SHARED = 100;
+
+interface SharedWork {
+  work: (manager: EntityManager) => Promise<unknown>;
+  settle: (result: { ok: true; value: unknown } | { ok: false; error: unknown }) => void;
+}
+
 @Injectable()
 export class RequestDatabase {
   private free: number;
   private readonly waiting: Array<() => void> = [];
+  /** Requests waiting for the shared transaction in flight to commit; they share the next one. */
+  private readonly gathering: SharedWork[] = [];
+  private sharing = false;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -27,6 +39,45 @@ export class RequestDatabase {
 
   transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     return this.withConnection(() => this.dataSource.transaction(work));
+  }
+
+  /**
+   * Like `transaction`, but concurrent requests share one (group commit): those that come while
+   * one is being written join the next, so a burst costs one commit and one WAL flush, not one
+   * each. Alone, a request runs at once. A request that fails fails alone: the shared
+   * transaction is rolled back and each runs again on its own (see `inOneTransaction`), so `work`
+   * must not have effects outside the transaction.
+   */
+  sharedTransaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.gathering.push({
+        work,
+        settle: (result) => {
+          if (result.ok) resolve(result.value as T);
+          else reject(result.error instanceof Error ? result.error : new Error(String(result.error)));
+        },
+      });
+      if (!this.sharing) void this.commitGathered();
+    });
+  }
+
+  private async commitGathered(): Promise<void> {
+    this.sharing = true;
+    try {
+      while (this.gathering.length > 0) {
+        const group = this.gathering.splice(0, MAX_SHARED);
+        try {
+          const results = await this.withConnection(() =>
+            inOneTransaction(this.dataSource, group, (request, unit) => request.work(unit.manager)),
+          );
+          results.forEach((result, index) => group[index].settle(result));
+        } catch (error) {
+          group.forEach((request) => request.settle({ ok: false, error }));
+        }
+      }
+    } finally {
+      this.sharing = false;
+    }
   }
 
   private async withConnection<T>(work: () => Promise<T>): Promise<T> {

@@ -48,7 +48,8 @@ export class OrdersService {
    */
   async place(body: PlaceOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
     const requestHash = hashRequest(body);
-    return this.database.transaction(async (manager) => {
+    // Orders placed at the same time share a commit.
+    return this.database.sharedTransaction(async (manager) => {
       const skus = body.items.map((item) => item.sku);
       const prices = new Map(
         (

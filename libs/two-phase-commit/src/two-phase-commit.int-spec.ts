@@ -476,6 +476,27 @@ describe('two-phase-commit kit on a real Postgres', () => {
       expect(counting(statements, /UPDATE tpc_participant_transactions/)).toBe(1);
     });
 
+    it('runs a prepare without a savepoint when the resource refuses without writing', async () => {
+      const refusing = new Participant({
+        name: 'payment',
+        dataSource: schema.dataSource,
+        resource: { ...resource, refusesWithoutWriting: true },
+        logger: silentLogger,
+      });
+      const [yes, no] = [randomUUID(), randomUUID()];
+      const handle = (message: CheckoutMessage, unit: UnitOfWork<CheckoutMessage>) =>
+        refusing.onPrepare(message as MessageOfType<'prepare'>, unit);
+      const withSavepoints = await asBatch([prepare(randomUUID())], (message, unit) =>
+        participant.onPrepare(message as MessageOfType<'prepare'>, unit),
+      );
+      expect(counting(withSavepoints.statements, /SAVEPOINT/)).toBe(2);
+      const first = await asBatch([prepare(yes)], handle);
+      answer = { vote: 'no', reason: 'INSUFFICIENT_FUNDS' };
+      const second = await asBatch([prepare(no)], handle);
+      expect(counting([...first.statements, ...second.statements], /SAVEPOINT/)).toBe(0);
+      expect([await stateOf(yes), await stateOf(no)]).toEqual(['PREPARED', 'REFUSED']);
+    });
+
     it('asks the coordinator about transactions it has held prepared too long, at a bounded rate', async () => {
       const inDoubt = randomUUID();
       const fresh = randomUUID();

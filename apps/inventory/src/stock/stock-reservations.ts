@@ -10,6 +10,9 @@ import type { ParticipantResource } from '@shop/two-phase-commit';
  */
 @Injectable()
 export class StockReservations implements ParticipantResource<'inventory'> {
+  /** `prepare` reserves only if every line fits, in one statement: a "no" has written nothing. */
+  readonly refusesWithoutWriting = true;
+
   async prepare(
     manager: EntityManager,
     transactionId: string,

@@ -6,6 +6,9 @@ import type { ParticipantResource } from '@shop/two-phase-commit';
 /** The payment's part of a checkout: hold the amount, then capture or release it. */
 @Injectable()
 export class PaymentHolds implements ParticipantResource<'payment'> {
+  /** `prepare` holds only if the balance covers the amount, in one statement: a "no" has written nothing. */
+  readonly refusesWithoutWriting = true;
+
   async prepare(
     manager: EntityManager,
     transactionId: string,

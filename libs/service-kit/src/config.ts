@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseBrokerUrls } from '@shop/messaging';
+import { DEFAULT_SESSION_LIMITS, SessionLimits } from './data-source';
 
 /** `NAME=` in an env file means "not set", not an empty value. */
 export const unsetIfEmpty = <T extends z.ZodType>(schema: T) =>
@@ -31,6 +32,23 @@ export const BaseConfig = z.object({
    * message handlers (votes, acks, decisions), so a flood of requests never starves the protocol.
    */
   DB_REQUEST_CONNECTIONS: z.coerce.number().int().min(1).max(200).default(5),
+  /**
+   * What one database session may hold up (see `SessionLimits`), so a stuck process cannot keep
+   * row locks for ever: a statement's run time, a transaction's idle time, a lock wait (all in
+   * ms; 0: not set, the server's own default applies), and when TCP keepalives start.
+   */
+  DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(DEFAULT_SESSION_LIMITS.statementTimeoutMs),
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(DEFAULT_SESSION_LIMITS.idleInTransactionTimeoutMs),
+  DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).default(DEFAULT_SESSION_LIMITS.lockTimeoutMs),
+  DB_KEEPALIVE_INITIAL_DELAY_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .default(DEFAULT_SESSION_LIMITS.keepAliveInitialDelayMs),
   /** Unacked deliveries per consumer: the batch in hand and the next one gathering. */
   AMQP_PREFETCH: z.coerce.number().int().min(1).max(1000).default(100),
   /** At most this many messages are handled in one database transaction (see `inOneTransaction`). */
@@ -50,6 +68,16 @@ export const BaseConfig = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: unsetIfEmpty(z.url({ protocol: /^https?$/, error: 'an http(s):// URL' }).optional()),
 });
 export type BaseConfig = z.infer<typeof BaseConfig>;
+
+/** The database session limits the settings ask for. */
+export function sessionLimits(config: BaseConfig): SessionLimits {
+  return {
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
+    keepAliveInitialDelayMs: config.DB_KEEPALIVE_INITIAL_DELAY_MS,
+  };
+}
 
 /** Connections the background work may hold at once: the outbox relay, a sweeper, a prune. */
 export const BACKGROUND_CONNECTIONS = 3;

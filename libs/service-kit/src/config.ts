@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { parseBrokerUrls } from '@shop/messaging';
 import { DEFAULT_SESSION_LIMITS, SessionLimits } from './data-source';
 
+/** The admin token of local development (and the tests); refused in production. */
+export const DEVELOPMENT_ADMIN_TOKEN = 'dev-admin-token';
+
 /** `NAME=` in an env file means "not set", not an empty value. */
 export const unsetIfEmpty = <T extends z.ZodType>(schema: T) =>
   z.preprocess((value) => (value === '' ? undefined : value), schema);
@@ -9,8 +12,15 @@ export const unsetIfEmpty = <T extends z.ZodType>(schema: T) =>
 /** Settings every service reads from its environment. Services extend this schema with their own. */
 export const BaseConfig = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-  /** Bearer token for admin routes. The default is for local development only. */
-  ADMIN_TOKEN: z.string().min(12, 'at least 12 characters').default('dev-admin-token'),
+  /**
+   * Bearer tokens for admin routes, comma-separated: any of them is accepted, so a new one can be
+   * rolled out before the old one is removed. The default is for local development only.
+   */
+  ADMIN_TOKEN: z
+    .string()
+    .default(DEVELOPMENT_ADMIN_TOKEN)
+    .transform((list) => list.split(',').map((token) => token.trim()))
+    .pipe(z.array(z.string().min(12, 'each token at least 12 characters')).min(1)),
   PORT: z.coerce.number().int().min(1).max(65535),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
   /** The broker: one amqp(s):// URL, or the nodes of a cluster comma-separated (tried in order, failed over). */
@@ -84,7 +94,7 @@ export const BACKGROUND_CONNECTIONS = 3;
 
 /** In production, development defaults are refused: secrets must be given. */
 function refuseDevelopmentDefaults(config: BaseConfig): string[] {
-  return config.NODE_ENV === 'production' && config.ADMIN_TOKEN === 'dev-admin-token'
+  return config.NODE_ENV === 'production' && config.ADMIN_TOKEN.includes(DEVELOPMENT_ADMIN_TOKEN)
     ? ['  ADMIN_TOKEN: must be set in production (the default is for development only)']
     : [];
 }

@@ -21,6 +21,20 @@ export const BaseConfig = z.object({
     .default(DEVELOPMENT_ADMIN_TOKEN)
     .transform((list) => list.split(',').map((token) => token.trim()))
     .pipe(z.array(z.string().min(12, 'each token at least 12 characters')).min(1)),
+  /**
+   * A production build on a development setup (the compose demo, the benchmark), whose servers
+   * only know the development passwords: development secrets are then accepted in production.
+   * Never set it in a deployment.
+   */
+  ALLOW_DEVELOPMENT_SECRETS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((value) => value === 'true'),
+  /** Every connection to the database and the broker must use TLS (checked at boot against the URLs). */
+  REQUIRE_TLS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((value) => value === 'true'),
   PORT: z.coerce.number().int().min(1).max(65535),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
   /** The broker: one amqp(s):// URL, or the nodes of a cluster comma-separated (tried in order, failed over). */
@@ -92,11 +106,64 @@ export function sessionLimits(config: BaseConfig): SessionLimits {
 /** Connections the background work may hold at once: the outbox relay, a sweeper, a prune. */
 export const BACKGROUND_CONNECTIONS = 3;
 
+/**
+ * The development-only secrets this repository ships: the default admin tokens (here and in
+ * docker-compose.yml) and the local servers' passwords (scripts/lib/config.mjs, docker-compose.yml,
+ * docker/): each role's and broker user's `<name>_dev_password`, the superusers' `postgres` and
+ * `admin`, and RabbitMQ's built-in `guest`.
+ */
+const DEVELOPMENT_ADMIN_TOKENS: readonly string[] = [DEVELOPMENT_ADMIN_TOKEN, 'compose-dev-admin-token'];
+const isDevelopmentPassword = (password: string) =>
+  /(^|_)dev_password$/.test(password) || ['postgres', 'admin', 'guest'].includes(password);
+
+/** A URL parsed, or undefined if it is none (the schema reports that). */
+function parsedUrl(url: string): URL | undefined {
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The passwords a connection URL carries (in its user info or as `?password=`). */
+function passwordsIn(url: string): string[] {
+  const parsed = parsedUrl(url);
+  return parsed ? [decodeURIComponent(parsed.password), parsed.searchParams.get('password') ?? ''].filter(Boolean) : [];
+}
+
 /** In production, development defaults are refused: secrets must be given. */
 function refuseDevelopmentDefaults(config: BaseConfig): string[] {
-  return config.NODE_ENV === 'production' && config.ADMIN_TOKEN.includes(DEVELOPMENT_ADMIN_TOKEN)
-    ? ['  ADMIN_TOKEN: must be set in production (the default is for development only)']
-    : [];
+  if (config.NODE_ENV !== 'production' || config.ALLOW_DEVELOPMENT_SECRETS) return [];
+  const problems: string[] = [];
+  if (config.ADMIN_TOKEN.some((token) => DEVELOPMENT_ADMIN_TOKENS.includes(token))) {
+    problems.push('  ADMIN_TOKEN: must be set in production (a development default is for development only)');
+  }
+  const urls = { DATABASE_URL: [config.DATABASE_URL], AMQP_URL: config.AMQP_URL };
+  for (const [setting, list] of Object.entries(urls)) {
+    if (list.some((url) => passwordsIn(url).some(isDevelopmentPassword))) {
+      problems.push(`  ${setting}: its password is a development default; give the production one`);
+    }
+  }
+  return problems;
+}
+
+/** Postgres URL modes that refuse a connection without TLS. */
+const TLS_SSLMODES = ['require', 'verify-ca', 'verify-full'];
+
+/** With REQUIRE_TLS, every connection to the database and the broker must be one that uses TLS. */
+function refusePlainConnections(config: BaseConfig): string[] {
+  if (!config.REQUIRE_TLS) return [];
+  const problems: string[] = [];
+  const sslmode = parsedUrl(config.DATABASE_URL)?.searchParams.get('sslmode') ?? '';
+  if (!TLS_SSLMODES.includes(sslmode)) {
+    problems.push(`  DATABASE_URL: REQUIRE_TLS is set: add sslmode=require, verify-ca or verify-full`);
+  }
+  const plain = config.AMQP_URL.filter((url) => !url.startsWith('amqps://'));
+  if (plain.length) {
+    const hosts = plain.map((url) => parsedUrl(url)?.host ?? '?').join(', ');
+    problems.push(`  AMQP_URL: REQUIRE_TLS is set: amqps:// URLs only (plain amqp:// to ${hosts})`);
+  }
+  return problems;
 }
 
 /**
@@ -132,7 +199,9 @@ export class ConfigError extends Error {
 export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
   const result = schema.safeParse(env);
   const problems = result.success
-    ? [...refuseDevelopmentDefaults(result.data as BaseConfig), ...refuseOversubscribedPool(result.data as BaseConfig)]
+    ? [refuseDevelopmentDefaults, refusePlainConnections, refuseOversubscribedPool].flatMap((refuse) =>
+        refuse(result.data as BaseConfig),
+      )
     : result.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   if (result.success && problems.length === 0) return result.data;
   throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);

@@ -192,6 +192,8 @@ export function serviceEnv(svc, prof, pg, amqp) {
     NODE_ENV: prof.nodeEnv,
     DATABASE_URL: `postgres://${dbRole(svc.name)}:${encodeURIComponent(dbPassword(svc.name))}@${own.host}:${own.port}/${prof.db}`,
     AMQP_URL: amqpUrls(amqp, amqpUser(svc.name), amqpPassword(svc.name), prof.vhost),
+    // These URLs carry the development passwords: a production build (the benchmark) may use them.
+    ALLOW_DEVELOPMENT_SECRETS: 'true',
   };
 }
 

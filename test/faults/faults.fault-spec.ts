@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { asRaw, publishAs, resentCopy } from '../support/broker';
+import { asRaw, peekDeadLetters, publishAs, resentCopy } from '../support/broker';
 import { closeDb, db, sql } from '../support/db';
 import { eventually } from '../support/eventually';
 import { OrderView, ProblemView, ShopApi } from '../support/http';
@@ -57,8 +57,16 @@ afterAll(async () => {
   );
 });
 
-async function stack(env: Record<string, string> = {}, portOffset = 0): Promise<Services> {
-  const started = await startServices({ env: { all: { SWEEP_INTERVAL_MS: '250', ...env } }, portOffset });
+async function stack(
+  env: Record<string, string> = {},
+  portOffset = 0,
+  only: readonly ServiceName[] | undefined = undefined,
+): Promise<Services> {
+  const started = await startServices({
+    env: { all: { SWEEP_INTERVAL_MS: '250', ...env } },
+    portOffset,
+    services: only,
+  });
   services.push(started);
   return started;
 }
@@ -436,5 +444,86 @@ it('a participant SIGKILLed while its batch transaction is open (blocked mid-bat
   } finally {
     if (!killed) await locker.query('ROLLBACK').catch(() => undefined);
     locker.release();
+  }
+});
+
+it('an order replica SIGSTOPped while its transaction holds a checkout’s row lock: another replica decides it within the bound', async () => {
+  // The stuck session is ended after this long idle in its transaction, freeing its locks.
+  const IDLE_IN_TRANSACTION_MS = 2_000;
+  const PREPARE_TIMEOUT_MS = 3_000;
+  const env = {
+    PREPARE_TIMEOUT_MS: String(PREPARE_TIMEOUT_MS),
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: String(IDLE_IN_TRANSACTION_MS),
+  };
+  const shop = await stack(env);
+  const api = new ShopApi(shop);
+  const catalog = await seedCatalog(api, 'sigstop-order', { stockPerSku: 1_000, balance: 1_000_000 });
+  const sku = catalog.skus[0];
+  // Inventory's vote is held back (its stock row locked) until the checkout's coordinator row is
+  // locked here too; then the vote makes the order replica wait for that row inside its batch.
+  const [stockLocker, orderLocker] = [await db().connect(), await db().connect()];
+  const stuckReplica = shop.processes.order;
+  try {
+    await stockLocker.query('BEGIN');
+    await stockLocker.query(`SELECT 1 FROM inventory_svc.stock WHERE sku = $1 FOR UPDATE`, [sku]);
+    const order = await api.placeAccepted(catalog.customers[1], [{ sku, quantity: 1 }]);
+    await orderLocker.query('BEGIN');
+    await orderLocker.query(`SELECT 1 FROM order_svc.tpc_transactions WHERE id = $1 FOR UPDATE`, [order.id]);
+    await stockLocker.query('ROLLBACK');
+    // The replica's batch has written (its inbox row) and waits for the checkout's row.
+    const [{ pid }] = await eventually(
+      async () => {
+        const rows = await sql<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity
+            WHERE application_name = 'order' AND wait_event_type = 'Lock' AND backend_xid IS NOT NULL`,
+        );
+        return rows.length === 1 && rows;
+      },
+      { what: 'the order replica blocked mid-batch on the checkout’s row', timeoutMs: 30_000 },
+    );
+    // Paused; then the row is its: its session sits idle in the transaction, holding the lock.
+    stuckReplica.suspend();
+    const stoppedAt = Date.now();
+    await orderLocker.query('ROLLBACK');
+    await eventually(
+      async () =>
+        (await sql<{ state: string }>(`SELECT state FROM pg_stat_activity WHERE pid = $1`, [pid]))[0]?.state ===
+        'idle in transaction',
+      { what: 'the paused replica’s session idle in its transaction', timeoutMs: 5_000 },
+    );
+
+    // Another replica takes over: once the stuck session is ended, its sweeper can lock the row.
+    const other = await stack(env, 5, ['order']);
+    const decided = await eventually(
+      async () => {
+        const [row] = await sql<{ status: string }>(`SELECT status FROM order_svc.orders WHERE id = $1`, [order.id]);
+        return row?.status !== 'PENDING' && row;
+      },
+      {
+        what: `order ${order.id} decided while the replica holding its row is paused`,
+        timeoutMs: IDLE_IN_TRANSACTION_MS + PREPARE_TIMEOUT_MS + 5_000,
+      },
+    );
+    const decidedAfterMs = Date.now() - stoppedAt;
+    expect(decided.status).toBe('CANCELLED');
+    expect(await sql(`SELECT pid FROM pg_stat_activity WHERE pid = $1`, [pid])).toEqual([]);
+    expect(other.order.running && stuckReplica.running).toBe(true);
+
+    // Woken up, the paused replica finds its transaction gone and retries its batch; nothing is
+    // applied twice, nothing stays held (settle's invariants), and nothing was dead-lettered.
+    stuckReplica.resume();
+    const faults = [`SIGSTOP order with the row locked; decided by the other replica after ${decidedAfterMs} ms`];
+    const load = { orderIds: [order.id], retries: 0, shed: 0 };
+    const report = await settle('SIGSTOP order holding a row lock', catalog, load, faults, { services });
+    reports.push(report);
+    expect(report).toMatchObject({ placed: 1, cancelled: 1, reasons: { TIMEOUT: 1 } });
+    const parked = await peekDeadLetters('order');
+    expect(parked.filter((m) => (m.body as CheckoutMessage).transactionId === order.id)).toEqual([]);
+  } finally {
+    stuckReplica.resume();
+    await orderLocker.query('ROLLBACK').catch(() => undefined);
+    await stockLocker.query('ROLLBACK').catch(() => undefined);
+    orderLocker.release();
+    stockLocker.release();
   }
 });

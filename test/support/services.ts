@@ -199,10 +199,28 @@ export class ServiceProcess {
     if (!done) throw new Error(`${this.name} (pid ${child.pid}) did not exit within ${timeoutMs} ms of ${signal}`);
   }
 
+  /**
+   * Pauses the process (SIGSTOP), as a VM pause or a wedged host would: it keeps its sockets open
+   * (the kernel still answers for it: no keepalive notices) but runs nothing until `resume()`.
+   */
+  suspend(): void {
+    if (!this.child) throw new Error(`${this.name} is not running`);
+    this.child.kill('SIGSTOP');
+    this.record(`--- ${this.name} pid ${this.child.pid} suspended (SIGSTOP)`);
+  }
+
+  /** Lets a suspended process run again (SIGCONT). */
+  resume(): void {
+    if (!this.child) return;
+    this.child.kill('SIGCONT');
+    this.record(`--- ${this.name} pid ${this.child.pid} resumed (SIGCONT)`);
+  }
+
   /** SIGTERM, wait for a graceful exit; SIGKILL after the timeout. Returns how it exited. */
   async stop({ timeoutMs = DEFAULT_STOP_TIMEOUT_MS } = {}): Promise<{ graceful: boolean }> {
     const child = this.child;
     if (!child || !this.exited) return { graceful: true };
+    child.kill('SIGCONT'); // a suspended process would not see the SIGTERM
     child.kill('SIGTERM');
     const graceful = await within(this.exited, timeoutMs);
     if (!graceful) {

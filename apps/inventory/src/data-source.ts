@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { serviceDataSourceOptions } from '@shop/service-kit';
+import { serviceDataSourceOptions, sessionLimits } from '@shop/service-kit';
 import { loadInventoryConfig } from './config';
 import { inventoryMigrations } from './migrations';
 
@@ -9,6 +9,7 @@ export function inventoryDataSourceOptions(config = loadInventoryConfig()) {
     url: config.DATABASE_URL,
     poolSize: config.DB_POOL_SIZE,
     preparedStatements: config.DB_PREPARED_STATEMENTS,
+    sessionLimits: sessionLimits(config),
     applicationName: 'inventory',
     migrations: inventoryMigrations,
   });

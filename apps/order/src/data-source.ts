@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { serviceDataSourceOptions } from '@shop/service-kit';
+import { serviceDataSourceOptions, sessionLimits } from '@shop/service-kit';
 import { loadOrderConfig } from './config';
 import { orderMigrations } from './migrations';
 
@@ -9,6 +9,7 @@ export function orderDataSourceOptions(config = loadOrderConfig()) {
     url: config.DATABASE_URL,
     poolSize: config.DB_POOL_SIZE,
     preparedStatements: config.DB_PREPARED_STATEMENTS,
+    sessionLimits: sessionLimits(config),
     applicationName: 'order',
     migrations: orderMigrations,
   });

@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { serviceDataSourceOptions } from '@shop/service-kit';
+import { serviceDataSourceOptions, sessionLimits } from '@shop/service-kit';
 import { loadPaymentConfig } from './config';
 import { paymentMigrations } from './migrations';
 
@@ -9,6 +9,7 @@ export function paymentDataSourceOptions(config = loadPaymentConfig()) {
     url: config.DATABASE_URL,
     poolSize: config.DB_POOL_SIZE,
     preparedStatements: config.DB_PREPARED_STATEMENTS,
+    sessionLimits: sessionLimits(config),
     applicationName: 'payment',
     migrations: paymentMigrations,
   });

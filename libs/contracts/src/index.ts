@@ -1,3 +1,4 @@
+export * from './code-point-order';
 export * from './envelope';
 export * from './messages/common';
 export * from './messages/prepare';

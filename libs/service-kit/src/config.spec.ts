@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { SERVICE_NAMES } from '@shop/contracts';
 import { BaseConfig, ConfigError, loadConfig } from './config';
 
 const required = { PORT: '3000', DATABASE_URL: 'postgres://u:p@h/db', AMQP_URL: 'amqp://u:p@h/v' };
@@ -75,5 +78,123 @@ describe('the pool and the prefetch', () => {
     expect(loadConfig(BaseConfig, { ...required, MESSAGE_BATCH_SIZE: '20', AMQP_PREFETCH: '40' }).AMQP_PREFETCH).toBe(
       40,
     );
+  });
+});
+
+describe('production refuses development defaults', () => {
+  const ROOT = path.resolve(__dirname, '..', '..', '..');
+  const read = (file: string) => fs.readFileSync(path.join(ROOT, file), 'utf8');
+  const own = {
+    ...required,
+    NODE_ENV: 'production',
+    ADMIN_TOKEN: 'a-production-admin-token',
+    DATABASE_URL: 'postgres://order_svc:Zr8vQ2pLx7@db.internal:5432/shop',
+    AMQP_URL: 'amqp://order:K3m9TqW1zP@mq-1.internal:5672/shop,amqp://order:K3m9TqW1zP@mq-2.internal:5672/shop',
+  };
+
+  // Every default the repository ships: the env examples, docker-compose.yml (`${NAME:-default}`),
+  // docker/cluster.env, and the URLs the stack script builds (scripts/lib/config.mjs).
+  const shipped: Array<[source: string, setting: 'ADMIN_TOKEN' | 'DATABASE_URL' | 'AMQP_URL', value: string]> = [];
+  for (const service of SERVICE_NAMES) {
+    for (const line of read(`apps/${service}/.env.example`).split('\n')) {
+      const [, setting, value] = /^(ADMIN_TOKEN|DATABASE_URL|AMQP_URL)=(.+)$/.exec(line) ?? [];
+      if (setting) shipped.push([`apps/${service}/.env.example`, setting as 'ADMIN_TOKEN', value]);
+    }
+    shipped.push(
+      [
+        'scripts/lib/config.mjs',
+        'DATABASE_URL',
+        `postgres://${service}_svc:${service}_svc_dev_password@127.0.0.1/shop`,
+      ],
+      ['scripts/lib/config.mjs', 'AMQP_URL', `amqp://${service}:${service}_dev_password@127.0.0.1/shop`],
+    );
+  }
+  for (const [, setting, value] of read('docker-compose.yml').matchAll(
+    /^\s+(ADMIN_TOKEN|DATABASE_URL|AMQP_URL): \$\{[A-Z_]+:-([^}]+)\}/gm,
+  )) {
+    shipped.push(['docker-compose.yml', setting as 'ADMIN_TOKEN', value]);
+  }
+  for (const [, setting, value] of read('docker/cluster.env').matchAll(/^[A-Z]+_(DATABASE_URL|AMQP_URL)=(.+)$/gm)) {
+    shipped.push(['docker/cluster.env', setting as 'DATABASE_URL', value]);
+  }
+  shipped.push(
+    ['the superuser (scripts/lib/config.mjs, docker-compose.yml)', 'DATABASE_URL', 'postgres://postgres:postgres@h/db'],
+    ['the broker admin (scripts/lib/config.mjs)', 'AMQP_URL', 'amqp://admin:admin@h/shop'],
+    ['RabbitMQ’s built-in user', 'AMQP_URL', 'amqp://guest:guest@h/'],
+    ['the password as a parameter', 'DATABASE_URL', 'postgres://order_svc@h/db?password=order_svc_dev_password'],
+  );
+
+  it('finds the defaults it checks in the files that ship them', () => {
+    const sources = new Set(shipped.map(([source]) => source));
+    for (const file of ['docker-compose.yml', 'docker/cluster.env', 'apps/order/.env.example']) {
+      expect(sources).toContain(file);
+    }
+    expect(
+      shipped.filter(([source, setting]) => source === 'docker-compose.yml' && setting === 'ADMIN_TOKEN'),
+    ).not.toEqual([]);
+  });
+
+  it.each(shipped)('refuses %s’s %s in production, naming the setting', (_source, setting, value) => {
+    const load = () => loadConfig(BaseConfig, { ...own, [setting]: value });
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(new RegExp(`^  ${setting}: `, 'm'));
+    // The message names the setting, never the secret.
+    expect(() => load()).not.toThrow(/dev_password|:postgres@|:admin@/);
+    expect(loadConfig(BaseConfig, { ...own, NODE_ENV: 'development', [setting]: value })).toBeDefined();
+  });
+
+  it('accepts the deployment’s own secrets', () => {
+    expect(loadConfig(BaseConfig, own).ADMIN_TOKEN).toEqual(['a-production-admin-token']);
+  });
+
+  it('refuses a development token even beside the deployment’s own (rotation list)', () => {
+    expect(() => loadConfig(BaseConfig, { ...own, ADMIN_TOKEN: 'a-production-admin-token,dev-admin-token' })).toThrow(
+      /ADMIN_TOKEN: must be set in production/,
+    );
+  });
+
+  it('accepts the development secrets only when told the setup is a development one (ALLOW_DEVELOPMENT_SECRETS)', () => {
+    const development = {
+      ...own,
+      ADMIN_TOKEN: 'compose-dev-admin-token',
+      DATABASE_URL: 'postgres://order_svc:order_svc_dev_password@postgres:5432/shop',
+      AMQP_URL: 'amqp://order:order_dev_password@rabbitmq:5672/shop',
+    };
+    expect(() => loadConfig(BaseConfig, development)).toThrow(/ADMIN_TOKEN: .*\n {2}DATABASE_URL: .*\n {2}AMQP_URL: /);
+    expect(loadConfig(BaseConfig, { ...development, ALLOW_DEVELOPMENT_SECRETS: 'true' })).toBeDefined();
+  });
+});
+
+describe('REQUIRE_TLS', () => {
+  const tls = {
+    ...required,
+    REQUIRE_TLS: 'true',
+    DATABASE_URL: 'postgres://u:p@db/shop?sslmode=verify-full',
+    AMQP_URL: 'amqps://u:p@mq-1/shop,amqps://u:p@mq-2/shop',
+  };
+
+  it('accepts TLS connections (sslmode require, verify-ca or verify-full; amqps)', () => {
+    for (const sslmode of ['require', 'verify-ca', 'verify-full']) {
+      expect(
+        loadConfig(BaseConfig, { ...tls, DATABASE_URL: `postgres://u:p@db/shop?sslmode=${sslmode}` }),
+      ).toMatchObject({ REQUIRE_TLS: true });
+    }
+  });
+
+  it.each([
+    ['no sslmode', 'postgres://u:p@db/shop'],
+    ['sslmode=prefer (falls back to plain)', 'postgres://u:p@db/shop?sslmode=prefer'],
+    ['sslmode=disable', 'postgres://u:p@db/shop?sslmode=disable'],
+  ])('refuses a database URL with %s', (_case, DATABASE_URL) => {
+    expect(() => loadConfig(BaseConfig, { ...tls, DATABASE_URL })).toThrow(/^ {2}DATABASE_URL: REQUIRE_TLS is set/m);
+  });
+
+  it('refuses any plain amqp:// node, naming its host', () => {
+    const load = () => loadConfig(BaseConfig, { ...tls, AMQP_URL: 'amqps://u:p@mq-1/shop,amqp://u:p@mq-2/shop' });
+    expect(load).toThrow(/^ {2}AMQP_URL: REQUIRE_TLS is set: amqps:\/\/ URLs only \(plain amqp:\/\/ to mq-2\)/m);
+  });
+
+  it('is off by default: plain connections are accepted', () => {
+    expect(loadConfig(BaseConfig, required).REQUIRE_TLS).toBe(false);
   });
 });

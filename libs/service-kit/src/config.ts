@@ -1,5 +1,9 @@
 import { z } from 'zod';
 import { parseBrokerUrls } from '@shop/messaging';
+import { DEFAULT_SESSION_LIMITS, SessionLimits } from './data-source';
+
+/** The admin token of local development (and the tests); refused in production. */
+export const DEVELOPMENT_ADMIN_TOKEN = 'dev-admin-token';
 
 /** `NAME=` in an env file means "not set", not an empty value. */
 export const unsetIfEmpty = <T extends z.ZodType>(schema: T) =>
@@ -8,8 +12,29 @@ export const unsetIfEmpty = <T extends z.ZodType>(schema: T) =>
 /** Settings every service reads from its environment. Services extend this schema with their own. */
 export const BaseConfig = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-  /** Bearer token for admin routes. The default is for local development only. */
-  ADMIN_TOKEN: z.string().min(12, 'at least 12 characters').default('dev-admin-token'),
+  /**
+   * Bearer tokens for admin routes, comma-separated: any of them is accepted, so a new one can be
+   * rolled out before the old one is removed. The default is for local development only.
+   */
+  ADMIN_TOKEN: z
+    .string()
+    .default(DEVELOPMENT_ADMIN_TOKEN)
+    .transform((list) => list.split(',').map((token) => token.trim()))
+    .pipe(z.array(z.string().min(12, 'each token at least 12 characters')).min(1)),
+  /**
+   * A production build on a development setup (the compose demo, the benchmark), whose servers
+   * only know the development passwords: development secrets are then accepted in production.
+   * Never set it in a deployment.
+   */
+  ALLOW_DEVELOPMENT_SECRETS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((value) => value === 'true'),
+  /** Every connection to the database and the broker must use TLS (checked at boot against the URLs). */
+  REQUIRE_TLS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((value) => value === 'true'),
   PORT: z.coerce.number().int().min(1).max(65535),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
   /** The broker: one amqp(s):// URL, or the nodes of a cluster comma-separated (tried in order, failed over). */
@@ -31,6 +56,23 @@ export const BaseConfig = z.object({
    * message handlers (votes, acks, decisions), so a flood of requests never starves the protocol.
    */
   DB_REQUEST_CONNECTIONS: z.coerce.number().int().min(1).max(200).default(5),
+  /**
+   * What one database session may hold up (see `SessionLimits`), so a stuck process cannot keep
+   * row locks for ever: a statement's run time, a transaction's idle time, a lock wait (all in
+   * ms; 0: not set, the server's own default applies), and when TCP keepalives start.
+   */
+  DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(DEFAULT_SESSION_LIMITS.statementTimeoutMs),
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(DEFAULT_SESSION_LIMITS.idleInTransactionTimeoutMs),
+  DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).default(DEFAULT_SESSION_LIMITS.lockTimeoutMs),
+  DB_KEEPALIVE_INITIAL_DELAY_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .default(DEFAULT_SESSION_LIMITS.keepAliveInitialDelayMs),
   /** Unacked deliveries per consumer: the batch in hand and the next one gathering. */
   AMQP_PREFETCH: z.coerce.number().int().min(1).max(1000).default(100),
   /** At most this many messages are handled in one database transaction (see `inOneTransaction`). */
@@ -51,14 +93,77 @@ export const BaseConfig = z.object({
 });
 export type BaseConfig = z.infer<typeof BaseConfig>;
 
+/** The database session limits the settings ask for. */
+export function sessionLimits(config: BaseConfig): SessionLimits {
+  return {
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
+    keepAliveInitialDelayMs: config.DB_KEEPALIVE_INITIAL_DELAY_MS,
+  };
+}
+
 /** Connections the background work may hold at once: the outbox relay, a sweeper, a prune. */
 export const BACKGROUND_CONNECTIONS = 3;
 
+/**
+ * The development-only secrets this repository ships: the default admin tokens (here and in
+ * docker-compose.yml) and the local servers' passwords (scripts/lib/config.mjs, docker-compose.yml,
+ * docker/): each role's and broker user's `<name>_dev_password`, the superusers' `postgres` and
+ * `admin`, and RabbitMQ's built-in `guest`.
+ */
+const DEVELOPMENT_ADMIN_TOKENS: readonly string[] = [DEVELOPMENT_ADMIN_TOKEN, 'compose-dev-admin-token'];
+const isDevelopmentPassword = (password: string) =>
+  /(^|_)dev_password$/.test(password) || ['postgres', 'admin', 'guest'].includes(password);
+
+/** A URL parsed, or undefined if it is none (the schema reports that). */
+function parsedUrl(url: string): URL | undefined {
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The passwords a connection URL carries (in its user info or as `?password=`). */
+function passwordsIn(url: string): string[] {
+  const parsed = parsedUrl(url);
+  return parsed ? [decodeURIComponent(parsed.password), parsed.searchParams.get('password') ?? ''].filter(Boolean) : [];
+}
+
 /** In production, development defaults are refused: secrets must be given. */
 function refuseDevelopmentDefaults(config: BaseConfig): string[] {
-  return config.NODE_ENV === 'production' && config.ADMIN_TOKEN === 'dev-admin-token'
-    ? ['  ADMIN_TOKEN: must be set in production (the default is for development only)']
-    : [];
+  if (config.NODE_ENV !== 'production' || config.ALLOW_DEVELOPMENT_SECRETS) return [];
+  const problems: string[] = [];
+  if (config.ADMIN_TOKEN.some((token) => DEVELOPMENT_ADMIN_TOKENS.includes(token))) {
+    problems.push('  ADMIN_TOKEN: must be set in production (a development default is for development only)');
+  }
+  const urls = { DATABASE_URL: [config.DATABASE_URL], AMQP_URL: config.AMQP_URL };
+  for (const [setting, list] of Object.entries(urls)) {
+    if (list.some((url) => passwordsIn(url).some(isDevelopmentPassword))) {
+      problems.push(`  ${setting}: its password is a development default; give the production one`);
+    }
+  }
+  return problems;
+}
+
+/** Postgres URL modes that refuse a connection without TLS. */
+const TLS_SSLMODES = ['require', 'verify-ca', 'verify-full'];
+
+/** With REQUIRE_TLS, every connection to the database and the broker must be one that uses TLS. */
+function refusePlainConnections(config: BaseConfig): string[] {
+  if (!config.REQUIRE_TLS) return [];
+  const problems: string[] = [];
+  const sslmode = parsedUrl(config.DATABASE_URL)?.searchParams.get('sslmode') ?? '';
+  if (!TLS_SSLMODES.includes(sslmode)) {
+    problems.push(`  DATABASE_URL: REQUIRE_TLS is set: add sslmode=require, verify-ca or verify-full`);
+  }
+  const plain = config.AMQP_URL.filter((url) => !url.startsWith('amqps://'));
+  if (plain.length) {
+    const hosts = plain.map((url) => parsedUrl(url)?.host ?? '?').join(', ');
+    problems.push(`  AMQP_URL: REQUIRE_TLS is set: amqps:// URLs only (plain amqp:// to ${hosts})`);
+  }
+  return problems;
 }
 
 /**
@@ -94,7 +199,9 @@ export class ConfigError extends Error {
 export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
   const result = schema.safeParse(env);
   const problems = result.success
-    ? [...refuseDevelopmentDefaults(result.data as BaseConfig), ...refuseOversubscribedPool(result.data as BaseConfig)]
+    ? [refuseDevelopmentDefaults, refusePlainConnections, refuseOversubscribedPool].flatMap((refuse) =>
+        refuse(result.data as BaseConfig),
+      )
     : result.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   if (result.success && problems.length === 0) return result.data;
   throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);

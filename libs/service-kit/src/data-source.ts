@@ -16,6 +16,42 @@ export interface ServiceDataSourceOptions {
    * in transaction mode before 1.21, or without max_prepared_statements).
    */
   preparedStatements?: boolean;
+  /** How long a session may wait, run or sit idle while it holds locks (see `SessionLimits`). */
+  sessionLimits?: SessionLimits;
+}
+
+/**
+ * Bounds on what one database session can hold up, so a stuck process (paused, wedged, cut off)
+ * cannot keep row locks for ever and wedge the checkouts behind them. Milliseconds; 0 turns one off.
+ */
+export interface SessionLimits {
+  /** A statement running longer is cancelled (SQLSTATE 57014). */
+  statementTimeoutMs: number;
+  /** A transaction left idle (its process paused or stuck between statements) longer: the session is ended, its locks freed (25P03). */
+  idleInTransactionTimeoutMs: number;
+  /** A statement waiting for a lock longer fails (55P03); the batch is retried, not dead-lettered. */
+  lockTimeoutMs: number;
+  /** TCP keepalive probes start after the connection is idle this long: a vanished host is noticed by the OS, not never. */
+  keepAliveInitialDelayMs: number;
+}
+
+/** The defaults: well above any healthy statement or lock wait, well below the prepare deadline (15 s). */
+export const DEFAULT_SESSION_LIMITS: SessionLimits = {
+  statementTimeoutMs: 30_000,
+  idleInTransactionTimeoutMs: 5_000,
+  lockTimeoutMs: 5_000,
+  keepAliveInitialDelayMs: 10_000,
+};
+
+/** The pg client options for the limits (sent as startup parameters: no statement of their own). */
+export function sessionLimitOptions(limits: SessionLimits) {
+  return {
+    statement_timeout: limits.statementTimeoutMs,
+    idle_in_transaction_session_timeout: limits.idleInTransactionTimeoutMs,
+    lock_timeout: limits.lockTimeoutMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: limits.keepAliveInitialDelayMs,
+  };
 }
 
 /** At most this many distinct statement texts get a name; any beyond run unnamed (bounded memory per connection). */
@@ -79,7 +115,11 @@ export function serviceDataSourceOptions(options: ServiceDataSourceOptions): Dat
     poolSize: options.poolSize ?? 20,
     connectTimeoutMS: 10_000,
     // Passed to the pg pool, which passes them to each client it creates.
-    extra: { Client: ResilientClient, preparedStatements: options.preparedStatements ?? true },
+    extra: {
+      Client: ResilientClient,
+      preparedStatements: options.preparedStatements ?? true,
+      ...sessionLimitOptions(options.sessionLimits ?? DEFAULT_SESSION_LIMITS),
+    },
     entities: options.entities ?? [],
     migrations: migrations as DataSourceOptions['migrations'],
     migrationsTableName: 'migrations',
@@ -90,7 +130,10 @@ export function serviceDataSourceOptions(options: ServiceDataSourceOptions): Dat
 
 /** Runs pending migrations and exits: the step before the apps start (one runner, not each replica). */
 export async function runMigrations(options: DataSourceOptions, log: (line: string) => void = console.log) {
-  const dataSource = await new DataSource(options).initialize();
+  // A migration may rewrite a big table: no statement timeout. The lock and idle bounds stay, so
+  // it cannot queue every replica's statements behind a lock it waits for.
+  const extra = { ...(options.extra as object), statement_timeout: 0 };
+  const dataSource = await new DataSource({ ...options, extra }).initialize();
   try {
     const applied = await dataSource.runMigrations({ transaction: 'each' });
     log(applied.length ? `applied ${applied.map((m) => m.name).join(', ')}` : 'no pending migrations');

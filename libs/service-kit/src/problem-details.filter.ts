@@ -8,9 +8,13 @@ import {
   ServiceUnavailableException,
 } from '@nestjs/common';
 import type { Response } from 'express';
+import { isTransientDatabaseError } from './transient-errors';
 
 /** Postgres error codes a user can trigger with valid-looking input. */
 const CONFLICT_CODES = new Set(['23505', '23514', '23503']); // unique, check, foreign key
+
+/** How long a client waits before retrying a request the database could not serve just now. */
+const DATABASE_RETRY_AFTER_SECONDS = 1;
 
 /** 503 with `Retry-After`: the service is too busy to take the request now; nothing was done. */
 export class RetryLaterException extends ServiceUnavailableException {
@@ -32,8 +36,9 @@ interface ProblemDetails {
 
 /**
  * Every error as problem-style JSON (RFC 9457). HttpExceptions keep their status; body-parser
- * failures (bad JSON, too large) keep theirs; constraint violations are 409; anything else is
- * a logged 500 with no internals in the body.
+ * failures (bad JSON, too large) keep theirs; constraint violations are 409; a database that
+ * could not serve the request just now (lock or statement timeout, lost connection) is a logged
+ * 503 with `Retry-After`; anything else is a logged 500 with no internals in the body.
  */
 @Catch()
 export class ProblemDetailsFilter implements ExceptionFilter {
@@ -50,6 +55,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       );
     }
     if (exception instanceof RetryLaterException) response.setHeader('Retry-After', exception.retryAfterSeconds);
+    else if (isTransientDatabaseError(exception)) response.setHeader('Retry-After', DATABASE_RETRY_AFTER_SECONDS);
     response.status(problem.status).type('application/problem+json').json(problem);
   }
 
@@ -81,6 +87,16 @@ export class ProblemDetailsFilter implements ExceptionFilter {
         title: 'Conflict',
         status: HttpStatus.CONFLICT,
         detail: 'the request conflicts with the current state',
+      };
+    }
+    // A lock or statement timeout, a lost connection: the request's transaction did not commit
+    // (or, if the connection died in COMMIT, a retry with its Idempotency-Key finds what did).
+    if (isTransientDatabaseError(exception)) {
+      return {
+        type: 'about:blank',
+        title: 'Service Unavailable',
+        status: HttpStatus.SERVICE_UNAVAILABLE,
+        detail: 'the database could not serve the request just now; retry it',
       };
     }
     return { type: 'about:blank', title: 'Internal Server Error', status: HttpStatus.INTERNAL_SERVER_ERROR };

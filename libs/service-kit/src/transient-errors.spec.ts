@@ -4,6 +4,9 @@ describe('isTransientDatabaseError', () => {
   it.each([
     ['a deadlock', { code: '40P01' }],
     ['a server shutting down', { code: '57P01' }],
+    ['a lock wait past lock_timeout', { code: '55P03' }],
+    ['a statement past statement_timeout', { code: '57014' }],
+    ['a session ended idle in transaction', { code: '25P03' }],
     ['a lost connection (class 08)', { code: '08006' }],
     [
       'a refused connection',
@@ -11,6 +14,10 @@ describe('isTransientDatabaseError', () => {
     ],
     ['a TypeORM-wrapped serialization failure', { message: 'could not serialize', driverError: { code: '40001' } }],
     ['a terminated connection', new Error('Connection terminated unexpectedly')],
+    [
+      'a statement on a transaction whose connection was lost',
+      new Error('Query runner already released. Cannot run queries anymore.'),
+    ],
   ])('treats %s as transient', (_case, err) => {
     expect(isTransientDatabaseError(err)).toBe(true);
   });

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { SERVICE_CONFIG, type BaseConfig } from '@shop/service-kit';
+import { SERVICE_CONFIG, sessionLimitOptions, sessionLimits, type BaseConfig } from '@shop/service-kit';
 import { ORDER_DECIDED_CHANNEL } from './order-decisions';
 
 /** What a subscriber hears: an order decided (by any replica), or that some may have been missed. */
@@ -61,6 +61,8 @@ export class DecisionListener implements OnApplicationBootstrap, OnModuleDestroy
     const client = new Client({
       connectionString: this.config.DATABASE_URL,
       application_name: 'order-decision-listener',
+      // Keepalives above all: a LISTEN connection to a vanished host would otherwise wait silently for ever.
+      ...sessionLimitOptions(sessionLimits(this.config)),
     });
     client.on('notification', (notification) => {
       const orderId = notification.payload ?? '';

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { RequestDatabase, SERVICE_CONFIG } from '@shop/service-kit';
+import { compareCodePoints } from '@shop/contracts';
 import { Coordinator } from '@shop/two-phase-commit';
 import type { OrderConfig } from '../config';
 import { DecisionWaits } from './decision-waits';
@@ -22,7 +23,7 @@ interface OrderRow {
 
 const ORDER_SELECT = `
   SELECT o.id, o.customer_id, o.status, o.reason, o.total, o.currency, o.request_hash, o.created_at, o.decided_at,
-         (SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity, 'unit_price', i.unit_price) ORDER BY i.sku)
+         (SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity, 'unit_price', i.unit_price) ORDER BY i.sku COLLATE "C")
             FROM order_items i WHERE i.order_id = o.id) AS items
     FROM orders o`;
 
@@ -102,7 +103,7 @@ export class OrdersService {
       });
       const items = body.items
         .map((item) => ({ sku: item.sku, quantity: item.quantity, unit_price: prices.get(item.sku)! }))
-        .sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0)); // as ORDER_SELECT lists them
+        .sort((a, b) => compareCodePoints(a.sku, b.sku)); // as ORDER_SELECT lists them
       const order: OrderRow = {
         id,
         customer_id: body.customerId,
@@ -152,9 +153,12 @@ function replay(earlier: OrderRow, requestHash: string): PlacedOrder {
   return { order: toView(earlier), replayed: true };
 }
 
-/** Same customer and same lines (in any order) is the same request. */
-function hashRequest(body: PlaceOrderBody): string {
-  const lines = [...body.items].sort((a, b) => a.sku.localeCompare(b.sku)).map((i) => [i.sku, i.quantity]);
+/**
+ * Same customer and same lines (in any order) is the same request: the lines sorted by code point,
+ * so every replica hashes one request alike whatever its locale.
+ */
+export function hashRequest(body: PlaceOrderBody): string {
+  const lines = [...body.items].sort((a, b) => compareCodePoints(a.sku, b.sku)).map((i) => [i.sku, i.quantity]);
   return createHash('sha256')
     .update(JSON.stringify([body.customerId, lines]))
     .digest('hex');

@@ -1,0 +1,60 @@
+import { Controller, Get, INestApplication, Module } from '@nestjs/common';
+import type { Server } from 'node:http';
+import request from 'supertest';
+import { createServiceApp } from './bootstrap';
+import { BaseConfig } from './config';
+
+/** What the database driver throws (TypeORM wraps the pg error as `driverError`). */
+const databaseError = (code: string, message: string) =>
+  Object.assign(new Error(message), { driverError: { code }, code });
+
+@Controller('fails')
+class FailingController {
+  @Get('lock-timeout')
+  lockTimeout() {
+    throw databaseError('55P03', 'canceling statement due to lock timeout');
+  }
+
+  @Get('statement-timeout')
+  statementTimeout() {
+    throw databaseError('57014', 'canceling statement due to statement timeout');
+  }
+
+  @Get('bug')
+  bug() {
+    throw new TypeError("Cannot read properties of undefined (reading 'x')");
+  }
+}
+
+@Module({ controllers: [FailingController] })
+class FailingModule {}
+
+describe('problem details for database errors', () => {
+  let app: INestApplication;
+  const server = () => app.getHttpServer() as Server;
+
+  beforeAll(async () => {
+    const config = BaseConfig.parse({
+      PORT: '3000',
+      DATABASE_URL: 'postgres://unused',
+      AMQP_URL: 'amqp://unused',
+      LOG_LEVEL: 'silent',
+    });
+    app = await createServiceApp(FailingModule, { service: 'order', config });
+    await app.init();
+  });
+  afterAll(() => app.close());
+
+  it.each(['lock-timeout', 'statement-timeout'])('answers a %s with 503 and Retry-After, not 500', async (path) => {
+    const response = await request(server()).get(`/fails/${path}`).expect(503);
+    expect(response.headers['retry-after']).toBe('1');
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(response.body).toMatchObject({ status: 503, title: 'Service Unavailable' });
+    expect(JSON.stringify(response.body)).not.toContain('timeout'); // no internals
+  });
+
+  it('still answers a bug with a plain 500', async () => {
+    const response = await request(server()).get('/fails/bug').expect(500);
+    expect(response.headers).not.toHaveProperty('retry-after');
+  });
+});

@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type * as amqp from 'amqplib';
 import { createMessage, Decision, Prepare, Vote } from '@shop/contracts';
-import { asRaw, inInbox, outboxOf, publishAs, takeDeadLetters } from '../support/broker';
+import { redriveKey, topologyFor } from '@shop/messaging';
+import { asRaw, attemptAs, inInbox, outboxOf, peekDeadLetters, publishAs, takeDeadLetters } from '../support/broker';
 import { sql } from '../support/db';
+import { eventually } from '../support/eventually';
 import { runIds } from '../support/ids';
 import { useShop } from '../support/shop';
 
@@ -123,5 +126,104 @@ describe('forged messages', () => {
     const [parked] = await takeDeadLetters('inventory', [forged.messageId], WAIT_MS);
     expect(parked.reason).toMatch(/not verified/);
     await expectUntouched(transactionId);
+  });
+
+  describe("through payment's dead-letter queue, which the operator re-drives", () => {
+    const payment = topologyFor('payment');
+    /** The inventory user's own queue (a name it may declare) that the broker dead-letters into `target` at once. */
+    const viaOwnQueue =
+      (target: { exchange: string; routingKey: string }) =>
+      async (channel: amqp.ConfirmChannel, content: Buffer, properties: amqp.Options.Publish) => {
+        const trap = `checkout.inventory.trap-${randomUUID()}`;
+        // Both go when the connection closes (the exchange with the binding of the exclusive queue).
+        await channel.assertExchange(trap, 'fanout', { durable: false, autoDelete: true });
+        await channel.assertQueue(trap, {
+          exclusive: true,
+          arguments: {
+            'x-dead-letter-exchange': target.exchange,
+            'x-dead-letter-routing-key': target.routingKey,
+            'x-message-ttl': 0,
+          },
+        });
+        await channel.bindQueue(trap, trap, '');
+        channel.publish(trap, '', content, properties);
+      };
+    const publishTo =
+      (exchange: string, routingKey: string) =>
+      (channel: amqp.ConfirmChannel, content: Buffer, properties: amqp.Options.Publish) => {
+        channel.publish(exchange, routingKey, content, properties);
+        return Promise.resolve();
+      };
+    // Every way the inventory user might put a message where payment's operator re-drives from.
+    const routes = {
+      'the shared dead-letter exchange of old, with payment as the key': publishTo('checkout.dlx', 'payment'),
+      "payment's dead-letter exchange": publishTo(payment.deadLetterExchange, payment.service),
+      "the default exchange, straight to payment's dead-letter queue": publishTo('', payment.deadLetterQueue),
+      "a queue of its own that the broker dead-letters into payment's dead-letter exchange": viaOwnQueue({
+        exchange: payment.deadLetterExchange,
+        routingKey: payment.service,
+      }),
+      "a queue of its own that the broker dead-letters into payment's queue (re-drive key), to be parked there":
+        viaOwnQueue({ exchange: payment.retryExchange, routingKey: redriveKey(payment) }),
+    };
+
+    it('a commit "from order" that the inventory user parks there is parked again as forged after a re-drive, with no effect', async () => {
+      const forgeries = Object.keys(routes).map(() =>
+        createMessage(Decision, {
+          transactionId: randomUUID(),
+          sender: 'order',
+          recipient: 'payment',
+          payload: { outcome: 'commit' },
+        }),
+      );
+      const outcomes: Record<string, string> = {};
+      for (const [index, [route, send]] of Object.entries(routes).entries()) {
+        const forged = forgeries[index];
+        // No user-id, so the broker validates nobody; the header claims the coordinator.
+        outcomes[route] = await attemptAs('inventory', (channel) =>
+          send(channel, Buffer.from(JSON.stringify(forged)), {
+            persistent: true,
+            contentType: 'application/json',
+            messageId: forged.messageId,
+            type: forged.type,
+            headers: { 'x-original-user-id': 'order' },
+          }),
+        );
+      }
+      const parkedIds = forgeries
+        .filter((_, index) => outcomes[Object.keys(routes)[index]] === 'allowed')
+        .map((forged) => forged.messageId);
+      await eventually(
+        async () => {
+          const parked = new Set((await peekDeadLetters('payment')).map((m) => m.messageId));
+          return parkedIds.every((id) => parked.has(id));
+        },
+        { timeoutMs: WAIT_MS, what: "the forgeries the broker took to be in payment's dead-letter queue" },
+      );
+
+      const redrive = await shop.api.payment.post('/operator/dead-letters/redrive', {
+        admin: true,
+        body: { messageIds: parkedIds },
+      });
+      expect(redrive.json).toEqual({ redriven: parkedIds.length });
+
+      const parkedAgain = await takeDeadLetters('payment', parkedIds, WAIT_MS);
+      for (const parked of parkedAgain) {
+        expect(parked.reason).toMatch(/sender order not verified: published by broker user (\(none\)|inventory)$/);
+      }
+      for (const forged of forgeries) {
+        expect(await inInbox('payment', forged.messageId)).toBe(false);
+        await expectUntouched(forged.transactionId);
+      }
+      // The broker refuses every way in but the header trick through payment's own queue.
+      expect(outcomes).toEqual({
+        'the shared dead-letter exchange of old, with payment as the key': 'refused',
+        "payment's dead-letter exchange": 'refused',
+        "the default exchange, straight to payment's dead-letter queue": 'refused',
+        "a queue of its own that the broker dead-letters into payment's dead-letter exchange": 'refused',
+        "a queue of its own that the broker dead-letters into payment's queue (re-drive key), to be parked there":
+          'allowed',
+      });
+    });
   });
 });

@@ -101,6 +101,32 @@ export async function publishAs(
   }
 }
 
+/**
+ * Runs broker operations as a service's user (its own connection, a confirm channel): 'allowed'
+ * if the broker took them all (publishes confirmed), 'refused' if it refused one for the user's
+ * permissions (which closes the channel).
+ */
+export async function attemptAs(
+  service: ServiceName,
+  work: (channel: amqp.ConfirmChannel) => Promise<unknown>,
+): Promise<'allowed' | 'refused' | `error: ${string}`> {
+  const connection = await amqp.connect(parseBrokerUrls(requireEnv(`${service.toUpperCase()}_AMQP_URL`))[0]);
+  let refusal: Error | undefined;
+  try {
+    const channel = await connection.createConfirmChannel();
+    channel.on('error', (err: Error) => (refusal = err));
+    await work(channel);
+    await channel.waitForConfirms();
+    await channel.close();
+    return 'allowed';
+  } catch (err) {
+    const message = (refusal ?? (err as Error)).message;
+    return /ACCESS_REFUSED|access to/i.test(message) ? 'refused' : `error: ${message}`;
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
 /** The broker objects of every service: main, retry and dead-letter queues. */
 export function queuesOf(services: readonly ServiceName[] = SERVICES) {
   return services.map((service) => topologyFor(service));

@@ -48,13 +48,17 @@ export async function management(
   return fetch(new URL(path, base), { ...init, headers: { authorization: `Basic ${auth}`, ...(init.headers ?? {}) } });
 }
 
+/** Deletes the queues, then the exchange and every exchange named after it (`<exchange>.…`: retry, dead-letter). */
 export async function deleteExchangeAndQueues(exchange: string, queues: string[]): Promise<void> {
+  const vhost = decodeURIComponent(new URL(testEnv.amqpAdminUrl).pathname.slice(1)) || '/';
+  const response = await management(`/api/exchanges/${encodeURIComponent(vhost)}?columns=name`);
+  const names = ((await response.json()) as Array<{ name: string }>).map((e) => e.name);
   const admin = await adminChannel();
   try {
     for (const queue of queues) await admin.channel.deleteQueue(queue).catch(() => undefined);
-    await admin.channel.deleteExchange(exchange).catch(() => undefined);
-    await admin.channel.deleteExchange(`${exchange}.dlx`).catch(() => undefined);
-    await admin.channel.deleteExchange(`${exchange}.retry`).catch(() => undefined);
+    for (const name of names.filter((n) => n === exchange || n.startsWith(`${exchange}.`))) {
+      await admin.channel.deleteExchange(name).catch(() => undefined);
+    }
   } finally {
     await admin.close();
   }

@@ -16,7 +16,9 @@ import { useShop } from '../support/shop';
  * sender is not the user that published it, of a kind its sender may not send, or published
  * without a user-id, is dead-lettered with the reason — and changes nothing. To test the second
  * layer where the first already refuses, the forged message is also sent by a user the broker
- * lets through (the test's admin).
+ * lets through (the test's admin). A dead-letter queue is no way around either: only its service
+ * may write to its dead-letter exchange, and a re-drive keeps only the publisher the broker
+ * validated, so a forgery parked there is parked again.
  */
 const REFUSED_BY_BROKER = /ACCESS_REFUSED|access to topic/i;
 
@@ -130,57 +132,89 @@ describe('forged messages', () => {
 
   describe("through payment's dead-letter queue, which the operator re-drives", () => {
     const payment = topologyFor('payment');
-    /** The inventory user's own queue (a name it may declare) that the broker dead-letters into `target` at once. */
+    type Send = (channel: amqp.ConfirmChannel, content: Buffer, properties: amqp.Options.Publish) => Promise<void>;
+    const publishTo =
+      (exchange: string, routingKey: string): Send =>
+      (channel, content, properties) => {
+        channel.publish(exchange, routingKey, content, properties);
+        return Promise.resolve();
+      };
+    /** Through a queue of the inventory user's own (a name it may declare) that the broker dead-letters at once. */
     const viaOwnQueue =
-      (target: { exchange: string; routingKey: string }) =>
-      async (channel: amqp.ConfirmChannel, content: Buffer, properties: amqp.Options.Publish) => {
+      (deadLetterExchange: string, deadLetterRoutingKey: string): Send =>
+      async (channel, content, properties) => {
         const trap = `checkout.inventory.trap-${randomUUID()}`;
-        // Both go when the connection closes (the exchange with the binding of the exclusive queue).
+        // Both go when the connection closes (the exchange with the exclusive queue's binding).
         await channel.assertExchange(trap, 'fanout', { durable: false, autoDelete: true });
         await channel.assertQueue(trap, {
           exclusive: true,
           arguments: {
-            'x-dead-letter-exchange': target.exchange,
-            'x-dead-letter-routing-key': target.routingKey,
+            'x-dead-letter-exchange': deadLetterExchange,
+            'x-dead-letter-routing-key': deadLetterRoutingKey,
             'x-message-ttl': 0,
           },
         });
         await channel.bindQueue(trap, trap, '');
         channel.publish(trap, '', content, properties);
       };
-    const publishTo =
-      (exchange: string, routingKey: string) =>
-      (channel: amqp.ConfirmChannel, content: Buffer, properties: amqp.Options.Publish) => {
-        channel.publish(exchange, routingKey, content, properties);
-        return Promise.resolve();
+    /** Through an exchange of the inventory user's own bound into `exchange` (no topic permission checks that hop). */
+    const viaOwnExchange =
+      (exchange: string, routingKey: string): Send =>
+      async (channel, content, properties) => {
+        const own = `checkout.inventory.relay-${randomUUID()}`;
+        await channel.assertExchange(own, 'direct', { durable: false });
+        await channel.bindExchange(exchange, own, routingKey);
+        channel.publish(own, routingKey, content, properties);
+        await channel.waitForConfirms();
+        await channel.deleteExchange(own);
       };
-    // Every way the inventory user might put a message where payment's operator re-drives from.
-    const routes = {
-      'the shared dead-letter exchange of old, with payment as the key': publishTo('checkout.dlx', 'payment'),
-      "payment's dead-letter exchange": publishTo(payment.deadLetterExchange, payment.service),
-      "the default exchange, straight to payment's dead-letter queue": publishTo('', payment.deadLetterQueue),
-      "a queue of its own that the broker dead-letters into payment's dead-letter exchange": viaOwnQueue({
-        exchange: payment.deadLetterExchange,
-        routingKey: payment.service,
-      }),
-      "a queue of its own that the broker dead-letters into payment's queue (re-drive key), to be parked there":
-        viaOwnQueue({ exchange: payment.retryExchange, routingKey: redriveKey(payment) }),
-    };
+    // Every way the inventory user might put a message where payment's operator re-drives from,
+    // and whether the broker takes it. Those it takes reach payment's queue, not its dead-letter
+    // queue: payment parks them there as forged, and the operator's re-drive must not launder them.
+    const routes: Array<{ route: string; send: Send; broker: 'refused' | 'allowed' }> = [
+      {
+        route: 'the shared dead-letter exchange of old, with payment as the key',
+        send: publishTo('checkout.dlx', payment.service),
+        broker: 'refused',
+      },
+      {
+        route: "payment's dead-letter exchange",
+        send: publishTo(payment.deadLetterExchange, payment.service),
+        broker: 'refused',
+      },
+      {
+        route: "the default exchange, straight to payment's dead-letter queue",
+        send: publishTo('', payment.deadLetterQueue),
+        broker: 'refused',
+      },
+      {
+        route: "a queue of its own that the broker dead-letters into payment's dead-letter exchange",
+        send: viaOwnQueue(payment.deadLetterExchange, payment.service),
+        broker: 'refused',
+      },
+      {
+        route: "a queue of its own that the broker dead-letters into payment's queue with the re-drive key",
+        send: viaOwnQueue(payment.retryExchange, redriveKey(payment)),
+        broker: 'allowed',
+      },
+      {
+        route: 'an exchange of its own bound into the checkout exchange with payment.decision',
+        send: viaOwnExchange(payment.exchange, 'payment.decision'),
+        broker: 'allowed',
+      },
+    ];
 
     it('a commit "from order" that the inventory user parks there is parked again as forged after a re-drive, with no effect', async () => {
-      const forgeries = Object.keys(routes).map(() =>
-        createMessage(Decision, {
+      const attempts = [];
+      for (const { route, send } of routes) {
+        const forged = createMessage(Decision, {
           transactionId: randomUUID(),
           sender: 'order',
           recipient: 'payment',
           payload: { outcome: 'commit' },
-        }),
-      );
-      const outcomes: Record<string, string> = {};
-      for (const [index, [route, send]] of Object.entries(routes).entries()) {
-        const forged = forgeries[index];
+        });
         // No user-id, so the broker validates nobody; the header claims the coordinator.
-        outcomes[route] = await attemptAs('inventory', (channel) =>
+        const broker = await attemptAs('inventory', (channel) =>
           send(channel, Buffer.from(JSON.stringify(forged)), {
             persistent: true,
             contentType: 'application/json',
@@ -189,10 +223,9 @@ describe('forged messages', () => {
             headers: { 'x-original-user-id': 'order' },
           }),
         );
+        attempts.push({ route, forged, broker });
       }
-      const parkedIds = forgeries
-        .filter((_, index) => outcomes[Object.keys(routes)[index]] === 'allowed')
-        .map((forged) => forged.messageId);
+      const parkedIds = attempts.filter((a) => a.broker === 'allowed').map((a) => a.forged.messageId);
       await eventually(
         async () => {
           const parked = new Set((await peekDeadLetters('payment')).map((m) => m.messageId));
@@ -211,19 +244,13 @@ describe('forged messages', () => {
       for (const parked of parkedAgain) {
         expect(parked.reason).toMatch(/sender order not verified: published by broker user (\(none\)|inventory)$/);
       }
-      for (const forged of forgeries) {
+      for (const { forged } of attempts) {
         expect(await inInbox('payment', forged.messageId)).toBe(false);
         await expectUntouched(forged.transactionId);
       }
-      // The broker refuses every way in but the header trick through payment's own queue.
-      expect(outcomes).toEqual({
-        'the shared dead-letter exchange of old, with payment as the key': 'refused',
-        "payment's dead-letter exchange": 'refused',
-        "the default exchange, straight to payment's dead-letter queue": 'refused',
-        "a queue of its own that the broker dead-letters into payment's dead-letter exchange": 'refused',
-        "a queue of its own that the broker dead-letters into payment's queue (re-drive key), to be parked there":
-          'allowed',
-      });
+      expect(attempts.map(({ route, broker }) => ({ route, broker }))).toEqual(
+        routes.map(({ route, broker }) => ({ route, broker })),
+      );
     });
   });
 });

@@ -5,7 +5,7 @@ import { parseBrokerUrls, topologyFor } from '@shop/messaging';
 import { sql } from './db';
 import { requireEnv, testEnv } from './env';
 import { eventually } from './eventually';
-import { adminChannel, management } from './rabbitmq';
+import { adminChannel, management, vhost } from './rabbitmq';
 
 /**
  * Talking to the running services through the broker, as they talk to each other: publishing a
@@ -21,11 +21,6 @@ export const SCHEMA_OF: Record<ServiceName, string> = {
   payment: 'payment_svc',
   inventory: 'inventory_svc',
 };
-
-/** The vhost of the test broker (from TEST_AMQP_ADMIN_URL). */
-export function vhost(): string {
-  return decodeURIComponent(new URL(testEnv.amqpAdminUrl).pathname.slice(1)) || '/';
-}
 
 export interface RawMessage {
   routingKey: string;

@@ -7,6 +7,11 @@ export function uniqueExchange(prefix: string): string {
   return `test.${prefix}.${randomBytes(4).toString('hex')}`;
 }
 
+/** The vhost of the test broker (from TEST_AMQP_ADMIN_URL). */
+export function vhost(): string {
+  return decodeURIComponent(new URL(testEnv.amqpAdminUrl).pathname.slice(1)) || '/';
+}
+
 /** An admin connection for inspecting queues in tests. */
 export async function adminChannel(): Promise<{ channel: amqp.Channel; close(): Promise<void> }> {
   const connection = await amqp.connect(testEnv.amqpAdminUrl);
@@ -50,8 +55,7 @@ export async function management(
 
 /** Deletes the queues, then the exchange and every exchange named after it (`<exchange>.…`: retry, dead-letter). */
 export async function deleteExchangeAndQueues(exchange: string, queues: string[]): Promise<void> {
-  const vhost = decodeURIComponent(new URL(testEnv.amqpAdminUrl).pathname.slice(1)) || '/';
-  const response = await management(`/api/exchanges/${encodeURIComponent(vhost)}?columns=name`);
+  const response = await management(`/api/exchanges/${encodeURIComponent(vhost())}?columns=name`);
   const names = ((await response.json()) as Array<{ name: string }>).map((e) => e.name);
   const admin = await adminChannel();
   try {

@@ -144,8 +144,6 @@ describe('forged messages', () => {
       (deadLetterExchange: string, deadLetterRoutingKey: string): Send =>
       async (channel, content, properties) => {
         const trap = `checkout.inventory.trap-${randomUUID()}`;
-        // Both go when the connection closes (the exchange with the exclusive queue's binding).
-        await channel.assertExchange(trap, 'fanout', { durable: false, autoDelete: true });
         await channel.assertQueue(trap, {
           exclusive: true,
           arguments: {
@@ -154,6 +152,8 @@ describe('forged messages', () => {
             'x-message-ttl': 0,
           },
         });
+        // Both go when the connection closes (the exchange with the exclusive queue's binding).
+        await channel.assertExchange(trap, 'fanout', { durable: false, autoDelete: true });
         await channel.bindQueue(trap, trap, '');
         channel.publish(trap, '', content, properties);
       };

@@ -1,24 +1,44 @@
 #!/usr/bin/env node
-// Writes docker/rabbitmq/definitions.json: vhost `shop`, the service users and admin, with
-// development-only passwords. RabbitMQ wants password hashes in definitions, so this computes
-// rabbit_password_hashing_sha256: base64(salt(4 random bytes) + sha256(salt + password)).
-// Run again after changing users: node scripts/rabbitmq-definitions.mjs
+// Writes docker/rabbitmq/definitions.json: vhost `shop`, its shared exchanges, the service users
+// and admin, with development-only passwords. RabbitMQ wants password hashes in definitions, so
+// this computes rabbit_password_hashing_sha256: base64(salt(4 random bytes) + sha256(salt +
+// password)), keeping the hash already in the file while it still matches the password (so a
+// rerun changes only what changed).
+// Run again after changing users or permissions: node scripts/rabbitmq-definitions.mjs
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { RABBIT_ADMIN, ROOT, SERVICES, amqpPassword, amqpUser, brokerPermissions } from './lib/config.mjs';
+import {
+  RABBIT_ADMIN,
+  ROOT,
+  SERVICES,
+  SHARED_EXCHANGES,
+  amqpPassword,
+  amqpUser,
+  brokerPermissions,
+} from './lib/config.mjs';
 
-const hash = (password) => {
-  const salt = crypto.randomBytes(4);
-  const digest = crypto
-    .createHash('sha256')
-    .update(Buffer.concat([salt, Buffer.from(password, 'utf8')]))
-    .digest();
-  return Buffer.concat([salt, digest]).toString('base64');
+const file = path.join(ROOT, 'docker', 'rabbitmq', 'definitions.json');
+const hashWithSalt = (salt, password) =>
+  Buffer.concat([
+    salt,
+    crypto
+      .createHash('sha256')
+      .update(Buffer.concat([salt, Buffer.from(password, 'utf8')]))
+      .digest(),
+  ]).toString('base64');
+const previousHashes = new Map();
+try {
+  for (const u of JSON.parse(fs.readFileSync(file, 'utf8')).users ?? []) previousHashes.set(u.name, u.password_hash);
+} catch {}
+const hash = (name, password) => {
+  const previous = previousHashes.get(name);
+  if (previous && hashWithSalt(Buffer.from(previous, 'base64').subarray(0, 4), password) === previous) return previous;
+  return hashWithSalt(crypto.randomBytes(4), password);
 };
 const user = (name, password, tags) => ({
   name,
-  password_hash: hash(password),
+  password_hash: hash(name, password),
   hashing_algorithm: 'rabbit_password_hashing_sha256',
   tags,
 });
@@ -42,10 +62,18 @@ const definitions = {
   global_parameters: [],
   policies: [],
   queues: [],
-  exchanges: [],
+  // The services declare their own queues and dead-letter exchanges; they may not declare these.
+  exchanges: SHARED_EXCHANGES.map(({ name, type }) => ({
+    name,
+    vhost,
+    type,
+    durable: true,
+    auto_delete: false,
+    internal: false,
+    arguments: {},
+  })),
   bindings: [],
 };
-const file = path.join(ROOT, 'docker', 'rabbitmq', 'definitions.json');
 let text = `${JSON.stringify(definitions, null, 2)}\n`;
 try {
   // Match the repo's formatting when prettier is installed (optional).

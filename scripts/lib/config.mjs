@@ -28,16 +28,27 @@ export const dbPassword = (svc) => `${dbRole(svc)}_dev_password`;
 export const amqpUser = (svc) => svc;
 export const amqpPassword = (svc) => `${svc}_dev_password`;
 /**
- * Least privilege on the broker, per service user: it may declare and use only its own queues
- * (`checkout.<svc>`, `.retry`, `.dead-letter`, see libs/messaging/src/topology.ts) and the shared
- * exchanges, read only its own queues, and publish on the checkout exchange only the routing
- * keys its role sends (libs/contracts ALLOWED_SENDERS): the coordinator prepares and decides,
- * a participant votes, acks and inquires, and only towards the coordinator.
+ * The exchanges every service uses (libs/messaging/src/topology.ts): declared with the vhost
+ * (provisionRabbit, the compose definitions), since no service user may configure them.
+ */
+export const SHARED_EXCHANGES = [
+  { name: 'checkout', type: 'topic' },
+  { name: 'checkout.retry', type: 'topic' },
+];
+
+/**
+ * Least privilege on the broker, per service user: it may declare only its own queues
+ * (`checkout.<svc>`, `.retry`, `.dead-letter`) and its own dead-letter exchange
+ * (`checkout.<svc>.dlx`), so that no other user can park a message where its operator re-drives
+ * from; it may use the shared exchanges but not declare, delete or redeclare them; it reads only
+ * its own queues; and it publishes on the checkout exchange only the routing keys its role sends
+ * (libs/contracts ALLOWED_SENDERS): the coordinator prepares and decides, a participant votes,
+ * acks and inquires, and only towards the coordinator.
  */
 export const COORDINATOR = 'order';
 export function brokerPermissions(svc) {
   const own = `checkout\\.${svc}(\\..*)?`;
-  const exchanges = 'checkout|checkout\\.dlx|checkout\\.retry';
+  const shared = SHARED_EXCHANGES.map((e) => e.name.replaceAll('.', '\\.')).join('|');
   const participants = SERVICES.map((s) => s.name).filter((n) => n !== COORDINATOR);
   const sends =
     svc === COORDINATOR
@@ -46,9 +57,9 @@ export function brokerPermissions(svc) {
   // checkout.retry: a service sends retries (`<svc>`) and re-drives (`<svc>.redrive`) to itself only.
   const toItself = `^${svc}(\\.redrive)?$`;
   return {
-    configure: `^(${exchanges}|${own})$`,
-    write: `^(${exchanges}|${own})$`,
-    read: `^(${exchanges}|${own})$`,
+    configure: `^${own}$`,
+    write: `^(${shared}|${own})$`,
+    read: `^(${shared}|${own})$`,
     topics: [
       { exchange: 'checkout', write: sends, read: `^${svc}\\.` },
       { exchange: 'checkout.retry', write: toItself, read: toItself },

@@ -11,6 +11,7 @@ import {
   RABBIT_ADMIN,
   RABBIT_CLUSTER,
   SERVICES,
+  SHARED_EXCHANGES,
   amqpPassword,
   amqpUser,
   brokerPermissions,
@@ -472,8 +473,9 @@ async function must(h, method, p, body, okStatuses = [200, 201, 204]) {
 }
 
 /**
- * Idempotent: the vhost, one user per service, permissions on the vhost, admin's permissions.
- * With `recreate`, the vhost (and all its queues) is deleted first.
+ * Idempotent: the vhost, the shared exchanges (no service user may declare them), one user per
+ * service, permissions on the vhost, admin's permissions. With `recreate`, the vhost (and all its
+ * queues) is deleted first.
  */
 export async function provisionRabbit(h, vhost, { recreate = false } = {}) {
   const v = encodeURIComponent(vhost);
@@ -489,6 +491,9 @@ export async function provisionRabbit(h, vhost, { recreate = false } = {}) {
     },
     { timeoutMs: 30_000 },
   );
+  for (const { name, type } of SHARED_EXCHANGES) {
+    await must(h, 'PUT', `/exchanges/${v}/${encodeURIComponent(name)}`, { type, durable: true, auto_delete: false });
+  }
   // Each service user gets only what its role needs (see brokerPermissions in config.mjs).
   const all = { configure: '.*', write: '.*', read: '.*' };
   for (const svc of SERVICES) {

@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type * as amqp from 'amqplib';
 import { createMessage, Decision, Prepare, Vote } from '@shop/contracts';
-import { asRaw, inInbox, outboxOf, publishAs, takeDeadLetters } from '../support/broker';
+import { redriveKey, topologyFor } from '@shop/messaging';
+import { asRaw, attemptAs, inInbox, outboxOf, peekDeadLetters, publishAs, takeDeadLetters } from '../support/broker';
 import { sql } from '../support/db';
+import { eventually } from '../support/eventually';
 import { runIds } from '../support/ids';
 import { useShop } from '../support/shop';
 
@@ -13,7 +16,9 @@ import { useShop } from '../support/shop';
  * sender is not the user that published it, of a kind its sender may not send, or published
  * without a user-id, is dead-lettered with the reason — and changes nothing. To test the second
  * layer where the first already refuses, the forged message is also sent by a user the broker
- * lets through (the test's admin).
+ * lets through (the test's admin). A dead-letter queue is no way around either: only its service
+ * may write to its dead-letter exchange, and a re-drive keeps only the publisher the broker
+ * validated, so a forgery parked there is parked again.
  */
 const REFUSED_BY_BROKER = /ACCESS_REFUSED|access to topic/i;
 
@@ -123,5 +128,129 @@ describe('forged messages', () => {
     const [parked] = await takeDeadLetters('inventory', [forged.messageId], WAIT_MS);
     expect(parked.reason).toMatch(/not verified/);
     await expectUntouched(transactionId);
+  });
+
+  describe("through payment's dead-letter queue, which the operator re-drives", () => {
+    const payment = topologyFor('payment');
+    type Send = (channel: amqp.ConfirmChannel, content: Buffer, properties: amqp.Options.Publish) => Promise<void>;
+    const publishTo =
+      (exchange: string, routingKey: string): Send =>
+      (channel, content, properties) => {
+        channel.publish(exchange, routingKey, content, properties);
+        return Promise.resolve();
+      };
+    /** Through a queue of the inventory user's own (a name it may declare) that the broker dead-letters at once. */
+    const viaOwnQueue =
+      (deadLetterExchange: string, deadLetterRoutingKey: string): Send =>
+      async (channel, content, properties) => {
+        const trap = `checkout.inventory.trap-${randomUUID()}`;
+        await channel.assertQueue(trap, {
+          exclusive: true,
+          arguments: {
+            'x-dead-letter-exchange': deadLetterExchange,
+            'x-dead-letter-routing-key': deadLetterRoutingKey,
+            'x-message-ttl': 0,
+          },
+        });
+        // Both go when the connection closes (the exchange with the exclusive queue's binding).
+        await channel.assertExchange(trap, 'fanout', { durable: false, autoDelete: true });
+        await channel.bindQueue(trap, trap, '');
+        channel.publish(trap, '', content, properties);
+      };
+    /** Through an exchange of the inventory user's own bound into `exchange` (no topic permission checks that hop). */
+    const viaOwnExchange =
+      (exchange: string, routingKey: string): Send =>
+      async (channel, content, properties) => {
+        const own = `checkout.inventory.relay-${randomUUID()}`;
+        await channel.assertExchange(own, 'direct', { durable: false });
+        await channel.bindExchange(exchange, own, routingKey);
+        channel.publish(own, routingKey, content, properties);
+        await channel.waitForConfirms();
+        await channel.deleteExchange(own);
+      };
+    // Every way the inventory user might put a message where payment's operator re-drives from,
+    // and whether the broker takes it. Those it takes reach payment's queue, not its dead-letter
+    // queue: payment parks them there as forged, and the operator's re-drive must not launder them.
+    const routes: Array<{ route: string; send: Send; broker: 'refused' | 'allowed' }> = [
+      {
+        route: 'the shared dead-letter exchange of old, with payment as the key',
+        send: publishTo('checkout.dlx', payment.service),
+        broker: 'refused',
+      },
+      {
+        route: "payment's dead-letter exchange",
+        send: publishTo(payment.deadLetterExchange, payment.service),
+        broker: 'refused',
+      },
+      {
+        route: "the default exchange, straight to payment's dead-letter queue",
+        send: publishTo('', payment.deadLetterQueue),
+        broker: 'refused',
+      },
+      {
+        route: "a queue of its own that the broker dead-letters into payment's dead-letter exchange",
+        send: viaOwnQueue(payment.deadLetterExchange, payment.service),
+        broker: 'refused',
+      },
+      {
+        route: "a queue of its own that the broker dead-letters into payment's queue with the re-drive key",
+        send: viaOwnQueue(payment.retryExchange, redriveKey(payment)),
+        broker: 'allowed',
+      },
+      {
+        route: 'an exchange of its own bound into the checkout exchange with payment.decision',
+        send: viaOwnExchange(payment.exchange, 'payment.decision'),
+        broker: 'allowed',
+      },
+    ];
+
+    it('a commit "from order" that the inventory user parks there is parked again as forged after a re-drive, with no effect', async () => {
+      const attempts = [];
+      for (const { route, send } of routes) {
+        const forged = createMessage(Decision, {
+          transactionId: randomUUID(),
+          sender: 'order',
+          recipient: 'payment',
+          payload: { outcome: 'commit' },
+        });
+        // No user-id, so the broker validates nobody; the header claims the coordinator.
+        const broker = await attemptAs('inventory', (channel) =>
+          send(channel, Buffer.from(JSON.stringify(forged)), {
+            persistent: true,
+            contentType: 'application/json',
+            messageId: forged.messageId,
+            type: forged.type,
+            headers: { 'x-original-user-id': 'order' },
+          }),
+        );
+        attempts.push({ route, forged, broker });
+      }
+      const parkedIds = attempts.filter((a) => a.broker === 'allowed').map((a) => a.forged.messageId);
+      await eventually(
+        async () => {
+          const parked = new Set((await peekDeadLetters('payment')).map((m) => m.messageId));
+          return parkedIds.every((id) => parked.has(id));
+        },
+        { timeoutMs: WAIT_MS, what: "the forgeries the broker took to be in payment's dead-letter queue" },
+      );
+
+      const redrive = await shop.api.payment.post('/operator/dead-letters/redrive', {
+        admin: true,
+        body: { messageIds: parkedIds },
+      });
+      expect(redrive.json).toEqual({ redriven: parkedIds.length });
+
+      const parkedAgain = await takeDeadLetters('payment', parkedIds, WAIT_MS);
+      for (const parked of parkedAgain) {
+        expect(parked.reason).toMatch(/sender order not verified: published by broker user (\(none\)|inventory)$/);
+      }
+      for (const { forged } of attempts) {
+        expect(await inInbox('payment', forged.messageId)).toBe(false);
+        await expectUntouched(forged.transactionId);
+      }
+      expect(attempts.map(({ route, broker }) => ({ route, broker }))).toEqual(
+        routes.map(({ route, broker }) => ({ route, broker })),
+      );
+    });
   });
 });

@@ -2,6 +2,7 @@ import * as amqp from 'amqplib';
 import { Client } from 'pg';
 import { SERVICE_NAMES, type ServiceName } from '@shop/contracts';
 import { declareTopology, topologyFor } from '@shop/messaging';
+import { attemptAs } from '../support/broker';
 import { requireEnv } from '../support/env';
 import { adminChannel } from '../support/rabbitmq';
 
@@ -64,24 +65,6 @@ describe('RabbitMQ: each service user may do only what its role needs', () => {
     await admin.close();
   });
 
-  /** Runs one broker operation as a service user; the broker's refusal closes the channel. */
-  async function attempt(service: Service, work: (channel: amqp.ConfirmChannel) => Promise<unknown>) {
-    const connection = await amqp.connect(requireEnv(`${service.toUpperCase()}_AMQP_URL`));
-    let refusal: Error | undefined;
-    try {
-      const channel = await connection.createConfirmChannel();
-      channel.on('error', (err: Error) => (refusal = err));
-      await work(channel);
-      await channel.waitForConfirms();
-      await channel.close();
-      return 'allowed';
-    } catch (err) {
-      const message = (refusal ?? (err as Error)).message;
-      return /ACCESS_REFUSED|access to/i.test(message) ? 'refused' : `error: ${message}`;
-    } finally {
-      await connection.close().catch(() => undefined);
-    }
-  }
   const publish = (routingKey: string) => (channel: amqp.ConfirmChannel) => {
     channel.publish('checkout', routingKey, Buffer.from('{}'), { persistent: true });
     return Promise.resolve();
@@ -99,7 +82,7 @@ describe('RabbitMQ: each service user may do only what its role needs', () => {
     ['inventory', 'order.inquiry', 'allowed'],
     ['inventory', 'payment.vote', 'refused'],
   ] as const)('%s publishing %s on the checkout exchange is %s', async (service, routingKey, expected) => {
-    expect(await attempt(service, publish(routingKey))).toBe(expected);
+    expect(await attemptAs(service, publish(routingKey))).toBe(expected);
   });
 
   it.each([
@@ -116,7 +99,44 @@ describe('RabbitMQ: each service user may do only what its role needs', () => {
         channel.publish(exchange, routingKey, Buffer.from('{}'), { persistent: true });
         return Promise.resolve();
       };
-      expect(await attempt(service, send)).toBe(expected);
+      expect(await attemptAs(service, send)).toBe(expected);
+    },
+  );
+
+  const deadLetterExchangeOf = (service: Service) => topologyFor(service).deadLetterExchange;
+  it.each([
+    ['payment', 'payment', 'allowed'],
+    ['inventory', 'payment', 'refused'],
+    ['order', 'payment', 'refused'],
+    ['payment', 'inventory', 'refused'],
+  ] as const)("%s parking a message in %s's dead-letter exchange is %s", async (service, owner, expected) => {
+    const park = (channel: amqp.ConfirmChannel) => {
+      channel.publish(deadLetterExchangeOf(owner), owner, Buffer.from('{}'), { persistent: true });
+      return Promise.resolve();
+    };
+    expect(await attemptAs(service, park)).toBe(expected);
+  });
+
+  it.each(SERVICES)(
+    "%s cannot have the broker dead-letter a queue of its own into another service's dead-letter exchange",
+    async (service) => {
+      const other = SERVICES.find((s) => s !== service)!;
+      const trap = (channel: amqp.ConfirmChannel) =>
+        channel.assertQueue(`checkout.${service}.trap`, {
+          durable: false,
+          arguments: { 'x-dead-letter-exchange': deadLetterExchangeOf(other), 'x-message-ttl': 0 },
+        });
+      expect(await attemptAs(service, trap)).toBe('refused');
+    },
+  );
+
+  const { exchange: checkout, retryExchange } = topologyFor(SERVICES[0]);
+  it.each(SERVICES.flatMap((service) => [checkout, retryExchange].map((shared) => [service, shared] as const)))(
+    '%s cannot delete or redeclare the shared exchange %s, only use it',
+    async (service, shared) => {
+      expect(await attemptAs(service, (channel) => channel.deleteExchange(shared))).toBe('refused');
+      expect(await attemptAs(service, (channel) => channel.assertExchange(shared, 'fanout'))).toBe('refused');
+      expect(await attemptAs(service, (channel) => channel.checkExchange(shared))).toBe('allowed');
     },
   );
 
@@ -125,11 +145,11 @@ describe('RabbitMQ: each service user may do only what its role needs', () => {
     ['inventory', 'checkout.payment'],
     ['order', 'checkout.inventory.dead-letter'],
   ] as const)("%s cannot consume another service's queue %s", async (service, queue) => {
-    expect(await attempt(service, (channel) => channel.consume(queue, () => undefined))).toBe('refused');
+    expect(await attemptAs(service, (channel) => channel.consume(queue, () => undefined))).toBe('refused');
   });
 
   it.each(SERVICES)('%s cannot declare a queue outside its own names', async (service) => {
-    expect(await attempt(service, (channel) => channel.assertQueue(`rogue.${service}`, { durable: false }))).toBe(
+    expect(await attemptAs(service, (channel) => channel.assertQueue(`rogue.${service}`, { durable: false }))).toBe(
       'refused',
     );
   });
@@ -137,7 +157,7 @@ describe('RabbitMQ: each service user may do only what its role needs', () => {
   it.each(SERVICES)('%s may declare and read its own queues', async (service) => {
     const topology = topologyFor(service);
     expect(
-      await attempt(service, async (channel) => {
+      await attemptAs(service, async (channel) => {
         await declareTopology(channel, topology);
         await channel.checkQueue(topology.deadLetterQueue);
       }),

@@ -5,7 +5,7 @@ import { parseBrokerUrls, topologyFor } from '@shop/messaging';
 import { sql } from './db';
 import { requireEnv, testEnv } from './env';
 import { eventually } from './eventually';
-import { adminChannel, management } from './rabbitmq';
+import { adminChannel, management, vhost } from './rabbitmq';
 
 /**
  * Talking to the running services through the broker, as they talk to each other: publishing a
@@ -21,11 +21,6 @@ export const SCHEMA_OF: Record<ServiceName, string> = {
   payment: 'payment_svc',
   inventory: 'inventory_svc',
 };
-
-/** The vhost of the test broker (from TEST_AMQP_ADMIN_URL). */
-export function vhost(): string {
-  return decodeURIComponent(new URL(testEnv.amqpAdminUrl).pathname.slice(1)) || '/';
-}
 
 export interface RawMessage {
   routingKey: string;
@@ -96,6 +91,32 @@ export async function publishAs(
     if (returned.length) throw new Error(`unroutable message(s): ${returned.join(', ')}`);
   } catch (err) {
     throw refused ?? err;
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Runs broker operations as a service's user (its own connection, a confirm channel): 'allowed'
+ * if the broker took them all (publishes confirmed), 'refused' if it refused one for the user's
+ * permissions (which closes the channel).
+ */
+export async function attemptAs(
+  service: ServiceName,
+  work: (channel: amqp.ConfirmChannel) => Promise<unknown>,
+): Promise<'allowed' | 'refused' | `error: ${string}`> {
+  const connection = await amqp.connect(parseBrokerUrls(requireEnv(`${service.toUpperCase()}_AMQP_URL`))[0]);
+  let refusal: Error | undefined;
+  try {
+    const channel = await connection.createConfirmChannel();
+    channel.on('error', (err: Error) => (refusal = err));
+    await work(channel);
+    await channel.waitForConfirms();
+    await channel.close();
+    return 'allowed';
+  } catch (err) {
+    const message = (refusal ?? (err as Error)).message;
+    return /ACCESS_REFUSED|access to/i.test(message) ? 'refused' : `error: ${message}`;
   } finally {
     await connection.close().catch(() => undefined);
   }

@@ -7,6 +7,11 @@ export function uniqueExchange(prefix: string): string {
   return `test.${prefix}.${randomBytes(4).toString('hex')}`;
 }
 
+/** The vhost of the test broker (from TEST_AMQP_ADMIN_URL). */
+export function vhost(): string {
+  return decodeURIComponent(new URL(testEnv.amqpAdminUrl).pathname.slice(1)) || '/';
+}
+
 /** An admin connection for inspecting queues in tests. */
 export async function adminChannel(): Promise<{ channel: amqp.Channel; close(): Promise<void> }> {
   const connection = await amqp.connect(testEnv.amqpAdminUrl);
@@ -48,13 +53,16 @@ export async function management(
   return fetch(new URL(path, base), { ...init, headers: { authorization: `Basic ${auth}`, ...(init.headers ?? {}) } });
 }
 
+/** Deletes the queues, then the exchange and every exchange named after it (`<exchange>.…`: retry, dead-letter). */
 export async function deleteExchangeAndQueues(exchange: string, queues: string[]): Promise<void> {
+  const response = await management(`/api/exchanges/${encodeURIComponent(vhost())}?columns=name`);
+  const names = ((await response.json()) as Array<{ name: string }>).map((e) => e.name);
   const admin = await adminChannel();
   try {
     for (const queue of queues) await admin.channel.deleteQueue(queue).catch(() => undefined);
-    await admin.channel.deleteExchange(exchange).catch(() => undefined);
-    await admin.channel.deleteExchange(`${exchange}.dlx`).catch(() => undefined);
-    await admin.channel.deleteExchange(`${exchange}.retry`).catch(() => undefined);
+    for (const name of names.filter((n) => n === exchange || n.startsWith(`${exchange}.`))) {
+      await admin.channel.deleteExchange(name).catch(() => undefined);
+    }
   } finally {
     await admin.close();
   }

@@ -123,8 +123,24 @@ export const HEADERS = {
   originalRoutingKey: 'x-original-routing-key',
   originalExchange: 'x-original-exchange',
 } as const;
-/** Who first published a message we re-published (retry, dead-letter), as the broker validated it. */
+/**
+ * Who first published a message we re-published (retry, dead-letter, re-drive), as the broker
+ * validated it; `''` when it validated nobody (the message had no user-id). Believed only on a
+ * message published under our own user id: nobody else can publish as us, so nobody else can set it.
+ */
 export const ORIGINAL_USER_ID = 'x-original-user-id';
+
+/**
+ * The broker-validated publisher of a message received by `self` (a broker user): its user-id,
+ * unless `self` re-published it, when it is the original publisher `self` recorded (undefined if
+ * none was validated).
+ */
+export function verifiedPublisher(message: amqp.Message, self: string): string | undefined {
+  const userId = message.properties.userId as string | undefined;
+  const original: unknown = message.properties.headers?.[ORIGINAL_USER_ID];
+  if (userId !== self || original === undefined) return userId;
+  return typeof original === 'string' && original !== '' ? original : undefined;
+}
 
 const tracer = trace.getTracer('@shop/messaging');
 
@@ -422,18 +438,9 @@ export class Consumer<T> {
     return { message: decoded, outcome: 'dead-lettered', deadLetterClass: 'handler-failed' };
   }
 
-  /**
-   * The broker-validated publisher. A message back from our own retry queue was re-published
-   * under our user id; only then is the original publisher taken from the header we wrote
-   * (nobody else can publish under our user id, so nobody else can set it).
-   */
+  /** The broker-validated publisher (a message back from our own retry queue or re-drive: the original one). */
   private publisherOf(message: amqp.Message): string | undefined {
-    const userId = message.properties.userId as string | undefined;
-    const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
-    if (userId !== undefined && userId === this.broker.username) {
-      return (headers[ORIGINAL_USER_ID] as string | undefined) ?? userId;
-    }
-    return userId;
+    return verifiedPublisher(message, this.broker.username);
   }
 
   private async retryOrDeadLetter(entry: InProgress<T>, err: unknown): Promise<'retried' | 'dead-lettered'> {
@@ -502,7 +509,7 @@ export class Consumer<T> {
       timestamp: properties.timestamp as number | undefined,
       // The broker only accepts our own user id; the original publisher travels in a header.
       userId: this.broker.username,
-      headers: { ...headers, [ORIGINAL_USER_ID]: originalUserId },
+      headers: { ...headers, [ORIGINAL_USER_ID]: originalUserId ?? '' },
       expiration,
     });
   }

@@ -1,6 +1,6 @@
 import type * as amqp from 'amqplib';
 import { BrokerConnection } from './broker-connection';
-import { HEADERS, ORIGINAL_USER_ID } from './consumer';
+import { HEADERS, ORIGINAL_USER_ID, verifiedPublisher } from './consumer';
 import { redriveKey, ServiceTopology } from './topology';
 
 export interface DeadLetter {
@@ -69,10 +69,10 @@ export class DeadLetters {
     for (const name of [HEADERS.deadLetterReason, HEADERS.deadLetteredAt, HEADERS.lastError, 'x-death'])
       delete headers[name];
     headers[HEADERS.attempt] = 1;
-    // Parked by our own consumer under our user id, with the original publisher in a header;
-    // a message parked by the broker (delivery limit) still carries its publisher's user id.
-    const publisher = (message.properties.userId as string | undefined) ?? undefined;
-    if (publisher !== undefined && publisher !== this.broker.username) headers[ORIGINAL_USER_ID] = publisher;
+    // Only what the broker validated: the header our consumer wrote when it parked the message
+    // under our user id, or the publisher's user id the broker kept when it dead-lettered it
+    // (delivery limit). Never a header someone else wrote: that is how a forgery would get in.
+    headers[ORIGINAL_USER_ID] = verifiedPublisher(message, this.broker.username) ?? '';
     return new Promise((resolve, reject) =>
       channel.publish(
         this.topology.retryExchange,

@@ -18,6 +18,7 @@ import {
   Delivery,
   HEADERS,
   oneAtATime,
+  ORIGINAL_USER_ID,
   PoisonMessageError,
   silentLogger,
   ServiceTopology,
@@ -305,6 +306,29 @@ describe('messaging on a real RabbitMQ', () => {
     // The publisher the broker validated survives the trip through retry, parking and re-drive.
     expect(handled).toEqual([{ id: 'parked', publisher: new URL(testEnv.amqpAdminUrl).username }]);
     expect(await deadLetters.list()).toEqual([]);
+  });
+
+  it('re-drives a parked message the broker validated no publisher of as published by nobody, whatever its headers claim', async () => {
+    const handled: Array<{ id: string; publisher: string | undefined }> = [];
+    env = await setUp(async (message, delivery) => {
+      handled.push({ id: message.id, publisher: delivery.userId });
+    });
+    const admin = await adminChannel();
+    try {
+      // What someone else may have parked there (the broker keeps a message's properties when it
+      // dead-letters it): no user-id, and a header that names a publisher.
+      admin.channel.publish(env.topology.deadLetterExchange, env.topology.service, Buffer.from('{"id":"claims"}'), {
+        messageId: randomUUID(),
+        headers: { [ORIGINAL_USER_ID]: 'order' },
+      });
+    } finally {
+      await admin.close();
+    }
+    const deadLetters = new DeadLetters(env.broker, env.topology);
+    await eventually(async () => (await deadLetters.list()).length === 1, { what: 'the message to be parked' });
+    expect(await deadLetters.redrive()).toBe(1);
+    await eventually(() => handled.length === 1, { what: 'the re-driven message to be handled' });
+    expect(handled).toEqual([{ id: 'claims', publisher: undefined }]);
   });
 
   it('re-drives only what was parked when it started, so a message parked again at once does not loop', async () => {

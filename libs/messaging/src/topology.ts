@@ -4,7 +4,11 @@ import type { Channel } from 'amqplib';
 export interface ServiceTopology {
   /** Durable topic exchange for all checkout traffic. */
   exchange: string;
-  /** Exchange receiving rejected messages; routes by service name to its dead-letter queue. */
+  /**
+   * The service's own exchange for rejected messages (`<exchange>.<service>.dlx`), bound to its
+   * dead-letter queue. Its own, so that broker permissions let no other user write to it: nobody
+   * else can park a message where this service's operator re-drives from.
+   */
   deadLetterExchange: string;
   /**
    * Topic exchange a service uses to send a message back to itself: `<service>` → its retry
@@ -21,31 +25,46 @@ export interface ServiceTopology {
   service: string;
   /** Broker-side safety net: a message redelivered this often (e.g. it crashes the process) is dead-lettered. */
   deliveryLimit: number;
+  /**
+   * Whether `exchange` and `retryExchange`, which every service shares, are declared here (a
+   * private exchange, in tests) or only checked, as provisioned by the broker's administrator
+   * (the checkout exchanges: no service user may configure them, so none can delete or redeclare
+   * them; see brokerPermissions in scripts/lib/config.mjs).
+   */
+  declaresSharedExchanges: boolean;
 }
+
+/** The checkout exchange, provisioned with the broker (see `declaresSharedExchanges`). */
+export const CHECKOUT_EXCHANGE = 'checkout';
 
 export function topologyFor(
   service: string,
   options: { exchange?: string; deliveryLimit?: number } = {},
 ): ServiceTopology {
-  const exchange = options.exchange ?? 'checkout';
+  const exchange = options.exchange ?? CHECKOUT_EXCHANGE;
   return {
     exchange,
-    deadLetterExchange: `${exchange}.dlx`,
+    deadLetterExchange: `${exchange}.${service}.dlx`,
     retryExchange: `${exchange}.retry`,
     queue: `${exchange}.${service}`,
     retryQueue: `${exchange}.${service}.retry`,
     deadLetterQueue: `${exchange}.${service}.dead-letter`,
     service,
     deliveryLimit: options.deliveryLimit ?? 20,
+    declaresSharedExchanges: exchange !== CHECKOUT_EXCHANGE,
   };
 }
 
-/** Declares the exchanges and this service's queues. Idempotent; run on every (re)connect. */
+/**
+ * Declares this service's exchange and queues, and the shared exchanges or (provisioned) checks
+ * that they exist. Idempotent; run on every (re)connect.
+ */
 export async function declareTopology(channel: Channel, topology: ServiceTopology): Promise<void> {
-  await channel.assertExchange(topology.exchange, 'topic', { durable: true });
-  await channel.assertExchange(topology.deadLetterExchange, 'direct', {
-    durable: true,
-  });
+  for (const shared of [topology.exchange, topology.retryExchange]) {
+    if (topology.declaresSharedExchanges) await channel.assertExchange(shared, 'topic', { durable: true });
+    else await channel.checkExchange(shared);
+  }
+  await channel.assertExchange(topology.deadLetterExchange, 'direct', { durable: true });
   await channel.assertQueue(topology.queue, {
     durable: true,
     arguments: {
@@ -56,7 +75,6 @@ export async function declareTopology(channel: Channel, topology: ServiceTopolog
     },
   });
   await channel.bindQueue(topology.queue, topology.exchange, `${topology.service}.*`);
-  await channel.assertExchange(topology.retryExchange, 'topic', { durable: true });
   await channel.bindQueue(topology.queue, topology.retryExchange, redriveKey(topology));
   // Expired messages go back to the main queue through the retry exchange's re-drive key.
   await channel.assertQueue(topology.retryQueue, {

@@ -7,7 +7,13 @@ import {
   OnModuleInit,
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { ALLOWED_SENDERS, CheckoutMessage, parseCheckoutMessage, ServiceName } from '@shop/contracts';
+import {
+  ALLOWED_SENDERS,
+  CheckoutMessage,
+  compareCodePoints,
+  parseCheckoutMessage,
+  ServiceName,
+} from '@shop/contracts';
 import { trace } from '@opentelemetry/api';
 import {
   addLogContext,
@@ -139,10 +145,9 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
    */
   private async handleBatch(batch: ReadonlyArray<BatchEntry<CheckoutMessage>>): Promise<BatchOutcome[]> {
     // Array sort is stable: messages of one transaction keep their delivery order.
-    const byTransaction = [...batch.keys()].sort((a, b) => {
-      const [x, y] = [batch[a].message.transactionId, batch[b].message.transactionId];
-      return x < y ? -1 : x > y ? 1 : 0;
-    });
+    const byTransaction = [...batch.keys()].sort((a, b) =>
+      compareCodePoints(batch[a].message.transactionId, batch[b].message.transactionId),
+    );
     const results = await inOneTransaction<number, void, CheckoutMessage>(
       this.dataSource,
       byTransaction,

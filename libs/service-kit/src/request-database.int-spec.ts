@@ -69,8 +69,7 @@ describe('RequestDatabase', () => {
   });
 
   it('lets concurrent requests share a transaction (one commit), and a failing one fails alone', async () => {
-    // One request connection: while it is busy, the others gather for the next shared transaction.
-    const requests = new RequestDatabase(dataSource, BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '1' }));
+    const requests = new RequestDatabase(dataSource, BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '2' }));
     await dataSource.query(`CREATE TABLE placed (n int PRIMARY KEY)`);
     await locker.query(`SELECT pg_advisory_lock(4243)`);
     const place = (n: number) =>
@@ -98,18 +97,8 @@ describe('RequestDatabase', () => {
     expect(rows.map((row) => row.n)).toEqual([1, 2, 3, 5]);
   });
 
-  it('runs a request at once while a request connection is free, beside one being written', async () => {
-    const requests = new RequestDatabase(dataSource, BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '2' }));
-    await locker.query(`SELECT pg_advisory_lock(4245)`);
-    const slow = requests.sharedTransaction((manager) => manager.query(`SELECT pg_advisory_xact_lock_shared(4245)`));
-    await eventually(async () => (await waitingOnTheLock()) === 1, { what: 'the first request holding its commit' });
-    expect(await requests.sharedTransaction((manager) => manager.query(`SELECT 1 AS one`))).toEqual([{ one: 1 }]);
-    await locker.query(`SELECT pg_advisory_unlock(4245)`);
-    await slow;
-  });
-
   it('commits requests that come while another is being written in one transaction', async () => {
-    const requests = new RequestDatabase(dataSource, BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '1' }));
+    const requests = new RequestDatabase(dataSource, BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '2' }));
     await locker.query(`SELECT pg_advisory_lock(4244)`);
     const xid = (slow: boolean) =>
       requests.sharedTransaction(async (manager) => {

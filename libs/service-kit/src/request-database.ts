@@ -22,18 +22,15 @@ interface SharedWork {
 export class RequestDatabase {
   private free: number;
   private readonly waiting: Array<() => void> = [];
-  /** Requests waiting for a shared transaction; they share the next one that starts. */
+  /** Requests waiting for the shared transaction in flight to commit; they share the next one. */
   private readonly gathering: SharedWork[] = [];
-  /** Shared transactions in flight: at most as many as requests may hold connections. */
-  private sharing = 0;
-  private readonly maxSharing: number;
+  private sharing = false;
 
   constructor(
     private readonly dataSource: DataSource,
     @Inject(SERVICE_CONFIG) config: BaseConfig,
   ) {
     this.free = config.DB_REQUEST_CONNECTIONS;
-    this.maxSharing = config.DB_REQUEST_CONNECTIONS;
   }
 
   query<T = unknown>(sql: string, parameters?: unknown[]): Promise<T> {
@@ -45,11 +42,11 @@ export class RequestDatabase {
   }
 
   /**
-   * Like `transaction`, but requests may share one (group commit): while every request connection
-   * is busy with a transaction, the requests that come wait together and share the next one, so a
-   * burst costs one commit and one WAL flush, not one each. Otherwise a request runs at once. A
-   * request that fails fails alone: the shared transaction is rolled back and each runs again on
-   * its own (see `inOneTransaction`), so `work` must not have effects outside the transaction.
+   * Like `transaction`, but concurrent requests share one (group commit): those that come while
+   * one is being written join the next, so a burst costs one commit and one WAL flush, not one
+   * each. Alone, a request runs at once. A request that fails fails alone: the shared
+   * transaction is rolled back and each runs again on its own (see `inOneTransaction`), so `work`
+   * must not have effects outside the transaction.
    */
   sharedTransaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -60,12 +57,12 @@ export class RequestDatabase {
           else reject(result.error instanceof Error ? result.error : new Error(String(result.error)));
         },
       });
-      if (this.sharing < this.maxSharing) void this.commitGathered();
+      if (!this.sharing) void this.commitGathered();
     });
   }
 
   private async commitGathered(): Promise<void> {
-    this.sharing += 1;
+    this.sharing = true;
     try {
       while (this.gathering.length > 0) {
         const group = this.gathering.splice(0, MAX_SHARED);
@@ -79,7 +76,7 @@ export class RequestDatabase {
         }
       }
     } finally {
-      this.sharing -= 1;
+      this.sharing = false;
     }
   }
 

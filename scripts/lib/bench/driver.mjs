@@ -22,8 +22,10 @@ export function retryAfterSeconds(value) {
 
 export class HttpClient {
   constructor({ maxSockets = 256 } = {}) {
-    // Keep-alive: a checkout must not pay a TCP handshake, or we would measure the handshake.
-    this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+    // Keep-alive: a checkout must not pay a TCP handshake, or we would measure the handshake. An
+    // idle socket is closed here before the server's keep-alive timeout (Node's: 5 s) closes it,
+    // or a request sent on it just as the server closes it fails with no answer.
+    this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: 4_000 });
   }
 
   /** One request; never rejects: `{ status, headers, text }`, or `{ status: 0, error }` on failure. */

@@ -180,7 +180,7 @@ const latest = (times) => times.reduce((a, b) => Math.max(a, b), -Infinity); // 
 
 /**
  * How the order service answered the POSTs: accepted (2xx), shed (503: admission control,
- * nothing written) and failed (anything else, by status; "no answer" when the request failed).
+ * nothing written) and failed (anything else, by status; "no answer (why)" when the request failed).
  */
 export function answerCounts(records) {
   const out = { sent: records.length, accepted: 0, shed: 0, failed: 0, httpErrors: {}, shedWithoutRetryAfter: 0 };
@@ -193,7 +193,7 @@ export function answerCounts(records) {
       else retryAfter.push(r.retryAfterS);
     } else {
       out.failed++;
-      const k = r.status ? String(r.status) : 'no answer';
+      const k = r.status ? String(r.status) : `no answer${r.error ? ` (${r.error})` : ''}`;
       out.httpErrors[k] = (out.httpErrors[k] ?? 0) + 1;
     }
   }

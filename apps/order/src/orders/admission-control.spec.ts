@@ -104,7 +104,12 @@ describe('admission control', () => {
     }
     expect(control.limit).toBeGreaterThan(380);
     expect(control.limit).toBeLessThan(420);
-    // Nothing decided any more (a participant down): the bound falls back to the minimum.
+    // A quiet spell (nothing offered) says nothing of capacity: the bound stays.
+    jest.advanceTimersByTime(10_000);
+    expect(control.limit).toBeGreaterThan(380);
+    // Orders come and nothing is decided any more (a participant down): once they fill the bound,
+    // it falls back to the minimum.
+    while (control.inFlight < control.limit) (await control.admit()).accepted(`stuck-${n++}`);
     jest.advanceTimersByTime(10_000);
     expect(control.limit).toBe(10);
   });

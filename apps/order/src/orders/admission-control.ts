@@ -175,7 +175,11 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     const sample = (this.decidedSinceTick * 1000) / (now - this.lastTick);
     this.lastTick = now;
     this.decidedSinceTick = 0;
-    this.decisionRate += RATE_SMOOTHING * (sample - this.decisionRate);
+    // Fewer decisions while the bound holds nothing back is a lull in demand, not less capacity:
+    // the estimate falls only while orders wait at the bound (else a burst after a quiet spell is
+    // shed at the door of a system that decided far more a moment ago).
+    const saturated = this.inFlight >= this.bound || this.waiting.length > 0;
+    if (sample > this.decisionRate || saturated) this.decisionRate += RATE_SMOOTHING * (sample - this.decisionRate);
     const { ADMISSION_MIN_IN_FLIGHT: min, ADMISSION_MAX_IN_FLIGHT: max } = this.config;
     this.bound = Math.min(max, Math.max(min, Math.round((this.decisionRate * this.targetMs) / 1000)));
     this.handOver();

@@ -173,18 +173,12 @@ export class Coordinator {
         return;
       }
       if (vote.payload.vote === 'no') {
-        return this.decide(
-          batch.decisions,
-          manager,
-          vote.transactionId,
-          'abort',
-          vote.payload.reason,
-          vote,
-          transaction,
-        );
+        const decided = { transactionId: vote.transactionId, outcome: 'abort', reason: vote.payload.reason } as const;
+        return this.decide(manager, batch.decisions, decided, vote, transaction);
       }
       if (batch.votesPending.get(vote.transactionId) === 0) {
-        return this.decide(batch.decisions, manager, vote.transactionId, 'commit', null, vote, transaction);
+        const decided = { transactionId: vote.transactionId, outcome: 'commit', reason: null } as const;
+        return this.decide(manager, batch.decisions, decided, vote, transaction);
       }
     });
   }
@@ -217,7 +211,8 @@ export class Coordinator {
       if (transaction.state === 'PREPARING') {
         // Still collecting votes: only a passed deadline decides; otherwise it asks again later.
         if (transaction.deadline.getTime() <= Date.now()) {
-          return this.decide(batch.decisions, manager, inquiry.transactionId, 'abort', TIMEOUT, inquiry, transaction);
+          const decided = { transactionId: inquiry.transactionId, outcome: 'abort', reason: TIMEOUT } as const;
+          return this.decide(manager, batch.decisions, decided, inquiry, transaction);
         }
         return;
       }
@@ -234,7 +229,9 @@ export class Coordinator {
         [limit],
       );
       const taken: DecisionTaken[] = [];
-      for (const { id } of expired) await this.decide(taken, manager, id, 'abort', TIMEOUT, null);
+      for (const { id } of expired) {
+        await this.decide(manager, taken, { transactionId: id, outcome: 'abort', reason: TIMEOUT }, null);
+      }
       await this.writeDecisions(manager, taken);
       return taken;
     });
@@ -466,11 +463,9 @@ export class Coordinator {
    * every participant (outbox), and it joins `decisions`, to be recorded with them (`writeDecisions`).
    */
   private async decide(
-    decisions: DecisionTaken[],
     manager: EntityManager,
-    transactionId: string,
-    outcome: Outcome,
-    reason: string | null,
+    decisions: DecisionTaken[],
+    { transactionId, outcome, reason }: Decided,
     cause: { messageId: string } | null,
     /** The checkout as the caller holds it (locked): it now says what was decided. */
     locked?: TransactionRow,

@@ -239,12 +239,13 @@ export class Participant<P extends ParticipantName> {
     if (batch.changes.size === 0) return;
     const changes = [...batch.changes];
     batch.changes.clear();
-    // now() is the transaction's start, written late or not. Every row here is locked already.
+    // now() is the transaction's start, written late or not. Every row here is locked already. A
+    // vote without a reason is a yes: prepared then, whatever state a later decision gave it.
     await manager.query(
       `UPDATE tpc_participant_transactions t
           SET state = c.state,
               vote_reason = CASE WHEN c.voted THEN c.vote_reason ELSE t.vote_reason END,
-              prepared_at = CASE WHEN c.voted THEN CASE WHEN c.state <> 'REFUSED' THEN now() END ELSE t.prepared_at END,
+              prepared_at = CASE WHEN c.voted THEN CASE WHEN c.vote_reason IS NULL THEN now() END ELSE t.prepared_at END,
               decided_at = CASE WHEN c.decided THEN now() ELSE t.decided_at END
          FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::text[], $5::bool[]) AS c(id, state, voted, vote_reason, decided)
         WHERE t.transaction_id = c.id`,

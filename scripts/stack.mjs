@@ -113,8 +113,7 @@ function exportLines(env) {
  * `npm test -- test/cluster` just the cluster phase; JEST_CLUSTER=1 runs any paths in it).
  */
 function testPhases() {
-  const paths = args.filter((a) => !a.startsWith('-'));
-  const flags = args.filter((a) => a.startsWith('-'));
+  const { paths, flags } = splitJestArgs(args);
   const faults = { name: 'fault injection', args: ['--runInBand', ...args], env: { JEST_FAULTS: '1' } };
   // --passWithNoTests: test/cluster may hold no spec yet.
   const cluster = {
@@ -132,6 +131,37 @@ function testPhases() {
     { ...faults, args: ['--runInBand', ...args, 'test/faults'] },
     { ...cluster, args: ['--runInBand', ...flags, 'test/e2e/checkout.e2e-spec.ts', 'test/cluster'] },
   ];
+}
+
+// Jest options whose value is the next argument (`-t 'RabbitMQ restarted'`): the value is not a path.
+const JEST_OPTIONS_WITH_VALUE = new Set([
+  '-t',
+  '--testNamePattern',
+  '--testPathPattern',
+  '--testPathPatterns',
+  '--testPathIgnorePatterns',
+  '-c',
+  '--config',
+  '-w',
+  '--maxWorkers',
+  '--testTimeout',
+  '--seed',
+  '--shard',
+  '--reporters',
+  '--selectProjects',
+]);
+
+/** Jest's arguments as the paths they name and the options (with their values), in order. */
+function splitJestArgs(jestArgs) {
+  const paths = [];
+  const flags = [];
+  for (let i = 0; i < jestArgs.length; i++) {
+    const arg = jestArgs[i];
+    if (!arg.startsWith('-')) paths.push(arg);
+    else if (JEST_OPTIONS_WITH_VALUE.has(arg) && i + 1 < jestArgs.length) flags.push(arg, jestArgs[++i]);
+    else flags.push(arg);
+  }
+  return { paths, flags };
 }
 
 async function cmdTest() {

@@ -1,5 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { asRaw, peekDeadLetters, publishAs, resentCopy } from '../support/broker';
+import {
+  asRaw,
+  outboxOf,
+  peekDeadLetters,
+  publishAs,
+  queuesOf,
+  readyCounts,
+  resentCopy,
+  takeDeadLetters,
+} from '../support/broker';
 import { closeDb, db, sql } from '../support/db';
 import { eventually } from '../support/eventually';
 import { OrderView, ProblemView, ShopApi } from '../support/http';
@@ -525,5 +534,75 @@ it('an order replica SIGSTOPped while its transaction holds a checkout’s row l
     await stockLocker.query('ROLLBACK').catch(() => undefined);
     orderLocker.release();
     stockLocker.release();
+  }
+});
+
+it('one message of a batch keeps failing: the others of its batch go through, it is retried, parked with its reason, and its order cancelled', async () => {
+  // The deadline leaves the failing prepares time for their three attempts (about a second) even
+  // after the inventory's start: an abort that overtook one would end its retries with a refusal.
+  const shop = await stack({ PREPARE_TIMEOUT_MS: '15000', MESSAGE_MAX_ATTEMPTS: '3' });
+  const api = new ShopApi(shop);
+  const catalog = await seedCatalog(api, 'fail-in-batch', { stockPerSku: 1_000, balance: 1_000_000 });
+  const [poisoned, ...others] = catalog.skus;
+  // Reserving the poisoned SKU's stock fails in the database. The trigger counts the stock rows
+  // the transaction reserved before (a transaction-local setting) and keeps the largest count in
+  // a sequence, which a rollback does not undo: proof that the failing prepare shared a batch.
+  const fault = `fault_fail_in_batch_${randomUUID().replaceAll('-', '')}`;
+  await sql(`CREATE SEQUENCE public.${fault}`);
+  await sql(`CREATE FUNCTION public.${fault}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+               SET search_path = pg_catalog AS $$
+             DECLARE before_it int := coalesce(nullif(current_setting('fault.reserved_rows', true), ''), '0')::int;
+             BEGIN
+               IF NEW.sku = '${poisoned}' AND NEW.reserved > OLD.reserved THEN
+                 IF before_it > 0 THEN PERFORM setval('public.${fault}', before_it); END IF;
+                 RAISE EXCEPTION 'fault injected: the stock of % cannot be reserved', NEW.sku;
+               END IF;
+               PERFORM set_config('fault.reserved_rows', (before_it + 1)::text, true);
+               RETURN NEW;
+             END $$`);
+  try {
+    await sql(`CREATE TRIGGER ${fault} BEFORE UPDATE ON inventory_svc.stock
+                 FOR EACH ROW WHEN (NEW.reserved > OLD.reserved) EXECUTE FUNCTION public.${fault}()`);
+    // With the inventory stopped, its prepares queue up; started again, it takes them as batches.
+    await shop.processes.inventory.stop();
+    const orders = Array.from({ length: 12 }, (_, i) => ({
+      customerId: catalog.customers[1 + (i % (catalog.customers.length - 1))],
+      items: [{ sku: i === 5 || i === 11 ? poisoned : others[i % others.length], quantity: 1 }],
+    }));
+    const placed: OrderView[] = [];
+    for (const order of orders) placed.push(await api.placeAccepted(order.customerId, order.items));
+    const [inventoryQueue] = queuesOf(['inventory']);
+    await eventually(async () => (await readyCounts([inventoryQueue.queue]))[inventoryQueue.queue] === orders.length, {
+      what: `${orders.length} prepares waiting in the inventory's queue`,
+    });
+    await shop.start('inventory');
+
+    const load = { orderIds: placed.map((order) => order.id), retries: 0, shed: 0 };
+    const faults = ['prepares of one SKU fail in the database, inside batches'];
+    const report = await settle('one message of a batch fails', catalog, load, faults, { services });
+    reports.push(report);
+    const failing = placed.filter((_, i) => orders[i].items[0].sku === poisoned).map((order) => order.id);
+    // The others went through; the failing ones were decided by the deadline, nothing else.
+    expect(report).toMatchObject({ placed: 12, confirmed: 10, cancelled: 2, reasons: { TIMEOUT: 2 } });
+    for (const id of failing) expect((await api.getOrder(id)).json).toMatchObject({ status: 'CANCELLED' });
+    const [{ last_value: sharedWith, is_called: recorded }] = await sql<{ last_value: string; is_called: boolean }>(
+      `SELECT last_value, is_called FROM public.${fault}`,
+    );
+    expect(recorded).toBe(true);
+    expect(Number(sharedWith)).toBeGreaterThanOrEqual(1);
+    // Nothing lost: each failing prepare is parked after its attempts, with the database's reason.
+    const prepares = await Promise.all(
+      failing.map(async (id) => (await outboxOf(id)).find((row) => row.routingKey === 'inventory.prepare')!),
+    );
+    const parked = await takeDeadLetters(
+      'inventory',
+      prepares.map((row) => row.messageId),
+      60_000,
+    );
+    for (const message of parked) expect(message.reason).toContain('fault injected');
+  } finally {
+    await sql(`DROP TRIGGER IF EXISTS ${fault} ON inventory_svc.stock`);
+    await sql(`DROP FUNCTION IF EXISTS public.${fault}()`);
+    await sql(`DROP SEQUENCE IF EXISTS public.${fault}`);
   }
 });

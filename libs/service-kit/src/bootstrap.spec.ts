@@ -33,6 +33,7 @@ describe('service app (HTTP)', () => {
       DATABASE_URL: 'postgres://unused',
       AMQP_URL: 'amqp://unused',
       LOG_FORMAT: 'json',
+      LOG_LEVEL: 'debug', // an answered request's line is at debug
     });
     jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
       for (const line of chunk.toString().split('\n').filter(Boolean))
@@ -59,7 +60,7 @@ describe('service app (HTTP)', () => {
     const requestLine = lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('POST /things 201'));
     expect(requestLine).toMatchObject({
       service: 'order',
-      level: 'info',
+      level: 'debug',
       transactionId: 'tx-a',
       req: { method: 'POST', url: '/things' },
       res: { statusCode: 201 },

@@ -117,8 +117,9 @@ function isStack(text: string): boolean {
 }
 
 /**
- * The HTTP request log, one line per response (`POST /orders 202`), and a log context per request
- * that a controller fills in (the order's `transactionId`). Health and metrics polls are not logged.
+ * The HTTP request log, one line per response (`POST /orders 202`: at debug, a 4xx at warn, a 5xx at
+ * error), and a log context per request that a controller fills in (the order's `transactionId`).
+ * Health and metrics polls are not logged.
  */
 export function requestLogging(logger: pino.Logger): RequestHandler[] {
   return [
@@ -130,15 +131,14 @@ export function requestLogging(logger: pino.Logger): RequestHandler[] {
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       autoLogging: { ignore: (req) => /^\/(health|metrics)(\/|\?|$)/.test(req.url ?? '') },
-      // A shed request (503 under load) is counted in the metrics; a line each would add to the load.
+      // An answered request is in the metrics, and its order's decision is logged at info; a line
+      // each would add to the load (and so would a shed one's, a 503 under load). Failures are not.
       customLogLevel: (_req, res, err) =>
-        res.statusCode === 503
+        res.statusCode === 503 || (!err && res.statusCode < 400)
           ? 'debug'
           : err || res.statusCode >= 500
             ? 'error'
-            : res.statusCode >= 400
-              ? 'warn'
-              : 'info',
+            : 'warn',
       customSuccessMessage: (req, res, ms) => `${req.method} ${req.url} ${res.statusCode} ${ms} ms`,
       customErrorMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
     }),

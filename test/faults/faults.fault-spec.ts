@@ -16,6 +16,7 @@ import { waitUntilDecided } from '../support/invariants';
 import { Services, startServices, ServiceName } from '../support/services';
 import type { CheckoutMessage } from '@shop/contracts';
 import {
+  Catalog,
   closeAllBrokerConnections,
   measureCapacity,
   openLoop,
@@ -80,21 +81,39 @@ async function stack(
   return started;
 }
 
-/** Runs the load and the fault injector side by side; the injector stops when the load is done. */
+/**
+ * Runs the load and the fault injector side by side; the injector stops when the load is done. With
+ * `loadUntilFaultsEnd`, the load goes on past its count until the injector returns, so a fault
+ * timed by what the system did (not by a guess of how fast this machine is) still lands mid-load.
+ */
 async function underLoad(
   name: string,
   shop: Services,
-  inject: (loadDone: () => boolean) => Promise<string[]>,
-  apis: () => ShopApi = () => new ShopApi(shop),
+  inject: (loadDone: () => boolean, catalog: Catalog) => Promise<string[]>,
+  {
+    apis = () => new ShopApi(shop),
+    loadUntilFaultsEnd = false,
+  }: { apis?: () => ShopApi; loadUntilFaultsEnd?: boolean } = {},
 ) {
   const catalog = await seedCatalog(new ShopApi(shop), name);
   let done = false;
-  const injected = inject(() => done);
-  const load = await placeOrders(apis, catalog, { count: ORDERS, concurrency: CONCURRENCY, random }).finally(
+  let faultsEnded = false;
+  const injected = inject(() => done, catalog).finally(() => (faultsEnded = true));
+  const until = () => !loadUntilFaultsEnd || faultsEnded;
+  const load = await placeOrders(apis, catalog, { count: ORDERS, concurrency: CONCURRENCY, random, until }).finally(
     () => (done = true),
   );
   const faults = await injected;
   return { catalog, load, faults };
+}
+
+/** Units of the catalog's SKUs sold so far: some orders were confirmed. */
+async function unitsSold(catalog: Catalog): Promise<number> {
+  const [{ sold }] = await sql<{ sold: number }>(
+    `SELECT coalesce(sum(sold), 0)::int AS sold FROM inventory_svc.stock WHERE sku = ANY($1::text[])`,
+    [catalog.skus],
+  );
+  return sold;
 }
 
 function expectBothOutcomes(report: ScenarioReport) {
@@ -164,11 +183,21 @@ it('rolling restart (SIGTERM, drain, start) of every service under load loses no
 
 it('RabbitMQ restarted mid-load', async () => {
   const shop = await stack();
-  const { catalog, load, faults } = await underLoad('restart-rabbitmq', shop, async () => {
-    await pause(500, 1_000);
-    await restartServer('rabbitmq');
-    return ['restart RabbitMQ'];
-  });
+  // The restart comes once some orders went through, however fast this machine is; orders placed
+  // while the broker is down may time out (a restart can take longer than the deadline).
+  const { catalog, load, faults } = await underLoad(
+    'restart-rabbitmq',
+    shop,
+    async (_loadDone, catalog) => {
+      await eventually(async () => (await unitsSold(catalog)) >= 5, {
+        what: 'some orders confirmed before the restart',
+      });
+      await pause(0, 500);
+      await restartServer('rabbitmq');
+      return ['restart RabbitMQ'];
+    },
+    { loadUntilFaultsEnd: true },
+  );
   const report = await settle('restart RabbitMQ', catalog, load, faults, { services });
   reports.push(report);
   expectBothOutcomes(report);
@@ -280,7 +309,7 @@ it('two replicas of every service, one of each SIGKILLed mid-load', async () => 
     },
     // Clients spread over both order replicas; a dead one makes them retry, and the next try
     // goes to the other replica.
-    () => apis[turn++ % 2],
+    { apis: () => apis[turn++ % 2] },
   );
   const report = await settle('replicas, one of each killed', catalog, load, faults, { services });
   reports.push(report);

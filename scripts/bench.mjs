@@ -17,6 +17,7 @@
 // Exit code 1 when an invariant is broken (or the run could not be made), 0 otherwise.
 import { ensureDependencies, stopStarted } from './lib/project.mjs';
 import { USAGE, parseOptions } from './lib/bench/options.mjs';
+import { onSupportedRuntime } from './lib/runtime.mjs';
 import { StackError, activeChildren, color, fail } from './lib/util.mjs';
 
 let opts;
@@ -30,6 +31,7 @@ if (opts.help) {
   console.log(USAGE);
   process.exit(0);
 }
+await onSupportedRuntime();
 
 // What every exit path must undo: the services, the servers this run started, open connections.
 const ctx = {

@@ -47,6 +47,7 @@ import {
 import { build, ensureDependencies, ensureInfra, migrate, stopStarted } from './lib/project.mjs';
 import { seed } from './lib/seed.mjs';
 import { Supervisor } from './lib/supervisor.mjs';
+import { onSupportedRuntime } from './lib/runtime.mjs';
 import { StackError, activeChildren, color, fail, log, portFree } from './lib/util.mjs';
 
 const [command, ...args] = process.argv.slice(2);
@@ -487,6 +488,7 @@ if (!fn) {
   process.exit(2);
 }
 try {
+  await onSupportedRuntime();
   await fn();
 } catch (err) {
   report(err);

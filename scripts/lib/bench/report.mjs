@@ -293,7 +293,7 @@ export function printSummary(r) {
     for (const e of c.examples) console.log(`          ${e}`);
   }
   console.log(
-    `\n  machine: ${r.machine.nproc} × ${r.machine.cpuModel}, ${r.machine.memoryGb} GB, load average before ${r.machine.loadAverage.join(' ')}`,
+    `\n  machine: ${r.machine.nproc} × ${r.machine.cpuModel}, ${r.machine.memoryGb} GB, Node.js ${r.machine.node}, load average before ${r.machine.loadAverage.join(' ')}`,
   );
   if (r.target.kind === 'own') console.log(`  code: ${codeLine(r.code)}`);
   console.log(`  results: ${Object.values(r.files).join(', ')}\n`);

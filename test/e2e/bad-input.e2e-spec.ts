@@ -398,7 +398,7 @@ describe('bad input', () => {
     const expectRefused = async (service: Service, path: string, json: unknown, row: () => Promise<unknown[]>) => {
       const before = await row();
       const response = await clientFor(service).request('PUT', path, { body: json, admin: true });
-      expect({ status: response.status, body: response.json as unknown }).toEqual({
+      expect({ status: response.status, body: response.json }).toEqual({
         status: 422,
         body: expect.objectContaining({ status: 422, detail: expect.stringMatching(/would count more than/) }),
       });

@@ -36,6 +36,18 @@ export const BaseConfig = z.object({
     .default('false')
     .transform((value) => value === 'true'),
   PORT: z.coerce.number().int().min(1).max(65535),
+  /**
+   * A second port for /health/*, /metrics and /docs (operators, probes, Prometheus), so the main
+   * port, the one exposed to clients, does not serve them. Unset: everything on PORT.
+   */
+  MANAGEMENT_PORT: unsetIfEmpty(z.coerce.number().int().min(1).max(65535).optional()),
+  /** OpenAPI at /docs; unset: on, except with NODE_ENV=production. */
+  ENABLE_DOCS: unsetIfEmpty(
+    z
+      .enum(['true', 'false'])
+      .optional()
+      .transform((value) => (value === undefined ? undefined : value === 'true')),
+  ),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
   /** The broker: one amqp(s):// URL, or the nodes of a cluster comma-separated (tried in order, failed over). */
   AMQP_URL: z
@@ -191,6 +203,16 @@ function refuseOversubscribedPool(config: BaseConfig): string[] {
   return problems;
 }
 
+/** The management port is a port of its own. */
+function refuseSharedManagementPort(config: BaseConfig): string[] {
+  return config.MANAGEMENT_PORT === config.PORT
+    ? [`  MANAGEMENT_PORT: ${config.MANAGEMENT_PORT} is PORT too; give it another port, or leave it unset`]
+    : [];
+}
+
+/** Whether the service serves its OpenAPI document at /docs (see ENABLE_DOCS). */
+export const docsEnabled = (config: BaseConfig): boolean => config.ENABLE_DOCS ?? config.NODE_ENV !== 'production';
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -199,8 +221,8 @@ export class ConfigError extends Error {
 export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
   const result = schema.safeParse(env);
   const problems = result.success
-    ? [refuseDevelopmentDefaults, refusePlainConnections, refuseOversubscribedPool].flatMap((refuse) =>
-        refuse(result.data as BaseConfig),
+    ? [refuseDevelopmentDefaults, refusePlainConnections, refuseOversubscribedPool, refuseSharedManagementPort].flatMap(
+        (refuse) => refuse(result.data as BaseConfig),
       )
     : result.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   if (result.success && problems.length === 0) return result.data;

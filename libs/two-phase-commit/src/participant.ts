@@ -232,9 +232,7 @@ export class Participant<P extends ParticipantName> {
 
   /** The database's `now()` (the batch transaction's start), in ms since the epoch; read once per batch. */
   private databaseNow(manager: EntityManager, batch: BatchState): Promise<number> {
-    batch.databaseNow ??= manager
-      .query<Array<{ now: Date }>>('SELECT now() AS now')
-      .then(([row]) => row.now.getTime());
+    batch.databaseNow ??= manager.query<Array<{ now: Date }>>('SELECT now() AS now').then(([row]) => row.now.getTime());
     return batch.databaseNow;
   }
 

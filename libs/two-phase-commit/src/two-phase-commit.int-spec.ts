@@ -105,6 +105,13 @@ describe('two-phase-commit kit on a real Postgres', () => {
     }
     const vote = (transactionId: string, sender: 'inventory' | 'payment', payload: VotePayload) =>
       createMessage(Vote, { transactionId, sender, recipient: 'order', payload });
+    const inquiry = (transactionId: string) =>
+      createMessage(Inquiry, {
+        transactionId,
+        sender: 'payment',
+        recipient: 'order',
+        payload: { preparedAt: new Date().toISOString() },
+      });
     const ack = (transactionId: string, sender: 'inventory' | 'payment', outcome: 'commit' | 'abort') =>
       createMessage(Ack, { transactionId, sender, recipient: 'order', payload: { outcome } });
     const state = async (id: string) =>
@@ -290,13 +297,6 @@ describe('two-phase-commit kit on a real Postgres', () => {
       const expired = await begin(-1);
       const unknown = randomUUID();
       const before = (await outbox()).length;
-      const inquiry = (transactionId: string) =>
-        createMessage(Inquiry, {
-          transactionId,
-          sender: 'payment',
-          recipient: 'order',
-          payload: { preparedAt: new Date().toISOString() },
-        });
       await coordinator.onInquiry(inquiry(committed));
       await coordinator.onInquiry(inquiry(unknown));
       await coordinator.onInquiry(inquiry(expired));
@@ -309,13 +309,6 @@ describe('two-phase-commit kit on a real Postgres', () => {
     });
 
     it("stamps and compares the prepare deadline on the database's clock, whatever the process's says", async () => {
-      const inquiry = (transactionId: string) =>
-        createMessage(Inquiry, {
-          transactionId,
-          sender: 'payment',
-          recipient: 'order',
-          payload: { preparedAt: new Date().toISOString() },
-        });
       try {
         skewProcessClock(+HOUR); // an hour ahead: nothing may time out early
         const onTime = await begin(60_000);

@@ -23,8 +23,11 @@ export const SERVICES = [
 ];
 
 export const dbRole = (svc) => `${svc}_svc`;
+/** The role that runs a service's migrations: it owns the schema; `dbRole` may only read and write its tables. */
+export const dbMigratorRole = (svc) => `${dbRole(svc)}_migrator`;
 // Development-only credentials. Real deployments pass their own URLs through the environment.
 export const dbPassword = (svc) => `${dbRole(svc)}_dev_password`;
+export const dbMigratorPassword = (svc) => `${dbMigratorRole(svc)}_dev_password`;
 export const amqpUser = (svc) => svc;
 export const amqpPassword = (svc) => `${svc}_dev_password`;
 /**
@@ -196,15 +199,27 @@ function amqpUrls(amqp, user, password, vhost) {
  * { protocol, host, port } (or { nodes: [...] }) of the running infra.
  */
 export function serviceEnv(svc, prof, pg, amqp) {
-  const own = pgOf(pg, svc);
   return {
     SERVICE_NAME: svc.name,
     PORT: String(prof.portOf(svc)),
     NODE_ENV: prof.nodeEnv,
-    DATABASE_URL: `postgres://${dbRole(svc.name)}:${encodeURIComponent(dbPassword(svc.name))}@${own.host}:${own.port}/${prof.db}`,
+    DATABASE_URL: databaseUrl(svc, prof, pg, dbRole(svc.name), dbPassword(svc.name)),
     AMQP_URL: amqpUrls(amqp, amqpUser(svc.name), amqpPassword(svc.name), prof.vhost),
     // These URLs carry the development passwords: a production build (the benchmark) may use them.
     ALLOW_DEVELOPMENT_SECRETS: 'true',
+  };
+}
+
+function databaseUrl(svc, prof, pg, role, password) {
+  const own = pgOf(pg, svc);
+  return `postgres://${role}:${encodeURIComponent(password)}@${own.host}:${own.port}/${prof.db}`;
+}
+
+/** The environment of one service's migrations: the service's, and the migration role's URL. */
+export function migrationEnv(svc, prof, pg, amqp) {
+  return {
+    ...serviceEnv(svc, prof, pg, amqp),
+    MIGRATION_DATABASE_URL: databaseUrl(svc, prof, pg, dbMigratorRole(svc.name), dbMigratorPassword(svc.name)),
   };
 }
 
@@ -223,9 +238,10 @@ export function testEnv(prof, pg, amqp) {
     TEST_RABBITMQ_MANAGEMENT_URL: amqp.managementUrlWithCreds,
   };
   for (const svc of SERVICES) {
-    const e = serviceEnv(svc, prof, pg, amqp);
+    const e = migrationEnv(svc, prof, pg, amqp);
     const key = svc.name.toUpperCase();
     env[`${key}_DATABASE_URL`] = e.DATABASE_URL;
+    env[`${key}_MIGRATION_DATABASE_URL`] = e.MIGRATION_DATABASE_URL;
     env[`${key}_AMQP_URL`] = e.AMQP_URL;
     env[`${key}_PORT`] = e.PORT;
     if (pg.perService) env[`TEST_${key}_PG_ADMIN_URL`] = pgOf(pg, svc).adminUrlFor(prof.db);

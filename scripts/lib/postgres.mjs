@@ -3,7 +3,17 @@
 // idempotent provisioning of the database, the per-service roles and schemas.
 import fs from 'node:fs';
 import path from 'node:path';
-import { PG, PG_PER_SERVICE, PG_SUPERUSER, SERVICES, dbPassword, dbRole, federatedDb } from './config.mjs';
+import {
+  PG,
+  PG_PER_SERVICE,
+  PG_SUPERUSER,
+  SERVICES,
+  dbMigratorPassword,
+  dbMigratorRole,
+  dbPassword,
+  dbRole,
+  federatedDb,
+} from './config.mjs';
 import { asUser, ensureTraversable, isRoot, osUser, ownedDir } from './system.mjs';
 import { StackError, log, pidAlive, portFree, run, tail, warn } from './util.mjs';
 
@@ -257,20 +267,25 @@ const q = (ident) => `"${ident.replaceAll('"', '""')}"`;
 const lit = (s) => `'${s.replaceAll("'", "''")}'`;
 
 /**
- * Idempotent: the database, one LOGIN role per service the server holds (`pg.services`: all on
- * the shared server, only its own on a service's server) with a schema of the same name that it
- * owns (and nothing else), no PUBLIC access. With `recreate`, the database is dropped first.
+ * Idempotent: the database, and for each service the server holds (`pg.services`: all on the
+ * shared server, only its own on a service's server) two LOGIN roles and a schema: the migration
+ * role `<svc>_svc_migrator` owns the schema `<svc>_svc` (it creates and changes the tables); the
+ * runtime role `<svc>_svc` may only read and write the rows of its tables and use their sequences,
+ * now and in any table the migrations add (default privileges). Nothing else, no PUBLIC access.
+ * With `recreate`, the database is dropped first.
  */
 export async function provisionPostgres(pg, db, { recreate = false } = {}) {
   const services = pg.services ?? SERVICES;
-  const roles = services.map((s) => dbRole(s.name));
+  const logins = services.flatMap((s) => [
+    [dbRole(s.name), dbPassword(s.name), dbRole(s.name)],
+    [dbMigratorRole(s.name), dbMigratorPassword(s.name), dbRole(s.name)],
+  ]);
   const cluster = [];
-  for (const s of services) {
-    const role = dbRole(s.name);
+  for (const [role, password, schema] of logins) {
     cluster.push(
       `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${lit(role)}) THEN CREATE ROLE ${q(role)}; END IF; END $$;`,
-      `ALTER ROLE ${q(role)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD ${lit(dbPassword(s.name))};`,
-      `ALTER ROLE ${q(role)} SET search_path = ${q(role)};`,
+      `ALTER ROLE ${q(role)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD ${lit(password)};`,
+      `ALTER ROLE ${q(role)} SET search_path = ${q(schema)};`,
     );
   }
   // WITH (FORCE) ends sessions left over by an aborted run.
@@ -282,14 +297,23 @@ export async function provisionPostgres(pg, db, { recreate = false } = {}) {
 
   const inDb = [
     `REVOKE ALL ON DATABASE ${q(db)} FROM PUBLIC;`,
-    `GRANT CONNECT ON DATABASE ${q(db)} TO ${roles.map(q).join(', ')};`,
+    `GRANT CONNECT ON DATABASE ${q(db)} TO ${logins.map(([role]) => q(role)).join(', ')};`,
     'REVOKE ALL ON SCHEMA public FROM PUBLIC;',
   ];
-  for (const role of roles) {
+  for (const s of services) {
+    const [role, migrator] = [q(dbRole(s.name)), q(dbMigratorRole(s.name))];
+    const schema = role;
     inDb.push(
-      `CREATE SCHEMA IF NOT EXISTS ${q(role)} AUTHORIZATION ${q(role)};`,
-      `ALTER SCHEMA ${q(role)} OWNER TO ${q(role)};`,
-      `REVOKE ALL ON SCHEMA ${q(role)} FROM PUBLIC;`,
+      `CREATE SCHEMA IF NOT EXISTS ${schema} AUTHORIZATION ${migrator};`,
+      `ALTER SCHEMA ${schema} OWNER TO ${migrator};`,
+      // A database provisioned before the migration role: what the runtime role created is the migrator's now.
+      `REASSIGN OWNED BY ${role} TO ${migrator};`,
+      `REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC;`,
+      `GRANT USAGE ON SCHEMA ${schema} TO ${role};`,
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role};`,
+      `GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role};`,
+      `ALTER DEFAULT PRIVILEGES FOR ROLE ${migrator} IN SCHEMA ${schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role};`,
+      `ALTER DEFAULT PRIVILEGES FOR ROLE ${migrator} IN SCHEMA ${schema} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${role};`,
     );
   }
   await psql(pg.adminUrlFor(db), inDb.join('\n'));

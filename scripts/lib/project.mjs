@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { spawn } from 'node:child_process';
-import { DEFAULT_LAYOUT, ROOT, SERVICES, pgOf, serviceEnv } from './config.mjs';
+import { DEFAULT_LAYOUT, ROOT, SERVICES, migrationEnv, pgOf } from './config.mjs';
 import { ensurePostgres, ensurePostgresPerService, postgresPackagesNeeded, provisionPostgres } from './postgres.mjs';
 import { ensureRabbit, ensureRabbitCluster, provisionRabbit, rabbitPackagesNeeded } from './rabbitmq.mjs';
 import { aptInstall, withLock } from './system.mjs';
@@ -63,10 +63,12 @@ export async function migrate(prof, pg, amqp) {
     const file = entry(svc, 'migrate');
     if (!fs.existsSync(file))
       throw new StackError(`${path.relative(ROOT, file)} does not exist (did the build produce it?)`);
-    log(`migrating ${svc.name} (database ${prof.db} on port ${pgOf(pg, svc).port}, schema ${svc.name}_svc)`);
+    log(
+      `migrating ${svc.name} (database ${prof.db} on port ${pgOf(pg, svc).port}, schema ${svc.name}_svc, as ${svc.name}_svc_migrator)`,
+    );
     const child = spawn(process.execPath, [file], {
       cwd: ROOT,
-      env: { ...process.env, ...serviceEnv(svc, prof, pg, amqp) },
+      env: { ...process.env, ...migrationEnv(svc, prof, pg, amqp) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     activeChildren.add(child);

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { snapshot } from '../support/db';
+import { snapshot, sql } from '../support/db';
 import { HttpClient, type HttpResponse } from '../support/http';
 import { SUITE_PREFIX } from '../support/ids';
 import { waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
@@ -382,6 +382,58 @@ describe('bad input', () => {
   describe('admin PUTs without the admin token', () => {
     it.each(authCases.map((c) => [c.name, c] as const))('%s → 401, nothing changed', async (_name, c) => {
       await expectRejected(c);
+    });
+  });
+
+  /**
+   * A counter that a change would take past what its column (or an exact JSON number) holds: a
+   * 422, not a 500 from the overflow, and nothing changed. The figures sold or captured so far are
+   * written straight to the database: reaching them through the API would take millions of orders.
+   */
+  describe('admin PUTs that would overflow a counter', () => {
+    const FULL_SKU = `${probe}-full`;
+    const RICH = `${probe}-rich`;
+    const stockRow = () => sql(`SELECT * FROM inventory_svc.stock WHERE sku = $1`, [FULL_SKU]);
+    const accountRow = () => sql(`SELECT * FROM payment_svc.accounts WHERE customer_id = $1`, [RICH]);
+    const expectRefused = async (service: Service, path: string, json: unknown, row: () => Promise<unknown[]>) => {
+      const before = await row();
+      const response = await clientFor(service).request('PUT', path, { body: json, admin: true });
+      expect({ status: response.status, body: response.json }).toEqual({
+        status: 422,
+        body: expect.objectContaining({ status: 422, detail: expect.stringMatching(/would count more than/) }),
+      });
+      expect(response.headers.get('content-type')).toMatch(/problem\+json/);
+      expect(await row()).toEqual(before);
+    };
+
+    it('stock: a quantity that would count more than a 32-bit integer with what was sold → 422', async () => {
+      await sql(
+        `INSERT INTO inventory_svc.stock (sku, available, reserved, sold, stocked) VALUES ($1, 0, 0, 2000000000, 2000000000)`,
+        [FULL_SKU],
+      );
+      await expectRefused('inventory', stockOf(FULL_SKU), { quantity: 1_000_000_000 }, stockRow);
+      // Within the bound it is still accepted.
+      const ok = await clientFor('inventory').request('PUT', stockOf(FULL_SKU), { body: { quantity: 5 }, admin: true });
+      expect(ok.status).toBe(200);
+      expect(ok.json).toMatchObject({ available: 5, sold: 2_000_000_000 });
+    });
+
+    it('accounts: a balance that would overflow the bigint of what was captured → 422', async () => {
+      await sql(
+        `INSERT INTO payment_svc.accounts (customer_id, balance, held, captured, deposited)
+         VALUES ($1, 0, 0, 9223372036854775000, 9223372036854775000)`,
+        [RICH],
+      );
+      await expectRefused('payment', accountOf(RICH), { balance: 1_000_000 }, accountRow);
+      // Past 2^53 a figure would no longer be exact in JSON: refused too.
+      await sql(`UPDATE payment_svc.accounts SET captured = $2, deposited = $2 WHERE customer_id = $1`, [
+        RICH,
+        String(Number.MAX_SAFE_INTEGER - 10),
+      ]);
+      await expectRefused('payment', accountOf(RICH), { balance: 11 }, accountRow);
+      const ok = await clientFor('payment').request('PUT', accountOf(RICH), { body: { balance: 10 }, admin: true });
+      expect(ok.status).toBe(200);
+      expect(ok.json).toMatchObject({ balance: 10, captured: Number.MAX_SAFE_INTEGER - 10 });
     });
   });
 

@@ -16,8 +16,13 @@ type Service = ServiceName;
 const TABLE_OF: Record<Service, string> = { order: 'orders', payment: 'accounts', inventory: 'stock' };
 const schemaOf = (service: Service) => `${service}_svc`;
 
-async function asRole<T>(service: Service, work: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: requireEnv(`${service.toUpperCase()}_DATABASE_URL`) });
+async function asRole<T>(
+  service: Service,
+  work: (client: Client) => Promise<T>,
+  role: 'runtime' | 'migrator' = 'runtime',
+): Promise<T> {
+  const setting = role === 'runtime' ? 'DATABASE_URL' : 'MIGRATION_DATABASE_URL';
+  const client = new Client({ connectionString: requireEnv(`${service.toUpperCase()}_${setting}`) });
   await client.connect();
   try {
     return await work(client);
@@ -54,6 +59,117 @@ describe('Postgres: each service role reaches its own schema only', () => {
       public: await sqlState(client.query(`CREATE TABLE public.intruder_${service} (x int)`)),
     }));
     expect(outcomes).toEqual({ own: 'allowed', searchPath: schemaOf(service), public: '42501' });
+  });
+});
+
+/** A row each service's runtime role may write, rolled back. */
+const ROW_OF: Record<Service, { insert: string; update: string }> = {
+  order: {
+    insert: `INSERT INTO products (sku, name, unit_price) VALUES ('lp-probe', 'p', 1)`,
+    update: `UPDATE products SET unit_price = 2 WHERE sku = 'lp-probe'`,
+  },
+  payment: {
+    insert: `INSERT INTO accounts (customer_id, balance, deposited) VALUES ('lp-probe', 1, 1)`,
+    update: `UPDATE accounts SET balance = 2, deposited = 2 WHERE customer_id = 'lp-probe'`,
+  },
+  inventory: {
+    insert: `INSERT INTO stock (sku, available, stocked) VALUES ('lp-probe', 1, 1)`,
+    update: `UPDATE stock SET available = 2, stocked = 2 WHERE sku = 'lp-probe'`,
+  },
+};
+
+/** Runs `work` in a transaction that is rolled back: nothing stays. */
+async function rolledBack<T>(client: Client, work: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    return await work();
+  } finally {
+    await client.query('ROLLBACK');
+  }
+}
+
+/** A statement in a savepoint, so a refusal does not end the transaction around it. */
+const attempt = async (client: Client, text: string) => {
+  await client.query('SAVEPOINT attempt');
+  const outcome = await sqlState(client.query(text));
+  await client.query(outcome === 'allowed' ? 'RELEASE SAVEPOINT attempt' : 'ROLLBACK TO SAVEPOINT attempt');
+  return outcome;
+};
+
+describe('Postgres: the runtime role reads and writes rows; only the migration role changes the schema', () => {
+  it.each(SERVICES)('%s (runtime role) may SELECT, INSERT, UPDATE, DELETE and use sequences', async (service) => {
+    const row = ROW_OF[service];
+    const outcomes = await asRole(service, (client) =>
+      rolledBack(client, async () => ({
+        select: await attempt(client, `SELECT * FROM ${TABLE_OF[service]} LIMIT 1`),
+        insert: await attempt(client, row.insert),
+        update: await attempt(client, row.update),
+        delete: await attempt(client, `DELETE FROM ${TABLE_OF[service]} WHERE false`),
+        outbox: await attempt(
+          client,
+          `INSERT INTO outbox (message_id, message_type, routing_key, body) SELECT message_id, message_type, routing_key, body FROM outbox WHERE false`,
+        ),
+        sequence: await attempt(client, `SELECT nextval(pg_get_serial_sequence('outbox', 'id'))`),
+      })),
+    );
+    expect(outcomes).toEqual({
+      select: 'allowed',
+      insert: 'allowed',
+      update: 'allowed',
+      delete: 'allowed',
+      outbox: 'allowed',
+      sequence: 'allowed',
+    });
+  });
+
+  it.each(SERVICES)('%s (runtime role) cannot CREATE, ALTER, DROP or TRUNCATE in its own schema', async (service) => {
+    const table = TABLE_OF[service];
+    const outcomes = await asRole(service, (client) =>
+      rolledBack(client, async () => ({
+        create: await attempt(client, `CREATE TABLE ${schemaOf(service)}.intruder (x int)`),
+        alter: await attempt(client, `ALTER TABLE ${table} ADD COLUMN intruder int`),
+        index: await attempt(client, `CREATE INDEX intruder ON ${table} (updated_at)`),
+        truncate: await attempt(client, `TRUNCATE ${table}`),
+        drop: await attempt(client, `DROP TABLE ${table}`),
+        function: await attempt(
+          client,
+          `CREATE FUNCTION ${schemaOf(service)}.intruder() RETURNS int AS 'SELECT 1' LANGUAGE sql`,
+        ),
+      })),
+    );
+    // 42501: insufficient_privilege (for ALTER/DROP/CREATE INDEX: must be the table's owner)
+    expect(outcomes).toEqual({
+      create: '42501',
+      alter: '42501',
+      index: '42501',
+      truncate: '42501',
+      drop: '42501',
+      function: '42501',
+    });
+  });
+
+  it.each(SERVICES)('%s: the migration role owns the schema and every table, and may change them', async (service) => {
+    const outcomes = await asRole(
+      service,
+      async (client) => {
+        const { rows } = await client.query<{ owner: string; tables: string[] }>(
+          `SELECT (SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = current_schema()) AS owner,
+                  (SELECT array_agg(DISTINCT tableowner::text) FROM pg_tables WHERE schemaname = current_schema()) AS tables`,
+        );
+        return {
+          ...rows[0],
+          change: await rolledBack(client, () =>
+            attempt(client, `CREATE TABLE probe (x int); ALTER TABLE probe ADD COLUMN y int; DROP TABLE probe`),
+          ),
+          otherSchema: await sqlState(
+            client.query(`SELECT * FROM ${schemaOf(SERVICES.find((s) => s !== service)!)}.outbox LIMIT 1`),
+          ),
+        };
+      },
+      'migrator',
+    );
+    const migrator = `${schemaOf(service)}_migrator`;
+    expect(outcomes).toEqual({ owner: migrator, tables: [migrator], change: 'allowed', otherSchema: '42501' });
   });
 });
 

@@ -1,12 +1,15 @@
 import { DataSource } from 'typeorm';
-import { serviceDataSourceOptions, sessionLimits } from '@shop/service-kit';
+import { migrationDatabaseUrl, serviceDataSourceOptions, sessionLimits } from '@shop/service-kit';
 import { loadOrderConfig } from './config';
 import { orderMigrations } from './migrations';
 
-/** The order service's TypeORM options; also what the TypeORM CLI loads (migration:generate|run|revert). */
-export function orderDataSourceOptions(config = loadOrderConfig()) {
+/**
+ * The order service's TypeORM options, as its runtime role (DATABASE_URL) or, given
+ * `migrationDatabaseUrl(config)`, as the role that owns its schema (the migrations).
+ */
+export function orderDataSourceOptions(config = loadOrderConfig(), url = config.DATABASE_URL) {
   return serviceDataSourceOptions({
-    url: config.DATABASE_URL,
+    url,
     poolSize: config.DB_POOL_SIZE,
     preparedStatements: config.DB_PREPARED_STATEMENTS,
     sessionLimits: sessionLimits(config),
@@ -15,4 +18,6 @@ export function orderDataSourceOptions(config = loadOrderConfig()) {
   });
 }
 
-export default new DataSource(orderDataSourceOptions());
+/** What the TypeORM CLI loads (migration:generate|run|revert): as the migration role. */
+const config = loadOrderConfig();
+export default new DataSource(orderDataSourceOptions(config, migrationDatabaseUrl(config)));

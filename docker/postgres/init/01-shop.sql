@@ -1,9 +1,11 @@
 -- Runs once, when a postgres container starts with an empty volume, in its database `shop`
--- (POSTGRES_DB). Same layout as scripts/lib/postgres.mjs builds for the local stack:
--- one LOGIN role per service owning a schema of the same name, nothing else.
+-- (POSTGRES_DB). Same layout as scripts/lib/postgres.mjs builds for the local stack: per service,
+-- a migration role `<svc>_svc_migrator` owning a schema `<svc>_svc` (it creates and changes the
+-- tables), and a runtime role `<svc>_svc` that may only read and write the rows of that schema's
+-- tables and use its sequences (default privileges cover the tables the migrations add).
 -- SHOP_SERVICES (space-separated) names the services this server holds: unset, all three (the
 -- shared server); `order`, `payment` or `inventory` on a server of its own (compose profile
--- `cluster`), which then knows no other service's role.
+-- `cluster`), which then knows no other service's roles.
 -- The passwords are development-only defaults.
 \set ON_ERROR_STOP on
 \set services 'order payment inventory'
@@ -13,18 +15,30 @@ SELECT set_config('shop.services', :'services', false) AS services;
 DO $$
 DECLARE
   svc text;
+  runtime text;
+  migrator text;
+  login text;
 BEGIN
   EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
   FOREACH svc IN ARRAY regexp_split_to_array(trim(current_setting('shop.services')), '\s+') LOOP
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = svc || '_svc') THEN
-      EXECUTE format('CREATE ROLE %I', svc || '_svc');
-    END IF;
-    EXECUTE format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD %L',
-                   svc || '_svc', svc || '_svc_dev_password');
-    EXECUTE format('ALTER ROLE %I SET search_path = %I', svc || '_svc', svc || '_svc');
-    EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', svc || '_svc', svc || '_svc');
-    EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', svc || '_svc');
-    EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), svc || '_svc');
+    runtime := svc || '_svc';
+    migrator := svc || '_svc_migrator';
+    FOREACH login IN ARRAY ARRAY[runtime, migrator] LOOP
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = login) THEN
+        EXECUTE format('CREATE ROLE %I', login);
+      END IF;
+      EXECUTE format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD %L',
+                     login, login || '_dev_password');
+      EXECUTE format('ALTER ROLE %I SET search_path = %I', login, runtime);
+      EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), login);
+    END LOOP;
+    EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', runtime, migrator);
+    EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', runtime);
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', runtime, runtime);
+    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I',
+                   migrator, runtime, runtime);
+    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %I',
+                   migrator, runtime, runtime);
   END LOOP;
 END
 $$;

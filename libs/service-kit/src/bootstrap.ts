@@ -2,8 +2,11 @@ import { INestApplication, Logger, StandardSchemaValidationPipe, Type } from '@n
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
-import type { BaseConfig } from './config';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { docsEnabled, type BaseConfig } from './config';
 import { createServiceLogger, PinoNestLogger, requestLogging } from './logging';
 import { ProblemDetailsFilter } from './problem-details.filter';
 import { startTracing } from './tracing';
@@ -23,6 +26,29 @@ function refusePrototypeKeys(key: string, value: unknown): unknown {
   return value;
 }
 
+/**
+ * The management routes: health probes, Prometheus metrics, the OpenAPI document and its UI.
+ * Matched as Express routes them (case-insensitively, a trailing slash allowed).
+ */
+const MANAGEMENT_ROUTE = /^\/+(?:health|metrics|docs)(?:[/-]|$)/i;
+export const isManagementPath = (path: string): boolean => MANAGEMENT_ROUTE.test(path);
+
+/** Requests that came in on a management port (see `listenForManagement`). */
+const managementRequests = new WeakSet<IncomingMessage>();
+
+/**
+ * With a management port, each port serves only its own routes: the main port answers 404 for
+ * the management routes, the management port for everything else.
+ */
+function separateManagementRoutes(request: Request, response: Response, next: NextFunction): void {
+  const path = request.url.split('?')[0];
+  if (isManagementPath(path) === managementRequests.has(request)) return next();
+  response
+    .status(404)
+    .type('application/problem+json')
+    .json({ type: 'about:blank', title: 'Not Found', status: 404, detail: `Cannot ${request.method} ${path}` });
+}
+
 /** Creates a service's Nest app configured like every other (without listening): used by main and tests. */
 export async function createServiceApp(module: Type<unknown>, options: BootstrapOptions): Promise<INestApplication> {
   startTracing(options.service, options.config);
@@ -40,6 +66,7 @@ export async function createServiceApp(module: Type<unknown>, options: Bootstrap
   // /docs when served over plain HTTP inside a network.
   app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   app.use(...requestLogging(logger));
+  if (options.config.MANAGEMENT_PORT !== undefined) app.use(separateManagementRoutes);
   // Small JSON bodies only; anything else is refused before it reaches a handler. Keys that
   // could reach an object's prototype are refused outright (validation would silently drop them).
   app.useBodyParser('json', { limit: '100kb', strict: true, reviver: refusePrototypeKeys });
@@ -48,26 +75,56 @@ export async function createServiceApp(module: Type<unknown>, options: Bootstrap
   app.useGlobalPipes(new StandardSchemaValidationPipe());
   app.useGlobalFilters(new ProblemDetailsFilter());
   app.enableShutdownHooks();
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle(`${options.service} service`)
-      .setDescription(options.description ?? '')
-      .setVersion('1')
-      .build(),
-  );
-  SwaggerModule.setup('docs', app, document);
+  if (docsEnabled(options.config)) {
+    const document = SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle(`${options.service} service`)
+        .setDescription(options.description ?? '')
+        .setVersion('1')
+        .build(),
+    );
+    SwaggerModule.setup('docs', app, document);
+  }
   return app;
 }
 
 /**
+ * Serves the app's management routes (health, metrics, docs) on `port` as well, and only those
+ * (the app must have been created with MANAGEMENT_PORT set). It closes with the app's server.
+ * Answers the port it listens on.
+ */
+export async function listenForManagement(app: INestApplication, port: number, host = '0.0.0.0'): Promise<number> {
+  const handle = app.getHttpAdapter().getInstance() as (request: IncomingMessage, response: unknown) => void;
+  const server: Server = createServer((request, response) => {
+    managementRequests.add(request);
+    handle(request, response);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  (app.getHttpServer() as Server).once('close', () => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/**
  * Starts one service the same way as every other: tracing, JSON logs, security headers, strict
- * JSON bodies, schema validation, problem-style errors, OpenAPI at /docs, shutdown hooks (SIGTERM
- * drains messaging before the database closes), listening on its port.
+ * JSON bodies, schema validation, problem-style errors, OpenAPI at /docs (unless off), shutdown
+ * hooks (SIGTERM drains messaging before the database closes), listening on its port, and on its
+ * management port if it has one.
  */
 export async function bootstrapService(module: Type<unknown>, options: BootstrapOptions): Promise<INestApplication> {
   const app = await createServiceApp(module, options);
   await app.listen(options.config.PORT, '0.0.0.0');
-  new Logger('Bootstrap').log(`${options.service} listening on port ${options.config.PORT}`);
+  const { MANAGEMENT_PORT } = options.config;
+  if (MANAGEMENT_PORT !== undefined) await listenForManagement(app, MANAGEMENT_PORT);
+  new Logger('Bootstrap').log(
+    `${options.service} listening on port ${options.config.PORT}` +
+      (MANAGEMENT_PORT === undefined ? '' : `, health, metrics and docs on port ${MANAGEMENT_PORT}`),
+  );
   return app;
 }

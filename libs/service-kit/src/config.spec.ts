@@ -94,10 +94,11 @@ describe('production refuses development defaults', () => {
 
   // Every default the repository ships: the env examples, docker-compose.yml (`${NAME:-default}`),
   // docker/cluster.env, and the URLs the stack script builds (scripts/lib/config.mjs).
-  const shipped: Array<[source: string, setting: 'ADMIN_TOKEN' | 'DATABASE_URL' | 'AMQP_URL', value: string]> = [];
+  type Setting = 'ADMIN_TOKEN' | 'DATABASE_URL' | 'MIGRATION_DATABASE_URL' | 'AMQP_URL';
+  const shipped: Array<[source: string, setting: Setting, value: string]> = [];
   for (const service of SERVICE_NAMES) {
     for (const line of read(`apps/${service}/.env.example`).split('\n')) {
-      const [, setting, value] = /^(ADMIN_TOKEN|DATABASE_URL|AMQP_URL)=(.+)$/.exec(line) ?? [];
+      const [, setting, value] = /^(ADMIN_TOKEN|DATABASE_URL|MIGRATION_DATABASE_URL|AMQP_URL)=(.+)$/.exec(line) ?? [];
       if (setting) shipped.push([`apps/${service}/.env.example`, setting as 'ADMIN_TOKEN', value]);
     }
     shipped.push(
@@ -107,14 +108,21 @@ describe('production refuses development defaults', () => {
         `postgres://${service}_svc:${service}_svc_dev_password@127.0.0.1/shop`,
       ],
       ['scripts/lib/config.mjs', 'AMQP_URL', `amqp://${service}:${service}_dev_password@127.0.0.1/shop`],
+      [
+        'scripts/lib/config.mjs',
+        'MIGRATION_DATABASE_URL',
+        `postgres://${service}_svc_migrator:${service}_svc_migrator_dev_password@127.0.0.1/shop`,
+      ],
     );
   }
   for (const [, setting, value] of read('docker-compose.yml').matchAll(
-    /^\s+(ADMIN_TOKEN|DATABASE_URL|AMQP_URL): \$\{[A-Z_]+:-([^}]+)\}/gm,
+    /^\s+(ADMIN_TOKEN|DATABASE_URL|MIGRATION_DATABASE_URL|AMQP_URL): \$\{[A-Z_]+:-([^}]+)\}/gm,
   )) {
     shipped.push(['docker-compose.yml', setting as 'ADMIN_TOKEN', value]);
   }
-  for (const [, setting, value] of read('docker/cluster.env').matchAll(/^[A-Z]+_(DATABASE_URL|AMQP_URL)=(.+)$/gm)) {
+  for (const [, setting, value] of read('docker/cluster.env').matchAll(
+    /^[A-Z]+_(DATABASE_URL|MIGRATION_DATABASE_URL|AMQP_URL)=(.+)$/gm,
+  )) {
     shipped.push(['docker/cluster.env', setting as 'DATABASE_URL', value]);
   }
   shipped.push(
@@ -128,6 +136,9 @@ describe('production refuses development defaults', () => {
     const sources = new Set(shipped.map(([source]) => source));
     for (const file of ['docker-compose.yml', 'docker/cluster.env', 'apps/order/.env.example']) {
       expect(sources).toContain(file);
+      expect(
+        shipped.filter(([source, setting]) => source === file && setting === 'MIGRATION_DATABASE_URL'),
+      ).not.toEqual([]);
     }
     expect(
       shipped.filter(([source, setting]) => source === 'docker-compose.yml' && setting === 'ADMIN_TOKEN'),
@@ -187,6 +198,14 @@ describe('REQUIRE_TLS', () => {
     ['sslmode=disable', 'postgres://u:p@db/shop?sslmode=disable'],
   ])('refuses a database URL with %s', (_case, DATABASE_URL) => {
     expect(() => loadConfig(BaseConfig, { ...tls, DATABASE_URL })).toThrow(/^ {2}DATABASE_URL: REQUIRE_TLS is set/m);
+  });
+
+  it('refuses a plain migration URL too', () => {
+    const load = () => loadConfig(BaseConfig, { ...tls, MIGRATION_DATABASE_URL: 'postgres://m:p@db/shop' });
+    expect(load).toThrow(/^ {2}MIGRATION_DATABASE_URL: REQUIRE_TLS is set/m);
+    expect(
+      loadConfig(BaseConfig, { ...tls, MIGRATION_DATABASE_URL: 'postgres://m:p@db/shop?sslmode=verify-full' }),
+    ).toBeDefined();
   });
 
   it('refuses any plain amqp:// node, naming its host', () => {

@@ -36,7 +36,30 @@ export const BaseConfig = z.object({
     .default('false')
     .transform((value) => value === 'true'),
   PORT: z.coerce.number().int().min(1).max(65535),
+  /**
+   * A second port for /health/*, /metrics and /docs (operators, probes, Prometheus), so the main
+   * port, the one exposed to clients, does not serve them. Unset: everything on PORT.
+   */
+  MANAGEMENT_PORT: unsetIfEmpty(z.coerce.number().int().min(1).max(65535).optional()),
+  /** OpenAPI at /docs; unset: on, except with NODE_ENV=production. */
+  ENABLE_DOCS: unsetIfEmpty(
+    z
+      .enum(['true', 'false'])
+      .optional()
+      .transform((value) => (value === undefined ? undefined : value === 'true')),
+  ),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
+  /**
+   * The migrations' connection: a role that owns the service's schema (it creates and changes the
+   * tables), while DATABASE_URL's role may only read and write rows. Only the migration step needs
+   * it; unset: the migrations run as DATABASE_URL's role.
+   */
+  MIGRATION_DATABASE_URL: unsetIfEmpty(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'a postgres:// URL')
+      .optional(),
+  ),
   /** The broker: one amqp(s):// URL, or the nodes of a cluster comma-separated (tried in order, failed over). */
   AMQP_URL: z
     .string()
@@ -93,6 +116,10 @@ export const BaseConfig = z.object({
 });
 export type BaseConfig = z.infer<typeof BaseConfig>;
 
+/** The URL the migrations connect with: the migration role's, or DATABASE_URL's if none is given. */
+export const migrationDatabaseUrl = (config: BaseConfig): string =>
+  config.MIGRATION_DATABASE_URL ?? config.DATABASE_URL;
+
 /** The database session limits the settings ask for. */
 export function sessionLimits(config: BaseConfig): SessionLimits {
   return {
@@ -138,7 +165,11 @@ function refuseDevelopmentDefaults(config: BaseConfig): string[] {
   if (config.ADMIN_TOKEN.some((token) => DEVELOPMENT_ADMIN_TOKENS.includes(token))) {
     problems.push('  ADMIN_TOKEN: must be set in production (a development default is for development only)');
   }
-  const urls = { DATABASE_URL: [config.DATABASE_URL], AMQP_URL: config.AMQP_URL };
+  const urls = {
+    DATABASE_URL: [config.DATABASE_URL],
+    MIGRATION_DATABASE_URL: config.MIGRATION_DATABASE_URL === undefined ? [] : [config.MIGRATION_DATABASE_URL],
+    AMQP_URL: config.AMQP_URL,
+  };
   for (const [setting, list] of Object.entries(urls)) {
     if (list.some((url) => passwordsIn(url).some(isDevelopmentPassword))) {
       problems.push(`  ${setting}: its password is a development default; give the production one`);
@@ -154,9 +185,12 @@ const TLS_SSLMODES = ['require', 'verify-ca', 'verify-full'];
 function refusePlainConnections(config: BaseConfig): string[] {
   if (!config.REQUIRE_TLS) return [];
   const problems: string[] = [];
-  const sslmode = parsedUrl(config.DATABASE_URL)?.searchParams.get('sslmode') ?? '';
-  if (!TLS_SSLMODES.includes(sslmode)) {
-    problems.push(`  DATABASE_URL: REQUIRE_TLS is set: add sslmode=require, verify-ca or verify-full`);
+  const databaseUrls = { DATABASE_URL: config.DATABASE_URL, MIGRATION_DATABASE_URL: config.MIGRATION_DATABASE_URL };
+  for (const [setting, url] of Object.entries(databaseUrls)) {
+    const sslmode = url === undefined ? 'unset' : (parsedUrl(url)?.searchParams.get('sslmode') ?? '');
+    if (!TLS_SSLMODES.includes(sslmode) && sslmode !== 'unset') {
+      problems.push(`  ${setting}: REQUIRE_TLS is set: add sslmode=require, verify-ca or verify-full`);
+    }
   }
   const plain = config.AMQP_URL.filter((url) => !url.startsWith('amqps://'));
   if (plain.length) {
@@ -191,6 +225,16 @@ function refuseOversubscribedPool(config: BaseConfig): string[] {
   return problems;
 }
 
+/** The management port is a port of its own. */
+function refuseSharedManagementPort(config: BaseConfig): string[] {
+  return config.MANAGEMENT_PORT === config.PORT
+    ? [`  MANAGEMENT_PORT: ${config.MANAGEMENT_PORT} is PORT too; give it another port, or leave it unset`]
+    : [];
+}
+
+/** Whether the service serves its OpenAPI document at /docs (see ENABLE_DOCS). */
+export const docsEnabled = (config: BaseConfig): boolean => config.ENABLE_DOCS ?? config.NODE_ENV !== 'production';
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -199,8 +243,8 @@ export class ConfigError extends Error {
 export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
   const result = schema.safeParse(env);
   const problems = result.success
-    ? [refuseDevelopmentDefaults, refusePlainConnections, refuseOversubscribedPool].flatMap((refuse) =>
-        refuse(result.data as BaseConfig),
+    ? [refuseDevelopmentDefaults, refusePlainConnections, refuseOversubscribedPool, refuseSharedManagementPort].flatMap(
+        (refuse) => refuse(result.data as BaseConfig),
       )
     : result.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   if (result.success && problems.length === 0) return result.data;

@@ -20,6 +20,11 @@ class FailingController {
     throw databaseError('57014', 'canceling statement due to statement timeout');
   }
 
+  @Get('out-of-range')
+  outOfRange() {
+    throw databaseError('22003', 'integer out of range');
+  }
+
   @Get('bug')
   bug() {
     throw new TypeError("Cannot read properties of undefined (reading 'x')");
@@ -51,6 +56,13 @@ describe('problem details for database errors', () => {
     expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(response.body).toMatchObject({ status: 503, title: 'Service Unavailable' });
     expect(JSON.stringify(response.body)).not.toContain('timeout'); // no internals
+  });
+
+  it('answers a number out of range (a counter that would overflow) with 422, not 500', async () => {
+    const response = await request(server()).get('/fails/out-of-range').expect(422);
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(response.body).toMatchObject({ status: 422, title: 'Unprocessable Entity' });
+    expect(JSON.stringify(response.body)).not.toContain('integer'); // no internals
   });
 
   it('still answers a bug with a plain 500', async () => {

@@ -13,6 +13,9 @@ import { isTransientDatabaseError } from './transient-errors';
 /** Postgres error codes a user can trigger with valid-looking input. */
 const CONFLICT_CODES = new Set(['23505', '23514', '23503']); // unique, check, foreign key
 
+/** numeric_value_out_of_range: a change would take a counter past what its column holds. */
+const OUT_OF_RANGE_CODE = '22003';
+
 /** How long a client waits before retrying a request the database could not serve just now. */
 const DATABASE_RETRY_AFTER_SECONDS = 1;
 
@@ -36,7 +39,7 @@ interface ProblemDetails {
 
 /**
  * Every error as problem-style JSON (RFC 9457). HttpExceptions keep their status; body-parser
- * failures (bad JSON, too large) keep theirs; constraint violations are 409; a database that
+ * failures (bad JSON, too large) keep theirs; constraint violations are 409, a number out of range 422; a database that
  * could not serve the request just now (lock or statement timeout, lost connection) is a logged
  * 503 with `Retry-After`; anything else is a logged 500 with no internals in the body.
  */
@@ -87,6 +90,16 @@ export class ProblemDetailsFilter implements ExceptionFilter {
         title: 'Conflict',
         status: HttpStatus.CONFLICT,
         detail: 'the request conflicts with the current state',
+      };
+    }
+    // The request's own checks refuse such changes with a clear 422 first; this is the backstop
+    // for one they miss: the statement failed, so nothing was written.
+    if (error?.code === OUT_OF_RANGE_CODE) {
+      return {
+        type: 'about:blank',
+        title: 'Unprocessable Entity',
+        status: HttpStatus.UNPROCESSABLE_ENTITY,
+        detail: 'the change would take a number past what it may hold',
       };
     }
     // A lock or statement timeout, a lost connection: the request's transaction did not commit

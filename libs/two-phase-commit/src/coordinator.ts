@@ -72,7 +72,8 @@ export interface UnfinishedTransaction {
 interface TransactionRow {
   state: 'PREPARING' | 'COMMITTED' | 'ABORTED';
   decision_reason: string | null;
-  deadline: Date;
+  /** Whether the prepare deadline has passed, by the database's clock. */
+  expired: boolean;
 }
 
 type CoordinatorMessage = MessageOfType<'vote' | 'ack' | 'inquiry'>;
@@ -128,17 +129,23 @@ export class Coordinator {
 
   /**
    * In the caller's transaction: records the transaction and writes one prepare per participant
-   * (carrying the caller's trace context, so the whole checkout is one trace).
+   * (carrying the caller's trace context, so the whole checkout is one trace). The prepare
+   * deadline is `timeoutMs` after now by the database's clock, the one it is compared with
+   * (`abortExpired`, inquiries, participants): a process whose clock is off changes nothing.
+   * Answers the deadline stamped.
    */
   async begin(
     manager: EntityManager,
-    transaction: { id: string; deadline: Date; requests: PrepareRequests },
-  ): Promise<void> {
-    const { id, deadline, requests } = transaction;
-    await manager.query(
-      `WITH transaction AS (INSERT INTO tpc_transactions (id, state, deadline) VALUES ($1, 'PREPARING', $2))
-       INSERT INTO tpc_participants (transaction_id, participant) SELECT $1, unnest($3::text[])`,
-      [id, deadline, PARTICIPANTS],
+    transaction: { id: string; timeoutMs: number; requests: PrepareRequests },
+  ): Promise<Date> {
+    const { id, timeoutMs, requests } = transaction;
+    const [{ deadline }] = await manager.query<Array<{ deadline: Date }>>(
+      `WITH transaction AS (
+         INSERT INTO tpc_transactions (id, state, deadline)
+         VALUES ($1, 'PREPARING', now() + make_interval(secs => $2::double precision / 1000)) RETURNING deadline),
+       participants AS (INSERT INTO tpc_participants (transaction_id, participant) SELECT $1, unnest($3::text[]))
+       SELECT deadline FROM transaction`,
+      [id, timeoutMs, PARTICIPANTS],
     );
     await send(
       manager,
@@ -153,6 +160,7 @@ export class Coordinator {
         }),
       ),
     );
+    return deadline;
   }
 
   /** A vote: record it; the first "no" aborts, the last "yes" commits. */
@@ -210,7 +218,7 @@ export class Coordinator {
       if (!transaction) return this.sendDecision(manager, inquiry, participant, 'abort', null);
       if (transaction.state === 'PREPARING') {
         // Still collecting votes: only a passed deadline decides; otherwise it asks again later.
-        if (transaction.deadline.getTime() <= Date.now()) {
+        if (transaction.expired) {
           const decided = { transactionId: inquiry.transactionId, outcome: 'abort', reason: TIMEOUT } as const;
           return this.decide(manager, batch.decisions, decided, inquiry, transaction);
         }
@@ -354,7 +362,7 @@ export class Coordinator {
 
   private async readBatch(manager: EntityManager, messages: readonly CoordinatorMessage[]): Promise<BatchState> {
     const rows = await manager.query<Array<TransactionRow & { id: string }>>(
-      `SELECT id, state, decision_reason, deadline FROM tpc_transactions
+      `SELECT id, state, decision_reason, deadline <= now() AS expired FROM tpc_transactions
         WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
       [[...new Set(messages.map((message) => message.transactionId))]],
     );

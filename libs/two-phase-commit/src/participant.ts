@@ -71,6 +71,8 @@ interface BatchState {
   recorded: Map<string, Recorded>;
   /** New states not written yet: written in one statement before the commit, or before a read. */
   changes: Map<string, StateChange>;
+  /** The database's clock at the batch transaction's start (`now()`), read once when a deadline is checked. */
+  databaseNow?: Promise<number>;
 }
 
 /** A checkout's new state; `vote` when a prepare voted (its reason if no), `decided` when a decision applied. */
@@ -228,6 +230,12 @@ export class Participant<P extends ParticipantName> {
     };
   }
 
+  /** The database's `now()` (the batch transaction's start), in ms since the epoch; read once per batch. */
+  private databaseNow(manager: EntityManager, batch: BatchState): Promise<number> {
+    batch.databaseNow ??= manager.query<Array<{ now: Date }>>('SELECT now() AS now').then(([row]) => row.now.getTime());
+    return batch.databaseNow;
+  }
+
   /** Keeps a checkout's new state back, to be written with the batch's others. */
   private change(batch: BatchState, transactionId: string, change: StateChange): void {
     const earlier = batch.changes.get(transactionId);
@@ -285,7 +293,9 @@ export class Participant<P extends ParticipantName> {
       throw new PoisonMessageError(`prepare for ${payload.participant} delivered to ${this.options.name}`);
     }
     let vote: VotePayload;
-    if (Date.parse(payload.deadline) <= Date.now()) {
+    // The deadline was stamped on the database's clock; it is compared with the database's too,
+    // never with this process's (a skewed host clock must not refuse or admit a prepare).
+    if (Date.parse(payload.deadline) <= (await this.databaseNow(manager, batch))) {
       vote = { vote: 'no', reason: 'DEADLINE_PASSED' };
     } else {
       const { resource } = this.options;

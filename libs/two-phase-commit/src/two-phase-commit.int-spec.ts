@@ -24,6 +24,14 @@ import {
   ParticipantResource,
 } from './index';
 
+const HOUR = 3_600_000;
+/** This process's clock (`Date.now`) off by `offsetMs` from the real one (and the database's). */
+function skewProcessClock(offsetMs: number): void {
+  jest.restoreAllMocks();
+  const real = Date.now.bind(Date);
+  jest.spyOn(Date, 'now').mockImplementation(() => real() + offsetMs);
+}
+
 /** The protocol kit driven message by message against a real Postgres: no broker, exact order. */
 describe('two-phase-commit kit on a real Postgres', () => {
   let schema: TestSchema;
@@ -81,12 +89,12 @@ describe('two-phase-commit kit on a real Postgres', () => {
     });
     afterEach(() => schema.drop());
 
-    async function begin(deadline = new Date(Date.now() + 60_000)): Promise<string> {
+    async function begin(timeoutMs = 60_000): Promise<string> {
       const id = randomUUID();
       await schema.dataSource.transaction((manager) =>
         coordinator.begin(manager, {
           id,
-          deadline,
+          timeoutMs,
           requests: {
             inventory: { items: [{ sku: 'A', quantity: 1 }] },
             payment: { customerId: 'c1', amount: 100, currency: 'EUR' },
@@ -97,6 +105,13 @@ describe('two-phase-commit kit on a real Postgres', () => {
     }
     const vote = (transactionId: string, sender: 'inventory' | 'payment', payload: VotePayload) =>
       createMessage(Vote, { transactionId, sender, recipient: 'order', payload });
+    const inquiry = (transactionId: string) =>
+      createMessage(Inquiry, {
+        transactionId,
+        sender: 'payment',
+        recipient: 'order',
+        payload: { preparedAt: new Date().toISOString() },
+      });
     const ack = (transactionId: string, sender: 'inventory' | 'payment', outcome: 'commit' | 'abort') =>
       createMessage(Ack, { transactionId, sender, recipient: 'order', payload: { outcome } });
     const state = async (id: string) =>
@@ -249,7 +264,7 @@ describe('two-phase-commit kit on a real Postgres', () => {
     });
 
     it('aborts an undecided transaction past its deadline with TIMEOUT, once even with two sweepers', async () => {
-      const late = await begin(new Date(Date.now() - 1));
+      const late = await begin(-1);
       const onTime = await begin();
       const counts = await Promise.all([coordinator.abortExpired(), coordinator.abortExpired()]);
       expect(counts.reduce((a, b) => a + b, 0)).toBe(1);
@@ -279,16 +294,9 @@ describe('two-phase-commit kit on a real Postgres', () => {
       const committed = await begin();
       await coordinator.onVote(vote(committed, 'inventory', { vote: 'yes' }));
       await coordinator.onVote(vote(committed, 'payment', { vote: 'yes' }));
-      const expired = await begin(new Date(Date.now() - 1));
+      const expired = await begin(-1);
       const unknown = randomUUID();
       const before = (await outbox()).length;
-      const inquiry = (transactionId: string) =>
-        createMessage(Inquiry, {
-          transactionId,
-          sender: 'payment',
-          recipient: 'order',
-          payload: { preparedAt: new Date().toISOString() },
-        });
       await coordinator.onInquiry(inquiry(committed));
       await coordinator.onInquiry(inquiry(unknown));
       await coordinator.onInquiry(inquiry(expired));
@@ -298,6 +306,30 @@ describe('two-phase-commit kit on a real Postgres', () => {
         [expired, 'inventory', { outcome: 'abort', reason: 'TIMEOUT' }],
         [expired, 'payment', { outcome: 'abort', reason: 'TIMEOUT' }],
       ]);
+    });
+
+    it("stamps and compares the prepare deadline on the database's clock, whatever the process's says", async () => {
+      try {
+        skewProcessClock(+HOUR); // an hour ahead: nothing may time out early
+        const onTime = await begin(60_000);
+        const [{ left }] = await schema.dataSource.query<Array<{ left: number }>>(
+          `SELECT extract(epoch FROM deadline - now())::float AS left FROM tpc_transactions WHERE id = $1`,
+          [onTime],
+        );
+        expect(left).toBeGreaterThan(50);
+        expect(left).toBeLessThanOrEqual(60);
+        await coordinator.onInquiry(inquiry(onTime));
+        expect(await coordinator.abortExpired()).toBe(0);
+        expect(await state(onTime)).toMatchObject({ state: 'PREPARING' });
+
+        skewProcessClock(-HOUR); // an hour behind: a passed deadline still decides
+        const late = await begin(-1);
+        await coordinator.onInquiry(inquiry(late));
+        expect(await state(late)).toMatchObject({ state: 'ABORTED', decision_reason: 'TIMEOUT' });
+      } finally {
+        jest.restoreAllMocks();
+      }
+      expect(decided.map((d) => d.reason)).toEqual(['TIMEOUT']);
     });
   });
 
@@ -414,6 +446,24 @@ describe('two-phase-commit kit on a real Postgres', () => {
       await participant.onPrepare(prepare(id, new Date(Date.now() - 1)));
       expect(calls).toEqual([]);
       expect(await replies()).toEqual([['vote', { vote: 'no', reason: 'DEADLINE_PASSED' }]]);
+    });
+
+    it("compares the deadline with the database's clock, not the process's", async () => {
+      const [{ now }] = await schema.dataSource.query<Array<{ now: Date }>>('SELECT now() AS now');
+      const [onTime, late] = [randomUUID(), randomUUID()];
+      try {
+        skewProcessClock(+HOUR);
+        await participant.onPrepare(prepare(onTime, new Date(now.getTime() + 60_000)));
+        skewProcessClock(-HOUR);
+        await participant.onPrepare(prepare(late, new Date(now.getTime() - 1_000)));
+      } finally {
+        jest.restoreAllMocks();
+      }
+      expect(calls).toEqual([`prepare ${onTime}`]);
+      expect(await replies()).toEqual([
+        ['vote', { vote: 'yes' }],
+        ['vote', { vote: 'no', reason: 'DEADLINE_PASSED' }],
+      ]);
     });
 
     it('refuses a commit for a transaction it never prepared, writing nothing', async () => {

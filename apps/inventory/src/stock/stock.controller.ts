@@ -1,14 +1,17 @@
-import { Body, Controller, Get, NotFoundException, Param, Put } from '@nestjs/common';
+import { Body, Controller, Get, NotFoundException, Param, Put, UnprocessableEntityException } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { AdminOnly, RequestDatabase } from '@shop/service-kit';
-import { PutStockBody, SkuParam, StockView } from './stock.schemas';
+import { MAX_STOCKED, PutStockBody, SkuParam, StockView } from './stock.schemas';
 
 @ApiTags('stock')
 @Controller('stock')
 export class StockController {
   constructor(private readonly database: RequestDatabase) {}
 
-  /** Sets the available quantity (admin). Reserved and sold stay as they are. */
+  /**
+   * Sets the available quantity (admin). Reserved and sold stay as they are; a quantity that would
+   * count more than MAX_STOCKED for the SKU (with what is reserved and sold) is refused, unwritten.
+   */
   @Put(':sku')
   @AdminOnly()
   @ApiOkResponse({ standardSchema: StockView })
@@ -18,9 +21,15 @@ export class StockController {
        ON CONFLICT (sku) DO UPDATE
          SET available = EXCLUDED.available, stocked = stock.stocked - stock.available + EXCLUDED.available,
              updated_at = now()
+         WHERE stock.reserved::bigint + stock.sold + EXCLUDED.available <= $3
        RETURNING sku, available, reserved, sold`,
-      [sku, body.quantity],
+      [sku, body.quantity, MAX_STOCKED],
     );
+    if (!row) {
+      throw new UnprocessableEntityException(
+        `${body.quantity} available with what is reserved and sold would count more than ${MAX_STOCKED} units of ${sku}`,
+      );
+    }
     return row;
   }
 

@@ -95,7 +95,7 @@ export class OrdersService {
       }
       await this.coordinator.begin(manager, {
         id,
-        deadline: new Date(Date.now() + this.config.PREPARE_TIMEOUT_MS),
+        timeoutMs: this.config.PREPARE_TIMEOUT_MS,
         requests: {
           inventory: { items: body.items },
           payment: { customerId: body.customerId, amount: total, currency: this.config.CURRENCY },

@@ -1,7 +1,7 @@
-import { Body, Controller, Get, NotFoundException, Param, Put } from '@nestjs/common';
+import { Body, Controller, Get, NotFoundException, Param, Put, UnprocessableEntityException } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { AdminOnly, RequestDatabase } from '@shop/service-kit';
-import { AccountView, CustomerIdParam, PutAccountBody } from './account.schemas';
+import { AccountView, CustomerIdParam, MAX_DEPOSITED, PutAccountBody } from './account.schemas';
 
 interface AccountRow {
   customer_id: string;
@@ -22,7 +22,10 @@ const toView = (row: AccountRow): AccountView => ({
 export class AccountsController {
   constructor(private readonly database: RequestDatabase) {}
 
-  /** Sets the spendable balance (admin). Held and captured money stay as they are. */
+  /**
+   * Sets the spendable balance (admin). Held and captured money stay as they are; a balance that
+   * would count more than MAX_DEPOSITED (with what is held and captured) is refused, unwritten.
+   */
   @Put(':customerId')
   @AdminOnly()
   @ApiOkResponse({ standardSchema: AccountView })
@@ -35,9 +38,15 @@ export class AccountsController {
        ON CONFLICT (customer_id) DO UPDATE
          SET balance = EXCLUDED.balance, deposited = accounts.deposited - accounts.balance + EXCLUDED.balance,
              updated_at = now()
+         WHERE accounts.held::numeric + accounts.captured + EXCLUDED.balance <= $3
        RETURNING customer_id, balance, held, captured`,
-      [customerId, body.balance],
+      [customerId, body.balance, MAX_DEPOSITED],
     );
+    if (!row) {
+      throw new UnprocessableEntityException(
+        `a balance of ${body.balance} with what is held and captured would count more than ${MAX_DEPOSITED} for ${customerId}`,
+      );
+    }
     return toView(row);
   }
 

@@ -20,6 +20,7 @@ class MineController {
   }
 }
 
+type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 const now = () => Math.floor(Date.now() / 1000);
 const claims = (extra: Record<string, unknown> = {}) => ({
@@ -115,8 +116,9 @@ describe('customer tokens, with the development key', () => {
     [
       'without exp',
       async () => {
-        const { exp: _exp, ...rest } = claims();
-        return new SignJWT(rest)
+        const withoutExp: Record<string, unknown> = claims();
+        delete withoutExp.exp;
+        return new SignJWT(withoutExp)
           .setProtectedHeader({ alg: 'EdDSA', kid: DEVELOPMENT_JWT.publicJwk.kid })
           .sign(await importJWK(developmentKey.privateJwk, 'EdDSA'));
       },
@@ -162,7 +164,7 @@ describe('customer tokens, with the identity provider’s key set (JWT_JWKS_URL)
   let jwks: HttpServer;
   let served: { keys: JWK[] };
   let app: INestApplication;
-  let signer: CryptoKey;
+  let signer: SigningKey;
   const server = () => app.getHttpServer() as Server;
 
   beforeAll(async () => {
@@ -186,7 +188,7 @@ describe('customer tokens, with the identity provider’s key set (JWT_JWKS_URL)
     await new Promise((resolve) => jwks.close(resolve));
   });
 
-  const idpToken = (kid: string, key: CryptoKey = signer) =>
+  const idpToken = (kid: string, key: SigningKey = signer) =>
     new SignJWT({ sub: 'carol' })
       .setProtectedHeader({ alg: 'ES256', kid })
       .setIssuer(ISSUER)

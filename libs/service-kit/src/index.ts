@@ -12,6 +12,7 @@ export * from './metrics';
 export * from './operator.controller';
 export * from './problem-details.filter';
 export * from './request-database';
+export * from './retention';
 export * from './service-kit.module';
 export * from './tokens';
 export * from './transient-errors';

@@ -10,6 +10,7 @@ import { CurrentCustomer, CustomerOnly, CustomerTokens } from './customer-token.
 import { DEVELOPMENT_JWT, signDevelopmentToken } from './development-token';
 import developmentKey from './auth/development-jwt-key.json';
 import { SERVICE_CONFIG } from './tokens';
+import { INVALID_TOKENS } from '../../../test/support/tokens';
 
 @Controller('mine')
 class MineController {
@@ -87,32 +88,11 @@ describe('customer tokens, with the development key', () => {
   });
 
   const invalid: Array<[string, () => Promise<string>, RegExp]> = [
-    [
-      'signed with another key',
-      async () => {
-        const { privateKey } = await generateKeyPair('EdDSA');
-        return new SignJWT(claims())
-          .setProtectedHeader({ alg: 'EdDSA', kid: DEVELOPMENT_JWT.publicJwk.kid })
-          .sign(privateKey);
-      },
-      /signature verification failed/,
-    ],
-    ['expired', () => signDevelopmentToken('alice', { expiresAt: now() - 3600 }), /expired/],
-    ['from another issuer', () => signDevelopmentToken('alice', { issuer: 'https://evil.example' }), /iss/],
-    ['for another audience', () => signDevelopmentToken('alice', { audience: 'another-api' }), /aud/],
-    [
-      'unsigned (alg none)',
-      () => Promise.resolve(`${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims())}.`),
-      /./,
-    ],
-    [
-      'signed with HS256, the public key as the secret',
-      () =>
-        new SignJWT(claims())
-          .setProtectedHeader({ alg: 'HS256' })
-          .sign(Buffer.from(JSON.stringify(DEVELOPMENT_JWT.publicJwk))),
-      /alg/,
-    ],
+    ...INVALID_TOKENS.map(({ name, make, why }): [string, () => Promise<string>, RegExp] => [
+      name,
+      () => make('alice'),
+      why,
+    ]),
     [
       'without exp',
       async () => {

@@ -69,7 +69,7 @@ describe('customer authentication', () => {
       const before = await written();
       const placed = await placeAs(authorization, order(alice));
       expectUnauthorized(placed, /^Bearer realm="shop", error="invalid_token", error_description="/);
-      expect((placed.json as { detail: string }).detail).toMatch(why);
+      expect((placed.json as unknown as { detail: string }).detail).toMatch(why);
       expectUnauthorized(await shop.api.order.get(`/orders/${randomUUID()}`, { headers: { authorization } }));
       expectUnauthorized(await shop.api.payment.get(`/accounts/${alice}`, { headers: { authorization } }));
       expect(await written()).toEqual(before);

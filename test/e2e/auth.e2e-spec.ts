@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from '../support/db';
 import type { HttpResponse, OrderView } from '../support/http';
 import { runIds } from '../support/ids';
-import { expectInvariants, waitUntilDecided } from '../support/invariants';
+import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
 import { useShop } from '../support/shop';
 import { INVALID_TOKENS } from '../support/tokens';
 
@@ -136,6 +136,13 @@ describe('a customer sees only their own', () => {
   });
 });
 
+/** The orders decided, acknowledged, and every invariant holding for them. */
+async function settled(orderIds: string[]) {
+  await waitUntilDecided(orderIds, DECIDE_MS);
+  await waitUntilQuiescent({ orderIds }, DECIDE_MS);
+  await expectInvariants({ orderIds }, { quiescent: true });
+}
+
 describe('Idempotency-Key, per customer', () => {
   const keyed = (key: string) =>
     sql<{ id: string; customer_id: string }>(
@@ -165,8 +172,7 @@ describe('Idempotency-Key, per customer', () => {
       { idempotencyKey: key },
     );
     expect(other.status).toBe(422);
-    await waitUntilDecided([hers.json.id, his.json.id], DECIDE_MS);
-    await expectInvariants({ orderIds: [hers.json.id, his.json.id] }, { quiescent: true });
+    await settled([hers.json.id, his.json.id]);
   });
 
   it('a key past its retention (24 h by default) is free again: the same request is a new order', async () => {
@@ -183,7 +189,6 @@ describe('Idempotency-Key, per customer', () => {
     expect(later.json.id).not.toBe(first.json.id);
     expect(later.headers.get('idempotent-replayed')).toBeNull();
     expect(await keyed(key)).toEqual([{ id: later.json.id, customer_id: alice }]);
-    await waitUntilDecided([later.json.id], DECIDE_MS);
-    await expectInvariants({ orderIds: [first.json.id, later.json.id] }, { quiescent: true });
+    await settled([first.json.id, later.json.id]);
   });
 });

@@ -5,7 +5,16 @@
  * Run through `npm test`, which starts the servers and exports their URLs. */
 
 // ES-module-only packages that Jest (CommonJS) must have compiled.
-const esmPackages = ['@nestjs', 'zod', 'file-type', 'strtok3', 'token-types', 'uint8array-extras', '@tokenizer'];
+const esmPackages = [
+  '@nestjs',
+  'zod',
+  'file-type',
+  'strtok3',
+  'token-types',
+  'uint8array-extras',
+  '@tokenizer',
+  'jose',
+];
 
 module.exports = {
   rootDir: __dirname,

@@ -318,8 +318,9 @@ function printBanner(prof, pg, amqp, replicas) {
       ? ''
       : `  data        ${LOCAL}   (npm run stack:down stops the servers; delete the folder to start over)`,
     '',
-    b('Place an order:'),
-    `  curl -i -X POST localhost:${prof.portOf(SERVICES[0])}/orders -H 'content-type: application/json' -d '{"customerId":"alice","items":[{"sku":"SKU-001","quantity":2}]}'`,
+    b('Get a customer token, then place an order:'),
+    `  TOKEN=$(npm run -s token -- alice)   # or: curl -X POST localhost:${prof.portOf(SERVICES[0])}/dev/tokens -H 'content-type: application/json' -d '{"customerId":"alice"}'`,
+    `  curl -i -X POST localhost:${prof.portOf(SERVICES[0])}/orders -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"items":[{"sku":"SKU-001","quantity":2}]}'`,
     '',
     '  All credentials above are for local development only.',
     '',

@@ -136,7 +136,8 @@ const orderCases: Case[] = [
   post('a JSON string', 'order'),
   post('a JSON number', 42),
   post('an empty object', {}),
-  post('customerId missing', { items: [{ sku: SKU, quantity: 1 }] }),
+  // The token is CUSTOMER's (see `send`); a body may leave customerId out, but not name another.
+  post("another customer's customerId", withCustomer(NEW_CUSTOMER), [403]),
   post('customerId a number', withCustomer(12345)),
   post('customerId null', withCustomer(null)),
   post('customerId an array', withCustomer([CUSTOMER])),
@@ -333,6 +334,8 @@ async function send(c: Case): Promise<HttpResponse> {
     rawBody: c.raw,
     headers,
     admin: c.method === 'PUT' && c.authorization === undefined,
+    // The customer routes: a valid token, so that each case fails for its own defect.
+    customer: c.method === 'PUT' ? undefined : CUSTOMER,
   });
 }
 

@@ -216,7 +216,7 @@ describe('checkout', () => {
     expect(decided).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_ACCOUNT' });
     expect(view).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_ACCOUNT' });
     expect(await shop.api.stock(sku)).toEqual({ sku, available: 10, reserved: 0, sold: 0 });
-    expect((await shop.api.payment.get(`/accounts/${stranger}`)).status).toBe(404);
+    expect((await shop.api.payment.get(`/accounts/${stranger}`, { customer: stranger })).status).toBe(404);
     // The refusal did not create an account either.
     expect(await sql(`SELECT 1 FROM payment_svc.accounts WHERE customer_id = $1`, [stranger])).toHaveLength(0);
     await expectInvariants({ orderIds: [view.id] }, { quiescent: true });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ADMIN_TOKEN, Services } from './services';
+import { customerAuthorization } from './tokens';
 
 /** A response with its body parsed as JSON when it is JSON (`json`), and the raw text. */
 export interface HttpResponse<T = unknown> {
@@ -19,6 +20,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Adds `Authorization: Bearer <ADMIN_TOKEN>`. */
   admin?: boolean;
+  /** Adds `Authorization: Bearer <a token for this customer>` (see support/tokens.ts). */
+  customer?: string;
   timeoutMs?: number;
 }
 
@@ -38,6 +41,7 @@ export class HttpClient {
       headers['content-type'] ??= 'application/json';
     }
     if (options.admin) headers.authorization ??= `Bearer ${ADMIN_TOKEN}`;
+    if (options.customer !== undefined) headers.authorization ??= await customerAuthorization(options.customer);
     const response = await fetch(new URL(path, this.baseUrl), {
       method,
       headers,
@@ -114,6 +118,11 @@ export interface ProblemView {
 
 export interface PlaceOrderOptions {
   idempotencyKey?: string;
+  /**
+   * Whose token to send: by default the body's customerId (or ANY_CUSTOMER when it has none that
+   * is a string); null sends none.
+   */
+  customer?: string | null;
   /** Sends `Prefer: wait=N`. */
   waitSeconds?: number;
   headers?: Record<string, string>;
@@ -126,11 +135,24 @@ function expectStatus<T>(response: HttpResponse<T>, what: string, ...statuses: n
   return response;
 }
 
-/** The shop's REST contract, one method per route; admin PUTs send the bearer token. */
+/** The customer whose token goes with a request that names none (a malformed body, an unknown order). */
+export const ANY_CUSTOMER = 'e2e-any-customer';
+
+function customerOf(body: unknown): string {
+  const customerId = (body as { customerId?: unknown } | null)?.customerId;
+  return typeof customerId === 'string' ? customerId : ANY_CUSTOMER;
+}
+
+/**
+ * The shop's REST contract, one method per route; admin PUTs send the admin token, customer
+ * routes a token for the customer (the one an order was placed for, when reading it back).
+ */
 export class ShopApi {
   readonly order: HttpClient;
   readonly payment: HttpClient;
   readonly inventory: HttpClient;
+  /** Who placed each order this client placed: the token to read it back with. */
+  private readonly owners = new Map<string, string>();
 
   constructor(services: Services | { order: string; payment: string; inventory: string }) {
     const urls =
@@ -158,14 +180,22 @@ export class ShopApi {
   }
 
   /** POST /orders; returns the raw response (202, 200, 4xx…). */
-  placeOrder(
+  async placeOrder(
     body: unknown,
-    { idempotencyKey, waitSeconds, headers = {} }: PlaceOrderOptions = {},
+    { idempotencyKey, waitSeconds, headers = {}, customer = customerOf(body) }: PlaceOrderOptions = {},
   ): Promise<HttpResponse<OrderView>> {
     const extra: Record<string, string> = { ...headers };
     if (idempotencyKey !== undefined) extra['idempotency-key'] = idempotencyKey;
     if (waitSeconds !== undefined) extra.prefer = `wait=${waitSeconds}`;
-    return this.order.post<OrderView>('/orders', { body, headers: extra });
+    const response = await this.order.post<OrderView>('/orders', {
+      body,
+      headers: extra,
+      customer: customer ?? undefined,
+    });
+    if (customer && response.status < 300 && typeof response.json?.id === 'string') {
+      this.owners.set(response.json.id, customer);
+    }
+    return response;
   }
 
   /**
@@ -193,8 +223,9 @@ export class ShopApi {
     return response.json;
   }
 
-  getOrder(id: string): Promise<HttpResponse<OrderView>> {
-    return this.order.get<OrderView>(`/orders/${encodeURIComponent(id)}`);
+  /** GET /orders/:id as `customer`: by default whoever this client placed it for. */
+  getOrder(id: string, customer = this.owners.get(id) ?? ANY_CUSTOMER): Promise<HttpResponse<OrderView>> {
+    return this.order.get<OrderView>(`/orders/${encodeURIComponent(id)}`, { customer });
   }
 
   async stock(sku: string): Promise<StockView> {
@@ -203,7 +234,9 @@ export class ShopApi {
   }
 
   async account(customerId: string): Promise<AccountView> {
-    const response = await this.payment.get<AccountView>(`/accounts/${encodeURIComponent(customerId)}`);
+    const response = await this.payment.get<AccountView>(`/accounts/${encodeURIComponent(customerId)}`, {
+      customer: customerId,
+    });
     return expectStatus(response, `GET /accounts/${customerId}`, 200).json;
   }
 }

@@ -1,10 +1,16 @@
 import { z } from 'zod';
-import { BaseConfig, loadConfig, unsetIfEmpty } from '@shop/service-kit';
+import { BaseConfig, CustomerAuthConfig, loadConfig, unsetIfEmpty } from '@shop/service-kit';
 import { ProtocolConfig } from '@shop/two-phase-commit';
 
 /** The order service's settings, validated at boot. See apps/order/.env.example. */
 export const OrderConfig = BaseConfig.extend(ProtocolConfig.shape)
+  .extend(CustomerAuthConfig.shape)
   .extend({
+    /**
+     * How long a customer's Idempotency-Key answers with its order; after that the key is free
+     * again (a new request with it is a new order). Pruned once a minute.
+     */
+    IDEMPOTENCY_KEY_RETENTION_HOURS: z.coerce.number().positive().default(24),
     /** The shop's one currency (ISO 4217); prices and totals are integer minor units of it. */
     CURRENCY: z
       .string()

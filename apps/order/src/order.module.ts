@@ -1,8 +1,9 @@
 import { Module } from '@nestjs/common';
-import { ServiceKitModule } from '@shop/service-kit';
+import { CustomerTokens, ServiceKitModule } from '@shop/service-kit';
 import { TwoPhaseCommitModule } from '@shop/two-phase-commit';
 import { ProductsController } from './catalog/products.controller';
 import { loadOrderConfig } from './config';
+import { developmentControllers } from './dev/dev-tokens.controller';
 import { orderDataSourceOptions } from './data-source';
 import { AdmissionControl } from './orders/admission-control';
 import { DecisionListener } from './orders/decision-listener';
@@ -19,7 +20,7 @@ const config = loadOrderConfig();
     ServiceKitModule.forRoot({ service: 'order', config, dataSource: orderDataSourceOptions(config) }),
     TwoPhaseCommitModule.coordinator(OrderDecisions),
   ],
-  controllers: [ProductsController, OrdersController],
-  providers: [OrdersService, DecisionListener, DecisionWaits, AdmissionControl],
+  controllers: [ProductsController, OrdersController, ...developmentControllers(config)],
+  providers: [OrdersService, DecisionListener, DecisionWaits, AdmissionControl, CustomerTokens],
 })
 export class OrderModule {}

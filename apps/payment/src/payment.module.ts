@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { ServiceKitModule } from '@shop/service-kit';
+import { CustomerTokens, ServiceKitModule } from '@shop/service-kit';
 import { TwoPhaseCommitModule } from '@shop/two-phase-commit';
 import { AccountsController } from './accounts/accounts.controller';
 import { PaymentHolds } from './accounts/payment-holds';
@@ -15,5 +15,6 @@ const config = loadPaymentConfig();
     TwoPhaseCommitModule.participant('payment', PaymentHolds),
   ],
   controllers: [AccountsController],
+  providers: [CustomerTokens],
 })
 export class PaymentModule {}

@@ -34,6 +34,7 @@ import { OutboxPublisher, OutboxRelay } from '@shop/outbox';
 import type { BaseConfig } from './config';
 import { HandlerContext, MessageHandlers } from './message-handlers';
 import { ServiceMetrics } from './metrics';
+import { Retention } from './retention';
 import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
 import { isTransientDatabaseError } from './transient-errors';
 
@@ -45,8 +46,6 @@ import { isTransientDatabaseError } from './transient-errors';
  * hand, flush the outbox, then close the broker connection (the database closes after, with the
  * TypeORM module).
  */
-const INBOX_PRUNE_INTERVAL_MS = 60_000; // like the outbox: one small indexed DELETE a minute
-
 @Injectable()
 export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(CheckoutMessaging.name);
@@ -54,7 +53,6 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
   private readonly publisher: ConfirmPublisher;
   private readonly relay: OutboxRelay;
   private readonly consumer: Consumer<CheckoutMessage>;
-  private inboxPruning: NodeJS.Timeout | undefined;
 
   constructor(
     @Inject(SERVICE_NAME) private readonly service: ServiceName,
@@ -63,6 +61,7 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     private readonly dataSource: DataSource,
     private readonly handlers: MessageHandlers,
     metrics: ServiceMetrics,
+    retention: Retention,
   ) {
     this.topology = topologyFor(service);
     this.publisher = new ConfirmPublisher(broker, this.topology.exchange);
@@ -88,6 +87,8 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
       logger: new Logger(Consumer.name),
       onSettled: (settlement) => metrics.settled(settlement),
     });
+    // Handled message ids are forgotten past retention, so the inbox does not grow without bound.
+    retention.register('inbox', () => pruneInbox(dataSource, config.INBOX_RETENTION_HOURS * 3600_000));
   }
 
   async onModuleInit(): Promise<void> {
@@ -106,26 +107,13 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     await this.relay.start();
     await this.consumer.start();
     this.logger.log(`consuming ${this.topology.queue}`);
-    this.inboxPruning = setInterval(() => void this.pruneInbox(), INBOX_PRUNE_INTERVAL_MS);
-    this.inboxPruning.unref();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    clearInterval(this.inboxPruning);
     await this.consumer.stop();
     await this.relay.stop();
     await this.publisher.stop();
     await this.broker.close();
-  }
-
-  /** Forgets handled message ids past retention, so the inbox does not grow without bound. */
-  async pruneInbox(): Promise<number> {
-    try {
-      return await pruneInbox(this.dataSource, this.config.INBOX_RETENTION_HOURS * 3600_000);
-    } catch (err) {
-      this.logger.warn(`inbox prune failed: ${String(err)}`);
-      return 0;
-    }
   }
 
   /** Whether the service's queue is being consumed (readiness). */

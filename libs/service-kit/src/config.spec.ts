@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SERVICE_NAMES } from '@shop/contracts';
-import { BaseConfig, ConfigError, loadConfig } from './config';
+import { BaseConfig, ConfigError, CustomerAuthConfig, loadConfig } from './config';
 
 const required = { PORT: '3000', DATABASE_URL: 'postgres://u:p@h/db', AMQP_URL: 'amqp://u:p@h/v' };
 
@@ -215,5 +215,54 @@ describe('REQUIRE_TLS', () => {
 
   it('is off by default: plain connections are accepted', () => {
     expect(loadConfig(BaseConfig, required).REQUIRE_TLS).toBe(false);
+  });
+});
+
+describe('customer token settings (CustomerAuthConfig)', () => {
+  const WithCustomers = BaseConfig.extend(CustomerAuthConfig.shape);
+  const production = {
+    ...required,
+    NODE_ENV: 'production',
+    ADMIN_TOKEN: 'a-production-admin-token',
+    JWT_JWKS_URL: 'https://id.example.com/.well-known/jwks.json',
+    JWT_ISSUER: 'https://id.example.com/',
+    JWT_AUDIENCE: 'https://shop.example.com/api',
+  };
+
+  it('default to the development key, issuer and audience, and EdDSA or ES256 only', () => {
+    const config = loadConfig(WithCustomers, required);
+    expect(config).toMatchObject({ JWT_ALGORITHMS: ['EdDSA', 'ES256'], JWT_CLOCK_TOLERANCE_SECONDS: 5 });
+    expect(config.JWT_JWKS_URL ?? config.JWT_ISSUER ?? config.JWT_AUDIENCE).toBeUndefined();
+  });
+
+  it.each(['none', 'HS256', 'HS512', 'EdDSA,HS256'])('refuse the algorithm list %s', (JWT_ALGORITHMS) => {
+    expect(() => loadConfig(WithCustomers, { ...required, JWT_ALGORITHMS })).toThrow(/^ {2}JWT_ALGORITHMS\.\d: /m);
+  });
+
+  it('are accepted in production when all given', () => {
+    expect(loadConfig(WithCustomers, production).JWT_JWKS_URL).toBe(production.JWT_JWKS_URL);
+  });
+
+  it.each(['JWT_JWKS_URL', 'JWT_ISSUER', 'JWT_AUDIENCE'])(
+    'refuse the development key in production: without %s the boot fails naming it',
+    (setting) => {
+      const load = () => loadConfig(WithCustomers, { ...production, [setting]: '' });
+      expect(load).toThrow(new RegExp(`^ {2}${setting}: must be set in production`, 'm'));
+      expect(
+        loadConfig(WithCustomers, { ...production, [setting]: '', ALLOW_DEVELOPMENT_SECRETS: 'true' }),
+      ).toBeDefined();
+    },
+  );
+
+  it('are not asked of a service without customer routes', () => {
+    expect(loadConfig(BaseConfig, { ...production, JWT_JWKS_URL: '' })).toBeDefined();
+  });
+
+  it('want an https:// key set URL with REQUIRE_TLS', () => {
+    const tls = { DATABASE_URL: 'postgres://u:p@db/shop?sslmode=verify-full', AMQP_URL: 'amqps://u:p@mq/shop' };
+    const load = (JWT_JWKS_URL: string) =>
+      loadConfig(WithCustomers, { ...production, ...tls, REQUIRE_TLS: 'true', JWT_JWKS_URL });
+    expect(() => load('http://id.internal/jwks.json')).toThrow(/^ {2}JWT_JWKS_URL: REQUIRE_TLS is set/m);
+    expect(load('https://id.internal/jwks.json')).toBeDefined();
   });
 });

@@ -120,6 +120,45 @@ export type BaseConfig = z.infer<typeof BaseConfig>;
 export const migrationDatabaseUrl = (config: BaseConfig): string =>
   config.MIGRATION_DATABASE_URL ?? config.DATABASE_URL;
 
+/**
+ * Signature algorithms a customer token may use: asymmetric only, so a service that verifies
+ * tokens cannot sign one (`none` and the HMAC family are refused whatever the setting says).
+ */
+export const JWT_ALGORITHMS = [
+  'EdDSA',
+  'Ed25519',
+  'ES256',
+  'ES384',
+  'ES512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'RS256',
+] as const;
+
+/**
+ * Customer tokens (JWT, `Authorization: Bearer`), for services with customer routes: they extend
+ * their schema with this one. Unset issuer, audience and key set mean the development ones
+ * (libs/service-kit/src/auth/development-jwt-key.json), refused in production.
+ */
+export const CustomerAuthConfig = z.object({
+  /** The identity provider's JSON Web Key Set (its signing keys, fetched and cached). Required in production. */
+  JWT_JWKS_URL: unsetIfEmpty(z.url({ protocol: /^https?$/, error: 'an http(s):// URL' }).optional()),
+  /** The `iss` a token must carry: the identity provider. Required in production. */
+  JWT_ISSUER: unsetIfEmpty(z.string().min(1).optional()),
+  /** The `aud` a token must carry: this shop's API. Required in production. */
+  JWT_AUDIENCE: unsetIfEmpty(z.string().min(1).optional()),
+  /** The signature algorithms accepted, comma-separated (asymmetric ones only). */
+  JWT_ALGORITHMS: z
+    .string()
+    .default('EdDSA,ES256')
+    .transform((list) => list.split(',').map((alg) => alg.trim()))
+    .pipe(z.array(z.enum(JWT_ALGORITHMS)).min(1)),
+  /** Clock skew allowed when checking `exp` and `nbf`, in seconds. */
+  JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(5),
+});
+export type CustomerAuthConfig = z.infer<typeof CustomerAuthConfig>;
+
 /** The database session limits the settings ask for. */
 export function sessionLimits(config: BaseConfig): SessionLimits {
   return {
@@ -165,6 +204,16 @@ function refuseDevelopmentDefaults(config: BaseConfig): string[] {
   if (config.ADMIN_TOKEN.some((token) => DEVELOPMENT_ADMIN_TOKENS.includes(token))) {
     problems.push('  ADMIN_TOKEN: must be set in production (a development default is for development only)');
   }
+  if ('JWT_ALGORITHMS' in config) {
+    // Without these, tokens are checked against the development key pair, whose private half is public.
+    const jwt = config as BaseConfig & CustomerAuthConfig;
+    const required = { JWT_JWKS_URL: jwt.JWT_JWKS_URL, JWT_ISSUER: jwt.JWT_ISSUER, JWT_AUDIENCE: jwt.JWT_AUDIENCE };
+    for (const [setting, value] of Object.entries(required)) {
+      if (value === undefined) {
+        problems.push(`  ${setting}: must be set in production (unset, customer tokens use the development key)`);
+      }
+    }
+  }
   const urls = {
     DATABASE_URL: [config.DATABASE_URL],
     MIGRATION_DATABASE_URL: config.MIGRATION_DATABASE_URL === undefined ? [] : [config.MIGRATION_DATABASE_URL],
@@ -197,6 +246,8 @@ function refusePlainConnections(config: BaseConfig): string[] {
     const hosts = plain.map((url) => parsedUrl(url)?.host ?? '?').join(', ');
     problems.push(`  AMQP_URL: REQUIRE_TLS is set: amqps:// URLs only (plain amqp:// to ${hosts})`);
   }
+  const jwksUrl = (config as Partial<CustomerAuthConfig>).JWT_JWKS_URL;
+  if (jwksUrl?.startsWith('http://')) problems.push(`  JWT_JWKS_URL: REQUIRE_TLS is set: an https:// URL`);
   return problems;
 }
 

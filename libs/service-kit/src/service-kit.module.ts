@@ -11,6 +11,7 @@ import { MessageHandlers } from './message-handlers';
 import { MetricsController, ServiceMetrics } from './metrics';
 import { OperatorController } from './operator.controller';
 import { RequestDatabase } from './request-database';
+import { Retention } from './retention';
 import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
 import { stopTracing } from './tracing';
 
@@ -59,6 +60,7 @@ export class ServiceKitModule {
         ConsumerHealthIndicator,
         ServiceMetrics,
         RequestDatabase,
+        Retention,
         TracingShutdown,
       ],
       exports: [
@@ -69,6 +71,7 @@ export class ServiceKitModule {
         CheckoutMessaging,
         ServiceMetrics,
         RequestDatabase,
+        Retention,
       ],
     };
   }

@@ -100,9 +100,10 @@ export async function seedWorkload(client, urls, adminToken, plan) {
  * A 503 is the order service shedding load: recorded (with its Retry-After) as shed, not as an
  * error, and never retried: each order is exactly one request (a closed-loop client waits the
  * Retry-After, then sends its next order).
- * Returns one record per order: { key, due, sent, answered, status, orderId, retryAfterS, error }.
+ * `authorizations`: each customer's Authorization header, made up front (see scripts/lib/tokens.mjs).
+ * Returns one record per order: { key, customerId, due, sent, answered, status, orderId, retryAfterS, error }.
  */
-export async function drive(client, { urls, load, keyPrefix, nextOrder, shouldStop = () => false }) {
+export async function drive(client, { urls, load, keyPrefix, nextOrder, authorizations, shouldStop = () => false }) {
   const records = [];
   let inFlight = 0;
   let maxInFlight = 0;
@@ -115,10 +116,13 @@ export async function drive(client, { urls, load, keyPrefix, nextOrder, shouldSt
     const rec = { key: `${keyPrefix}${records.length}`, due, sent: nowMs(), answered: 0, status: 0 };
     records.push(rec);
     const body = nextOrder();
+    rec.customerId = body.customerId;
     const url = `${urls.order[rr++ % urls.order.length]}/orders`;
+    // The customer's token was signed before the load began: no signing on the measured path.
+    const headers = { 'idempotency-key': rec.key, authorization: authorizations.get(body.customerId) };
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
-    const res = await client.request('POST', url, { body, headers: { 'idempotency-key': rec.key } });
+    const res = await client.request('POST', url, { body, headers });
     inFlight--;
     rec.answered = nowMs();
     rec.status = res.status;

@@ -159,7 +159,7 @@ export async function checkInvariantsInDatabase(client, { prefix, plan, accepted
  * seeded; per account nothing held and balance + captured = seeded; sold and captured match the
  * CONFIRMED orders as GET /orders/:id reports them.
  */
-export async function checkInvariantsOverRest(client, urls, { plan, orders, deadLettered }) {
+export async function checkInvariantsOverRest(client, urls, { plan, authorizations, orders, deadLettered }) {
   const checks = new Checks();
   checks.add(
     'every order decided (none PENDING)',
@@ -187,7 +187,8 @@ export async function checkInvariantsOverRest(client, urls, { plan, orders, dead
   checks.add('stock: conserved, sold = CONFIRMED orders, nothing reserved (REST)', stockProblems);
   const moneyProblems = [];
   await inParallel(plan.accounts, 16, async (a) => {
-    const res = await client.request('GET', `${urls.payment[0]}/accounts/${a.customerId}`);
+    const headers = { authorization: authorizations.get(a.customerId) };
+    const res = await client.request('GET', `${urls.payment[0]}/accounts/${a.customerId}`, { headers });
     if (res.status !== 200) return moneyProblems.push(`GET /accounts/${a.customerId} → ${res.status}`);
     const v = JSON.parse(res.text);
     if (v.held !== 0) moneyProblems.push(`${a.customerId}: ${v.held} still held`);

@@ -47,6 +47,8 @@ Baseline (the machine's ceiling, measured after the run):
 Services already running elsewhere (all three URLs; no infra, build or services started):
   --order-url URL --payment-url URL --inventory-url URL
   --admin-token T      their ADMIN_TOKEN (default: $ADMIN_TOKEN or the development token)
+                       (customer tokens are signed with the development key, for JWT_ISSUER and
+                       JWT_AUDIENCE as set here: the services must run without JWT_JWKS_URL)
   --pg-url URL         superuser URL of their database (decision times from the database,
                        cost figures, invariants); without it orders are polled over GET /orders/:id
   --rabbit-url URL     management API with credentials, e.g. http://admin:admin@host:15672

@@ -10,6 +10,7 @@ import { StackError, color, sleep, warn } from '../util.mjs';
 import { brokerCeiling, pgCeiling } from './ceiling.mjs';
 import { HttpClient, SHED_STATUS, drive, inParallel, seedWorkload } from './driver.mjs';
 import { checkInvariantsInDatabase, checkInvariantsOverRest } from './invariants.mjs';
+import { authorizationsFor } from '../tokens.mjs';
 import {
   ActivitySampler,
   PgCounters,
@@ -140,6 +141,9 @@ export async function runBenchmark(opts, ctx, command) {
   ctx.cleanups.push(() => client.close());
   say(`seeding ${plan.products.length} products, their stock and ${plan.accounts.length} accounts (prefix ${prefix})`);
   const seeded = await seedWorkload(client, target.urls, target.adminToken, plan);
+  // One customer token each, signed now: the measured requests only send them.
+  const authorizations = await authorizationsFor(plan.accounts.map((a) => a.customerId));
+  const owners = new Map(); // order id → its customer (to read it back over REST)
   if (seeded.failures.length)
     throw new StackError(
       `seeding failed (${seeded.failures.length} of ${seeded.requests}):\n${seeded.failures.slice(0, 5).join('\n')}`,
@@ -160,7 +164,7 @@ export async function runBenchmark(opts, ctx, command) {
         const p = await progress(db, keyPrefix);
         state = { done: p.total >= ids.length && p.pending === 0 && p.unacked === 0, ...p };
       } else {
-        state = await pollOverRest(client, target.urls, ids, restOrders);
+        state = await pollOverRest(client, target.urls, ids, restOrders, (id) => authorizations.get(owners.get(id)));
       }
       if (state.done) return state;
       if (Date.now() > deadline) {
@@ -182,9 +186,11 @@ export async function runBenchmark(opts, ctx, command) {
       load,
       keyPrefix,
       nextOrder: plan.nextOrder,
+      authorizations,
       shouldStop: () => ctx.shouldStop(),
     });
     ctx.abortIfInterrupted();
+    for (const r of run.records) if (r.orderId) owners.set(r.orderId, r.customerId);
     const ids = run.records.filter((r) => r.orderId).map((r) => r.orderId);
     for (const id of ids) accepted.push(id);
     for (const r of run.records) if (r.status === SHED_STATUS) shedKeys.push(r.key);
@@ -413,6 +419,7 @@ export async function runBenchmark(opts, ctx, command) {
     await waitSettled(`${prefix}-`, accepted, 'all orders'); // fetch warm-up orders' views too
     invariants = await checkInvariantsOverRest(client, target.urls, {
       plan,
+      authorizations,
       orders: accepted.map((id) => restOrders.get(id)).filter(Boolean),
       deadLettered,
     });
@@ -630,10 +637,11 @@ function restViews(records, views) {
 }
 
 /** Without a database: GET /orders/:id for every order not yet decided; the views go to `views`. */
-async function pollOverRest(client, urls, ids, views) {
+async function pollOverRest(client, urls, ids, views, authorizationOf) {
   const open = ids.filter((id) => !views.has(id) || views.get(id).status === 'PENDING');
   await inParallel(open, 32, async (id) => {
-    const res = await client.request('GET', `${urls.order[0]}/orders/${id}`);
+    const headers = { authorization: authorizationOf(id) };
+    const res = await client.request('GET', `${urls.order[0]}/orders/${id}`, { headers });
     if (res.status === 200) views.set(id, JSON.parse(res.text));
   });
   const pending = ids.filter((id) => views.get(id)?.status !== 'CONFIRMED' && views.get(id)?.status !== 'CANCELLED');

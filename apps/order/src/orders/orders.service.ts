@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Inject, Injectable, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
-import { RequestDatabase, SERVICE_CONFIG } from '@shop/service-kit';
+import { ConflictException, Inject, Injectable, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
+import { DataSource, type EntityManager } from 'typeorm';
+import { RequestDatabase, Retention, SERVICE_CONFIG } from '@shop/service-kit';
 import { compareCodePoints } from '@shop/contracts';
 import { Coordinator } from '@shop/two-phase-commit';
 import type { OrderConfig } from '../config';
@@ -21,11 +21,17 @@ interface OrderRow {
   items: Array<{ sku: string; quantity: number; unit_price: number }>;
 }
 
-const ORDER_SELECT = `
-  SELECT o.id, o.customer_id, o.status, o.reason, o.total, o.currency, o.request_hash, o.created_at, o.decided_at,
-         (SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity, 'unit_price', i.unit_price) ORDER BY i.sku COLLATE "C")
-            FROM order_items i WHERE i.order_id = o.id) AS items
-    FROM orders o`;
+const ORDER_COLUMNS = `
+  o.id, o.customer_id, o.status, o.reason, o.total, o.currency, o.request_hash, o.created_at, o.decided_at,
+  (SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity, 'unit_price', i.unit_price) ORDER BY i.sku COLLATE "C")
+     FROM order_items i WHERE i.order_id = o.id) AS items`;
+const ORDER_SELECT = `SELECT ${ORDER_COLUMNS} FROM orders o`;
+
+/** What an order request asks for, once its customer is known (the token's). */
+export interface OrderRequest {
+  customerId: string;
+  items: PlaceOrderBody['items'];
+}
 
 export interface PlacedOrder {
   order: OrderView;
@@ -40,14 +46,19 @@ export class OrdersService {
     private readonly coordinator: Coordinator,
     private readonly waits: DecisionWaits,
     @Inject(SERVICE_CONFIG) private readonly config: OrderConfig,
-  ) {}
+    private readonly dataSource: DataSource,
+    retention: Retention,
+  ) {
+    retention.register('idempotency keys', () => this.pruneIdempotencyKeys());
+  }
 
   /**
    * Prices the order and, in ONE local transaction, stores it PENDING with its items and begins
    * the two-phase commit (one prepare per participant, through the outbox). A request with an
-   * Idempotency-Key used before gets that key's order (or 422 if the request differs).
+   * Idempotency-Key this customer used before (within IDEMPOTENCY_KEY_RETENTION_HOURS) gets that
+   * key's order (or 422 if the request differs).
    */
-  async place(body: PlaceOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
+  async place(body: OrderRequest, idempotencyKey?: string): Promise<PlacedOrder> {
     const requestHash = hashRequest(body);
     // Orders placed at the same time share a commit.
     return this.database.sharedTransaction(async (manager) => {
@@ -66,32 +77,43 @@ export class OrdersService {
       }
       const id = randomUUID();
       const total = body.items.reduce((sum, item) => sum + item.quantity * prices.get(item.sku)!, 0);
-      // The order and its items in one statement; nothing if the Idempotency-Key was used before.
-      const inserted = await manager.query<Array<{ created_at: Date }>>(
-        `WITH placed AS (
+      // The order and its items in one statement; nothing if the customer used the Idempotency-Key before.
+      const insert = () =>
+        manager.query<Array<{ created_at: Date }>>(
+          `WITH placed AS (
            INSERT INTO orders (id, customer_id, status, total, currency, idempotency_key, request_hash)
            VALUES ($1, $2, 'PENDING', $3, $4, $5, $6)
-           ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, created_at),
+           ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id, created_at),
          items AS (
            INSERT INTO order_items (order_id, sku, quantity, unit_price)
            SELECT placed.id, line.sku, line.quantity, line.unit_price
              FROM placed, unnest($7::text[], $8::int[], $9::bigint[]) AS line(sku, quantity, unit_price))
          SELECT created_at FROM placed`,
-        [
-          id,
-          body.customerId,
-          total,
-          this.config.CURRENCY,
-          idempotencyKey ?? null,
-          requestHash,
-          skus,
-          body.items.map((item) => item.quantity),
-          skus.map((sku) => prices.get(sku)),
-        ],
-      );
+          [
+            id,
+            body.customerId,
+            total,
+            this.config.CURRENCY,
+            idempotencyKey ?? null,
+            requestHash,
+            skus,
+            body.items.map((item) => item.quantity),
+            skus.map((sku) => prices.get(sku)),
+          ],
+        );
+      let inserted = await insert();
       if (inserted.length === 0) {
-        // The key's earlier request (committed before, or concurrently and first): answer with its order.
-        return replay((await this.findByKey(manager, idempotencyKey!))!, requestHash);
+        // The key's earlier request (committed before, or concurrently and first): answer with its
+        // order, unless the key is past retention and not pruned yet: then it is free again.
+        const earlier = await this.findByKey(manager, body.customerId, idempotencyKey!);
+        if (earlier && !earlier.expired) return replay(earlier.order, requestHash);
+        if (earlier) {
+          await manager.query(`UPDATE orders SET idempotency_key = NULL WHERE id = $1`, [earlier.order.id]);
+          inserted = await insert();
+        }
+        if (inserted.length === 0) {
+          throw new ConflictException('this Idempotency-Key is being used by another request just now; retry');
+        }
       }
       await this.coordinator.begin(manager, {
         id,
@@ -120,8 +142,12 @@ export class OrdersService {
     });
   }
 
-  async get(id: string): Promise<OrderView> {
-    const [row] = await this.database.query<OrderRow[]>(`${ORDER_SELECT} WHERE o.id = $1`, [id]);
+  /** The customer's order: someone else's is answered exactly like one that does not exist. */
+  async get(id: string, customerId: string): Promise<OrderView> {
+    const [row] = await this.database.query<OrderRow[]>(`${ORDER_SELECT} WHERE o.id = $1 AND o.customer_id = $2`, [
+      id,
+      customerId,
+    ]);
     if (!row) throw new NotFoundException(`no order ${id}`);
     return toView(row);
   }
@@ -130,19 +156,47 @@ export class OrdersService {
    * The order once decided, or as it is after `waitMs` (for `Prefer: wait`). It is read again only
    * when woken (its decision announced) and once at the end; with too many waiting, at once.
    */
-  async waitForDecision(id: string, waitMs: number): Promise<OrderView> {
+  async waitForDecision(id: string, customerId: string, waitMs: number): Promise<OrderView> {
     const until = Date.now() + waitMs;
-    let order = await this.get(id);
+    let order = await this.get(id, customerId);
     while (order.status === 'PENDING' && Date.now() < until && this.waits.hasRoom) {
       await this.waits.next(id, until - Date.now());
-      order = await this.get(id);
+      order = await this.get(id, customerId);
     }
     return order;
   }
 
-  private async findByKey(manager: EntityManager, key: string): Promise<OrderRow | undefined> {
-    const [row] = await manager.query<OrderRow[]>(`${ORDER_SELECT} WHERE o.idempotency_key = $1`, [key]);
-    return row;
+  /**
+   * Forgets Idempotency-Keys past retention (at most 10,000 a round; see `Retention`), so the
+   * index stays small; `place` already treats such a key as free when it meets one first.
+   */
+  async pruneIdempotencyKeys(): Promise<number> {
+    const [, forgotten] = await this.dataSource.query<[unknown, number]>(
+      `UPDATE orders SET idempotency_key = NULL WHERE id IN (
+         SELECT id FROM orders
+          WHERE idempotency_key IS NOT NULL AND created_at < now() - make_interval(secs => $1)
+          LIMIT 10000)`,
+      [this.retentionSeconds],
+    );
+    return forgotten ?? 0;
+  }
+
+  private get retentionSeconds(): number {
+    return this.config.IDEMPOTENCY_KEY_RETENTION_HOURS * 3600;
+  }
+
+  /** The customer's order with this key, and whether the key is past retention (by the database's clock). */
+  private async findByKey(
+    manager: EntityManager,
+    customerId: string,
+    key: string,
+  ): Promise<{ order: OrderRow; expired: boolean } | undefined> {
+    const [row] = await manager.query<Array<OrderRow & { expired: boolean }>>(
+      `SELECT ${ORDER_COLUMNS}, o.created_at < now() - make_interval(secs => $3) AS expired
+         FROM orders o WHERE o.customer_id = $1 AND o.idempotency_key = $2`,
+      [customerId, key, this.retentionSeconds],
+    );
+    return row && { order: row, expired: row.expired };
   }
 }
 
@@ -157,7 +211,7 @@ function replay(earlier: OrderRow, requestHash: string): PlacedOrder {
  * Same customer and same lines (in any order) is the same request: the lines sorted by code point,
  * so every replica hashes one request alike whatever its locale.
  */
-export function hashRequest(body: PlaceOrderBody): string {
+export function hashRequest(body: OrderRequest): string {
   const lines = [...body.items].sort((a, b) => compareCodePoints(a.sku, b.sku)).map((i) => [i.sku, i.quantity]);
   return createHash('sha256')
     .update(JSON.stringify([body.customerId, lines]))

@@ -1,6 +1,6 @@
 import { Body, Controller, Get, NotFoundException, Param, Put, UnprocessableEntityException } from '@nestjs/common';
-import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import { AdminOnly, RequestDatabase } from '@shop/service-kit';
+import { ApiNotFoundResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { AdminOnly, CurrentCustomer, CustomerOnly, RequestDatabase } from '@shop/service-kit';
 import { AccountView, CustomerIdParam, MAX_DEPOSITED, PutAccountBody } from './account.schemas';
 
 interface AccountRow {
@@ -50,12 +50,16 @@ export class AccountsController {
     return toView(row);
   }
 
+  /** The customer's own account: someone else's is answered exactly like one that does not exist. */
   @Get(':customerId')
+  @CustomerOnly()
   @ApiOkResponse({ standardSchema: AccountView })
-  async get(@Param('customerId', { schema: CustomerIdParam }) customerId: string) {
+  @ApiNotFoundResponse({ description: "No such account, or another customer's" })
+  async get(@CurrentCustomer() caller: string, @Param('customerId', { schema: CustomerIdParam }) customerId: string) {
+    // The same query either way, so neither the answer nor its timing tells whether it exists.
     const [row] = await this.database.query<AccountRow[]>(
-      `SELECT customer_id, balance, held, captured FROM accounts WHERE customer_id = $1`,
-      [customerId],
+      `SELECT customer_id, balance, held, captured FROM accounts WHERE customer_id = $1 AND $1 = $2`,
+      [customerId, caller],
     );
     if (!row) throw new NotFoundException(`no account for ${customerId}`);
     return toView(row);

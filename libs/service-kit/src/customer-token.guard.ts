@@ -1,0 +1,132 @@
+import {
+  applyDecorators,
+  CanActivate,
+  createParamDecorator,
+  ExecutionContext,
+  Inject,
+  Injectable,
+  Logger,
+  UnauthorizedException,
+  UseGuards,
+} from '@nestjs/common';
+import { ApiBearerAuth, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { CustomerId } from '@shop/contracts';
+import type { CustomerAuthConfig } from './config';
+import { DEVELOPMENT_JWT } from './development-token';
+import { RetryLaterException } from './problem-details.filter';
+import { SERVICE_CONFIG } from './tokens';
+
+/** What a 401 on a customer route tells the client to send (RFC 6750). */
+export const CUSTOMER_CHALLENGE = 'Bearer realm="shop"';
+
+/** Why a token was refused, in words fit for the client (no token contents). */
+export class InvalidCustomerToken extends Error {
+  override readonly name = 'InvalidCustomerToken';
+}
+
+/** A failure of the identity provider's key set (unreachable, slow, malformed): not the client's fault. */
+const isKeySetFailure = (err: unknown) =>
+  err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || !(err instanceof errors.JOSEError);
+
+/**
+ * Verifies customer tokens: a JWT whose signature checks against the identity provider's keys
+ * (JWT_JWKS_URL; unset, the development key), with one of the allowed asymmetric algorithms, the
+ * configured `iss` and `aud`, an `exp` not passed, and a `sub` that is a valid customer id: the
+ * customer it speaks for. The one place that decides who a customer is; `CustomerOnly` guards
+ * the routes with it.
+ */
+@Injectable()
+export class CustomerTokens {
+  private readonly logger = new Logger(CustomerTokens.name);
+  private readonly keys: JWTVerifyGetKey;
+  private readonly options: Parameters<typeof jwtVerify>[2];
+
+  constructor(@Inject(SERVICE_CONFIG) config: CustomerAuthConfig) {
+    this.keys = config.JWT_JWKS_URL
+      ? createRemoteJWKSet(new URL(config.JWT_JWKS_URL))
+      : createLocalJWKSet({ keys: [DEVELOPMENT_JWT.publicJwk] });
+    this.options = {
+      issuer: config.JWT_ISSUER ?? DEVELOPMENT_JWT.issuer,
+      audience: config.JWT_AUDIENCE ?? DEVELOPMENT_JWT.audience,
+      algorithms: config.JWT_ALGORITHMS,
+      clockTolerance: config.JWT_CLOCK_TOLERANCE_SECONDS,
+      requiredClaims: ['exp', 'sub'],
+    };
+  }
+
+  /**
+   * The customer id a token speaks for. Throws `InvalidCustomerToken` (saying why) for a token that
+   * does not verify, and a 503 to retry when the identity provider's keys cannot be fetched.
+   */
+  async verify(token: string): Promise<string> {
+    let subject: string | undefined;
+    try {
+      subject = (await jwtVerify(token, this.keys, this.options)).payload.sub;
+    } catch (err) {
+      if (isKeySetFailure(err)) {
+        this.logger.warn(`customer token keys unavailable: ${String(err)}`);
+        throw new RetryLaterException('the signing keys of customer tokens could not be fetched; retry', 1);
+      }
+      throw new InvalidCustomerToken(
+        err instanceof errors.JWTExpired ? 'the token has expired' : (err as Error).message,
+      );
+    }
+    if (!CustomerId.safeParse(subject).success) {
+      throw new InvalidCustomerToken('the token\'s "sub" is not a valid customer id');
+    }
+    return subject!;
+  }
+}
+
+type AuthenticatedRequest = Request & { customerId?: string };
+
+/** `Bearer <token>` (the scheme in any case, RFC 7235), or undefined. */
+function bearerToken(header: string | undefined): string | undefined {
+  return /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header ?? '')?.[1];
+}
+
+/** RFC 6750's error_description allows no `"` or `\`. */
+const quotable = (text: string) => text.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?');
+
+/** Lets a request through only with a valid customer token, and records its customer on the request. */
+@Injectable()
+export class CustomerTokenGuard implements CanActivate {
+  constructor(private readonly tokens: CustomerTokens) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const http = context.switchToHttp();
+    const request = http.getRequest<AuthenticatedRequest>();
+    const response = http.getResponse<Response>();
+    const token = bearerToken(request.headers.authorization);
+    if (token === undefined) {
+      response.setHeader('WWW-Authenticate', CUSTOMER_CHALLENGE);
+      throw new UnauthorizedException('this route needs Authorization: Bearer <customer token>');
+    }
+    try {
+      request.customerId = await this.tokens.verify(token);
+      return true;
+    } catch (err) {
+      if (!(err instanceof InvalidCustomerToken)) throw err;
+      const challenge = `${CUSTOMER_CHALLENGE}, error="invalid_token", error_description="${quotable(err.message)}"`;
+      response.setHeader('WWW-Authenticate', challenge);
+      throw new UnauthorizedException(`the customer token is not valid: ${err.message}`);
+    }
+  }
+}
+
+/** Marks a route as a customer's (and documents it so in OpenAPI): `CurrentCustomer` then gives who. */
+export const CustomerOnly = () =>
+  applyDecorators(
+    UseGuards(CustomerTokenGuard),
+    ApiBearerAuth(),
+    ApiUnauthorizedResponse({ description: 'No customer token, or one that is expired or not valid' }),
+  );
+
+/** The customer of a `CustomerOnly` route: the verified token's `sub`. */
+export const CurrentCustomer = createParamDecorator((_data: unknown, context: ExecutionContext): string => {
+  const customerId = context.switchToHttp().getRequest<AuthenticatedRequest>().customerId;
+  if (customerId === undefined) throw new Error('CurrentCustomer needs the route to be CustomerOnly');
+  return customerId;
+});

@@ -154,6 +154,12 @@ describe('production refuses development defaults', () => {
     expect(loadConfig(BaseConfig, { ...own, NODE_ENV: 'development', [setting]: value })).toBeDefined();
   });
 
+  it('is not told by docker-compose.yml that its development defaults may run (a demo asks explicitly)', () => {
+    const allowed = [...read('docker-compose.yml').matchAll(/ALLOW_DEVELOPMENT_SECRETS: *(.*)/g)].map((m) => m[1]);
+    expect(allowed.length).toBeGreaterThan(0);
+    for (const value of allowed) expect(value.trim()).toMatch(/^\$\{ALLOW_DEVELOPMENT_SECRETS:-false\}$/);
+  });
+
   it('accepts the deployment’s own secrets', () => {
     expect(loadConfig(BaseConfig, own).ADMIN_TOKEN).toEqual(['a-production-admin-token']);
   });

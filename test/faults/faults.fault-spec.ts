@@ -569,12 +569,12 @@ it('an order replica SIGSTOPped while its transaction holds a checkout’s row l
 });
 
 it('one message of a batch keeps failing: the others of its batch go through, it is retried, parked with its reason, and its order cancelled', async () => {
-  // The deadline leaves the failing prepares time for their three attempts (about a second) even
-  // after the inventory's start: an abort that overtook one would end its retries with a refusal.
-  const shop = await stack({ PREPARE_TIMEOUT_MS: '15000', MESSAGE_MAX_ATTEMPTS: '3' });
+  // The deadline leaves the failing prepares time for their three attempts (about a second); the
+  // lock timeout, the gate below time to fill the next batch.
+  const shop = await stack({ PREPARE_TIMEOUT_MS: '15000', MESSAGE_MAX_ATTEMPTS: '3', DB_LOCK_TIMEOUT_MS: '30000' });
   const api = new ShopApi(shop);
   const catalog = await seedCatalog(api, 'fail-in-batch', { stockPerSku: 1_000, balance: 1_000_000 });
-  const [poisoned, ...others] = catalog.skus;
+  const [poisoned, gate, ...others] = catalog.skus;
   // Reserving the poisoned SKU's stock fails in the database. The trigger counts the stock rows
   // the transaction reserved before (a transaction-local setting) and keeps the largest count in
   // a sequence, which a rollback does not undo: proof that the failing prepare shared a batch.
@@ -591,22 +591,33 @@ it('one message of a batch keeps failing: the others of its batch go through, it
                PERFORM set_config('fault.reserved_rows', (before_it + 1)::text, true);
                RETURN NEW;
              END $$`);
+  const gateLock = await db().connect();
   try {
     await sql(`CREATE TRIGGER ${fault} BEFORE UPDATE ON inventory_svc.stock
                  FOR EACH ROW WHEN (NEW.reserved > OLD.reserved) EXECUTE FUNCTION public.${fault}()`);
-    // With the inventory stopped, its prepares queue up; started again, it takes them as batches.
-    await shop.processes.inventory.stop();
+    // The gate: the inventory's batch with the first order waits for its stock row, so the
+    // prepares that follow are delivered meanwhile and make up its next batch, all together.
+    await gateLock.query('BEGIN');
+    await gateLock.query(`SELECT 1 FROM inventory_svc.stock WHERE sku = $1 FOR UPDATE`, [gate]);
     const orders = Array.from({ length: 12 }, (_, i) => ({
       customerId: catalog.customers[1 + (i % (catalog.customers.length - 1))],
-      items: [{ sku: i === 5 || i === 11 ? poisoned : others[i % others.length], quantity: 1 }],
+      items: [{ sku: i === 0 ? gate : i === 5 || i === 11 ? poisoned : others[i % others.length], quantity: 1 }],
     }));
     const placed: OrderView[] = [];
     for (const order of orders) placed.push(await api.placeAccepted(order.customerId, order.items));
     const [inventoryQueue] = queuesOf(['inventory']);
-    await eventually(async () => (await readyCounts([inventoryQueue.queue]))[inventoryQueue.queue] === orders.length, {
-      what: `${orders.length} prepares waiting in the inventory's queue`,
-    });
-    await shop.start('inventory');
+    await eventually(
+      async () => {
+        const [{ sent }] = await sql<{ sent: number }>(
+          `SELECT count(*)::int AS sent FROM order_svc.outbox
+            WHERE routing_key = 'inventory.prepare' AND sent_at IS NOT NULL AND body->>'transactionId' = ANY($1::text[])`,
+          [placed.map((order) => order.id)],
+        );
+        return sent === orders.length && (await readyCounts([inventoryQueue.queue]))[inventoryQueue.queue] === 0;
+      },
+      { what: `${orders.length} prepares delivered to the inventory, the first one's batch waiting at the gate` },
+    );
+    await gateLock.query('ROLLBACK');
 
     const load = { orderIds: placed.map((order) => order.id), retries: 0, shed: 0 };
     const faults = ['prepares of one SKU fail in the database, inside batches'];
@@ -632,6 +643,8 @@ it('one message of a batch keeps failing: the others of its batch go through, it
     );
     for (const message of parked) expect(message.reason).toContain('fault injected');
   } finally {
+    await gateLock.query('ROLLBACK').catch(() => undefined);
+    gateLock.release();
     await sql(`DROP TRIGGER IF EXISTS ${fault} ON inventory_svc.stock`);
     await sql(`DROP FUNCTION IF EXISTS public.${fault}()`);
     await sql(`DROP SEQUENCE IF EXISTS public.${fault}`);

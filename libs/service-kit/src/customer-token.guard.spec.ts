@@ -138,6 +138,37 @@ describe('customer tokens, with the development key', () => {
   });
 });
 
+describe('customer tokens, remembered once verified', () => {
+  const tokens = () => new CustomerTokens(CustomerAuthConfig.parse({ JWT_CLOCK_TOLERANCE_SECONDS: '0' }));
+  afterEach(() => jest.useRealTimers());
+
+  it('check a token’s signature once while its answer is remembered', async () => {
+    const verifier = tokens();
+    const check = jest.spyOn(verifier as unknown as { check: (token: string) => Promise<unknown> }, 'check');
+    const token = await signDevelopmentToken('alice');
+    expect([await verifier.verify(token), await verifier.verify(token)]).toEqual(['alice', 'alice']);
+    expect(check).toHaveBeenCalledTimes(1);
+    expect(await verifier.verify(await signDevelopmentToken('bob'))).toBe('bob');
+    expect(check).toHaveBeenCalledTimes(2);
+  });
+
+  it('never answer for a remembered token past its exp, nor past REMEMBER_MS', async () => {
+    const verifier = tokens();
+    const check = jest.spyOn(verifier as unknown as { check: (token: string) => Promise<unknown> }, 'check');
+    const expiring = await signDevelopmentToken('alice', { expiresAt: now() + 2 });
+    const lasting = await signDevelopmentToken('bob');
+    expect(await verifier.verify(expiring)).toBe('alice');
+    expect(await verifier.verify(lasting)).toBe('bob');
+    // Only the clock moves: the promises of the key checks run as usual.
+    jest.useFakeTimers({ now: Date.now() + 3_000, doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    await expect(verifier.verify(expiring)).rejects.toThrow('the token has expired');
+    expect(await verifier.verify(lasting)).toBe('bob'); // still remembered
+    jest.setSystemTime(Date.now() + CustomerTokens.REMEMBER_MS);
+    expect(await verifier.verify(lasting)).toBe('bob'); // checked again
+    expect(check).toHaveBeenCalledTimes(4);
+  });
+});
+
 describe('customer tokens, with the identity provider’s key set (JWT_JWKS_URL)', () => {
   const ISSUER = 'https://id.example.com/';
   const AUDIENCE = 'https://shop.example.com/api';

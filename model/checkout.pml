@@ -266,7 +266,10 @@ inline onVote(p, v) {
     if
     :: cst == PREPARING && v == NO -> decide(ABORTED) /* the first "no" aborts */
     :: cst == PREPARING && v == YES && cvote[0] == YES && cvote[1] == YES -> decide(COMMITTED) /* pending === 0 */
-    :: cst == ABORTED && v == YES -> send(DABORT(p)); printf("    late yes: abort re-sent to P%d\n", p)
+    /* A late yes hears the abort again, unless an abort to it is in flight: the code skips the
+       re-send only when its own batch took the decision (that abort is then still in flight). */
+    :: cst == ABORTED && v == YES && net[DABORT(p)] == 0 -> send(DABORT(p)); printf("    late yes: abort re-sent to P%d\n", p)
+    :: cst == ABORTED && v == YES && net[DABORT(p)] > 0 -> printf("    late yes: the abort to P%d is on its way\n", p)
     :: else /* waiting for the other vote, or a late / repeated vote: nothing */
     fi
   fi

@@ -174,8 +174,11 @@ export class Coordinator {
         return;
       }
       if (transaction.state !== 'PREPARING') {
-        // Late or repeated vote: a "yes" to an aborted transaction must hear the abort again.
-        if (transaction.state === 'ABORTED' && vote.payload.vote === 'yes') {
+        // Late or repeated vote: a "yes" to an aborted transaction must hear the abort again,
+        // unless this batch took the decision: the abort it sends reaches that participant after
+        // the prepare it voted on. (Lost or not, an unacked decision is re-sent in any case.)
+        const abortedInThisBatch = batch.decisions.some((taken) => taken.transactionId === vote.transactionId);
+        if (transaction.state === 'ABORTED' && vote.payload.vote === 'yes' && !abortedInThisBatch) {
           await this.sendDecision(manager, vote, participant, 'abort', transaction.decision_reason);
         }
         return;

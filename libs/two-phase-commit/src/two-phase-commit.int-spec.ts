@@ -226,6 +226,9 @@ describe('two-phase-commit kit on a real Postgres', () => {
         expect((await outbox()).filter((m) => m.transactionId === unknown).map((m) => m.payload)).toEqual([
           { outcome: 'abort' },
         ]);
+        // The yes that came after the no in the same batch hears the abort this batch sends, once.
+        const refusedDecisions = (await outbox()).filter((m) => m.transactionId === refused && m.type === 'decision');
+        expect(refusedDecisions.map((m) => m.recipient).sort()).toEqual(['inventory', 'payment']);
         // Whatever the batch's size: one lock and one vote statement (then one per decision).
         expect(counting(statements, /FOR UPDATE/)).toBe(1);
         expect(counting(statements, /SET vote = /)).toBe(1);

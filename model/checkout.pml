@@ -266,10 +266,9 @@ inline onVote(p, v) {
     if
     :: cst == PREPARING && v == NO -> decide(ABORTED) /* the first "no" aborts */
     :: cst == PREPARING && v == YES && cvote[0] == YES && cvote[1] == YES -> decide(COMMITTED) /* pending === 0 */
-    /* A late yes hears the abort again, unless an abort to it is in flight: the code skips the
-       re-send only when its own batch took the decision (that abort is then still in flight). */
-    :: cst == ABORTED && v == YES && net[DABORT(p)] == 0 -> send(DABORT(p)); printf("    late yes: abort re-sent to P%d\n", p)
-    :: cst == ABORTED && v == YES && net[DABORT(p)] > 0 -> printf("    late yes: the abort to P%d is on its way\n", p)
+    /* A late yes is not answered: the abort was sent to that participant with the decision, and
+       is re-sent until it acks (resendUnacked). */
+    :: cst == ABORTED && v == YES -> printf("    late yes from P%d: its abort is on its way, re-sent until acked\n", p)
     :: else /* waiting for the other vote, or a late / repeated vote: nothing */
     fi
   fi

@@ -173,16 +173,9 @@ export class Coordinator {
         if (vote.payload.vote === 'yes') await this.sendDecision(manager, vote, participant, 'abort', null);
         return;
       }
-      if (transaction.state !== 'PREPARING') {
-        // Late or repeated vote: a "yes" to an aborted transaction must hear the abort again,
-        // unless this batch took the decision: the abort it sends reaches that participant after
-        // the prepare it voted on. (Lost or not, an unacked decision is re-sent in any case.)
-        const abortedInThisBatch = batch.decisions.some((taken) => taken.transactionId === vote.transactionId);
-        if (transaction.state === 'ABORTED' && vote.payload.vote === 'yes' && !abortedInThisBatch) {
-          await this.sendDecision(manager, vote, participant, 'abort', transaction.decision_reason);
-        }
-        return;
-      }
+      // Late or repeated vote (a yes that crossed the abort, say): nothing to send. The decision
+      // went to every participant when it was taken, and is re-sent until each acks it.
+      if (transaction.state !== 'PREPARING') return;
       if (vote.payload.vote === 'no') {
         const decided = { transactionId: vote.transactionId, outcome: 'abort', reason: vote.payload.reason } as const;
         return this.decide(manager, batch.decisions, decided, vote, transaction);

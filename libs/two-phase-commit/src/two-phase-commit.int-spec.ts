@@ -150,15 +150,19 @@ describe('two-phase-commit kit on a real Postgres', () => {
       ]);
     });
 
-    it('aborts at the first no with its reason, and re-sends the abort to a late yes', async () => {
+    it('aborts at the first no with its reason, to every participant, and sends nothing more for a late yes', async () => {
       const id = await begin();
+      const before = (await outbox()).length;
       await coordinator.onVote(vote(id, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
       expect(await state(id)).toMatchObject({ state: 'ABORTED', decision_reason: 'INSUFFICIENT_FUNDS' });
-      const before = (await outbox()).length;
-      await coordinator.onVote(vote(id, 'inventory', { vote: 'yes' }));
       expect((await sentSince(before)).map((m) => [m.type, m.recipient, m.payload])).toEqual([
         ['decision', 'inventory', { outcome: 'abort', reason: 'INSUFFICIENT_FUNDS' }],
+        ['decision', 'payment', { outcome: 'abort', reason: 'INSUFFICIENT_FUNDS' }],
       ]);
+      // The yes crossed the abort, which is on its way to it (and re-sent until acked).
+      const afterDecision = (await outbox()).length;
+      await coordinator.onVote(vote(id, 'inventory', { vote: 'yes' }));
+      expect(await sentSince(afterDecision)).toEqual([]);
       expect(decided).toHaveLength(1);
     });
 
@@ -226,7 +230,7 @@ describe('two-phase-commit kit on a real Postgres', () => {
         expect((await outbox()).filter((m) => m.transactionId === unknown).map((m) => m.payload)).toEqual([
           { outcome: 'abort' },
         ]);
-        // The yes that came after the no in the same batch hears the abort this batch sends, once.
+        // The yes that came after the no hears only the abort the no's decision sent.
         const refusedDecisions = (await outbox()).filter((m) => m.transactionId === refused && m.type === 'decision');
         expect(refusedDecisions.map((m) => m.recipient).sort()).toEqual(['inventory', 'payment']);
         // Whatever the batch's size: one lock and one vote statement (then one per decision).

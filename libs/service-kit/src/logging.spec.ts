@@ -90,6 +90,12 @@ describe('service logger', () => {
     const pretty = captured();
     createServiceLogger('order', { LOG_LEVEL: 'info', LOG_FORMAT: 'pretty' }, pretty.stream).info('x');
     expect(pretty.lines[0]).toMatch(/ INFO {2}\[order\] x$/);
+    const request = { req: { id: 1, method: 'GET', url: '/' }, res: { statusCode: 200 }, responseTime: 3, reqId: 1 };
+    createServiceLogger('order', { LOG_LEVEL: 'info', LOG_FORMAT: 'pretty' }, pretty.stream).info(
+      request,
+      'GET / 200 3 ms',
+    );
+    expect(pretty.lines[1]).toMatch(/ INFO {2}\[order\] GET \/ 200 3 ms {2}reqId=1$/);
     const json = captured(true);
     createServiceLogger('order', { LOG_LEVEL: 'info', LOG_FORMAT: 'json' }, json.stream).info('x');
     expect(JSON.parse(json.lines[0])).toMatchObject({ msg: 'x' });

@@ -53,7 +53,8 @@ function prettyLines(out: NodeJS.WritableStream): pino.DestinationStream {
     write(line: string) {
       const entry = JSON.parse(line) as PrettyEntry;
       const { time, level, msg = '', context: name, service, stack, err, ...rest } = entry;
-      delete rest.pid;
+      // The request line's message already says what `req`, `res` and `responseTime` hold.
+      for (const key of ['pid', 'req', 'res', 'responseTime']) delete rest[key];
       const fields = Object.entries(rest)
         .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
         .join(' ');
@@ -104,6 +105,9 @@ export function requestLogging(logger: pino.Logger): RequestHandler[] {
             : 'warn',
       customSuccessMessage: (req, res, ms) => `${req.method} ${req.url} ${res.statusCode} ${ms} ms`,
       customErrorMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
+      // pino-http makes up an Error for a 5xx ("failed with status code 500", its own stack): the
+      // handler's error is logged with its stack already (ProblemDetailsFilter).
+      customErrorObject: (_req, _res, _err, value: Record<string, unknown>) => ({ ...value, err: undefined }),
     }),
   ];
 }

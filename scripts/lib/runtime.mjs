@@ -12,10 +12,16 @@ import { StackError, log } from './util.mjs';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FROM_NPM = 'SHOP_NODE_FROM_NPM'; // set in the command run again: it must not run again itself
 
-/** The major versions `engines.node` accepts (`^22.12.0 || ^24.0.0` → 22, 24). */
-export function supportedMajors() {
+/** The lines `engines.node` accepts, each with its minimum (`^22.15.0 || ^24.0.0` → [22, 15, 0], [24, 0, 0]). */
+export function supportedLines() {
   const { engines } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-  return [...String(engines?.node ?? '').matchAll(/\^(\d+)\./g)].map((m) => Number(m[1]));
+  return [...String(engines?.node ?? '').matchAll(/\^(\d+)\.(\d+)\.(\d+)/g)].map((m) => m.slice(1, 4).map(Number));
+}
+
+/** Whether a Node.js version (`22.14.0`) is in one of those lines, at or above its minimum. */
+export function isSupported(version) {
+  const [major, minor, patch] = version.split('.').map(Number);
+  return supportedLines().some(([m, min, p]) => major === m && (minor > min || (minor === min && patch >= p)));
 }
 
 /** The release the project runs on where the machine's is not supported (`.nvmrc`). */
@@ -29,8 +35,7 @@ export function preferredRelease() {
  * with its code. SHOP_NODE_RUNTIME=machine keeps the machine's node whatever it is.
  */
 export async function onSupportedRuntime() {
-  const major = Number(process.versions.node.split('.')[0]);
-  if (supportedMajors().includes(major) || process.env.SHOP_NODE_RUNTIME === 'machine') return;
+  if (isSupported(process.versions.node) || process.env.SHOP_NODE_RUNTIME === 'machine') return;
   const release = preferredRelease();
   if (process.env[FROM_NPM]) {
     throw new StackError(
@@ -38,7 +43,9 @@ export async function onSupportedRuntime() {
     );
   }
   log(
-    `Node.js ${process.versions.node} is not a supported LTS line (${supportedMajors().join(', ')}): ` +
+    `Node.js ${process.versions.node} is not a supported LTS release (${supportedLines()
+      .map((l) => `^${l.join('.')}`)
+      .join(' || ')}): ` +
       `running on node@${release} from the npm registry (npx; SHOP_NODE_RUNTIME=machine to keep this one)`,
   );
   const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';

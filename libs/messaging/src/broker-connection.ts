@@ -210,8 +210,6 @@ export class BrokerConnection {
       `broker connection to ${from} lost${err ? `: ${err.message}` : ''}; failing over to the next address`,
     );
     // `next` already points past the lost node: the first try is another node.
-    this.connectUntilUp().catch((error: Error) =>
-      this.options.logger.error(`broker recovery stopped: ${error.message}`),
-    );
+    this.connectUntilUp().catch((error: Error) => this.options.logger.error({ err: error }, 'broker recovery stopped'));
   }
 }

@@ -1,10 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-/** The subset of Nest's LoggerService the libraries need; Nest's Logger satisfies it. */
+/**
+ * The subset of Nest's LoggerService the libraries need; Nest's Logger satisfies it. An error
+ * that has an Error object logs it as `error({ err }, message)`, which keeps its stack.
+ */
 export interface Logger {
   log(message: string): void;
   warn(message: string): void;
-  error(message: string, stack?: string): void;
+  error(message: string | { err: unknown }, detail?: string): void;
   debug?(message: string): void;
 }
 

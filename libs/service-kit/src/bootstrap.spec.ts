@@ -57,6 +57,7 @@ describe('service app (HTTP)', () => {
       .expect(201, { created: 'a' });
     const handler = lines.find((l) => l.msg === 'creating');
     expect(handler).toMatchObject({ service: 'order', level: 'info', context: 'Things', transactionId: 'tx-a' });
+    expect(handler).toHaveProperty('reqId'); // written through the request's logger
     const requestLine = lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('POST /things 201'));
     expect(requestLine).toMatchObject({
       service: 'order',

@@ -1,4 +1,4 @@
-import { INestApplication, Logger, StandardSchemaValidationPipe, Type } from '@nestjs/common';
+import { INestApplication, Logger, Module, StandardSchemaValidationPipe, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -6,8 +6,9 @@ import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Logger as PinoNestLogger } from 'nestjs-pino';
 import { docsEnabled, type BaseConfig } from './config';
-import { createServiceLogger, PinoNestLogger, requestLogging } from './logging';
+import { createServiceLogger, requestLogging, serviceLoggerModule } from './logging';
 import { ProblemDetailsFilter } from './problem-details.filter';
 import { startTracing } from './tracing';
 
@@ -49,19 +50,26 @@ function separateManagementRoutes(request: Request, response: Response, next: Ne
     .json({ type: 'about:blank', title: 'Not Found', status: 404, detail: `Cannot ${request.method} ${path}` });
 }
 
+/** The root of every service's app: its logging (nestjs-pino), then the service's own module. */
+@Module({})
+class ServiceAppModule {}
+
 /** Creates a service's Nest app configured like every other (without listening): used by main and tests. */
 export async function createServiceApp(module: Type<unknown>, options: BootstrapOptions): Promise<INestApplication> {
   startTracing(options.service, options.config);
   const logger = createServiceLogger(options.service, options.config);
-  const app = await NestFactory.create<NestExpressApplication>(module, {
+  const root = { module: ServiceAppModule, imports: [serviceLoggerModule(logger), module] };
+  const app = await NestFactory.create<NestExpressApplication>(root, {
     bodyParser: false,
-    logger: new PinoNestLogger(logger),
+    // Held until the logger below is in place, then written through it.
+    bufferLogs: true,
     // On shutdown, after messaging has drained, close keep-alive connections instead of waiting
     // for them to fall idle: clients that keep sending (retrying 503s, say) never let them, and
     // the process would miss its stop timeout. A request cut here is retried with its
     // Idempotency-Key, and its handler still finishes before the database closes.
     forceCloseConnections: true,
   });
+  app.useLogger(app.get(PinoNestLogger));
   // Security headers; the CSP keeps everything but upgrade-insecure-requests, which would break
   // /docs when served over plain HTTP inside a network.
   app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));

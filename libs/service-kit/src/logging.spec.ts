@@ -1,10 +1,12 @@
 import { Writable } from 'node:stream';
-import { Logger } from '@nestjs/common';
+import { INestApplicationContext, Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { addLogContext, withLogContext } from '@shop/messaging';
-import { createServiceLogger, PinoNestLogger } from './logging';
+import { Logger as PinoNestLogger } from 'nestjs-pino';
+import { createServiceLogger, serviceLoggerModule } from './logging';
 import { startTracing } from './tracing';
 
 /** A destination that keeps what the logger wrote, one entry per line. */
@@ -88,18 +90,32 @@ describe('service logger', () => {
     const pretty = captured();
     createServiceLogger('order', { LOG_LEVEL: 'info', LOG_FORMAT: 'pretty' }, pretty.stream).info('x');
     expect(pretty.lines[0]).toMatch(/ INFO {2}\[order\] x$/);
+    const request = { req: { id: 1, method: 'GET', url: '/' }, res: { statusCode: 200 }, responseTime: 3, reqId: 1 };
+    createServiceLogger('order', { LOG_LEVEL: 'info', LOG_FORMAT: 'pretty' }, pretty.stream).info(
+      request,
+      'GET / 200 3 ms',
+    );
+    expect(pretty.lines[1]).toMatch(/ INFO {2}\[order\] GET \/ 200 3 ms {2}reqId=1$/);
     const json = captured(true);
     createServiceLogger('order', { LOG_LEVEL: 'info', LOG_FORMAT: 'json' }, json.stream).info('x');
     expect(JSON.parse(json.lines[0])).toMatchObject({ msg: 'x' });
   });
 
-  describe("as Nest's logger", () => {
-    let out: ReturnType<typeof captured>;
-    beforeEach(() => {
-      out = captured();
-      Logger.overrideLogger(new PinoNestLogger(createServiceLogger('order', { LOG_LEVEL: 'trace' }, out.stream)));
+  describe("as Nest's logger (nestjs-pino)", () => {
+    // nestjs-pino keeps one root logger per process: one app, one destination for the file.
+    const out = captured();
+    let app: INestApplicationContext;
+    beforeAll(async () => {
+      const logger = createServiceLogger('order', { LOG_LEVEL: 'trace' }, out.stream);
+      app = await NestFactory.createApplicationContext(
+        { module: class LoggingRoot {}, imports: [serviceLoggerModule(logger)] },
+        { bufferLogs: true },
+      );
+      app.useLogger(app.get(PinoNestLogger));
     });
-    afterAll(() => {
+    beforeEach(() => out.lines.splice(0));
+    afterAll(async () => {
+      await app.close();
       Logger.overrideLogger(false);
     });
 
@@ -109,30 +125,40 @@ describe('service logger', () => {
       logger.warn('slow');
       logger.debug('detail');
       logger.verbose('more detail');
-      expect(out.json().map((l) => [l.level, l.context, l.msg])).toEqual([
-        ['info', 'CheckoutMessaging', 'consuming'],
-        ['warn', 'CheckoutMessaging', 'slow'],
-        ['debug', 'CheckoutMessaging', 'detail'],
-        ['trace', 'CheckoutMessaging', 'more detail'],
+      expect(out.json().map((l) => [l.level, l.context, l.msg, l.service])).toEqual([
+        ['info', 'CheckoutMessaging', 'consuming', 'order'],
+        ['warn', 'CheckoutMessaging', 'slow', 'order'],
+        ['debug', 'CheckoutMessaging', 'detail', 'order'],
+        ['trace', 'CheckoutMessaging', 'more detail', 'order'],
       ]);
     });
 
-    it('keeps the stack of an error apart from its message', () => {
-      const err = new Error('boom');
-      new Logger('HTTP').error(err.message, err.stack);
-      new Logger('HTTP').error('no stack');
-      Logger.error('static, with a stack', err.stack);
-      const [withStack, withoutStack, staticOne] = out.json();
-      expect(withStack).toMatchObject({ level: 'error', context: 'HTTP', msg: 'boom', stack: err.stack });
-      expect(withoutStack).toMatchObject({ level: 'error', context: 'HTTP', msg: 'no stack' });
-      expect(withoutStack).not.toHaveProperty('stack');
-      expect(staticOne).toMatchObject({ msg: 'static, with a stack', stack: err.stack });
-      expect(staticOne).not.toHaveProperty('context');
+    it('logs an Error with its message, type and stack, alone or with a message of its own', () => {
+      const err = new Error('failed');
+      new Logger('X').error(err);
+      new Logger('X').error({ err }, 'while charging');
+      new Logger('X').error('no error here');
+      const [alone, withMessage, plain] = out.json();
+      expect(alone).toMatchObject({ level: 'error', context: 'X', msg: 'failed' });
+      expect(alone.err).toMatchObject({ type: 'Error', message: 'failed', stack: err.stack });
+      expect(withMessage).toMatchObject({ context: 'X', msg: 'while charging', err: { stack: err.stack } });
+      expect(plain).toMatchObject({ level: 'error', context: 'X', msg: 'no error here' });
+      expect(plain).not.toHaveProperty('err');
     });
 
-    it('logs an Error object with its type and stack', () => {
-      new Logger('X').error(new Error('failed'));
-      expect(out.json()[0]).toMatchObject({ msg: 'failed', context: 'X', err: { type: 'Error', message: 'failed' } });
+    it("keeps the stack Nest's own exception handlers pass beside the message", () => {
+      const err = new Error('boom');
+      new Logger('ExceptionsHandler').error(err.message, err.stack);
+      expect(out.json()[0]).toMatchObject({ context: 'ExceptionsHandler', err: { message: 'boom', stack: err.stack } });
+    });
+
+    it('carries the log context and trace ids on the lines it writes', () => {
+      const span = trace.getTracer('test').startSpan('work');
+      context.with(trace.setSpan(context.active(), span), () =>
+        withLogContext({ transactionId: 't9' }, () => new Logger('Orders').log('placed')),
+      );
+      span.end();
+      expect(out.json()[0]).toMatchObject({ transactionId: 't9', traceId: span.spanContext().traceId });
     });
   });
 });

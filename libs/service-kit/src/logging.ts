@@ -1,12 +1,11 @@
-import type { LoggerService } from '@nestjs/common';
+import type { DynamicModule } from '@nestjs/common';
 import { context, isSpanContextValid, trace } from '@opentelemetry/api';
 import type { RequestHandler } from 'express';
+import { LoggerModule } from 'nestjs-pino';
 import pino from 'pino';
 import { pinoHttp } from 'pino-http';
 import { currentLogContext, withLogContext } from '@shop/messaging';
 import type { BaseConfig } from './config';
-
-type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
 /**
  * The service's one logger: a JSON object per line on stdout with the time, level and service,
@@ -27,6 +26,17 @@ export function createServiceLogger(
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       mixin: () => ({ ...currentLogContext(), ...traceIds() }),
+      // `logger.error(err)` (an Error and no message): the error's message is the line's.
+      hooks: {
+        logMethod(args, method) {
+          const [first] = args as unknown[];
+          if (args.length === 1 && typeof first === 'object' && first !== null) {
+            const err = (first as { err?: unknown }).err;
+            if (err instanceof Error) return method.call(this, first, err.message);
+          }
+          return method.apply(this, args);
+        },
+      },
     },
     format === 'pretty' ? prettyLines(destination) : destination,
   );
@@ -43,7 +53,8 @@ function prettyLines(out: NodeJS.WritableStream): pino.DestinationStream {
     write(line: string) {
       const entry = JSON.parse(line) as PrettyEntry;
       const { time, level, msg = '', context: name, service, stack, err, ...rest } = entry;
-      delete rest.pid;
+      // The request line's message already says what `req`, `res` and `responseTime` hold.
+      for (const key of ['pid', 'req', 'res', 'responseTime']) delete rest[key];
       const fields = Object.entries(rest)
         .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
         .join(' ');
@@ -68,55 +79,6 @@ interface PrettyEntry {
 }
 
 /**
- * Nest's LoggerService on the pino logger, so the framework's lines and every `new Logger(ctx)`
- * in the services and libraries come out the same way. Nest passes the context as the last
- * argument, and error() a stack before it.
- */
-export class PinoNestLogger implements LoggerService {
-  constructor(private readonly logger: pino.Logger) {}
-
-  log(message: unknown, ...params: unknown[]) {
-    this.write('info', message, params);
-  }
-  error(message: unknown, ...params: unknown[]) {
-    this.write('error', message, params);
-  }
-  warn(message: unknown, ...params: unknown[]) {
-    this.write('warn', message, params);
-  }
-  debug(message: unknown, ...params: unknown[]) {
-    this.write('debug', message, params);
-  }
-  verbose(message: unknown, ...params: unknown[]) {
-    this.write('trace', message, params);
-  }
-  fatal(message: unknown, ...params: unknown[]) {
-    this.write('fatal', message, params);
-  }
-
-  private write(level: Level, message: unknown, params: unknown[]): void {
-    const rest = [...params];
-    const last = rest.at(-1);
-    const context = typeof last === 'string' && !isStack(last) ? (rest.pop() as string) : undefined;
-    if (level === 'error' || level === 'fatal') {
-      if (rest.length > 0 && (rest[0] === undefined || typeof rest[0] === 'string')) {
-        const stack = rest.shift() as string | undefined;
-        if (stack) rest.unshift({ stack });
-      }
-    }
-    const fields: Record<string, unknown> = { ...(context ? { context } : {}) };
-    for (const extra of rest) if (typeof extra === 'object' && extra !== null) Object.assign(fields, extra);
-    if (message instanceof Error) this.logger[level]({ ...fields, err: message }, message.message);
-    else if (typeof message === 'object' && message !== null) this.logger[level]({ ...fields, ...message });
-    else this.logger[level](fields, String(message));
-  }
-}
-
-function isStack(text: string): boolean {
-  return /\n\s+at /.test(text);
-}
-
-/**
  * The HTTP request log, one line per response (`POST /orders 202`: at debug, a 4xx at warn, a 5xx at
  * error), and a log context per request that a controller fills in (the order's `transactionId`).
  * Health and metrics polls are not logged.
@@ -126,6 +88,8 @@ export function requestLogging(logger: pino.Logger): RequestHandler[] {
     (_req, _res, next) => withLogContext({}, next),
     pinoHttp({
       logger,
+      // Lines logged while handling the request carry its `reqId` (the request line has the rest).
+      quietReqLogger: true,
       serializers: {
         req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
@@ -141,6 +105,24 @@ export function requestLogging(logger: pino.Logger): RequestHandler[] {
             : 'warn',
       customSuccessMessage: (req, res, ms) => `${req.method} ${req.url} ${res.statusCode} ${ms} ms`,
       customErrorMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
+      // pino-http makes up an Error for a 5xx ("failed with status code 500", its own stack): the
+      // handler's error is logged with its stack already (ProblemDetailsFilter).
+      customErrorObject: (_req, _res, _err, value: Record<string, unknown>) => ({ ...value, err: undefined }),
     }),
   ];
+}
+
+/**
+ * nestjs-pino as Nest's logger: the framework's lines and every `new Logger(context)` (or an
+ * injected `PinoLogger`) go to the service's pino logger, with the `context` field; inside a
+ * request, through that request's logger (`reqId`). The request log itself is not nestjs-pino's
+ * module middleware (`useExisting`): Express runs module middleware after everything mounted with
+ * `app.use`, so the body parser's refusals (413, 400) would go unlogged. The bootstrap mounts
+ * `requestLogging` first instead, and nestjs-pino binds the `req.log` it leaves.
+ *
+ * nestjs-pino keeps one root logger per process (for lines outside a request), built for the
+ * first app created in it; one service per process, as everywhere but in tests.
+ */
+export function serviceLoggerModule(logger: pino.Logger): DynamicModule {
+  return LoggerModule.forRoot({ pinoHttp: { logger }, useExisting: true });
 }

@@ -52,10 +52,8 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     const problem = this.toProblem(exception);
     // A shed request is the service working as designed under load, not an error to investigate.
     if (problem.status >= 500 && !(exception instanceof RetryLaterException)) {
-      this.logger.error(
-        exception instanceof Error ? exception.message : String(exception),
-        (exception as Error)?.stack,
-      );
+      if (exception instanceof Error) this.logger.error(exception);
+      else this.logger.error(String(exception));
     }
     if (exception instanceof RetryLaterException) response.setHeader('Retry-After', exception.retryAfterSeconds);
     else if (isTransientDatabaseError(exception)) response.setHeader('Retry-After', DATABASE_RETRY_AFTER_SECONDS);

@@ -14,10 +14,14 @@ import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
-  BasicTracerProvider,
+  AlwaysOnSampler,
   BatchSpanProcessor,
+  ParentBasedSampler,
+  type Sampler,
   type SpanExporter,
-} from '@opentelemetry/sdk-trace-base';
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+} from '@opentelemetry/sdk-trace';
 import { ATTR_HTTP_ROUTE, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 
 const NOT_TRACED = /^\/(health|metrics)(\/|\?|$)/;
@@ -50,7 +54,26 @@ export function instrument(exported = Boolean(process.env.OTEL_EXPORTER_OTLP_END
   });
 }
 
-let provider: BasicTracerProvider | undefined;
+let provider: TracerProvider | undefined;
+
+/**
+ * The sampler the standard OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG settings name (the SDK's
+ * TracerProvider no longer reads them itself); parent-based, always on by default.
+ */
+export function samplerFromEnv(env: NodeJS.ProcessEnv = process.env): Sampler {
+  const parsed = Number.parseFloat(env.OTEL_TRACES_SAMPLER_ARG ?? '');
+  const ratio = new TraceIdRatioBasedSampler(Number.isFinite(parsed) && parsed >= 0 && parsed <= 1 ? parsed : 1);
+  const samplers: Record<string, () => Sampler> = {
+    always_on: () => new AlwaysOnSampler(),
+    always_off: () => new AlwaysOffSampler(),
+    traceidratio: () => ratio,
+    parentbased_always_on: () => new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+    parentbased_always_off: () => new ParentBasedSampler({ root: new AlwaysOffSampler() }),
+    parentbased_traceidratio: () => new ParentBasedSampler({ root: ratio }),
+  };
+  const name = env.OTEL_TRACES_SAMPLER?.trim().toLowerCase() || 'parentbased_always_on';
+  return (samplers[name] ?? samplers.parentbased_always_on)();
+}
 
 /**
  * Starts the tracer provider. Spans are exported over OTLP/HTTP only when
@@ -61,14 +84,14 @@ export function startTracing(
   service: string,
   config: { OTEL_EXPORTER_OTLP_ENDPOINT?: string },
   exporter?: SpanExporter,
-): BasicTracerProvider {
+): TracerProvider {
   if (provider) return provider;
   const endpoint = config.OTEL_EXPORTER_OTLP_ENDPOINT?.replace(/\/+$/, '');
   const spanExporter = exporter ?? (endpoint ? new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }) : undefined);
-  provider = new BasicTracerProvider({
+  provider = new TracerProvider({
     resource: defaultResource().merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: service })),
     ...(spanExporter
-      ? { spanProcessors: [new BatchSpanProcessor(spanExporter)] }
+      ? { spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter })], sampler: samplerFromEnv() }
       : { sampler: new AlwaysOffSampler() }),
   });
   trace.setGlobalTracerProvider(provider);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { BasicTracerProvider, InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter, type TracerProvider } from '@opentelemetry/sdk-trace';
 import { CheckoutMessage, createMessage, Prepare, Vote } from '@shop/contracts';
 import {
   BrokerConnection,
@@ -53,7 +53,7 @@ const traceparentOf = (message: { traceContext: Record<string, string> }) => {
  */
 describe('observability of checkout messages', () => {
   let exporter: InMemorySpanExporter;
-  let provider: BasicTracerProvider;
+  let provider: TracerProvider;
 
   beforeAll(() => {
     // What instrument() registers, without patching modules; spans are kept in memory.

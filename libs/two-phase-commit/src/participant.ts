@@ -71,8 +71,11 @@ interface BatchState {
   recorded: Map<string, Recorded>;
   /** New states not written yet: written in one statement before the commit, or before a read. */
   changes: Map<string, StateChange>;
-  /** The database's clock at the batch transaction's start (`now()`), read once when a deadline is checked. */
-  databaseNow?: Promise<number>;
+  /**
+   * The database's clock at the batch transaction's start (`now()`, ms), returned by the insert
+   * that records a fresh prepare: what its deadline is compared with.
+   */
+  databaseNow?: number;
 }
 
 /** A checkout's new state; `vote` when a prepare voted (its reason if no), `decided` when a decision applied. */
@@ -207,11 +210,11 @@ export class Participant<P extends ParticipantName> {
       [...kinds].filter(([, types]) => types.size === 1 && types.has(type)).map(([id]) => id);
     const [preparing, deciding] = messages.length > 1 ? [only('prepare'), only('decision')] : [[], []];
     const fresh = preparing.length
-      ? await manager.query<Array<{ transaction_id: string }>>(
+      ? await manager.query<Array<{ transaction_id: string; now: Date }>>(
           // In id order, like every lock the kit takes, so that batches of two replicas cannot deadlock.
           `INSERT INTO tpc_participant_transactions (transaction_id, state)
            SELECT id, 'PREPARING' FROM unnest($1::uuid[]) AS id ORDER BY 1
-           ON CONFLICT DO NOTHING RETURNING transaction_id`,
+           ON CONFLICT DO NOTHING RETURNING transaction_id, now()`,
           [preparing],
         )
       : [];
@@ -227,13 +230,19 @@ export class Participant<P extends ParticipantName> {
       fresh: new Set(fresh.map((row) => row.transaction_id)),
       recorded: new Map(recorded.map(({ transaction_id, ...row }) => [transaction_id, row])),
       changes: new Map(),
+      databaseNow: fresh[0]?.now.getTime(),
     };
   }
 
-  /** The database's `now()` (the batch transaction's start), in ms since the epoch; read once per batch. */
-  private databaseNow(manager: EntityManager, batch: BatchState): Promise<number> {
-    batch.databaseNow ??= manager.query<Array<{ now: Date }>>('SELECT now() AS now').then(([row]) => row.now.getTime());
-    return batch.databaseNow;
+  /** Records a prepare not covered by the batch's insert: false when its checkout was known already. */
+  private async record(manager: EntityManager, { transactionId }: MessageOfType<'prepare'>, batch: BatchState) {
+    const [row] = await manager.query<Array<{ now: Date }>>(
+      `INSERT INTO tpc_participant_transactions (transaction_id, state) VALUES ($1, 'PREPARING')
+       ON CONFLICT DO NOTHING RETURNING now()`,
+      [transactionId],
+    );
+    if (row) batch.databaseNow ??= row.now.getTime();
+    return row !== undefined;
   }
 
   /** Keeps a checkout's new state back, to be written with the batch's others. */
@@ -275,13 +284,7 @@ export class Participant<P extends ParticipantName> {
     const { transactionId, payload } = prepare;
     const fresh = batch.covered.has(transactionId)
       ? batch.fresh.delete(transactionId)
-      : (
-          await manager.query<unknown[]>(
-            `INSERT INTO tpc_participant_transactions (transaction_id, state) VALUES ($1, 'PREPARING')
-             ON CONFLICT DO NOTHING RETURNING transaction_id`,
-            [transactionId],
-          )
-        ).length > 0;
+      : await this.record(manager, prepare, batch);
     if (!fresh) {
       // Seen before: answer from the recorded state (the barrier makes a late prepare vote no).
       const { state, vote_reason } = (await this.lock(manager, transactionId, batch))!;
@@ -295,7 +298,7 @@ export class Participant<P extends ParticipantName> {
     let vote: VotePayload;
     // The deadline was stamped on the database's clock; it is compared with the database's too,
     // never with this process's (a skewed host clock must not refuse or admit a prepare).
-    if (Date.parse(payload.deadline) <= (await this.databaseNow(manager, batch))) {
+    if (Date.parse(payload.deadline) <= batch.databaseNow!) {
       vote = { vote: 'no', reason: 'DEADLINE_PASSED' };
     } else {
       const { resource } = this.options;

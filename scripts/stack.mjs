@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The dev/test stack in one command, with no dependencies (it runs before `npm install`).
 //
-//   node scripts/stack.mjs start [layout]  infra + build + migrate + the three services (Ctrl-C stops)
+//   node scripts/stack.mjs start [layout]  infra + build + migrate + every service (Ctrl-C stops)
 //   node scripts/stack.mjs test [args]     infra + build + migrate on shop_test, then jest [args]
 //   node scripts/stack.mjs up [layout]     infra only (stays running), prints the env for jest
 //   node scripts/stack.mjs down            stops every private Postgres/RabbitMQ (by pid file)
@@ -12,7 +12,7 @@
 // Infra: a private Postgres (.local/postgres, port 25432) and RabbitMQ node (.local/rabbitmq,
 // AMQP 25672, management 15680), or your own servers via PG_ADMIN_URL / AMQP_ADMIN_URL +
 // RABBITMQ_MANAGEMENT_URL. [layout] is `--db-per-service` (one private Postgres per service,
-// .local/postgres-<svc>, ports 25441-25443) and/or `--broker-cluster` (three RabbitMQ nodes
+// .local/postgres-<svc>, ports 25441, 25442, …) and/or `--broker-cluster` (three RabbitMQ nodes
 // joined as one cluster, .local/rabbitmq-cluster/node-<i>, AMQP 25701-25703, management
 // 15701-15703); or DB_PER_SERVICE=1 / BROKER_CLUSTER=1. Servers this invocation started are
 // stopped when it ends (`start`, `test`); servers that were already running are reused and left

@@ -1,4 +1,5 @@
 // Where things live and which names/ports the stack uses. One place to change them.
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,14 +14,42 @@ const envPort = (name, fallback) => {
   return n;
 };
 
-// The services. `port` is the dev port, `testPort` the one used by `npm test`, `benchPort` the
-// one used by `npm run bench`, so a dev stack, a test run and a benchmark never collide.
-// Add a participant here and everything follows.
-export const SERVICES = [
-  { name: 'order', port: 3000, testPort: 13000, benchPort: 23000 },
-  { name: 'payment', port: 3001, testPort: 13001, benchPort: 23001 },
-  { name: 'inventory', port: 3002, testPort: 13002, benchPort: 23002 },
-];
+// The services, from services.json (the one list: a participant is added there, then
+// `npm run generate` writes every file that repeats it). `port` is the dev port, `testPort` the one
+// used by `npm test`, `benchPort` the one used by `npm run bench`, so a dev stack, a test run and a
+// benchmark never collide. The coordinator comes first.
+export const SERVICES_FILE = path.join(ROOT, 'services.json');
+const SERVICE_NAME = /^[a-z][a-z0-9]*$/;
+
+/** Reads and checks services.json: names `^[a-z][a-z0-9]*$`, each name and port used once. */
+export function readServices(file = SERVICES_FILE) {
+  const list = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const declared = [list.coordinator, ...(list.participants ?? [])];
+  const problems = [];
+  if (!list.coordinator) problems.push('no "coordinator"');
+  if (!list.participants?.length) problems.push('no "participants"');
+  for (const svc of declared.filter(Boolean)) {
+    if (!SERVICE_NAME.test(svc.name ?? '')) problems.push(`name ${JSON.stringify(svc.name)} is not ${SERVICE_NAME}`);
+    if (!Number.isInteger(svc.port) || svc.port < 1 || svc.port > 45535)
+      problems.push(`${svc.name}: port ${svc.port} is not an integer from 1 to 45535 (its bench port is +20000)`);
+  }
+  for (const key of ['name', 'port']) {
+    const values = declared.filter(Boolean).map((svc) => svc[key]);
+    const twice = values.filter((v, i) => values.indexOf(v) !== i);
+    if (twice.length) problems.push(`${key} used more than once: ${[...new Set(twice)].join(', ')}`);
+  }
+  if (problems.length) throw new Error(`${path.relative(ROOT, file)}: ${problems.join('; ')}`);
+  return {
+    coordinator: list.coordinator.name,
+    services: declared.map(({ name, port }) => ({ name, port, testPort: port + 10000, benchPort: port + 20000 })),
+  };
+}
+
+const declared = readServices();
+export const SERVICES = declared.services;
+/** The coordinator's name; every other service in SERVICES is a participant. */
+export const COORDINATOR = declared.coordinator;
+export const PARTICIPANTS = SERVICES.filter((s) => s.name !== COORDINATOR);
 
 export const dbRole = (svc) => `${svc}_svc`;
 /** The role that runs a service's migrations: it owns the schema; `dbRole` may only read and write its tables. */
@@ -48,11 +77,10 @@ export const SHARED_EXCHANGES = [
  * (libs/contracts ALLOWED_SENDERS): the coordinator prepares and decides, a participant votes,
  * acks and inquires, and only towards the coordinator.
  */
-export const COORDINATOR = 'order';
 export function brokerPermissions(svc) {
   const own = `checkout\\.${svc}(\\..*)?`;
   const shared = SHARED_EXCHANGES.map((e) => e.name.replaceAll('.', '\\.')).join('|');
-  const participants = SERVICES.map((s) => s.name).filter((n) => n !== COORDINATOR);
+  const participants = PARTICIPANTS.map((s) => s.name);
   const sends =
     svc === COORDINATOR
       ? `^(${participants.join('|')})\\.(prepare|decision)$`
@@ -96,7 +124,7 @@ export function pgInstance({ name, dir, port, services = SERVICES }) {
 export const PG = pgInstance({ name: 'Postgres', dir: path.join(LOCAL, 'postgres'), port: envPort('PG_PORT', 25432) });
 
 // Database per service (`--db-per-service`): one private server per service, holding only its
-// own role and schema: order 25441, payment 25442, inventory 25443.
+// own role and schema: the services in SERVICES' order on 25441, 25442, …
 const PG_PER_SERVICE_BASE = envPort('PG_PER_SERVICE_PORT_BASE', 25440);
 export const PG_PER_SERVICE = SERVICES.map((svc, i) =>
   pgInstance({
@@ -141,7 +169,7 @@ export const RABBIT_CLUSTER = [1, 2, 3].map((i) =>
 const truthy = (v) => v != null && v !== '' && v !== '0' && v !== 'false';
 
 /**
- * Which servers run: the default (one Postgres with three schemas, one RabbitMQ node) or the
+ * Which servers run: the default (one Postgres with a schema per service, one RabbitMQ node) or the
  * distributed layout, in either half: `--broker-cluster` (BROKER_CLUSTER=1) and
  * `--db-per-service` (DB_PER_SERVICE=1).
  */
@@ -223,14 +251,14 @@ export function migrationEnv(svc, prof, pg, amqp) {
   };
 }
 
-/** The database, on order's server, that sees the three services' schemas (postgres_fdw). */
+/** The database, on the coordinator's server, that sees every service's schema (postgres_fdw). */
 export const federatedDb = (db) => `${db}_federated`;
 
 /** The variables a jest run needs (also printed by `up` for running jest by hand). */
 export function testEnv(prof, pg, amqp) {
   const env = {
     // One superuser connection that sees every schema: on the shared server, the database
-    // itself; with a database per service, the federation of the three (see federate()).
+    // itself; with a database per service, the federation of them all (see federate()).
     TEST_PG_ADMIN_URL: pg.perService
       ? pgOf(pg, SERVICES[0]).adminUrlFor(federatedDb(prof.db))
       : pg.adminUrlFor(prof.db),

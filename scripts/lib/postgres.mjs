@@ -223,7 +223,7 @@ export async function ensurePostgres(inst = PG) {
 }
 
 /**
- * Database per service: the three private clusters, started at once. One handle whose
+ * Database per service: one private cluster per service, started at once. One handle whose
  * `perService` maps each service to its server; it stops (only) the servers started here.
  */
 export async function ensurePostgresPerService() {
@@ -320,7 +320,7 @@ export async function provisionPostgres(pg, db, { recreate = false } = {}) {
 }
 
 /**
- * Database per service: `<db>_federated` on order's server (recreated), in which each service's
+ * Database per service: `<db>_federated` on the coordinator's server (recreated), in which each service's
  * schema is imported from its server through postgres_fdw, so one superuser connection can
  * still join `order_svc.orders` with `inventory_svc.…` (tests and invariant checks only).
  * Run after the migrations: IMPORT FOREIGN SCHEMA copies the tables that exist then.

@@ -69,12 +69,12 @@ afterAll(async () => {
 
 async function stack(
   env: Record<string, string> = {},
-  portOffset = 0,
+  stackIndex = 0,
   only: readonly ServiceName[] | undefined = undefined,
 ): Promise<Services> {
   const started = await startServices({
     env: { all: { SWEEP_INTERVAL_MS: '250', ...env } },
-    portOffset,
+    stack: stackIndex,
     services: only,
   });
   services.push(started);
@@ -293,7 +293,7 @@ it('duplicated, delayed and reordered messages injected through the broker', asy
 
 it('two replicas of every service, one of each SIGKILLed mid-load', async () => {
   const first = await stack();
-  const second = await stack({}, 5);
+  const second = await stack({}, 1);
   const apis = [new ShopApi(first), new ShopApi(second)];
   let turn = 0;
   const { catalog, load, faults } = await underLoad(
@@ -533,7 +533,7 @@ it('an order replica SIGSTOPped while its transaction holds a checkout’s row l
     );
 
     // Another replica takes over: once the stuck session is ended, its sweeper can lock the row.
-    const other = await stack(env, 5, ['order']);
+    const other = await stack(env, 1, ['order']);
     const decided = await eventually(
       async () => {
         const [row] = await sql<{ status: string }>(`SELECT status FROM order_svc.orders WHERE id = $1`, [order.id]);

@@ -16,11 +16,11 @@ import { adminChannel, management, vhost } from './rabbitmq';
 
 /** Every service, as the contracts declare them. */
 export const SERVICES: readonly ServiceName[] = SERVICE_NAMES;
-export const SCHEMA_OF: Record<ServiceName, string> = {
-  order: 'order_svc',
-  payment: 'payment_svc',
-  inventory: 'inventory_svc',
-};
+/** Each service's schema (its database role's name, as scripts/lib/config.mjs `dbRole` makes it). */
+export const SCHEMA_OF = Object.fromEntries(SERVICE_NAMES.map((name) => [name, `${name}_svc`])) as Record<
+  ServiceName,
+  string
+>;
 
 export interface RawMessage {
   routingKey: string;

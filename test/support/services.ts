@@ -6,18 +6,21 @@ import { SERVICE_NAMES, type ServiceName } from '@shop/contracts';
 import { requireEnv } from './env';
 
 /**
- * Runs the three built services (dist/apps/<svc>/src/main.js) as real child processes for an
- * end-to-end suite. Each Jest worker gets its own ports (base + 10 × (worker − 1)); suites share
- * the database and the queues, so the processes of concurrently running suites are simply extra
- * replicas of each service.
+ * Runs the built services (dist/apps/<svc>/src/main.js, every one services.json lists) as real
+ * child processes for an end-to-end suite. Each Jest worker gets its own ports (see `portFor`);
+ * suites share the database and the queues, so the processes of concurrently running suites are
+ * simply extra replicas of each service.
  *
  *   const stack = await startServices({ env: { order: { PREPARE_TIMEOUT_MS: '5000' } } });
  *   ...
  *   await stack.stop();
  */
 
-// The services are declared once, in the contracts.
+// The services are declared once, in services.json (through the contracts).
 export { SERVICE_NAMES, type ServiceName } from '@shop/contracts';
+
+/** How many stacks one Jest worker may run side by side (`StartOptions.stack`). */
+export const STACKS_PER_WORKER = 2;
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const OUTPUT_LINES = 400;
@@ -32,10 +35,10 @@ export type EnvOverrides = Record<string, string | undefined>;
 export interface StartOptions {
   /** Extra environment for every service (`all`) and per service; later wins. */
   env?: Partial<Record<ServiceName | 'all', EnvOverrides>>;
-  /** Which services to start (default: all three). */
+  /** Which services to start (default: all). */
   services?: readonly ServiceName[];
-  /** Added to the worker's ports, for a second stack inside one worker (multiples of 3). */
-  portOffset?: number;
+  /** Which of this worker's stacks, for a second one beside the first: 0 (default) or 1. */
+  stack?: number;
   readyTimeoutMs?: number;
   /** Copy each process's output to this process's stdout as it comes (also E2E_SERVICE_LOGS=1). */
   echo?: boolean;
@@ -47,14 +50,20 @@ function workerIndex(): number {
 }
 
 /**
- * The port a service gets in this Jest worker: <SVC>_PORT + 10 × (worker − 1), plus
- * E2E_PORT_OFFSET (to run a second test run on the same machine) and the stack's own offset.
+ * The port a service gets in stack `stack` of this Jest worker. The services' test ports
+ * (<SVC>_PORT) are consecutive, one per service: a stack takes as many ports as there are
+ * services, a worker STACKS_PER_WORKER stacks' worth, so none overlap however many services
+ * services.json lists. Plus E2E_PORT_OFFSET, to run a second test run on the same machine.
  */
-export function portFor(service: ServiceName, portOffset = 0): number {
+export function portFor(service: ServiceName, stack = 0): number {
+  if (!Number.isInteger(stack) || stack < 0 || stack >= STACKS_PER_WORKER) {
+    throw new Error(`stack ${stack}: a worker runs stacks 0 to ${STACKS_PER_WORKER - 1}`);
+  }
   const base = Number(requireEnv(`${service.toUpperCase()}_PORT`));
   const runOffset = Number(process.env.E2E_PORT_OFFSET ?? '0');
   if (!Number.isInteger(runOffset)) throw new Error(`E2E_PORT_OFFSET=${process.env.E2E_PORT_OFFSET} is not an integer`);
-  return base + 10 * workerIndex() + runOffset + portOffset;
+  const perStack = SERVICE_NAMES.length;
+  return base + perStack * (STACKS_PER_WORKER * workerIndex() + stack) + runOffset;
 }
 
 function portTaken(port: number): Promise<boolean> {
@@ -250,7 +259,7 @@ function describeExit(exit: { code: number | null; signal: NodeJS.Signals | null
   return exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
 }
 
-/** The three services of one suite. */
+/** The services of one suite (every one services.json lists). */
 export class Services {
   constructor(
     readonly processes: Record<ServiceName, ServiceProcess>,
@@ -326,7 +335,7 @@ export async function startServices(options: StartOptions = {}): Promise<Service
   const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   const processes = Object.fromEntries(
     SERVICE_NAMES.map((name) => {
-      const port = portFor(name, options.portOffset);
+      const port = portFor(name, options.stack);
       return [name, new ServiceProcess(name, port, serviceEnv(name, port, options), echo)];
     }),
   ) as Record<ServiceName, ServiceProcess>;

@@ -1,11 +1,12 @@
+-- Generated from services.json by `npm run generate`; edit that instead.
 -- Runs once, when a postgres container starts with an empty volume, in its database `shop`
 -- (POSTGRES_DB). Same layout as scripts/lib/postgres.mjs builds for the local stack: per service,
 -- a migration role `<svc>_svc_migrator` owning a schema `<svc>_svc` (it creates and changes the
 -- tables), and a runtime role `<svc>_svc` that may only read and write the rows of that schema's
 -- tables and use its sequences (default privileges cover the tables the migrations add).
--- SHOP_SERVICES (space-separated) names the services this server holds: unset, all three (the
--- shared server); `order`, `payment` or `inventory` on a server of its own (compose profile
--- `cluster`), which then knows no other service's roles.
+-- SHOP_SERVICES (space-separated) names the services this server holds: unset, all of them (the
+-- shared server); one service on a server of its own (compose profile `cluster`), which then
+-- knows no other service's roles.
 -- The passwords are development-only defaults.
 \set ON_ERROR_STOP on
 \set services 'order payment inventory'

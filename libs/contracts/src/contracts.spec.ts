@@ -4,10 +4,16 @@ import {
   CHECKOUT_MESSAGES,
   createMessage,
   InvalidMessageError,
+  noVoteReasonsOf,
+  PARTICIPANT_CONTRACTS,
+  PARTICIPANTS,
   parseCheckoutMessage,
   Prepare,
+  PreparePayload,
+  PROTOCOL_NO_VOTE_REASONS,
   routingKey,
   Vote,
+  VOTE_NO_REASONS,
 } from './index';
 
 const transactionId = randomUUID();
@@ -65,6 +71,55 @@ describe('contracts', () => {
     ['not an object', 'prepare'],
   ])('rejects %s with a readable reason', (_case, raw) => {
     expect(() => parseCheckoutMessage(raw)).toThrow(InvalidMessageError);
+  });
+
+  describe("no-vote reasons: the protocol's and the voter's own", () => {
+    const voteNo = (sender: string, reason: string) => ({
+      ...fixturesV1['vote-no'],
+      sender,
+      payload: { vote: 'no', reason },
+    });
+
+    it.each(PARTICIPANTS)("accepts from %s its own reasons and the protocol's", (participant) => {
+      const reasons = [...PROTOCOL_NO_VOTE_REASONS, ...PARTICIPANT_CONTRACTS[participant].noVoteReasons];
+      expect(noVoteReasonsOf(participant)).toEqual(reasons);
+      for (const reason of reasons) expect(parseCheckoutMessage(voteNo(participant, reason))).toBeTruthy();
+    });
+
+    it.each(PARTICIPANTS)("refuses from %s another participant's reason", (participant) => {
+      const others = VOTE_NO_REASONS.filter((reason) => !noVoteReasonsOf(participant).includes(reason));
+      expect(others.length).toBeGreaterThan(0);
+      for (const reason of others) {
+        expect(() => parseCheckoutMessage(voteNo(participant, reason))).toThrow(/not a reason .* may give/);
+      }
+    });
+
+    it('refuses the v1 no of payment (INSUFFICIENT_FUNDS) from the inventory', () => {
+      expect(() => parseCheckoutMessage({ ...fixturesV1['vote-no'], sender: 'inventory' })).toThrow(
+        InvalidMessageError,
+      );
+    });
+
+    it('refuses a reason nobody declared', () => {
+      expect(() => parseCheckoutMessage(voteNo('payment', 'TOO_EXPENSIVE'))).toThrow(InvalidMessageError);
+    });
+  });
+
+  describe("participants' own contracts", () => {
+    it('give one prepare per participant, with the envelope fields and its own', () => {
+      expect(PreparePayload.options.map((option) => option.shape.participant.value)).toEqual([...PARTICIPANTS]);
+      for (const option of PreparePayload.options) {
+        const own = Object.keys(PARTICIPANT_CONTRACTS[option.shape.participant.value].prepareRequest.shape);
+        expect(Object.keys(option.shape)).toEqual(['participant', 'deadline', ...own]);
+      }
+    });
+
+    it.each(PARTICIPANTS)(
+      "%s's prepare request checks its fields, not the object (the prepare takes its fields)",
+      (participant) => {
+        expect(PARTICIPANT_CONTRACTS[participant].prepareRequest._zod.def.checks ?? []).toEqual([]);
+      },
+    );
   });
 
   it('names the recipient and the kind in routing keys', () => {

@@ -1,17 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { COORDINATOR, PARTICIPANTS, SERVICE_NAMES } from './services.generated';
 
-/** Every service that takes part in a checkout. The coordinator is `order`. */
-export const SERVICE_NAMES = ['order', 'payment', 'inventory'] as const;
+// The services are listed once, in services.json at the repository's root (generated into
+// services.generated.ts by `npm run generate`).
+export { COORDINATOR, PARTICIPANTS, SERVICE_NAMES };
+
 export const ServiceName = z.enum(SERVICE_NAMES);
 export type ServiceName = z.infer<typeof ServiceName>;
 
-/** The participants of the two-phase commit, declared once. Add a new participant here. */
-export const PARTICIPANTS = ['inventory', 'payment'] as const satisfies readonly ServiceName[];
 export const Participant = z.enum(PARTICIPANTS);
 export type Participant = z.infer<typeof Participant>;
-
-export const COORDINATOR = 'order' as const satisfies ServiceName;
+PARTICIPANTS satisfies readonly ServiceName[];
+COORDINATOR satisfies ServiceName;
 
 /** W3C trace context carrier (traceparent / tracestate), as OpenTelemetry propagators write it. */
 export const TraceContext = z.record(z.string(), z.string().max(512));

@@ -7,3 +7,5 @@ export * from './messages/decision';
 export * from './messages/ack';
 export * from './messages/inquiry';
 export * from './registry';
+export * from './participant-contract';
+export { PARTICIPANT_CONTRACTS } from './participants';

@@ -4,7 +4,7 @@ import { Ack } from './messages/ack';
 import { Decision } from './messages/decision';
 import { Inquiry } from './messages/inquiry';
 import { Prepare } from './messages/prepare';
-import { Vote } from './messages/vote';
+import { noVoteReasonsOf, Vote } from './messages/vote';
 
 /** Every checkout message type, by its `type` field. */
 export const CHECKOUT_MESSAGES = {
@@ -35,6 +35,16 @@ export const CheckoutMessage = z
         path: ['payload', 'participant'],
         message: 'must equal the recipient',
       });
+    }
+    // A no's reason is the protocol's or the voter's own: one participant may not speak for another.
+    if (message.type === 'vote' && message.payload.vote === 'no') {
+      if (!noVoteReasonsOf(message.sender).includes(message.payload.reason)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['payload', 'reason'],
+          message: `not a reason ${message.sender} may give (${noVoteReasonsOf(message.sender).join(', ')})`,
+        });
+      }
     }
   });
 export type CheckoutMessage = z.infer<typeof CheckoutMessage>;

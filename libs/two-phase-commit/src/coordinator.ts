@@ -7,9 +7,9 @@ import {
   MessageOfType,
   Outcome,
   Participant,
-  PARTICIPANTS,
   PreparePayload,
   Prepare,
+  PrepareRequest,
 } from '@shop/contracts';
 import { Inbox, inTransaction, UnitOfWork } from '@shop/inbox';
 import { currentLogContext, Logger, PoisonMessageError, withLogContext } from '@shop/messaging';
@@ -18,9 +18,7 @@ import type { DecisionTaken, ProtocolObserver } from './observer';
 import { AckRoundTrip, backoffMs, send } from './outgoing';
 
 /** What each participant is asked to prepare, keyed by participant (the kit adds deadline and name). */
-export type PrepareRequests = {
-  [P in Participant]: Omit<Extract<z.input<typeof PreparePayload>, { participant: P }>, 'participant' | 'deadline'>;
-};
+export type PrepareRequests<P extends Participant = Participant> = { [Q in P]: PrepareRequest<Q> };
 
 /** Why the coordinator aborted when no participant said no. */
 export const TIMEOUT = 'TIMEOUT';
@@ -41,7 +39,9 @@ export interface CoordinatorHooks {
   onDecided(manager: EntityManager, decisions: readonly Decided[]): Promise<void>;
 }
 
-export interface CoordinatorOptions {
+export interface CoordinatorOptions<P extends Participant = Participant> {
+  /** Who takes part in every checkout: asked to prepare, told the decision (a service passes PARTICIPANTS). */
+  participants: readonly P[];
   dataSource: DataSource;
   hooks: CoordinatorHooks;
   logger: Logger;
@@ -113,7 +113,7 @@ const ackKey = (ack: MessageOfType<'ack'>) => `${ack.transactionId}/${ack.sender
  * transaction with the transaction row locked: record the message in the inbox, change the
  * protocol state, write what must be sent to the outbox.
  */
-export class Coordinator {
+export class Coordinator<P extends Participant = Participant> {
   private readonly inbox: Inbox;
   private readonly resendBaseMs: number;
   private readonly resendCapMs: number;
@@ -121,7 +121,7 @@ export class Coordinator {
   /** Per batch transaction (its manager): what the batch read and recorded (`batchState`). */
   private readonly batches = new WeakMap<EntityManager, Promise<BatchState>>();
 
-  constructor(private readonly options: CoordinatorOptions) {
+  constructor(private readonly options: CoordinatorOptions<P>) {
     this.inbox = new Inbox(options.dataSource, 'coordinator');
     this.resendBaseMs = options.resendBaseMs ?? 1_000;
     this.resendCapMs = options.resendCapMs ?? 60_000;
@@ -136,7 +136,7 @@ export class Coordinator {
    */
   async begin(
     manager: EntityManager,
-    transaction: { id: string; timeoutMs: number; requests: PrepareRequests },
+    transaction: { id: string; timeoutMs: number; requests: PrepareRequests<P> },
   ): Promise<Date> {
     const { id, timeoutMs, requests } = transaction;
     const [{ deadline }] = await manager.query<Array<{ deadline: Date }>>(
@@ -145,11 +145,11 @@ export class Coordinator {
          VALUES ($1, 'PREPARING', now() + make_interval(secs => $2::double precision / 1000)) RETURNING deadline),
        participants AS (INSERT INTO tpc_participants (transaction_id, participant) SELECT $1, unnest($3::text[]))
        SELECT deadline FROM transaction`,
-      [id, timeoutMs, PARTICIPANTS],
+      [id, timeoutMs, this.options.participants],
     );
     await send(
       manager,
-      PARTICIPANTS.map((participant) =>
+      this.options.participants.map((participant) =>
         createMessage(Prepare, {
           transactionId: id,
           sender: COORDINATOR,
@@ -478,7 +478,7 @@ export class Coordinator {
       Object.assign(locked, { state: outcome === 'commit' ? 'COMMITTED' : 'ABORTED', decision_reason: reason });
     await send(
       manager,
-      PARTICIPANTS.map((participant) =>
+      this.options.participants.map((participant) =>
         createMessage(Decision, {
           transactionId,
           sender: COORDINATOR,

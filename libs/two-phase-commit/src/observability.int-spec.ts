@@ -245,12 +245,13 @@ describe('observability of checkout messages', () => {
   describe('the coordinator deciding', () => {
     let schema: TestSchema;
     let metrics: ServiceMetrics;
-    let coordinator: Coordinator;
+    let coordinator: Coordinator<'inventory' | 'payment'>;
 
     beforeAll(async () => {
       schema = await createTestSchema('observability_coordinator', [CreateCoordinatorTables1764000000100]);
       metrics = new ServiceMetrics('order', schema.dataSource);
       coordinator = new Coordinator({
+        participants: ['inventory', 'payment'], // the kit's own set, whatever services.json lists
         dataSource: schema.dataSource,
         hooks: { onDecided: async () => {} },
         logger: silentLogger,

@@ -11,6 +11,7 @@ import {
   PreparePayload,
   Vote,
   VoteNoReason,
+  VoteOf,
   VotePayload,
 } from '@shop/contracts';
 import { Inbox, inTransaction, UnitOfWork } from '@shop/inbox';
@@ -28,7 +29,7 @@ export interface ParticipantResource<P extends ParticipantName> {
     manager: EntityManager,
     transactionId: string,
     request: Extract<PreparePayload, { participant: P }>,
-  ): Promise<VotePayload>;
+  ): Promise<VoteOf<P>>;
   /** Makes the prepared work permanent (reserved → sold, held → captured). */
   commit(manager: EntityManager, transactionId: string): Promise<void>;
   /** Releases the prepared work. */

@@ -10,6 +10,7 @@ import {
   Prepare,
   PreparePayload,
   Vote,
+  VoteOf,
   VotePayload,
 } from '@shop/contracts';
 import { inOneTransaction, UnitOfWork } from '@shop/inbox';
@@ -25,6 +26,8 @@ import {
 } from './index';
 
 const HOUR = 3_600_000;
+/** The kit's own participant set, whatever services.json lists: these tests vote and ack for these. */
+const PARTICIPANTS = ['inventory', 'payment'] as const;
 /** This process's clock (`Date.now`) off by `offsetMs` from the real one (and the database's). */
 function skewProcessClock(offsetMs: number): void {
   jest.restoreAllMocks();
@@ -72,12 +75,13 @@ describe('two-phase-commit kit on a real Postgres', () => {
 
   describe('coordinator', () => {
     const decided: Array<{ id: string; outcome: string; reason: string | null }> = [];
-    let coordinator: Coordinator;
+    let coordinator: Coordinator<(typeof PARTICIPANTS)[number]>;
 
     beforeEach(async () => {
       schema = await createTestSchema('tpc_coordinator', [CreateCoordinatorTables1764000000100]);
       decided.length = 0;
       coordinator = new Coordinator({
+        participants: PARTICIPANTS,
         dataSource: schema.dataSource,
         logger: silentLogger,
         hooks: {
@@ -342,7 +346,7 @@ describe('two-phase-commit kit on a real Postgres', () => {
 
   describe('participant', () => {
     const calls: string[] = [];
-    let answer: VotePayload;
+    let answer: VoteOf<'payment'>;
     let participant: Participant<'payment'>;
 
     /** A resource that writes a row per call, so rollbacks are visible. */

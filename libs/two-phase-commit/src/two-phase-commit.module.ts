@@ -13,7 +13,7 @@ import {
   Type,
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import type { Participant as ParticipantName } from '@shop/contracts';
+import { PARTICIPANTS, type Participant as ParticipantName } from '@shop/contracts';
 import { ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { AdminOnly, MessageHandlers, SERVICE_CONFIG, ServiceMetrics } from '@shop/service-kit';
@@ -155,6 +155,7 @@ export class TwoPhaseCommitModule {
             metrics: ServiceMetrics,
           ) =>
             new Coordinator({
+              participants: PARTICIPANTS,
               dataSource,
               hooks: decisionHooks,
               logger: new Logger('Coordinator'),

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import type { PreparePayload, VotePayload } from '@shop/contracts';
+import type { PreparePayload, VoteOf } from '@shop/contracts';
 import type { ParticipantResource } from '@shop/two-phase-commit';
 
 /**
@@ -17,7 +17,7 @@ export class StockReservations implements ParticipantResource<'inventory'> {
     manager: EntityManager,
     transactionId: string,
     request: Extract<PreparePayload, { participant: 'inventory' }>,
-  ): Promise<VotePayload> {
+  ): Promise<VoteOf<'inventory'>> {
     // Locks the rows, judges them, and only if every line fits, reserves and records each line.
     const [{ refusal }] = await manager.query<Array<{ refusal: 'UNKNOWN_SKU' | 'OUT_OF_STOCK' | null }>>(
       `WITH locked AS (

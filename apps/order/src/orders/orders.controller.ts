@@ -72,7 +72,7 @@ export class OrdersController {
     // Refused here (503) when too many checkouts are undecided: before anything is written.
     const ticket = await this.admission.admit();
     const { order, replayed } = await this.orders
-      .place({ customerId, items: body.items }, idempotencyKey)
+      .place({ ...body, customerId }, idempotencyKey) // the whole body: all of it enters the request hash
       .catch((err: unknown) => {
         ticket.cancel();
         throw err;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { hashRequest } from './orders.service';
+import { hashRequest, type OrderRequest } from './orders.service';
 
 describe('hashRequest', () => {
   const sha256 = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex');
@@ -28,5 +28,20 @@ describe('hashRequest', () => {
     const base = { customerId: 'c1', items: [{ sku: 'a', quantity: 1 }] };
     expect(hashRequest({ ...base, customerId: 'c2' })).not.toBe(hashRequest(base));
     expect(hashRequest({ ...base, items: [{ sku: 'a', quantity: 2 }] })).not.toBe(hashRequest(base));
+  });
+
+  it('counts every other field of the body, so a field added to the order body cannot change under a reused key', () => {
+    const base = { customerId: 'c1', items: [{ sku: 'a', quantity: 1 }] };
+    // What a new participant's field would look like (PlaceOrderBody has none yet).
+    const withSlot = (slot: unknown) => ({ ...base, deliverySlot: slot }) as unknown as OrderRequest;
+    expect(hashRequest(withSlot('2026-12-01'))).not.toBe(hashRequest(base));
+    expect(hashRequest(withSlot('2026-12-01'))).not.toBe(hashRequest(withSlot('2026-12-02')));
+    expect(hashRequest(withSlot({ day: '2026-12-01' }))).not.toBe(hashRequest(withSlot({ day: '2026-12-02' })));
+    // An optional field left out is the body without it: the hashes already stored stay valid.
+    expect(hashRequest(withSlot(undefined))).toBe(hashRequest(base));
+    // Whatever the order the fields come in.
+    const twoFields = (first: [string, string], second: [string, string]) =>
+      ({ ...base, ...Object.fromEntries([first, second]) }) as unknown as OrderRequest;
+    expect(hashRequest(twoFields(['x', '1'], ['y', '2']))).toBe(hashRequest(twoFields(['y', '2'], ['x', '1'])));
   });
 });

@@ -7,6 +7,7 @@ import { Coordinator } from '@shop/two-phase-commit';
 import type { OrderConfig } from '../config';
 import { DecisionWaits } from './decision-waits';
 import { OrderView, PlaceOrderBody } from './order.schemas';
+import { prepareRequests } from './prepare-requests';
 
 interface OrderRow {
   id: string;
@@ -27,11 +28,8 @@ const ORDER_COLUMNS = `
      FROM order_items i WHERE i.order_id = o.id) AS items`;
 const ORDER_SELECT = `SELECT ${ORDER_COLUMNS} FROM orders o`;
 
-/** What an order request asks for, once its customer is known (the token's). */
-export interface OrderRequest {
-  customerId: string;
-  items: PlaceOrderBody['items'];
-}
+/** What an order request asks for (the whole validated body), once its customer is known (the token's). */
+export type OrderRequest = Omit<PlaceOrderBody, 'customerId'> & { customerId: string };
 
 export interface PlacedOrder {
   order: OrderView;
@@ -118,10 +116,7 @@ export class OrdersService {
       await this.coordinator.begin(manager, {
         id,
         timeoutMs: this.config.PREPARE_TIMEOUT_MS,
-        requests: {
-          inventory: { items: body.items },
-          payment: { customerId: body.customerId, amount: total, currency: this.config.CURRENCY },
-        },
+        requests: prepareRequests({ request: body, total, currency: this.config.CURRENCY }),
       });
       const items = body.items
         .map((item) => ({ sku: item.sku, quantity: item.quantity, unit_price: prices.get(item.sku)! }))
@@ -208,13 +203,20 @@ function replay(earlier: OrderRow, requestHash: string): PlacedOrder {
 }
 
 /**
- * Same customer and same lines (in any order) is the same request: the lines sorted by code point,
- * so every replica hashes one request alike whatever its locale.
+ * Same customer, same lines (in any order) and the same other fields is the same request: the
+ * lines sorted by code point, so every replica hashes one request alike whatever its locale. Every
+ * field of the body counts, so one added to PlaceOrderBody (what a new participant is asked, say)
+ * cannot be changed under a reused key unseen; a body of only customer and lines hashes as it did
+ * before any other field existed, so the keys already stored stay valid.
  */
 export function hashRequest(body: OrderRequest): string {
-  const lines = [...body.items].sort((a, b) => compareCodePoints(a.sku, b.sku)).map((i) => [i.sku, i.quantity]);
+  const { customerId, items, ...others } = body;
+  const lines = [...items].sort((a, b) => compareCodePoints(a.sku, b.sku)).map((i) => [i.sku, i.quantity]);
+  const fields = Object.entries(others as Record<string, unknown>)
+    .filter(([, value]) => value !== undefined)
+    .sort(([a], [b]) => compareCodePoints(a, b));
   return createHash('sha256')
-    .update(JSON.stringify([body.customerId, lines]))
+    .update(JSON.stringify(fields.length ? [customerId, lines, fields] : [customerId, lines]))
     .digest('hex');
 }
 

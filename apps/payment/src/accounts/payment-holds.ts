@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import type { PreparePayload, VotePayload } from '@shop/contracts';
+import type { PreparePayload, VoteOf } from '@shop/contracts';
 import type { ParticipantResource } from '@shop/two-phase-commit';
 
 /** The payment's part of a checkout: hold the amount, then capture or release it. */
@@ -13,7 +13,7 @@ export class PaymentHolds implements ParticipantResource<'payment'> {
     manager: EntityManager,
     transactionId: string,
     request: Extract<PreparePayload, { participant: 'payment' }>,
-  ): Promise<VotePayload> {
+  ): Promise<VoteOf<'payment'>> {
     // One statement: holds the money only if the balance covers it, and records the hold.
     const [{ held }] = await manager.query<Array<{ held: number }>>(
       `WITH held AS (

@@ -1,0 +1,504 @@
+// Every file that repeats the list of services, as services.json makes it: `npm run generate`
+// writes them, `npm run generate -- --check` (and test/generated-files.spec.ts) finds drift.
+// Each is built whole from the list (no hand-kept part), so editing one by hand is drift.
+import crypto from 'node:crypto';
+import {
+  COORDINATOR,
+  PARTICIPANTS,
+  RABBIT_ADMIN,
+  SERVICES,
+  SHARED_EXCHANGES,
+  amqpPassword,
+  amqpUser,
+  brokerPermissions,
+  dbMigratorPassword,
+  dbMigratorRole,
+  dbPassword,
+  dbRole,
+} from './config.mjs';
+
+const NOTICE = 'Generated from services.json by `npm run generate`; edit that instead.';
+const names = SERVICES.map((s) => s.name);
+const participantNames = PARTICIPANTS.map((s) => s.name);
+/** The compose stack's management port (health, metrics, docs) of a service: 9100, 9101, … */
+const managementPort = (svc) => 9100 + names.indexOf(svc);
+/** A service's own Postgres server in the compose profile `cluster`, published on 5433, 5434, … */
+const perServicePgPort = (svc) => 5433 + names.indexOf(svc);
+const RABBIT_NODES = [1, 2, 3];
+const q = (s) => `'${s}'`;
+const upper = (svc) => svc.toUpperCase();
+
+/** [{ path (from the repo root), text, parser (prettier's, or none) }] */
+export function generatedFiles() {
+  return [
+    { path: 'libs/contracts/src/services.generated.ts', text: servicesTs(), parser: 'typescript' },
+    { path: 'libs/contracts/src/participants/index.ts', text: participantsIndexTs(), parser: 'typescript' },
+    { path: 'docker/rabbitmq/definitions.json', text: rabbitDefinitions(), parser: 'json' },
+    { path: 'docker/postgres/init/01-shop.sql', text: postgresInit(), parser: null },
+    { path: 'docker/cluster.env', text: clusterEnv(), parser: null },
+    { path: 'docker/observability/prometheus.yml', text: prometheus(), parser: 'yaml' },
+    { path: 'docker-compose.yml', text: compose(), parser: 'yaml' },
+    { path: 'nest-cli.json', text: nestCli(), parser: 'json' },
+  ];
+}
+
+function servicesTs() {
+  const list = (xs) => `[${xs.map(q).join(', ')}]`;
+  return `// ${NOTICE}
+
+/** Every service that takes part in a checkout, the coordinator first. */
+export const SERVICE_NAMES = ${list(names)} as const;
+
+/** The coordinator of the two-phase commit. */
+export const COORDINATOR = ${q(COORDINATOR)} as const;
+
+/** The participants of the two-phase commit: each has its contract module in participants/<name>.ts. */
+export const PARTICIPANTS = ${list(participantNames)} as const;
+`;
+}
+
+function participantsIndexTs() {
+  return `// ${NOTICE}
+import type { ParticipantContract } from '../participant-contract';
+import type { PARTICIPANTS } from '../services.generated';
+${participantNames.map((p) => `import * as ${p} from './${p}';`).join('\n')}
+
+/** Each participant's own contract (its prepare request, its no-vote reasons), by participant. */
+export const PARTICIPANT_CONTRACTS = { ${participantNames.join(', ')} } as const satisfies Record<
+  (typeof PARTICIPANTS)[number],
+  ParticipantContract
+>;
+`;
+}
+
+/**
+ * RabbitMQ wants password hashes (rabbit_password_hashing_sha256: base64(salt + sha256(salt +
+ * password)), 4 bytes of salt). The salt is derived from the user name so that regenerating changes
+ * nothing: these are development-only credentials, known to anyone who reads config.mjs anyway.
+ */
+function rabbitPasswordHash(user, password) {
+  const salt = crypto.createHash('sha256').update(`shop-dev-salt:${user}`).digest().subarray(0, 4);
+  const digest = crypto
+    .createHash('sha256')
+    .update(Buffer.concat([salt, Buffer.from(password, 'utf8')]))
+    .digest();
+  return Buffer.concat([salt, digest]).toString('base64');
+}
+
+/** vhost `shop`, its shared exchanges, the admin and the service users with least privilege. */
+function rabbitDefinitions() {
+  const vhost = 'shop';
+  const user = (name, password, tags) => ({
+    name,
+    password_hash: rabbitPasswordHash(name, password),
+    hashing_algorithm: 'rabbit_password_hashing_sha256',
+    tags,
+  });
+  // The same rules as the local stack gives them (brokerPermissions).
+  const grants = names.map((svc) => ({ user: amqpUser(svc), ...brokerPermissions(svc) }));
+  const definitions = {
+    users: [
+      user(RABBIT_ADMIN.user, RABBIT_ADMIN.password, ['administrator']),
+      ...names.map((svc) => user(amqpUser(svc), amqpPassword(svc), [])),
+    ],
+    vhosts: [{ name: vhost }],
+    permissions: [
+      { user: RABBIT_ADMIN.user, vhost, configure: '.*', write: '.*', read: '.*' },
+      ...grants.map(({ user: name, configure, write, read }) => ({ user: name, vhost, configure, write, read })),
+    ],
+    topic_permissions: grants.flatMap(({ user: name, topics }) => topics.map((t) => ({ user: name, vhost, ...t }))),
+    parameters: [],
+    global_parameters: [],
+    policies: [],
+    queues: [],
+    // The services declare their own queues and dead-letter exchanges; they may not declare these.
+    exchanges: SHARED_EXCHANGES.map(({ name, type }) => ({
+      name,
+      vhost,
+      type,
+      durable: true,
+      auto_delete: false,
+      internal: false,
+      arguments: {},
+    })),
+    bindings: [],
+  };
+  return `${JSON.stringify(definitions, null, 2)}\n`;
+}
+
+function postgresInit() {
+  return `-- ${NOTICE}
+-- Runs once, when a postgres container starts with an empty volume, in its database \`shop\`
+-- (POSTGRES_DB). Same layout as scripts/lib/postgres.mjs builds for the local stack: per service,
+-- a migration role \`<svc>_svc_migrator\` owning a schema \`<svc>_svc\` (it creates and changes the
+-- tables), and a runtime role \`<svc>_svc\` that may only read and write the rows of that schema's
+-- tables and use its sequences (default privileges cover the tables the migrations add).
+-- SHOP_SERVICES (space-separated) names the services this server holds: unset, all of them (the
+-- shared server); one service on a server of its own (compose profile \`cluster\`), which then
+-- knows no other service's roles.
+-- The passwords are development-only defaults.
+\\set ON_ERROR_STOP on
+\\set services '${names.join(' ')}'
+\\getenv services SHOP_SERVICES
+SELECT set_config('shop.services', :'services', false) AS services;
+
+DO $$
+DECLARE
+  svc text;
+  runtime text;
+  migrator text;
+  login text;
+BEGIN
+  EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
+  FOREACH svc IN ARRAY regexp_split_to_array(trim(current_setting('shop.services')), '\\s+') LOOP
+    runtime := svc || '_svc';
+    migrator := svc || '_svc_migrator';
+    FOREACH login IN ARRAY ARRAY[runtime, migrator] LOOP
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = login) THEN
+        EXECUTE format('CREATE ROLE %I', login);
+      END IF;
+      EXECUTE format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD %L',
+                     login, login || '_dev_password');
+      EXECUTE format('ALTER ROLE %I SET search_path = %I', login, runtime);
+      EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), login);
+    END LOOP;
+    EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', runtime, migrator);
+    EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', runtime);
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', runtime, runtime);
+    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I',
+                   migrator, runtime, runtime);
+    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %I',
+                   migrator, runtime, runtime);
+  END LOOP;
+END
+$$;
+
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+`;
+}
+
+/** `postgres://role:password@host:5432/shop` (the development passwords need no escaping). */
+const pgUrl = (role, password, host) => `postgres://${role}:${password}@${host}:5432/shop`;
+const amqpUrl = (svc, node) => `amqp://${amqpUser(svc)}:${amqpPassword(svc)}@${node}:5672/shop`;
+
+function clusterEnv() {
+  const nodeNames = RABBIT_NODES.map((i) => `rabbitmq-${i}`);
+  // Service i starts from node i (mod 3), then the next ones: the connections spread over the cluster.
+  const nodesFor = (i) => nodeNames.map((_, k) => nodeNames[(i + k) % nodeNames.length]);
+  const first = perServicePgPort(names[0]);
+  const last = perServicePgPort(names.at(-1));
+  return `# ${NOTICE}
+# The compose stack on a 3-node RabbitMQ cluster and one Postgres server per service:
+#
+#   docker compose --env-file docker/cluster.env --profile cluster up --build
+#   (docker-compose --env-file docker/cluster.env --profile cluster up --build)
+#
+# The profile \`cluster\` starts rabbitmq-1..3 (one cluster; management UIs on 127.0.0.1:15673-15675)
+# and ${names.map((s) => `postgres-${s}`).join(', ')} (127.0.0.1:${first}-${last}). This file points
+# each service, its migration step and its replicas at them. Without it, \`docker compose up\` is the
+# single-server layout. Variables set in your shell win over this file.
+# Every password here is a development-only default.
+
+# Each service lists every node; it connects to the first that answers and fails over to the next.
+# Each one starts from another node, so the connections spread over the cluster.
+${names
+  .map(
+    (svc, i) =>
+      `${upper(svc)}_AMQP_URL=${nodesFor(i)
+        .map((node) => amqpUrl(svc, node))
+        .join(',')}`,
+  )
+  .join('\n')}
+
+# Each service on its own server, which holds only its role and schema.
+${names.map((svc) => `${upper(svc)}_DATABASE_URL=${pgUrl(dbRole(svc), dbPassword(svc), `postgres-${svc}`)}`).join('\n')}
+# The migrations run as each schema's owner (see docker/postgres/init/01-shop.sql).
+${names
+  .map(
+    (svc) =>
+      `${upper(svc)}_MIGRATION_DATABASE_URL=${pgUrl(dbMigratorRole(svc), dbMigratorPassword(svc), `postgres-${svc}`)}`,
+  )
+  .join('\n')}
+
+# The migrations and services wait for \`postgres\` to be healthy: in this layout that also means
+# the per-service servers accept connections, so each migration finds its server up.
+POSTGRES_READY_CHECK=${['pg_isready -U postgres -d shop', ...names.map((svc) => `pg_isready -q -h postgres-${svc} -U postgres -d shop`)].join(' && ')}
+
+# Shared by the three RabbitMQ nodes. Set your own outside development.
+RABBITMQ_ERLANG_COOKIE=shop-cluster-dev-only-cookie
+
+# This file alone turns the profile on. With another profile on the command line, name this one
+# too: --profile cluster --profile observability.
+COMPOSE_PROFILES=cluster
+`;
+}
+
+function prometheus() {
+  return `# ${NOTICE}
+# Scrapes every service's /metrics on its management port (MANAGEMENT_PORT in
+# docker-compose.yml; compose service names; every replica answers on its own).
+global:
+  scrape_interval: 5s
+scrape_configs:
+  - job_name: checkout
+    static_configs:
+      - targets: [${names.map((svc) => q(`${svc}:${managementPort(svc)}`)).join(', ')}]
+`;
+}
+
+function nestCli() {
+  const libs = ['contracts', 'messaging', 'outbox', 'inbox', 'service-kit', 'two-phase-commit'];
+  const project = (type, root, entryFile) => ({ type, root, entryFile, sourceRoot: `${root}/src` });
+  return `${JSON.stringify(
+    {
+      $schema: 'https://json.schemastore.org/nest-cli',
+      collection: '@nestjs/schematics',
+      monorepo: true,
+      root: `apps/${COORDINATOR}`,
+      sourceRoot: `apps/${COORDINATOR}/src`,
+      compilerOptions: { builder: 'tsc', webpack: false, tsConfigPath: 'tsconfig.build.json', deleteOutDir: true },
+      projects: Object.fromEntries([
+        ...names.map((svc) => [svc, project('application', `apps/${svc}`, 'main')]),
+        ...libs.map((lib) => [lib, project('library', `libs/${lib}`, 'index')]),
+      ]),
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+function compose() {
+  const port = (svc) => SERVICES.find((s) => s.name === svc).port;
+  const envBlock = (svc) => `x-env-${svc}: &env-${svc}
+  SERVICE_NAME: ${svc}
+  PORT: '${port(svc)}'
+  # /health/*, /metrics and /docs: here only, not on PORT (published on 127.0.0.1 for the demo).
+  MANAGEMENT_PORT: '${managementPort(svc)}'
+  ENABLE_DOCS: \${ENABLE_DOCS:-true} # the demo shows /docs; off by default in production
+  NODE_ENV: production
+  # Production refuses the development secrets above, naming each, unless told this is a demo:
+  # \`ALLOW_DEVELOPMENT_SECRETS=true docker compose up\` (the demo's servers know only those).
+  ALLOW_DEVELOPMENT_SECRETS: \${ALLOW_DEVELOPMENT_SECRETS:-false}
+  ADMIN_TOKEN: \${ADMIN_TOKEN:-compose-dev-admin-token} # dev only: set your own
+  DATABASE_URL: \${${upper(svc)}_DATABASE_URL:-${pgUrl(dbRole(svc), dbPassword(svc), 'postgres')}}
+  AMQP_URL: \${${upper(svc)}_AMQP_URL:-${amqpUrl(svc, 'rabbitmq')}}
+  OTEL_EXPORTER_OTLP_ENDPOINT: \${OTEL_EXPORTER_OTLP_ENDPOINT:-} # traces go nowhere unless set
+`;
+  const migrate = (svc) => `  migrate-${svc}:
+    <<: *app
+    command: ['node', 'dist/apps/${svc}/src/migrate.js']
+    environment:
+      <<: *env-${svc}
+      # The schema's owner: only the migrations hold it; the service runs as ${dbRole(svc)} (rows only).
+      MIGRATION_DATABASE_URL: \${${upper(svc)}_MIGRATION_DATABASE_URL:-${pgUrl(dbMigratorRole(svc), dbMigratorPassword(svc), 'postgres')}}
+    depends_on: *infra-ready
+    restart: 'no'
+`;
+  const service = (svc) => `  ${svc}:
+    <<: *app
+    command: ['node', 'dist/apps/${svc}/src/main.js']
+    environment: *env-${svc}
+    ports:
+      - '${port(svc)}:${port(svc)}'
+      - '127.0.0.1:${managementPort(svc)}:${managementPort(svc)}'
+    restart: unless-stopped
+    depends_on:
+      <<: *infra-ready
+      migrate-${svc}:
+        condition: service_completed_successfully
+    healthcheck:
+      test:
+        [
+          'CMD',
+          'node',
+          '-e',
+          "fetch('http://127.0.0.1:${managementPort(svc)}/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
+        ]
+      interval: 5s
+      timeout: 3s
+      retries: 20
+      start_period: 10s
+`;
+  // The coordinator's second replica takes orders too, on its own published port (+100).
+  const replica = (svc) => `  ${svc}-2:
+    <<: *app
+    profiles: [replicas]
+    command: ['node', 'dist/apps/${svc}/src/main.js']
+    environment: *env-${svc}
+${svc === COORDINATOR ? `    ports:\n      - '${port(svc) + 100}:${port(svc)}'\n` : ''}    restart: unless-stopped
+    depends_on:
+      ${svc}:
+        condition: service_healthy
+`;
+  const pgEnvironment = (svc) => `    environment:
+      POSTGRES_USER: postgres
+      POSTGRES_PASSWORD: postgres # dev only
+      POSTGRES_DB: shop
+      SHOP_SERVICES: ${svc}
+    volumes:
+      - ./docker/postgres/init:/docker-entrypoint-initdb.d:ro
+      - pgdata-${svc}:/var/lib/postgresql/data
+    ports:
+      - '127.0.0.1:${perServicePgPort(svc)}:5432'
+`;
+  const perServicePg = (svc, i) =>
+    i === 0
+      ? `  postgres-${svc}: &postgres-per-service
+    image: postgres:15
+    profiles: [cluster]
+    command: ['postgres', '-c', 'max_connections=200', '-c', 'shared_buffers=128MB']
+${pgEnvironment(svc)}    restart: unless-stopped
+    healthcheck:
+      test: ['CMD-SHELL', 'pg_isready -U postgres -d shop']
+      interval: 2s
+      timeout: 3s
+      retries: 30
+`
+      : `  postgres-${svc}:
+    <<: *postgres-per-service
+${pgEnvironment(svc)}`;
+  const rabbitNode = (i) => `    volumes:
+      - ./docker/rabbitmq/rabbitmq.conf:/etc/rabbitmq/conf.d/20-shop.conf:ro
+      - ./docker/rabbitmq/cluster.conf:/etc/rabbitmq/conf.d/30-cluster.conf:ro
+      - ./docker/rabbitmq/definitions.json:/etc/rabbitmq/definitions.json:ro
+      - rabbitdata-${i}:/var/lib/rabbitmq
+    ports:
+      - '127.0.0.1:${5672 + i}:5672'
+      - '127.0.0.1:${15672 + i}:15672'
+`;
+  const [coordinator, ...participants] = names;
+  return `# ${NOTICE}
+# The shop as containers:  docker compose up --build   (or docker-compose up --build)
+# ${[`${upper(coordinator[0])}${coordinator.slice(1)} http://localhost:${port(coordinator)}`, ...participants.map((svc) => `${svc} :${port(svc)}`)].join(', ')}, RabbitMQ UI http://localhost:15672.
+# Their health, metrics and docs: ${names.map((svc, i) => `${i === 0 ? `http://127.0.0.1:` : ':'}${managementPort(svc)} (${svc})`).join(', ')}.
+#
+# The same services on a 3-node RabbitMQ cluster and one Postgres server per service:
+#   docker compose --env-file docker/cluster.env --profile cluster up --build
+# The profile adds the servers; the env file points the services (and their migrations) at them
+# (see docker/cluster.env and docs/production.md).
+#
+# Every password in this file and under docker/ is a development-only default.
+
+x-app: &app
+  build:
+    context: .
+    dockerfile: docker/Dockerfile
+  image: shop-checkout:dev
+
+x-infra-ready: &infra-ready
+  postgres:
+    condition: service_healthy
+  rabbitmq:
+    condition: service_healthy
+
+${names.map(envBlock).join('\n')}
+services:
+  postgres:
+    image: postgres:15
+    command: ['postgres', '-c', 'max_connections=300', '-c', 'shared_buffers=256MB']
+    environment:
+      POSTGRES_USER: postgres
+      POSTGRES_PASSWORD: postgres # dev only
+      POSTGRES_DB: shop
+    volumes:
+      - ./docker/postgres/init:/docker-entrypoint-initdb.d:ro # roles + schemas, first start only
+      - pgdata:/var/lib/postgresql/data
+    ports:
+      - '127.0.0.1:5432:5432'
+    healthcheck:
+      # POSTGRES_READY_CHECK (docker/cluster.env) also waits for the per-service servers, so the
+      # migrations, which wait for this one, start only once their own server is up.
+      test: ['CMD-SHELL', '\${POSTGRES_READY_CHECK:-pg_isready -U postgres -d shop}']
+      interval: 2s
+      timeout: 3s
+      retries: 30
+
+  rabbitmq:
+    image: rabbitmq:4.1-management
+    hostname: rabbitmq # the node name (and so its data folder) must not change between runs
+    volumes:
+      - ./docker/rabbitmq/rabbitmq.conf:/etc/rabbitmq/conf.d/20-shop.conf:ro
+      - ./docker/rabbitmq/definitions.json:/etc/rabbitmq/definitions.json:ro
+      - rabbitdata:/var/lib/rabbitmq
+    ports:
+      - '127.0.0.1:5672:5672'
+      - '127.0.0.1:15672:15672'
+    healthcheck:
+      test: ['CMD', 'rabbitmq-diagnostics', '-q', 'ping']
+      interval: 5s
+      timeout: 10s
+      retries: 30
+      start_period: 10s
+
+  # Migrations are a step before the apps start (never run by each replica at boot).
+${names.map(migrate).join('\n')}
+${names.map(service).join('\n')}
+  # A second replica of every service: \`docker compose --profile replicas up --build\`.
+  # Replicas share their service's queue and schema; the protocol stays correct because every
+  # sweeper and relay claims rows with FOR UPDATE SKIP LOCKED (see the fault suite's replica test).
+${names.map(replica).join('\n')}
+  # --- Profile \`cluster\`: a 3-node RabbitMQ cluster and one Postgres server per service -------
+  #   docker compose --env-file docker/cluster.env --profile cluster up --build
+  # docker/cluster.env points each service's AMQP_URL at the three nodes (each service starting
+  # from another node) and its DATABASE_URL at its own server. \`postgres\` and \`rabbitmq\` above
+  # still start (a profile can only add services) but hold nothing for the services.
+  rabbitmq-1: &rabbitmq-node
+    image: rabbitmq:4.1-management
+    profiles: [cluster]
+    hostname: rabbitmq-1 # node rabbit@rabbitmq-1: its name (and data folder) must not change
+    environment:
+      # The nodes (and the CLI tools of the healthcheck) authenticate to each other with it.
+      RABBITMQ_ERLANG_COOKIE: \${RABBITMQ_ERLANG_COOKIE:-shop-cluster-dev-only-cookie}
+${rabbitNode(1)}    restart: unless-stopped
+    healthcheck:
+      test: ['CMD-SHELL', 'rabbitmq-diagnostics -q check_running && rabbitmq-diagnostics -q check_local_alarms']
+      interval: 5s
+      timeout: 15s
+      retries: 30
+      start_period: 20s
+${RABBIT_NODES.slice(1)
+  .map((i) => `\n  rabbitmq-${i}:\n    <<: *rabbitmq-node\n    hostname: rabbitmq-${i}\n${rabbitNode(i)}`)
+  .join('')}
+  # One server per service, holding only that service's role and schema (SHOP_SERVICES is read
+  # by docker/postgres/init/01-shop.sql): no role on it can reach another service's data.
+${names.map(perServicePg).join('\n')}
+  # Metrics and traces: \`OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318 docker compose --profile observability up --build\`
+  # Prometheus http://localhost:9090, Grafana http://localhost:3300 (dashboard "Checkout"), Jaeger http://localhost:16686.
+  prometheus:
+    image: prom/prometheus:v3.5.0
+    profiles: [observability]
+    volumes:
+      - ./docker/observability/prometheus.yml:/etc/prometheus/prometheus.yml:ro
+    ports:
+      - '127.0.0.1:9090:9090'
+
+  grafana:
+    image: grafana/grafana:12.2.0
+    profiles: [observability]
+    environment:
+      GF_AUTH_ANONYMOUS_ENABLED: 'true' # dev only: read-only anonymous access to the dashboards
+      GF_AUTH_ANONYMOUS_ORG_ROLE: Viewer
+    volumes:
+      - ./docker/observability/grafana/provisioning:/etc/grafana/provisioning:ro
+      - ./docker/observability/grafana/dashboards:/var/lib/grafana/dashboards:ro
+    ports:
+      - '127.0.0.1:3300:3000'
+    depends_on:
+      - prometheus
+
+  jaeger:
+    image: jaegertracing/all-in-one:1.72.0
+    profiles: [observability]
+    environment:
+      COLLECTOR_OTLP_ENABLED: 'true'
+    ports:
+      - '127.0.0.1:16686:16686'
+      - '127.0.0.1:4318:4318'
+
+volumes:
+  pgdata:
+  rabbitdata:
+${RABBIT_NODES.map((i) => `  rabbitdata-${i}:`).join('\n')}
+${names.map((svc) => `  pgdata-${svc}:`).join('\n')}
+`;
+}

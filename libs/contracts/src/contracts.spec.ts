@@ -62,7 +62,7 @@ describe('contracts', () => {
     ['an unknown version', { ...base, version: 2 }],
     ['a non-uuid message id', { ...base, messageId: 'abc' }],
     ['an unknown field', { ...base, extra: true }],
-    ['an unknown sender', { ...base, sender: 'shipping' }],
+    ['an unknown sender', { ...base, sender: 'not-a-service' }],
     ['a fractional amount', { ...base, payload: { ...base.payload, amount: 10.5 } }],
     ['a negative amount', { ...base, payload: { ...base.payload, amount: -1 } }],
     ['an amount as a string', { ...base, payload: { ...base.payload, amount: '100' } }],

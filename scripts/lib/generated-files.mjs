@@ -34,7 +34,6 @@ export function generatedFiles() {
     { path: 'libs/contracts/src/services.generated.ts', text: servicesTs(), parser: 'typescript' },
     { path: 'libs/contracts/src/participants/index.ts', text: participantsIndexTs(), parser: 'typescript' },
     { path: 'docker/rabbitmq/definitions.json', text: rabbitDefinitions(), parser: 'json' },
-    { path: 'docker/postgres/init/01-shop.sql', text: postgresInit(), parser: null },
     { path: 'docker/cluster.env', text: clusterEnv(), parser: null },
     { path: 'docker/observability/prometheus.yml', text: prometheus(), parser: 'yaml' },
     { path: 'docker-compose.yml', text: compose(), parser: 'yaml' },
@@ -126,57 +125,6 @@ function rabbitDefinitions() {
   return `${JSON.stringify(definitions, null, 2)}\n`;
 }
 
-function postgresInit() {
-  return `-- ${NOTICE}
--- Runs once, when a postgres container starts with an empty volume, in its database \`shop\`
--- (POSTGRES_DB). Same layout as scripts/lib/postgres.mjs builds for the local stack: per service,
--- a migration role \`<svc>_svc_migrator\` owning a schema \`<svc>_svc\` (it creates and changes the
--- tables), and a runtime role \`<svc>_svc\` that may only read and write the rows of that schema's
--- tables and use its sequences (default privileges cover the tables the migrations add).
--- SHOP_SERVICES (space-separated) names the services this server holds: unset, all of them (the
--- shared server); one service on a server of its own (compose profile \`cluster\`), which then
--- knows no other service's roles.
--- The passwords are development-only defaults.
-\\set ON_ERROR_STOP on
-\\set services '${names.join(' ')}'
-\\getenv services SHOP_SERVICES
-SELECT set_config('shop.services', :'services', false) AS services;
-
-DO $$
-DECLARE
-  svc text;
-  runtime text;
-  migrator text;
-  login text;
-BEGIN
-  EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
-  FOREACH svc IN ARRAY regexp_split_to_array(trim(current_setting('shop.services')), '\\s+') LOOP
-    runtime := svc || '_svc';
-    migrator := svc || '_svc_migrator';
-    FOREACH login IN ARRAY ARRAY[runtime, migrator] LOOP
-      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = login) THEN
-        EXECUTE format('CREATE ROLE %I', login);
-      END IF;
-      EXECUTE format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD %L',
-                     login, login || '_dev_password');
-      EXECUTE format('ALTER ROLE %I SET search_path = %I', login, runtime);
-      EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), login);
-    END LOOP;
-    EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', runtime, migrator);
-    EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', runtime);
-    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', runtime, runtime);
-    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I',
-                   migrator, runtime, runtime);
-    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %I',
-                   migrator, runtime, runtime);
-  END LOOP;
-END
-$$;
-
-REVOKE ALL ON SCHEMA public FROM PUBLIC;
-`;
-}
-
 /** `postgres://role:password@host:5432/shop` (the development passwords need no escaping). */
 const pgUrl = (role, password, host) => `postgres://${role}:${password}@${host}:5432/shop`;
 const amqpUrl = (svc, node) => `amqp://${amqpUser(svc)}:${amqpPassword(svc)}@${node}:5672/shop`;
@@ -194,9 +142,10 @@ function clusterEnv() {
 #   (docker-compose --env-file docker/cluster.env --profile cluster up --build)
 #
 # The profile \`cluster\` starts rabbitmq-1..3 (one cluster; management UIs on 127.0.0.1:15673-15675)
-# and ${names.map((s) => `postgres-${s}`).join(', ')} (127.0.0.1:${first}-${last}). This file points
-# each service, its migration step and its replicas at them. Without it, \`docker compose up\` is the
-# single-server layout. Variables set in your shell win over this file.
+# and a Postgres server per service, postgres-<service> (127.0.0.1:${first}-${last}, in the order of
+# services.json). This file points each service, its migration step and its replicas at them.
+# Without it, \`docker compose up\` is the single-server layout. Variables set in your shell win
+# over this file.
 # Every password here is a development-only default.
 
 # Each service lists every node; it connects to the first that answers and fails over to the next.
@@ -400,6 +349,7 @@ services:
       POSTGRES_USER: postgres
       POSTGRES_PASSWORD: postgres # dev only
       POSTGRES_DB: shop
+      SHOP_SERVICES: ${names.join(' ')} # every service's role and schema (docker/postgres/init/01-shop.sql)
     volumes:
       - ./docker/postgres/init:/docker-entrypoint-initdb.d:ro # roles + schemas, first start only
       - pgdata:/var/lib/postgresql/data

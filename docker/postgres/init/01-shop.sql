@@ -1,16 +1,18 @@
--- Generated from services.json by `npm run generate`; edit that instead.
 -- Runs once, when a postgres container starts with an empty volume, in its database `shop`
 -- (POSTGRES_DB). Same layout as scripts/lib/postgres.mjs builds for the local stack: per service,
 -- a migration role `<svc>_svc_migrator` owning a schema `<svc>_svc` (it creates and changes the
 -- tables), and a runtime role `<svc>_svc` that may only read and write the rows of that schema's
 -- tables and use its sequences (default privileges cover the tables the migrations add).
--- SHOP_SERVICES (space-separated) names the services this server holds: unset, all of them (the
--- shared server); one service on a server of its own (compose profile `cluster`), which then
--- knows no other service's roles.
+-- SHOP_SERVICES (space-separated) names the services this server holds, as docker-compose.yml
+-- (generated from services.json) sets it: every service on the shared server; one on a server of
+-- its own (compose profile `cluster`), which then knows no other service's roles.
 -- The passwords are development-only defaults.
 \set ON_ERROR_STOP on
-\set services 'order payment inventory'
 \getenv services SHOP_SERVICES
+\if :{?services}
+\else
+  DO $$ BEGIN RAISE EXCEPTION 'SHOP_SERVICES is not set: name the services this server holds'; END $$;
+\endif
 SELECT set_config('shop.services', :'services', false) AS services;
 
 DO $$

@@ -93,6 +93,16 @@ export async function checkInvariantsIn(
   return found.map(({ kind, message }) => ({ kind, message }));
 }
 
+/** Every participant's protocol state of one transaction (the kit's table), by participant name; none: no row. */
+export async function participantStates(transactionId: string): Promise<Array<{ p: string; state: string }>> {
+  return sql<{ p: string; state: string }>(
+    PARTICIPANTS.map(
+      (p) => `SELECT '${p}' AS p, state FROM ${schemaOf(p)}.tpc_participant_transactions WHERE transaction_id = $1`,
+    ).join(' UNION ALL ') + ' ORDER BY p',
+    [transactionId],
+  );
+}
+
 export function formatViolations(violations: readonly Violation[], max = 50): string {
   const lines = violations.slice(0, max).map((v) => `  [${v.kind}] ${v.message}`);
   if (violations.length > max) lines.push(`  … and ${violations.length - max} more`);

@@ -75,6 +75,13 @@ async function insertConfirmed(client: PoolClient): Promise<Fixture> {
   return f;
 }
 
+type Query = (text: string, params: unknown[]) => Promise<unknown>;
+
+/** Sets columns of the fixture's transaction in a participant's protocol table (the kit's). */
+async function inParticipant(q: Query, participant: string, f: Fixture, set: string): Promise<void> {
+  await q(`UPDATE ${participant}_svc.tpc_participant_transactions SET ${set} WHERE transaction_id = $1`, [f.orderId]);
+}
+
 /**
  * Participants the services do not have (a fourth one, as `npm run new:participant` would add):
  * the kit's table in a schema of its own, created inside the fixture's transaction (so rolled back
@@ -96,7 +103,7 @@ async function addParticipants(client: PoolClient, f: Fixture, participants: rea
 
 /** Inserts the consistent checkout, lets `corrupt` break it, checks (quiescent), rolls everything back. */
 async function violationsAfter(
-  corrupt: (q: (text: string, params: unknown[]) => Promise<unknown>, f: Fixture) => Promise<void>,
+  corrupt: (q: Query, f: Fixture) => Promise<void>,
   options: CheckOptions = { quiescent: true },
 ): Promise<string[]> {
   const client = await db().connect();
@@ -120,9 +127,7 @@ describe('the invariant checker', () => {
 
   it('reports a CONFIRMED order that a participant did not commit (atomicity), and money captured without a commit', async () => {
     const found = await violationsAfter(async (q, f) => {
-      await q(`UPDATE payment_svc.tpc_participant_transactions SET state = 'ABORTED' WHERE transaction_id = $1`, [
-        f.orderId,
-      ]);
+      await inParticipant(q, 'payment', f, `state = 'ABORTED'`);
     });
     expect(found).toEqual(
       expect.arrayContaining([
@@ -134,7 +139,7 @@ describe('the invariant checker', () => {
   });
 
   it('accepts a CONFIRMED order whose decision has not reached a participant yet, but not once at rest', async () => {
-    const decisionOnItsWay = async (q: (text: string, params: unknown[]) => Promise<unknown>, f: Fixture) => {
+    const decisionOnItsWay = async (q: Query, f: Fixture) => {
       await q(
         `UPDATE payment_svc.tpc_participant_transactions SET state = 'PREPARED', decided_at = NULL WHERE transaction_id = $1`,
         [f.orderId],
@@ -217,12 +222,8 @@ describe('the invariant checker', () => {
       await q(`UPDATE order_svc.tpc_transactions SET state = 'PREPARING', completed_at = NULL WHERE id = $1`, [
         f.orderId,
       ]);
-      await q(`UPDATE inventory_svc.tpc_participant_transactions SET state = 'PREPARED' WHERE transaction_id = $1`, [
-        f.orderId,
-      ]);
-      await q(`UPDATE payment_svc.tpc_participant_transactions SET state = 'PREPARED' WHERE transaction_id = $1`, [
-        f.orderId,
-      ]);
+      await inParticipant(q, 'inventory', f, `state = 'PREPARED'`);
+      await inParticipant(q, 'payment', f, `state = 'PREPARED'`);
       await q(`UPDATE inventory_svc.stock SET sold = 0, reserved = 2 WHERE sku = $1`, [f.sku]);
       await q(`UPDATE payment_svc.accounts SET captured = 0, held = 200 WHERE customer_id = $1`, [f.customerId]);
     });
@@ -248,9 +249,7 @@ describe('the invariant checker', () => {
   describe('with a fourth participant (no checks of its own: the generic checks cover it)', () => {
     const fourth = `fourth${randomBytes(3).toString('hex')}`;
     const options = { quiescent: true, participants: [...PARTICIPANTS, fourth] };
-    const inFourth = async (q: (text: string, params: unknown[]) => Promise<unknown>, f: Fixture, set: string) => {
-      await q(`UPDATE ${fourth}_svc.tpc_participant_transactions SET ${set} WHERE transaction_id = $1`, [f.orderId]);
-    };
+    const inFourth = (q: Query, f: Fixture, set: string) => inParticipant(q, fourth, f, set);
 
     it('has no checks file, and accepts the checkout it committed with the others', async () => {
       expect(serviceChecks(fourth)).toBeNull();
@@ -262,12 +261,8 @@ describe('the invariant checker', () => {
         // The three known services agree on the abort; only the fourth committed.
         await q(`UPDATE order_svc.orders SET status = 'CANCELLED', reason = 'OUT_OF_STOCK' WHERE id = $1`, [f.orderId]);
         await q(`UPDATE order_svc.tpc_transactions SET state = 'ABORTED' WHERE id = $1`, [f.orderId]);
-        await q(`UPDATE inventory_svc.tpc_participant_transactions SET state = 'ABORTED' WHERE transaction_id = $1`, [
-          f.orderId,
-        ]);
-        await q(`UPDATE payment_svc.tpc_participant_transactions SET state = 'ABORTED' WHERE transaction_id = $1`, [
-          f.orderId,
-        ]);
+        await inParticipant(q, 'inventory', f, `state = 'ABORTED'`);
+        await inParticipant(q, 'payment', f, `state = 'ABORTED'`);
         await q(`UPDATE inventory_svc.stock SET sold = 0, available = 5 WHERE sku = $1`, [f.sku]);
         await q(`UPDATE payment_svc.accounts SET captured = 0, balance = 1000 WHERE customer_id = $1`, [f.customerId]);
       }, options);

@@ -252,7 +252,7 @@ describe('checkout', () => {
     const buyer = await customer('metrics', 100_000);
     for (let i = 0; i < 20; i++) await placeAndSettle(buyer, [{ sku, quantity: 1 }]);
     // Other suites' processes are replicas on the same queues, so some of the work may be theirs;
-    // with 20 checkouts (160 messages, 20 decisions) some of it is ours.
+    // with 20 checkouts (4 messages per participant each, 20 decisions) some of it is ours.
     expect(await total('checkout_messages_consumed_total')).toBeGreaterThan(before.consumed);
     expect(await total('checkout_decisions_total')).toBeGreaterThan(before.decided);
   });

@@ -1,5 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { createMessage, Decision, Prepare, type CheckoutMessage, type ServiceName } from '@shop/contracts';
+import {
+  createMessage,
+  Decision,
+  PARTICIPANTS,
+  Prepare,
+  type CheckoutMessage,
+  type Participant,
+  type PreparePayload,
+  type ServiceName,
+} from '@shop/contracts';
+import { schemaOf } from '../../scripts/lib/checkout-invariants.mjs';
 import {
   asRaw,
   inInbox,
@@ -14,10 +24,10 @@ import {
   waitUntilDelivered,
   type OutboxRow,
 } from '../support/broker';
-import { snapshot, sql } from '../support/db';
+import { snapshot } from '../support/db';
 import { eventually } from '../support/eventually';
 import { runIds } from '../support/ids';
-import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
+import { expectInvariants, participantStates, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
 import { useShop } from '../support/shop';
 
 /**
@@ -39,7 +49,7 @@ const MAIN_QUEUES = queuesOf().map((t) => t.queue);
 
 const shop = useShop();
 
-/** Everything the three services recorded about these transactions, SKUs and customers, in one snapshot. */
+/** Everything the services recorded about these transactions, SKUs and customers, in one snapshot. */
 function stateOf(transactionIds: string[], skus: string[], customerIds: string[]) {
   return snapshot(async (client) => {
     const q = async (text: string, params: unknown[]) => (await client.query(text, params)).rows as unknown[];
@@ -58,16 +68,20 @@ function stateOf(transactionIds: string[], skus: string[], customerIds: string[]
           WHERE transaction_id = ANY($1::uuid[]) ORDER BY transaction_id, participant`,
         [transactionIds],
       ),
-      inventory: await q(
-        `SELECT transaction_id, state, vote_reason, prepared_at, decided_at FROM inventory_svc.tpc_participant_transactions
-          WHERE transaction_id = ANY($1::uuid[]) ORDER BY transaction_id`,
-        [transactionIds],
+      /** Every participant's protocol state (the kit's table). */
+      participants: Object.fromEntries(
+        await Promise.all(
+          PARTICIPANTS.map(async (p) => [
+            p,
+            await q(
+              `SELECT transaction_id, state, vote_reason, prepared_at, decided_at FROM ${schemaOf(p)}.tpc_participant_transactions
+                WHERE transaction_id = ANY($1::uuid[]) ORDER BY transaction_id`,
+              [transactionIds],
+            ),
+          ]),
+        ),
       ),
-      payment: await q(
-        `SELECT transaction_id, state, vote_reason, prepared_at, decided_at FROM payment_svc.tpc_participant_transactions
-          WHERE transaction_id = ANY($1::uuid[]) ORDER BY transaction_id`,
-        [transactionIds],
-      ),
+      // The resources of the participants this suite's scenarios buy from.
       reservations: await q(
         `SELECT transaction_id, sku, quantity FROM inventory_svc.reservations
           WHERE transaction_id = ANY($1::uuid[]) OR sku = ANY($2::text[]) ORDER BY transaction_id, sku`,
@@ -96,6 +110,33 @@ async function publishFromSenders(messages: readonly CheckoutMessage[]): Promise
   const bySender = new Map<ServiceName, CheckoutMessage[]>();
   for (const m of messages) bySender.set(m.sender, [...(bySender.get(m.sender) ?? []), m]);
   for (const [sender, group] of bySender) await publishAs(sender, group.map(asRaw));
+}
+
+/**
+ * A prepare for each participant, as the coordinator would send for one unit-priced line of `sku`
+ * bought by `buyer` (2 × 1000): what each participant is asked is its own business.
+ */
+const PREPARE_PAYLOADS: Record<Participant, (deadline: string, sku: string, buyer: string) => PreparePayload> = {
+  inventory: (deadline, sku) => ({ participant: 'inventory', deadline, items: [{ sku, quantity: 2 }] }),
+  payment: (deadline, _sku, buyer) => ({
+    participant: 'payment',
+    deadline,
+    customerId: buyer,
+    amount: 2000,
+    currency: 'EUR',
+  }),
+};
+
+function preparesFor(transactionId: string, sku: string, buyer: string) {
+  const deadline = new Date(Date.now() + 60_000).toISOString();
+  return PARTICIPANTS.map((recipient) =>
+    createMessage(Prepare, {
+      transactionId,
+      sender: 'order',
+      recipient,
+      payload: PREPARE_PAYLOADS[recipient](deadline, sku, buyer),
+    }),
+  );
 }
 
 function perQueue(messages: readonly CheckoutMessage[]): Record<string, number> {
@@ -188,7 +229,7 @@ describe('duplicates and reordering', () => {
         sent.filter((row) => row.service === service && row.routingKey === routing).length;
       // One prepare and one vote each; a decision may have been re-sent (its ack was late on a busy
       // box), but every decision sent was acknowledged exactly once.
-      for (const p of ['inventory', 'payment']) {
+      for (const p of PARTICIPANTS) {
         expect({ p, prepares: count('order', `${p}.prepare`), votes: count(p, 'order.vote') }).toEqual({
           p,
           prepares: 1,
@@ -239,10 +280,10 @@ describe('duplicates and reordering', () => {
 
       const caused = await replayEverything(order.id, [sku], [buyer]);
 
-      // Both refuse the re-sent prepare (inventory, which refused it, now holds it ABORTED, so either its
-      // original reason or ALREADY_ABORTED is a truthful answer); every re-sent abort is acknowledged.
+      // Every participant refuses the re-sent prepare (inventory, which refused it, now holds it ABORTED, so
+      // either its original reason or ALREADY_ABORTED is a truthful answer); every re-sent abort is acknowledged.
       const revotes = caused.filter((row) => row.type === 'vote');
-      expect(revotes.map((row) => row.service).sort()).toEqual(['inventory', 'payment']);
+      expect(revotes.map((row) => row.service).sort()).toEqual([...PARTICIPANTS].sort());
       for (const vote of revotes) {
         expect(vote.body.payload).toEqual({
           vote: 'no',
@@ -266,9 +307,7 @@ describe('duplicates and reordering', () => {
     await shop.api.putStock(sku, 5);
     await shop.api.putAccount(buyer, 10_000);
     const transactionId = randomUUID();
-    const participants = ['inventory', 'payment'] as const;
-
-    const aborts = participants.map((recipient) =>
+    const aborts = PARTICIPANTS.map((recipient) =>
       createMessage(Decision, {
         transactionId,
         sender: 'order',
@@ -280,46 +319,23 @@ describe('duplicates and reordering', () => {
 
     const tombstones = await eventually(
       async () => {
-        const rows = await sql<{ p: string; state: string }>(
-          `SELECT 'inventory' AS p, state FROM inventory_svc.tpc_participant_transactions WHERE transaction_id = $1
-           UNION ALL
-           SELECT 'payment' AS p, state FROM payment_svc.tpc_participant_transactions WHERE transaction_id = $1
-           ORDER BY p`,
-          [transactionId],
-        );
-        return rows.length === 2 ? rows : undefined;
+        const rows = await participantStates(transactionId);
+        return rows.length === PARTICIPANTS.length ? rows : undefined;
       },
-      { timeoutMs: DECIDE_MS, what: 'both participants to record the tombstone' },
+      { timeoutMs: DECIDE_MS, what: 'every participant to record the tombstone' },
     );
-    expect(tombstones).toEqual([
-      { p: 'inventory', state: 'ABORTED' },
-      { p: 'payment', state: 'ABORTED' },
-    ]);
+    expect(tombstones).toEqual([...PARTICIPANTS].sort().map((p) => ({ p, state: 'ABORTED' })));
     const before = await stateOf([transactionId], [sku], [buyer]);
 
-    const deadline = new Date(Date.now() + 60_000).toISOString();
-    const prepares = [
-      createMessage(Prepare, {
-        transactionId,
-        sender: 'order',
-        recipient: 'inventory',
-        payload: { participant: 'inventory', deadline, items: [{ sku, quantity: 2 }] },
-      }),
-      createMessage(Prepare, {
-        transactionId,
-        sender: 'order',
-        recipient: 'payment',
-        payload: { participant: 'payment', deadline, customerId: buyer, amount: 2000, currency: 'EUR' },
-      }),
-    ];
+    const prepares = preparesFor(transactionId, sku, buyer);
     await publishAs('order', prepares.map(asRaw));
 
     const votes = await eventually(
       async () => {
         const rows = (await outboxOf(transactionId)).filter((row) => row.type === 'vote');
-        return rows.length === 2 ? rows : undefined;
+        return rows.length === PARTICIPANTS.length ? rows : undefined;
       },
-      { timeoutMs: DECIDE_MS, what: 'both participants to vote on the late prepare' },
+      { timeoutMs: DECIDE_MS, what: 'every participant to vote on the late prepare' },
     );
     for (const vote of votes) {
       expect({ from: vote.service, payload: vote.body.payload, causationId: vote.body.causationId }).toEqual({
@@ -328,13 +344,13 @@ describe('duplicates and reordering', () => {
         causationId: prepares.find((p) => p.recipient === vote.service)!.messageId,
       });
     }
-    // Both aborts were acknowledged; the votes reached the coordinator, which invented nothing.
+    // Every abort was acknowledged; the votes reached the coordinator, which invented nothing.
     expect(
       (await outboxOf(transactionId))
         .filter((row) => row.type === 'ack')
         .map((row) => `${row.service}:${JSON.stringify(row.body.payload)}`)
         .sort(),
-    ).toEqual(['inventory:{"outcome":"abort"}', 'payment:{"outcome":"abort"}']);
+    ).toEqual(PARTICIPANTS.map((p) => `${p}:{"outcome":"abort"}`).sort());
     await waitUntilDelivered([transactionId], DECIDE_MS);
 
     const after = await stateOf([transactionId], [sku], [buyer]);
@@ -355,53 +371,32 @@ describe('duplicates and reordering', () => {
     await shop.api.putStock(sku, 5);
     await shop.api.putAccount(buyer, 10_000);
     const transactionId = randomUUID();
-    const deadline = new Date(Date.now() + 60_000).toISOString();
 
-    await publishAs('order', [
-      asRaw(
-        createMessage(Prepare, {
-          transactionId,
-          sender: 'order',
-          recipient: 'inventory',
-          payload: { participant: 'inventory', deadline, items: [{ sku, quantity: 2 }] },
-        }),
-      ),
-      asRaw(
-        createMessage(Prepare, {
-          transactionId,
-          sender: 'order',
-          recipient: 'payment',
-          payload: { participant: 'payment', deadline, customerId: buyer, amount: 2000, currency: 'EUR' },
-        }),
-      ),
-    ]);
+    await publishAs('order', preparesFor(transactionId, sku, buyer).map(asRaw));
 
-    // Both promise (vote yes); the coordinator knows no such transaction and answers abort.
+    // Every participant promises (votes yes); the coordinator knows no such transaction and answers abort.
     await eventually(
       async () => {
         const rows = await outboxOf(transactionId);
         const acks = rows.filter((row) => row.type === 'ack');
-        return acks.length === 2 ? rows : undefined;
+        return acks.length === PARTICIPANTS.length ? rows : undefined;
       },
-      { timeoutMs: DECIDE_MS, what: 'both participants to acknowledge the presumed abort' },
+      { timeoutMs: DECIDE_MS, what: 'every participant to acknowledge the presumed abort' },
     );
     await waitUntilDelivered([transactionId], DECIDE_MS);
     const rows = await outboxOf(transactionId);
-    expect(rows.filter((row) => row.type === 'vote').map((row) => row.body.payload)).toEqual([
-      { vote: 'yes' },
-      { vote: 'yes' },
-    ]);
+    expect(rows.filter((row) => row.type === 'vote').map((row) => row.body.payload)).toEqual(
+      PARTICIPANTS.map(() => ({ vote: 'yes' })),
+    );
     expect(
       rows
         .filter((row) => row.type === 'decision')
         .map((row) => `${row.routingKey}:${JSON.stringify(row.body.payload)}`),
-    ).toEqual(
-      expect.arrayContaining(['inventory.decision:{"outcome":"abort"}', 'payment.decision:{"outcome":"abort"}']),
-    );
+    ).toEqual(expect.arrayContaining(PARTICIPANTS.map((p) => `${p}.decision:{"outcome":"abort"}`)));
 
     const state = await stateOf([transactionId], [sku], [buyer]);
-    expect(state.inventory).toMatchObject([{ state: 'ABORTED' }]);
-    expect(state.payment).toMatchObject([{ state: 'ABORTED' }]);
+    for (const p of PARTICIPANTS)
+      expect({ p, states: state.participants[p] }).toMatchObject({ p, states: [{ state: 'ABORTED' }] });
     expect(state.orders).toEqual([]);
     expect(await shop.api.stock(sku)).toEqual({ sku, available: 5, reserved: 0, sold: 0 });
     expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });

@@ -3,9 +3,9 @@ import type * as amqp from 'amqplib';
 import { createMessage, Decision, Prepare, Vote } from '@shop/contracts';
 import { redriveKey, topologyFor } from '@shop/messaging';
 import { asRaw, attemptAs, inInbox, outboxOf, peekDeadLetters, publishAs, takeDeadLetters } from '../support/broker';
-import { sql } from '../support/db';
 import { eventually } from '../support/eventually';
 import { runIds } from '../support/ids';
+import { participantStates } from '../support/invariants';
 import { useShop } from '../support/shop';
 
 /**
@@ -38,16 +38,8 @@ beforeAll(async () => {
 
 const deadline = () => new Date(Date.now() + 60_000).toISOString();
 
-async function participantRows(transactionId: string) {
-  return sql(
-    `SELECT 'inventory' AS p, state FROM inventory_svc.tpc_participant_transactions WHERE transaction_id = $1
-     UNION ALL SELECT 'payment', state FROM payment_svc.tpc_participant_transactions WHERE transaction_id = $1`,
-    [transactionId],
-  );
-}
-
 async function expectUntouched(transactionId: string) {
-  expect(await participantRows(transactionId)).toEqual([]);
+  expect(await participantStates(transactionId)).toEqual([]);
   expect(await outboxOf(transactionId)).toEqual([]);
   expect(await shop.api.stock(sku)).toEqual({ sku, available: 5, reserved: 0, sold: 0 });
   expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 10_000, held: 0, captured: 0 });

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { PARTICIPANTS } from '@shop/contracts';
 import { outboxOf } from '../support/broker';
 import { sql } from '../support/db';
 import { runIds } from '../support/ids';
@@ -65,7 +66,7 @@ describe('idempotency', () => {
     expect(await ordersWithKey(key)).toEqual([{ id: orderId, customer_id: buyer, total: '1800' }]);
     expect(await itemsOf(orderId)).toEqual([{ sku, quantity: 2 }]);
     const prepares = (await outboxOf(orderId)).filter((m) => m.type === 'prepare' && m.service === 'order');
-    expect(prepares.map((m) => m.routingKey).sort()).toEqual(['inventory.prepare', 'payment.prepare']);
+    expect(prepares.map((m) => m.routingKey).sort()).toEqual(PARTICIPANTS.map((p) => `${p}.prepare`).sort());
 
     expect((await waitUntilDecided([orderId], DECIDE_MS)).get(orderId)?.status).toBe('CONFIRMED');
     await waitUntilQuiescent({ orderIds: [orderId] }, DECIDE_MS);

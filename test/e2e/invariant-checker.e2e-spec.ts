@@ -2,13 +2,16 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import { closeDb, db } from '../support/db';
 import { SUITE_PREFIX } from '../support/ids';
+import { PARTICIPANTS } from '@shop/contracts';
+import { serviceChecks } from '../../scripts/lib/checkout-invariants.mjs';
 import { type CheckOptions, checkInvariantsIn, type Violation } from '../support/invariants';
 
 /**
  * The invariant checker is what every other suite trusts, so it is tested too: a consistent
  * checkout written straight into the three schemas passes, and each way of breaking it is
- * reported. Every fixture lives in a transaction that is rolled back, so no other suite (and no
- * service) ever sees it.
+ * reported, whether the generic checks over every participant (scripts/lib/checkout-invariants.mjs)
+ * or a service's own (apps/<service>/checks/violations.sql) catch it. Every fixture lives in a
+ * transaction that is rolled back, so no other suite (and no service) ever sees it.
  *
  * Conservation (available+reserved+sold = stocked, balance+held+captured = deposited, nothing
  * negative) is also enforced by CHECK constraints in the schemas, so it cannot be broken here.
@@ -72,15 +75,42 @@ async function insertConfirmed(client: PoolClient): Promise<Fixture> {
   return f;
 }
 
+type Query = (text: string, params: unknown[]) => Promise<unknown>;
+
+/** Sets columns of the fixture's transaction in a participant's protocol table (the kit's). */
+async function inParticipant(q: Query, participant: string, f: Fixture, set: string): Promise<void> {
+  await q(`UPDATE ${participant}_svc.tpc_participant_transactions SET ${set} WHERE transaction_id = $1`, [f.orderId]);
+}
+
+/**
+ * Participants the services do not have (a fourth one, as `npm run new:participant` would add):
+ * the kit's table in a schema of its own, created inside the fixture's transaction (so rolled back
+ * with it), holding the fixture's transaction COMMITTED, as a participant that took part would.
+ */
+async function addParticipants(client: PoolClient, f: Fixture, participants: readonly string[]): Promise<void> {
+  for (const extra of participants.filter((p) => !(PARTICIPANTS as readonly string[]).includes(p))) {
+    await client.query(`CREATE SCHEMA ${extra}_svc`);
+    await client.query(
+      `CREATE TABLE ${extra}_svc.tpc_participant_transactions (LIKE inventory_svc.tpc_participant_transactions INCLUDING ALL)`,
+    );
+    await client.query(
+      `INSERT INTO ${extra}_svc.tpc_participant_transactions (transaction_id, state, prepared_at, decided_at)
+       VALUES ($1, 'COMMITTED', now(), now())`,
+      [f.orderId],
+    );
+  }
+}
+
 /** Inserts the consistent checkout, lets `corrupt` break it, checks (quiescent), rolls everything back. */
 async function violationsAfter(
-  corrupt: (q: (text: string, params: unknown[]) => Promise<unknown>, f: Fixture) => Promise<void>,
+  corrupt: (q: Query, f: Fixture) => Promise<void>,
   options: CheckOptions = { quiescent: true },
 ): Promise<string[]> {
   const client = await db().connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     const f = await insertConfirmed(client);
+    if (options.participants) await addParticipants(client, f, options.participants);
     await corrupt((text, params) => client.query(text, params), f);
     const violations: Violation[] = await checkInvariantsIn(client, { orderIds: [f.orderId] }, options);
     return violations.map((v) => `[${v.kind}] ${v.message.replaceAll(f.orderId, 'ORDER').replaceAll(f.sku, 'SKU')}`);
@@ -97,21 +127,19 @@ describe('the invariant checker', () => {
 
   it('reports a CONFIRMED order that a participant did not commit (atomicity), and money captured without a commit', async () => {
     const found = await violationsAfter(async (q, f) => {
-      await q(`UPDATE payment_svc.tpc_participant_transactions SET state = 'ABORTED' WHERE transaction_id = $1`, [
-        f.orderId,
-      ]);
+      await inParticipant(q, 'payment', f, `state = 'ABORTED'`);
     });
     expect(found).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^\[safety\] order ORDER: CONFIRMED but refused or aborted by a participant/),
-        expect.stringMatching(/^\[safety\] order ORDER: CONFIRMED but not committed by both/),
+        expect.stringMatching(/^\[safety\] transaction ORDER: COMMITTED but refused or aborted by payment/),
+        expect.stringMatching(/^\[safety\] transaction ORDER: COMMITTED but not committed by payment/),
         expect.stringMatching(/captured 200 ≠ 0 held by COMMITTED payment transactions/),
       ]),
     );
   });
 
   it('accepts a CONFIRMED order whose decision has not reached a participant yet, but not once at rest', async () => {
-    const decisionOnItsWay = async (q: (text: string, params: unknown[]) => Promise<unknown>, f: Fixture) => {
+    const decisionOnItsWay = async (q: Query, f: Fixture) => {
       await q(
         `UPDATE payment_svc.tpc_participant_transactions SET state = 'PREPARED', decided_at = NULL WHERE transaction_id = $1`,
         [f.orderId],
@@ -121,8 +149,8 @@ describe('the invariant checker', () => {
     expect(await violationsAfter(decisionOnItsWay, {})).toEqual([]);
     expect(await violationsAfter(decisionOnItsWay)).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^\[safety\] order ORDER: CONFIRMED but not committed by both/),
-        expect.stringMatching(/^\[liveness\] order ORDER: still PREPARED/),
+        expect.stringMatching(/^\[safety\] transaction ORDER: COMMITTED but not committed by payment/),
+        expect.stringMatching(/^\[liveness\] transaction ORDER: still PREPARED in payment/),
       ]),
     );
   });
@@ -132,12 +160,9 @@ describe('the invariant checker', () => {
       await q(`UPDATE order_svc.orders SET status = 'CANCELLED', reason = 'OUT_OF_STOCK' WHERE id = $1`, [f.orderId]);
       await q(`UPDATE order_svc.tpc_transactions SET state = 'ABORTED' WHERE id = $1`, [f.orderId]);
     });
-    expect(found).toEqual(
-      expect.arrayContaining([
-        expect.stringMatching(/^\[safety\] order ORDER: CANCELLED but committed by a participant/),
-        expect.stringMatching(/^\[safety\] inventory transaction ORDER: COMMITTED but the order is CANCELLED/),
-      ]),
-    );
+    expect(found).toEqual([
+      expect.stringMatching(/^\[safety\] transaction ORDER: committed by inventory, payment but ABORTED/),
+    ]);
   });
 
   it('reports stock sold that no committed reservation accounts for (an oversell)', async () => {
@@ -155,7 +180,7 @@ describe('the invariant checker', () => {
     });
     expect(found).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/total 999 ≠ Σ lines 200/),
+        expect.stringMatching(/^\[safety\] order ORDER: total 999 ≠ Σ lines 200/),
         expect.stringMatching(/payment holds .* but the order is 999/),
       ]),
     );
@@ -167,7 +192,7 @@ describe('the invariant checker', () => {
       await q(`UPDATE inventory_svc.stock SET sold = 1, available = 4 WHERE sku = $1`, [f.sku]);
     });
     expect(found).toEqual([
-      expect.stringMatching(/inventory reserved .*"quantity":1.* but the order has .*"quantity":2/),
+      expect.stringMatching(/inventory reserved .*"quantity": 1.* but the order has .*"quantity": 2/),
     ]);
   });
 
@@ -185,7 +210,9 @@ describe('the invariant checker', () => {
       await q(`UPDATE inventory_svc.stock SET sold = 3, available = 2 WHERE sku = $1`, [f.sku]);
     });
     expect(found).toEqual([
-      expect.stringMatching(/^\[safety\] inventory transaction .*: COMMITTED but the order is unknown/),
+      expect.stringMatching(
+        /^\[safety\] transaction .*: committed by inventory but no such transaction at the coordinator/,
+      ),
     ]);
   });
 
@@ -195,12 +222,8 @@ describe('the invariant checker', () => {
       await q(`UPDATE order_svc.tpc_transactions SET state = 'PREPARING', completed_at = NULL WHERE id = $1`, [
         f.orderId,
       ]);
-      await q(`UPDATE inventory_svc.tpc_participant_transactions SET state = 'PREPARED' WHERE transaction_id = $1`, [
-        f.orderId,
-      ]);
-      await q(`UPDATE payment_svc.tpc_participant_transactions SET state = 'PREPARED' WHERE transaction_id = $1`, [
-        f.orderId,
-      ]);
+      await inParticipant(q, 'inventory', f, `state = 'PREPARED'`);
+      await inParticipant(q, 'payment', f, `state = 'PREPARED'`);
       await q(`UPDATE inventory_svc.stock SET sold = 0, reserved = 2 WHERE sku = $1`, [f.sku]);
       await q(`UPDATE payment_svc.accounts SET captured = 0, held = 200 WHERE customer_id = $1`, [f.customerId]);
     });
@@ -210,13 +233,62 @@ describe('the invariant checker', () => {
       expect.arrayContaining([
         expect.stringMatching(/stock SKU: 2 still reserved/),
         expect.stringMatching(/account .*: 200 still held/),
-        expect.stringMatching(/order ORDER: still PENDING/),
-        expect.stringMatching(/order ORDER: still PREPARED/),
+        expect.stringMatching(/^\[liveness\] order ORDER: still PENDING/),
+        expect.stringMatching(/^\[liveness\] transaction ORDER: still undecided/),
+        expect.stringMatching(/^\[liveness\] transaction ORDER: still PREPARED in inventory, payment/),
       ]),
     );
     const unacked = await violationsAfter(async (q, f) => {
       await q(`UPDATE order_svc.tpc_transactions SET completed_at = NULL WHERE id = $1`, [f.orderId]);
     });
-    expect(unacked).toEqual([expect.stringMatching(/^\[liveness\] order ORDER: decided but not acknowledged by all/)]);
+    expect(unacked).toEqual([
+      expect.stringMatching(/^\[liveness\] transaction ORDER: decided but not acknowledged by all/),
+    ]);
+  });
+
+  describe('with a fourth participant (no checks of its own: the generic checks cover it)', () => {
+    const fourth = `fourth${randomBytes(3).toString('hex')}`;
+    const options = { quiescent: true, participants: [...PARTICIPANTS, fourth] };
+    const inFourth = (q: Query, f: Fixture, set: string) => inParticipant(q, fourth, f, set);
+
+    it('has no checks file, and accepts the checkout it committed with the others', async () => {
+      expect(serviceChecks(fourth)).toBeNull();
+      expect(await violationsAfter(async () => undefined, options)).toEqual([]);
+    });
+
+    it('reports its commit of a CANCELLED order', async () => {
+      const found = await violationsAfter(async (q, f) => {
+        // The three known services agree on the abort; only the fourth committed.
+        await q(`UPDATE order_svc.orders SET status = 'CANCELLED', reason = 'OUT_OF_STOCK' WHERE id = $1`, [f.orderId]);
+        await q(`UPDATE order_svc.tpc_transactions SET state = 'ABORTED' WHERE id = $1`, [f.orderId]);
+        await inParticipant(q, 'inventory', f, `state = 'ABORTED'`);
+        await inParticipant(q, 'payment', f, `state = 'ABORTED'`);
+        await q(`UPDATE inventory_svc.stock SET sold = 0, available = 5 WHERE sku = $1`, [f.sku]);
+        await q(`UPDATE payment_svc.accounts SET captured = 0, balance = 1000 WHERE customer_id = $1`, [f.customerId]);
+      }, options);
+      expect(found).toEqual([
+        expect.stringMatching(new RegExp(`^\\[safety\\] transaction ORDER: committed by ${fourth} but ABORTED`)),
+      ]);
+    });
+
+    it('reports a CONFIRMED order it refused, or never heard of, and one it holds in doubt at rest', async () => {
+      const refused = await violationsAfter((q, f) => inFourth(q, f, `state = 'REFUSED'`), options);
+      expect(refused).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(`COMMITTED but refused or aborted by ${fourth}`),
+          expect.stringMatching(`COMMITTED but not committed by ${fourth}`),
+        ]),
+      );
+      const unheard = await violationsAfter(async (q, f) => {
+        await q(`DELETE FROM ${fourth}_svc.tpc_participant_transactions WHERE transaction_id = $1`, [f.orderId]);
+      }, options);
+      expect(unheard).toEqual([expect.stringMatching(`COMMITTED but not committed by ${fourth} .*${fourth} none`)]);
+      const inDoubt = await violationsAfter((q, f) => inFourth(q, f, `state = 'PREPARED'`), options);
+      expect(inDoubt).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(`^\\[liveness\\] transaction ORDER: still PREPARED in ${fourth}`),
+        ]),
+      );
+    });
   });
 });

@@ -1,6 +1,9 @@
 // Command line of `npm run bench`. No npm dependencies: --help must work before `npm ci`.
-import { DEFAULT_LAYOUT, layoutFrom } from '../config.mjs';
+import { COORDINATOR, DEFAULT_LAYOUT, SERVICES, layoutFrom } from '../config.mjs';
 import { StackError } from '../util.mjs';
+
+// One URL option per service: --order-url, --payment-url, … (every service of config.mjs).
+const URL_OPTIONS = SERVICES.map((s) => `${s.name}-url`);
 
 export const USAGE = `usage: npm run bench -- [options]
 
@@ -44,8 +47,8 @@ Baseline (the machine's ceiling, measured after the run):
   --ceiling-seconds S  length of each ceiling measurement (default 5)
   --pg-clients N       pgbench clients (default: the services' busy connections during the run)
 
-Services already running elsewhere (all three URLs; no infra, build or services started):
-  --order-url URL --payment-url URL --inventory-url URL
+Services already running elsewhere (every service's URL; no infra, build or services started):
+  ${URL_OPTIONS.map((o) => `--${o} URL`).join(' ')}
   --admin-token T      their ADMIN_TOKEN (default: $ADMIN_TOKEN or the development token)
                        (customer tokens are signed with the development key, for JWT_ISSUER and
                        JWT_AUDIENCE as set here: the services must run without JWT_JWKS_URL)
@@ -84,9 +87,7 @@ const WITH_VALUE = [
   'settle-timeout',
   'ceiling-seconds',
   'pg-clients',
-  'order-url',
-  'payment-url',
-  'inventory-url',
+  ...URL_OPTIONS,
   'admin-token',
   'pg-url',
   'rabbit-url',
@@ -146,12 +147,13 @@ export function parseOptions(argv) {
   if (raw.count) load.count = positive('--count', raw.count, { integer: true });
   else load.durationS = positive('--duration', raw.duration ?? (smoke ? 3 : raw.overload ? OVERLOAD_DURATION_S : 20));
 
-  const urls = { order: raw['order-url'], payment: raw['payment-url'], inventory: raw['inventory-url'] };
+  const urls = Object.fromEntries(SERVICES.map((s) => [s.name, raw[`${s.name}-url`]]));
   const given = Object.values(urls).filter(Boolean).length;
-  if (given > 0 && given < 3) throw new StackError('give all three of --order-url, --payment-url, --inventory-url');
+  if (given > 0 && given < SERVICES.length)
+    throw new StackError(`give every one of ${URL_OPTIONS.map((o) => `--${o}`).join(', ')}`);
   // Only the broker half of the distributed layout: the database figures need one Postgres.
   if (raw['broker-cluster'] && given)
-    throw new StackError('--broker-cluster starts our own stack: not with --order-url');
+    throw new StackError(`--broker-cluster starts our own stack: not with --${COORDINATOR}-url`);
   const brokerCluster = !given && layoutFrom(raw['broker-cluster'] ? ['--broker-cluster'] : []).brokerCluster;
 
   return {

@@ -1,6 +1,6 @@
 // Turning the run into figures: what was decided and when (from the services' own tables),
 // where the decision time went, the outboxes' lag and batch sizes, percentiles, time series.
-import { SERVICES, dbRole } from '../config.mjs';
+import { COORDINATOR, SERVICES, dbRole } from '../config.mjs';
 import { SHED_STATUS } from './driver.mjs';
 
 const ms = (v) => (v == null ? null : Number(v));
@@ -62,7 +62,7 @@ export async function progress(client, keyPrefix) {
  * Timestamps are now() of each transaction (its start), from one clock.
  */
 export async function fetchBreakdown(client, keyPrefix) {
-  const participants = SERVICES.filter((s) => s.name !== 'order').map((s) => s.name);
+  const participants = SERVICES.filter((s) => s.name !== COORDINATOR).map((s) => s.name);
   const union = (table, cols, where) =>
     participants
       .map((p) => `SELECT '${p}' AS participant, ${cols} FROM ${dbRole(p)}.${table} ${where}`)

@@ -424,6 +424,7 @@ export async function runBenchmark(opts, ctx, command) {
       deadLettered,
     });
   }
+  notes.push(...invariants.notes);
   if (!settled.done) notes.push(`not every order was decided and acknowledged within ${opts.settleTimeoutS} s`);
   if (opts.smoke)
     invariants.add(

@@ -91,11 +91,7 @@ export function externalTarget(ext) {
   }
   return {
     kind: 'external',
-    urls: {
-      order: [strip(ext.urls.order)],
-      payment: [strip(ext.urls.payment)],
-      inventory: [strip(ext.urls.inventory)],
-    },
+    urls: Object.fromEntries(SERVICES.map((s) => [s.name, [strip(ext.urls[s.name])]])),
     adminToken: ext.adminToken,
     db,
     pgUrl: ext.pgUrl,

@@ -8,6 +8,7 @@
 //   node scripts/stack.mjs env [layout]    prints the test env as shell exports
 //   node scripts/stack.mjs restart postgres|postgres-<svc>|rabbitmq   restarts a private server (fault tests)
 //   node scripts/stack.mjs rabbitmq-node stop|kill|start <i>   stops (SIGTERM), kills or starts node i of the broker cluster
+//   node scripts/stack.mjs participant-trial   a copy of the project with a participant generated, its checkout e2e run
 //
 // Infra: a private Postgres (.local/postgres, port 25432) and RabbitMQ node (.local/rabbitmq,
 // AMQP 25672, management 15680), or your own servers via PG_ADMIN_URL / AMQP_ADMIN_URL +
@@ -45,6 +46,7 @@ import {
   waitClusterRunning,
 } from './lib/rabbitmq.mjs';
 import { build, ensureDependencies, ensureInfra, migrate, stopStarted } from './lib/project.mjs';
+import { endParticipantTrial, runParticipantTrial } from './lib/participant-trial.mjs';
 import { seed } from './lib/seed.mjs';
 import { Supervisor } from './lib/supervisor.mjs';
 import { onSupportedRuntime } from './lib/runtime.mjs';
@@ -109,8 +111,8 @@ function exportLines(env) {
  * Which Jest runs `test` makes. The fault-injection suites restart the servers every suite
  * uses, so they run on their own, in band, after the rest; then the checkout suite and the
  * cluster suites (test/cluster) run against the distributed layout (a Postgres per service, a
- * three-node broker cluster). `npm test` runs the three phases and then the benchmark's smoke
- * run; a path argument runs only what it names (`npm test -- test/faults` just the faults,
+ * three-node broker cluster). `npm test` runs the three phases, the benchmark's smoke run, and
+ * last the participant trial (scripts/lib/participant-trial.mjs); a path argument runs only what it names (`npm test -- test/faults` just the faults,
  * `npm test -- test/cluster` just the cluster phase; JEST_CLUSTER=1 runs any paths in it).
  */
 function testPhases() {
@@ -223,6 +225,18 @@ async function cmdTest() {
     code = 1;
   } finally {
     await stopStarted(started);
+  }
+  if (!args.some((a) => !a.startsWith('-')) && !interrupted) {
+    // Last, once this run's servers are stopped: the copy runs its own.
+    try {
+      const trial = await runParticipantTrial();
+      addResults(totals, trial.results, trial.code);
+      endParticipantTrial(trial);
+      code = code || trial.code;
+    } catch (err) {
+      report(err);
+      code = 1;
+    }
   }
   printSummary(totals);
   process.exit(code);
@@ -469,6 +483,16 @@ function cmdEnv() {
   console.log(exportLines(testEnv(prof, pg, amqp)));
 }
 
+/** The participant trial alone (`npm run test:new-participant`): what `npm test` runs last. */
+async function cmdParticipantTrial() {
+  const totals = { passed: 0, failed: 0, skipped: 0, missing: false };
+  const trial = await runParticipantTrial();
+  addResults(totals, trial.results, trial.code);
+  endParticipantTrial(trial);
+  printSummary(totals);
+  process.exit(trial.code);
+}
+
 function report(err) {
   if (err instanceof StackError) fail(err.message);
   else fail(err?.stack ?? String(err));
@@ -482,6 +506,7 @@ const commands = {
   env: cmdEnv,
   restart: cmdRestart,
   'rabbitmq-node': cmdRabbitNode,
+  'participant-trial': cmdParticipantTrial,
 };
 const fn = commands[command];
 if (!fn) {

@@ -1,0 +1,54 @@
+// The generator's proof, as CI runs it: in a temporary copy of the project, add a participant
+// with `new:participant`, then build and run the checkout e2e suite there, so that every
+// checkout waits for (and every invariant check covers) one participant more.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { ROOT } from './config.mjs';
+import { StackError, activeChildren, log, run } from './util.mjs';
+
+export const TRIAL_PARTICIPANT = 'shipping';
+/** What the trial runs in the copy, through its own `npm test`. */
+export const TRIAL_SUITES = ['test/e2e/checkout.e2e-spec.ts', 'test/e2e/invariant-checker.e2e-spec.ts'];
+
+// Built, generated, or local to this copy: not copied.
+const NOT_COPIED = new Set(['node_modules', 'dist', '.local', '.git', 'coverage']);
+
+/**
+ * Copies the project (node_modules as hard links: no install, and package-lock.json keeps its
+ * time so the copy's stack sees its dependencies as installed), generates the participant and
+ * runs the suites there, on its own servers. The copy is removed when the run passes and kept for
+ * a look when it fails. Resolves with the copy's `npm test` exit code and its jest results file
+ * (read it before the copy goes: `addResults`).
+ */
+export async function runParticipantTrial() {
+  const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'shop-participant-trial-'));
+  log(`participant trial: a copy of the project in ${copy}, with '${TRIAL_PARTICIPANT}' added`);
+  fs.cpSync(ROOT, copy, {
+    recursive: true,
+    preserveTimestamps: true,
+    filter: (source) => !NOT_COPIED.has(path.basename(source)) || path.dirname(source) !== ROOT,
+  });
+  await run('cp', ['-al', path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules')]);
+  await run(process.execPath, [path.join(copy, 'scripts', 'new-participant.mjs'), TRIAL_PARTICIPANT], {
+    cwd: copy,
+    stdio: 'inherit',
+  }).catch(() => {
+    throw new StackError(`new:participant ${TRIAL_PARTICIPANT} failed in ${copy}`);
+  });
+  const child = spawn(process.execPath, [path.join(copy, 'scripts', 'stack.mjs'), 'test', ...TRIAL_SUITES], {
+    cwd: copy,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  activeChildren.add(child);
+  const code = await new Promise((resolve) => child.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
+  activeChildren.delete(child);
+  return { code, results: path.join(copy, '.local', 'jest-results.json'), copy };
+}
+
+/** Removes the trial's copy once its results are read, or keeps it for a look when it failed. */
+export function endParticipantTrial({ code, copy }) {
+  if (code === 0) fs.rmSync(copy, { recursive: true, force: true });
+  else log(`participant trial failed: the copy stays in ${copy}`);
+}

@@ -5,10 +5,10 @@
 // invariant checks, registers the contract and the order service's request for it, then runs
 // `npm run generate` for everything the list drives (roles, schemas, broker users, ports,
 // compose, Prometheus). After it, `npm start` runs one service more and a checkout waits for its vote.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './lib/config.mjs';
-import { generate } from './lib/generate.mjs';
 import { StackError, color, fail } from './lib/util.mjs';
 
 const TEMPLATES = path.join(ROOT, 'scripts', 'templates', 'participant');
@@ -58,7 +58,7 @@ function addPrepareRequest(name) {
   if (!source.includes(PREPARE_REQUESTS_MARKER)) {
     throw new StackError(`${path.relative(ROOT, PREPARE_REQUESTS)} lost its line "${PREPARE_REQUESTS_MARKER}"`);
   }
-  const entry = `  // What the order asks of ${name} (generated: send what its contract needs).\n  ${name}: (order) => ({ customerId: order.customerId, items: order.items }),\n`;
+  const entry = `  ${name}: ({ request }) => ({ customerId: request.customerId, items: request.items }),\n`;
   fs.writeFileSync(
     PREPARE_REQUESTS,
     source.replace(`  ${PREPARE_REQUESTS_MARKER}`, `${entry}  ${PREPARE_REQUESTS_MARKER}`),
@@ -87,7 +87,11 @@ async function main() {
   services.participants.push({ name, port });
   fs.writeFileSync(SERVICES_FILE, `${JSON.stringify(services, null, 2)}\n`);
   addPrepareRequest(name);
-  const generated = await generate();
+  // A process of its own: it reads services.json as it is now.
+  const generated = execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'generate.mjs')], { encoding: 'utf8' })
+    .split('\n')
+    .filter((line) => line.startsWith('wrote '))
+    .map((line) => line.slice('wrote '.length));
 
   const list = (files) => files.map((f) => `    ${f}`).join('\n');
   console.log(`${color('green', `${name} is a participant`)} (port ${port}).

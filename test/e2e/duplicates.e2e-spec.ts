@@ -9,6 +9,7 @@ import {
   type PreparePayload,
   type ServiceName,
 } from '@shop/contracts';
+import { PREPARE_REQUESTS } from '../../apps/order/src/orders/prepare-requests';
 import { schemaOf } from '../../scripts/lib/checkout-invariants.mjs';
 import {
   asRaw,
@@ -113,19 +114,13 @@ async function publishFromSenders(messages: readonly CheckoutMessage[]): Promise
 }
 
 /**
- * A prepare for each participant, as the coordinator would send for one unit-priced line of `sku`
- * bought by `buyer` (2 × 1000): what each participant is asked is its own business.
+ * A participant's prepare for an order of 2 × `sku` (1000 each) by `buyer`, as the order service
+ * builds it (PREPARE_REQUESTS): what each participant is asked is its own business.
  */
-const PREPARE_PAYLOADS: Record<Participant, (deadline: string, sku: string, buyer: string) => PreparePayload> = {
-  inventory: (deadline, sku) => ({ participant: 'inventory', deadline, items: [{ sku, quantity: 2 }] }),
-  payment: (deadline, _sku, buyer) => ({
-    participant: 'payment',
-    deadline,
-    customerId: buyer,
-    amount: 2000,
-    currency: 'EUR',
-  }),
-};
+function preparePayload(participant: Participant, deadline: string, sku: string, buyer: string): PreparePayload {
+  const order = { request: { customerId: buyer, items: [{ sku, quantity: 2 }] }, total: 2000, currency: 'EUR' };
+  return { participant, deadline, ...PREPARE_REQUESTS[participant](order) } as PreparePayload;
+}
 
 function preparesFor(transactionId: string, sku: string, buyer: string) {
   const deadline = new Date(Date.now() + 60_000).toISOString();
@@ -134,7 +129,7 @@ function preparesFor(transactionId: string, sku: string, buyer: string) {
       transactionId,
       sender: 'order',
       recipient,
-      payload: PREPARE_PAYLOADS[recipient](deadline, sku, buyer),
+      payload: preparePayload(recipient, deadline, sku, buyer),
     }),
   );
 }

@@ -17,6 +17,7 @@ export interface PricedOrder {
 export const PREPARE_REQUESTS: { [P in Participant]: (order: PricedOrder) => PrepareRequests[P] } = {
   payment: ({ request, total, currency }) => ({ customerId: request.customerId, amount: total, currency }),
   inventory: ({ request }) => ({ items: request.items }),
+  // npm run new:participant adds the next entry above this line.
 };
 
 /** Every participant's prepare request for `order`. */

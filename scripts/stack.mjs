@@ -486,7 +486,7 @@ function cmdEnv() {
 /** The participant trial alone (`npm run test:new-participant`): what `npm test` runs last. */
 async function cmdParticipantTrial() {
   const totals = { passed: 0, failed: 0, skipped: 0, missing: false };
-  const trial = await runParticipantTrial();
+  const trial = await runParticipantTrial(args.length ? args : undefined);
   addResults(totals, trial.results, trial.code);
   endParticipantTrial(trial);
   printSummary(totals);

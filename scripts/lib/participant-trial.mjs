@@ -9,7 +9,7 @@ import { ROOT } from './config.mjs';
 import { StackError, activeChildren, log, run } from './util.mjs';
 
 export const TRIAL_PARTICIPANT = 'shipping';
-/** What the trial runs in the copy, through its own `npm test`. */
+/** What the trial runs in the copy, through its own `npm test` (`npm run test:new-participant -- <paths>`: those instead). */
 export const TRIAL_SUITES = ['test/e2e/checkout.e2e-spec.ts', 'test/e2e/invariant-checker.e2e-spec.ts'];
 
 // Built, generated, or local to this copy: not copied.
@@ -22,7 +22,7 @@ const NOT_COPIED = new Set(['node_modules', 'dist', '.local', '.git', 'coverage'
  * a look when it fails. Resolves with the copy's `npm test` exit code and its jest results file
  * (read it before the copy goes: `addResults`).
  */
-export async function runParticipantTrial() {
+export async function runParticipantTrial(suites = TRIAL_SUITES) {
   const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'shop-participant-trial-'));
   log(`participant trial: a copy of the project in ${copy}, with '${TRIAL_PARTICIPANT}' added`);
   fs.cpSync(ROOT, copy, {
@@ -37,7 +37,7 @@ export async function runParticipantTrial() {
   }).catch(() => {
     throw new StackError(`new:participant ${TRIAL_PARTICIPANT} failed in ${copy}`);
   });
-  const child = spawn(process.execPath, [path.join(copy, 'scripts', 'stack.mjs'), 'test', ...TRIAL_SUITES], {
+  const child = spawn(process.execPath, [path.join(copy, 'scripts', 'stack.mjs'), 'test', ...suites], {
     cwd: copy,
     stdio: ['ignore', 'inherit', 'inherit'],
   });

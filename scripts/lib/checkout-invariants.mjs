@@ -13,14 +13,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dbRole } from './config.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const NAME = /^[a-z][a-z0-9]*$/;
 
-/** A service's schema (its tables, the kit's included): `<name>_svc`. */
+/** A service's schema (its tables, the kit's included), named like its database role. */
 export function schemaOf(name) {
   if (!NAME.test(name)) throw new Error(`not a service name: ${JSON.stringify(name)}`);
-  return `${name}_svc`;
+  return dbRole(name);
 }
 
 /** The generic checks, by name (each violation names the one it breaks). */

@@ -2,6 +2,7 @@ import * as amqp from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { routingKey, SERVICE_NAMES, type CheckoutMessage, type ServiceName } from '@shop/contracts';
 import { parseBrokerUrls, topologyFor } from '@shop/messaging';
+import { schemaOf } from '../../scripts/lib/checkout-invariants.mjs';
 import { sql } from './db';
 import { requireEnv, testEnv } from './env';
 import { eventually } from './eventually';
@@ -17,7 +18,7 @@ import { adminChannel, management, vhost } from './rabbitmq';
 /** Every service, as the contracts declare them. */
 export const SERVICES: readonly ServiceName[] = SERVICE_NAMES;
 /** Each service's schema (its database role's name, as scripts/lib/config.mjs `dbRole` makes it). */
-export const SCHEMA_OF = Object.fromEntries(SERVICE_NAMES.map((name) => [name, `${name}_svc`])) as Record<
+export const SCHEMA_OF = Object.fromEntries(SERVICE_NAMES.map((name) => [name, schemaOf(name)])) as Record<
   ServiceName,
   string
 >;

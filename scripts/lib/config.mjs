@@ -52,6 +52,8 @@ export const COORDINATOR = declared.coordinator;
 export const PARTICIPANTS = SERVICES.filter((s) => s.name !== COORDINATOR);
 
 export const dbRole = (svc) => `${svc}_svc`;
+/** A Postgres server's connections per service it holds: its replicas' pools and the test suites'. */
+export const MAX_CONNECTIONS_PER_SERVICE = 100;
 /** The role that runs a service's migrations: it owns the schema; `dbRole` may only read and write its tables. */
 export const dbMigratorRole = (svc) => `${dbRole(svc)}_migrator`;
 // Development-only credentials. Real deployments pass their own URLs through the environment.

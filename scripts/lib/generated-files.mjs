@@ -3,6 +3,7 @@
 // Each is built whole from the list (no hand-kept part), so editing one by hand is drift.
 import crypto from 'node:crypto';
 import {
+  MAX_CONNECTIONS_PER_SERVICE,
   COORDINATOR,
   PARTICIPANTS,
   RABBIT_ADMIN,
@@ -344,7 +345,7 @@ ${names.map(envBlock).join('\n')}
 services:
   postgres:
     image: postgres:15
-    command: ['postgres', '-c', 'max_connections=300', '-c', 'shared_buffers=256MB']
+    command: ['postgres', '-c', 'max_connections=${MAX_CONNECTIONS_PER_SERVICE * names.length}', '-c', 'shared_buffers=256MB']
     environment:
       POSTGRES_USER: postgres
       POSTGRES_PASSWORD: postgres # dev only

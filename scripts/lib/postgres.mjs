@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
+  MAX_CONNECTIONS_PER_SERVICE,
   PG,
   PG_PER_SERVICE,
   PG_SUPERUSER,
@@ -135,7 +136,7 @@ async function initCluster(inst, binDir, user) {
       '# --- set by scripts/stack.mjs ---',
       "listen_addresses = '127.0.0.1'",
       "unix_socket_directories = ''   # TCP only: no socket folder to create or to collide on",
-      'max_connections = 300          # 3 services x replicas x pool + test suites',
+      `max_connections = ${MAX_CONNECTIONS_PER_SERVICE * SERVICES.length}   # per service: replicas x pool + test suites`,
       'shared_buffers = 256MB',
       '',
     ].join('\n'),

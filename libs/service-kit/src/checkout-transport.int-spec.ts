@@ -99,11 +99,8 @@ describe('the checkout transport and an app’s own message handler', () => {
       connectionName: `${exchange} (test)`,
       logger: silentLogger,
     });
-    await broker.onConnect(async (connection) => {
-      const channel = await connection.createChannel();
-      await declareTopology(channel, topology());
-      await channel.close();
-    });
+    admin = await adminChannel();
+    await declareTopology(admin.channel, topology());
     transport = new CheckoutTransport(broker, {
       dataSource: schema.dataSource,
       topology: topology(),
@@ -119,16 +116,10 @@ describe('the checkout transport and an app’s own message handler', () => {
       logger: silentLogger,
       onSettled: (settlement) => settled.push(settlement),
     });
-    const config = BaseConfig.parse({
-      PORT: '3000',
-      DATABASE_URL: schema.url,
-      AMQP_URL: 'amqp://unused',
-      LOG_LEVEL: 'silent',
-    });
-    app = await createServiceApp(AppModule, { service: 'order', config });
+    const config = { PORT: '3000', DATABASE_URL: schema.url, AMQP_URL: 'amqp://unused', LOG_LEVEL: 'silent' };
+    app = await createServiceApp(AppModule, { service: 'order', config: BaseConfig.parse(config) });
     connectCheckoutTransport(app, transport);
     await app.init();
-    admin = await adminChannel();
     publisher = await amqp.connect(testEnv.amqpAdminUrl);
     publishing = await publisher.createConfirmChannel();
   });

@@ -7,6 +7,8 @@ import helmet from 'helmet';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Logger as PinoNestLogger } from 'nestjs-pino';
+import { CheckoutMessaging } from './checkout-messaging';
+import { connectCheckoutTransport } from './checkout-transport';
 import { docsEnabled, type BaseConfig } from './config';
 import { createServiceLogger, requestLogging, serviceLoggerModule } from './logging';
 import { ProblemDetailsFilter } from './problem-details.filter';
@@ -122,11 +124,15 @@ export async function listenForManagement(app: INestApplication, port: number, h
 /**
  * Starts one service the same way as every other: tracing, JSON logs, security headers, strict
  * JSON bodies, schema validation, problem-style errors, OpenAPI at /docs (unless off), shutdown
- * hooks (SIGTERM drains messaging before the database closes), listening on its port, and on its
- * management port if it has one.
+ * hooks (SIGTERM drains messaging before the database closes), its checkout messages to its
+ * `@EventPattern` handlers (once the app is initialized: its topology declared, its outbox
+ * relayed), listening on its port, and on its management port if it has one.
  */
 export async function bootstrapService(module: Type<unknown>, options: BootstrapOptions): Promise<INestApplication> {
   const app = await createServiceApp(module, options);
+  connectCheckoutTransport(app, app.get(CheckoutMessaging).transport);
+  await app.init();
+  await app.startAllMicroservices();
   await app.listen(options.config.PORT, '0.0.0.0');
   const { MANAGEMENT_PORT } = options.config;
   if (MANAGEMENT_PORT !== undefined) await listenForManagement(app, MANAGEMENT_PORT);

@@ -7,32 +7,19 @@ import {
   OnModuleInit,
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import type { ServiceName } from '@shop/contracts';
 import {
-  ALLOWED_SENDERS,
-  CheckoutMessage,
-  compareCodePoints,
-  parseCheckoutMessage,
-  ServiceName,
-} from '@shop/contracts';
-import { trace } from '@opentelemetry/api';
-import {
-  addLogContext,
-  BatchEntry,
-  BatchOutcome,
   BrokerConnection,
   ConfirmPublisher,
   Consumer,
   declareTopology,
-  Delivery,
-  ForgedMessageError,
-  PoisonMessageError,
   ServiceTopology,
   topologyFor,
 } from '@shop/messaging';
-import { inOneTransaction, pruneInbox } from '@shop/inbox';
+import { pruneInbox } from '@shop/inbox';
 import { OutboxPublisher, OutboxRelay } from '@shop/outbox';
+import { CheckoutTransport, decodeCheckoutMessage } from './checkout-transport';
 import type { BaseConfig } from './config';
-import { HandlerContext, MessageHandlers } from './message-handlers';
 import { ServiceMetrics } from './metrics';
 import { Retention } from './retention';
 import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
@@ -40,26 +27,25 @@ import { isTransientDatabaseError } from './transient-errors';
 
 /**
  * A service's whole messaging life: declares its topology, publishes its outbox (right after each
- * commit, with the relay as the safety net), consumes its queue in batches and dispatches each
- * checkout message to the registered handler, all of a batch in one database transaction. On
+ * commit, with the relay as the safety net), and holds the transport that consumes its queue
+ * (connected to the app by `bootstrapService`: the handlers are the app's `@EventPattern`s). On
  * shutdown it drains in the order that loses nothing: stop consuming and finish the batch in
  * hand, flush the outbox, then close the broker connection (the database closes after, with the
  * TypeORM module).
  */
 @Injectable()
 export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger(CheckoutMessaging.name);
   readonly topology: ServiceTopology;
+  /** Consumes the service's queue once the app starts its microservices. */
+  readonly transport: CheckoutTransport;
   private readonly publisher: ConfirmPublisher;
   private readonly relay: OutboxRelay;
-  private readonly consumer: Consumer<CheckoutMessage>;
 
   constructor(
-    @Inject(SERVICE_NAME) private readonly service: ServiceName,
-    @Inject(SERVICE_CONFIG) private readonly config: BaseConfig,
+    @Inject(SERVICE_NAME) service: ServiceName,
+    @Inject(SERVICE_CONFIG) config: BaseConfig,
     private readonly broker: BrokerConnection,
     private readonly dataSource: DataSource,
-    private readonly handlers: MessageHandlers,
     metrics: ServiceMetrics,
     retention: Retention,
   ) {
@@ -73,7 +59,8 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
       retentionMs: config.OUTBOX_RETENTION_HOURS * 3600_000,
       onSent: (lagSeconds) => metrics.sent(lagSeconds),
     });
-    this.consumer = new Consumer<CheckoutMessage>(broker, {
+    this.transport = new CheckoutTransport(broker, {
+      dataSource,
       topology: this.topology,
       prefetch: config.AMQP_PREFETCH,
       batchSize: config.MESSAGE_BATCH_SIZE,
@@ -83,7 +70,6 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
         isTransient: isTransientDatabaseError,
       },
       decode: (content, delivery) => decodeCheckoutMessage(service, content, delivery),
-      handleBatch: (batch) => this.handleBatch(batch),
       logger: new Logger(Consumer.name),
       onSettled: (settlement) => metrics.settled(settlement),
     });
@@ -105,12 +91,11 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
 
   async onApplicationBootstrap(): Promise<void> {
     await this.relay.start();
-    await this.consumer.start();
-    this.logger.log(`consuming ${this.topology.queue}`);
   }
 
+  /** Nest closes the microservices only after this hook: the transport is stopped here, first. */
   async beforeApplicationShutdown(): Promise<void> {
-    await this.consumer.stop();
+    await this.transport.close();
     await this.relay.stop();
     await this.publisher.stop();
     await this.broker.close();
@@ -118,69 +103,11 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
 
   /** Whether the service's queue is being consumed (readiness). */
   get isConsuming(): boolean {
-    return this.consumer.isConsuming;
+    return this.transport.isConsuming;
   }
 
   /** Publishes what is committed in the outbox now (tests, shutdown). */
   flushOutbox(): Promise<number> {
     return this.relay.drain();
   }
-
-  /**
-   * One transaction for the batch (each message alone if one fails: see `inOneTransaction`), in one
-   * global lock order: by transaction id (the messages of one transaction keep their order), so
-   * two batches lock the protocol's rows in the same order and cannot deadlock each other.
-   */
-  private async handleBatch(batch: ReadonlyArray<BatchEntry<CheckoutMessage>>): Promise<BatchOutcome[]> {
-    // Array sort is stable: messages of one transaction keep their delivery order.
-    const byTransaction = [...batch.keys()].sort((a, b) =>
-      compareCodePoints(batch[a].message.transactionId, batch[b].message.transactionId),
-    );
-    const results = await inOneTransaction<number, void, CheckoutMessage>(
-      this.dataSource,
-      byTransaction,
-      (index, unit) =>
-        batch[index].within(() => this.dispatch(batch[index].message, { ...unit, delivery: batch[index].delivery })),
-      (index) => batch[index].message,
-    );
-    const outcomes = new Array<BatchOutcome>(batch.length);
-    byTransaction.forEach((index, position) => (outcomes[index] = results[position]));
-    return outcomes;
-  }
-
-  private async dispatch(message: CheckoutMessage, context: HandlerContext): Promise<void> {
-    const handler = this.handlers.get(message.type);
-    if (!handler) throw new PoisonMessageError(`${this.service} has no handler for '${message.type}' messages`);
-    await handler(message, context);
-  }
-}
-
-/**
- * Parses and authenticates a delivery for `recipient`. The broker validated the publisher's user
- * id; each service publishes as the broker user named like it, so `sender` must match it and be
- * allowed to send this type (a prepare or decision only from the coordinator, and so on). Once
- * parsed, the checkout's transaction id joins the delivery's log context and span.
- */
-export function decodeCheckoutMessage(recipient: ServiceName, content: Buffer, delivery: Delivery): CheckoutMessage {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(content.toString('utf8'));
-  } catch {
-    throw new PoisonMessageError('body is not JSON');
-  }
-  const message = parseCheckoutMessage(raw);
-  addLogContext({ transactionId: message.transactionId, messageType: message.type });
-  trace.getActiveSpan()?.setAttribute('checkout.transaction_id', message.transactionId);
-  if (message.recipient !== recipient) {
-    throw new PoisonMessageError(`addressed to ${message.recipient}, not ${recipient}`);
-  }
-  if (!ALLOWED_SENDERS[message.type].includes(message.sender)) {
-    throw new ForgedMessageError(`a ${message.type} may not come from ${message.sender}`);
-  }
-  if (delivery.userId !== message.sender) {
-    throw new ForgedMessageError(
-      `sender ${message.sender} not verified: published by broker user ${delivery.userId ?? '(none)'}`,
-    );
-  }
-  return message;
 }

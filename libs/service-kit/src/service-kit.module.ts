@@ -7,7 +7,6 @@ import { BrokerConnection } from '@shop/messaging';
 import { CheckoutMessaging } from './checkout-messaging';
 import type { BaseConfig } from './config';
 import { BrokerHealthIndicator, ConsumerHealthIndicator, HealthController } from './health.controller';
-import { MessageHandlers } from './message-handlers';
 import { MetricsController, ServiceMetrics } from './metrics';
 import { OperatorController } from './operator.controller';
 import { RequestDatabase } from './request-database';
@@ -31,8 +30,8 @@ class TracingShutdown implements OnApplicationShutdown {
 
 /**
  * What every service shares: its database, its broker connection, checkout messaging (outbox
- * relay, consumer, handler registry), health and metrics endpoints. An app imports it once, with
- * its config.
+ * relay, and the transport that hands consumed messages to the app's `@EventPattern` handlers),
+ * health and metrics endpoints. An app imports it once, with its config.
  */
 @Module({})
 export class ServiceKitModule {
@@ -54,7 +53,6 @@ export class ServiceKitModule {
               logger: new Logger(BrokerConnection.name),
             }),
         },
-        MessageHandlers,
         CheckoutMessaging,
         BrokerHealthIndicator,
         ConsumerHealthIndicator,
@@ -67,7 +65,6 @@ export class ServiceKitModule {
         SERVICE_NAME,
         SERVICE_CONFIG,
         BrokerConnection,
-        MessageHandlers,
         CheckoutMessaging,
         ServiceMetrics,
         RequestDatabase,

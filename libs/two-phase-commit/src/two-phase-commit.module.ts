@@ -12,11 +12,12 @@ import {
   OnModuleInit,
   Type,
 } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
 import { DataSource } from 'typeorm';
-import { PARTICIPANTS, type Participant as ParticipantName } from '@shop/contracts';
+import { PARTICIPANTS, type MessageOfType, type Participant as ParticipantName } from '@shop/contracts';
 import { ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { AdminOnly, MessageHandlers, SERVICE_CONFIG, ServiceMetrics } from '@shop/service-kit';
+import { AdminOnly, CheckoutContext, CheckoutEventPattern, SERVICE_CONFIG, ServiceMetrics } from '@shop/service-kit';
 import { Coordinator, CoordinatorHooks } from './coordinator';
 import { Participant, ParticipantResource } from './participant';
 import type { ProtocolConfig } from './protocol-config';
@@ -55,7 +56,6 @@ class CoordinatorRunner extends Sweeper implements OnModuleInit {
 
   constructor(
     private readonly coordinator: Coordinator,
-    private readonly handlers: MessageHandlers,
     private readonly metrics: ServiceMetrics,
     @Inject(SERVICE_CONFIG) config: ProtocolConfig,
   ) {
@@ -64,9 +64,6 @@ class CoordinatorRunner extends Sweeper implements OnModuleInit {
   }
 
   onModuleInit(): void {
-    this.handlers.register('vote', (message, context) => this.coordinator.onVote(message, context));
-    this.handlers.register('ack', (message, context) => this.coordinator.onAck(message, context));
-    this.handlers.register('inquiry', (message, context) => this.coordinator.onInquiry(message, context));
     // Both gauges are collected together on a scrape: one query serves them.
     let inDoubt: ReturnType<Coordinator['inDoubt']> | undefined;
     const readInDoubt = () => (inDoubt ??= this.coordinator.inDoubt().finally(() => (inDoubt = undefined)));
@@ -90,26 +87,57 @@ class CoordinatorRunner extends Sweeper implements OnModuleInit {
 }
 
 @Injectable()
-class ParticipantRunner extends Sweeper implements OnModuleInit {
+class ParticipantRunner extends Sweeper {
   protected readonly logger = new Logger('Participant');
   protected readonly intervalMs: number;
 
   constructor(
     private readonly participant: Participant<ParticipantName>,
-    private readonly handlers: MessageHandlers,
     @Inject(SERVICE_CONFIG) private readonly config: ProtocolConfig,
   ) {
     super();
     this.intervalMs = config.SWEEP_INTERVAL_MS;
   }
 
-  onModuleInit(): void {
-    this.handlers.register('prepare', (message, context) => this.participant.onPrepare(message, context));
-    this.handlers.register('decision', (message, context) => this.participant.onDecision(message, context));
-  }
-
   protected async sweep(): Promise<void> {
     await this.participant.inquireInDoubt(this.config.INQUIRY_AFTER_MS, this.config.INQUIRY_EVERY_MS);
+  }
+}
+
+/** The coordinator's checkout messages, each handled in its batch's transaction. */
+@Controller()
+class CoordinatorMessages {
+  constructor(private readonly coordinator: Coordinator) {}
+
+  @CheckoutEventPattern('vote')
+  onVote(@Payload() vote: MessageOfType<'vote'>, @Ctx() context: CheckoutContext): Promise<void> {
+    return this.coordinator.onVote(vote, context.getUnitOfWork());
+  }
+
+  @CheckoutEventPattern('ack')
+  onAck(@Payload() ack: MessageOfType<'ack'>, @Ctx() context: CheckoutContext): Promise<void> {
+    return this.coordinator.onAck(ack, context.getUnitOfWork());
+  }
+
+  @CheckoutEventPattern('inquiry')
+  onInquiry(@Payload() inquiry: MessageOfType<'inquiry'>, @Ctx() context: CheckoutContext): Promise<void> {
+    return this.coordinator.onInquiry(inquiry, context.getUnitOfWork());
+  }
+}
+
+/** A participant's checkout messages, each handled in its batch's transaction. */
+@Controller()
+class ParticipantMessages {
+  constructor(private readonly participant: Participant<ParticipantName>) {}
+
+  @CheckoutEventPattern('prepare')
+  onPrepare(@Payload() prepare: MessageOfType<'prepare'>, @Ctx() context: CheckoutContext): Promise<void> {
+    return this.participant.onPrepare(prepare, context.getUnitOfWork());
+  }
+
+  @CheckoutEventPattern('decision')
+  onDecision(@Payload() decision: MessageOfType<'decision'>, @Ctx() context: CheckoutContext): Promise<void> {
+    return this.participant.onDecision(decision, context.getUnitOfWork());
   }
 }
 
@@ -134,15 +162,16 @@ class UnfinishedTransactionsController {
 
 /**
  * Wires the two-phase-commit kit into a service: the coordinator with the app's decision hooks,
- * or a participant with the app's resource (its prepare / commit / abort). Registers the message
- * handlers and runs the sweepers (deadlines, decision re-sends, inquiries).
+ * or a participant with the app's resource (its prepare / commit / abort). Its message handlers
+ * are `@EventPattern`s (the checkout transport calls them); it runs the sweepers (deadlines,
+ * decision re-sends, inquiries).
  */
 @Module({})
 export class TwoPhaseCommitModule {
   static coordinator(hooks: Type<CoordinatorHooks>): DynamicModule {
     return {
       module: TwoPhaseCommitModule,
-      controllers: [UnfinishedTransactionsController],
+      controllers: [CoordinatorMessages, UnfinishedTransactionsController],
       providers: [
         { provide: COORDINATOR_HOOKS, useClass: hooks },
         {
@@ -173,6 +202,7 @@ export class TwoPhaseCommitModule {
   static participant<P extends ParticipantName>(name: P, resource: Type<ParticipantResource<P>>): DynamicModule {
     return {
       module: TwoPhaseCommitModule,
+      controllers: [ParticipantMessages],
       providers: [
         { provide: PARTICIPANT_RESOURCE, useClass: resource },
         {

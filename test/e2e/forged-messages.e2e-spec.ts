@@ -92,6 +92,22 @@ describe('forged messages', () => {
     await expectUntouched(transactionId);
   });
 
+  it("a no from inventory with the payment's reason (INSUFFICIENT_FUNDS) is refused: a participant speaks only for itself", async () => {
+    const transactionId = randomUUID();
+    const forged = createMessage(Vote, {
+      transactionId,
+      sender: 'inventory',
+      recipient: 'order',
+      payload: { vote: 'no', reason: 'INSUFFICIENT_FUNDS' },
+    });
+    // Inventory's own user, allowed to vote: only the contract refuses it.
+    await publishAs('inventory', [asRaw(forged)]);
+    const [parked] = await takeDeadLetters('order', [forged.messageId], WAIT_MS);
+    expect(parked.reason).toMatch(/not a reason inventory may give/);
+    expect(await inInbox('order', forged.messageId)).toBe(false);
+    await expectUntouched(transactionId);
+  });
+
   it('a decision sent by a participant (which may not send decisions) is refused', async () => {
     const transactionId = randomUUID();
     const forged = createMessage(Decision, {

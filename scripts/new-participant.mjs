@@ -9,6 +9,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './lib/config.mjs';
+import { ensureDependencies } from './lib/project.mjs';
+import { onSupportedRuntime } from './lib/runtime.mjs';
 import { StackError, color, fail } from './lib/util.mjs';
 
 const TEMPLATES = path.join(ROOT, 'scripts', 'templates', 'participant');
@@ -72,6 +74,9 @@ async function main() {
   const [name] = args;
   const services = JSON.parse(fs.readFileSync(SERVICES_FILE, 'utf8'));
   check(name, services);
+  // Before writing anything: `npm run generate` formats with the project's prettier.
+  await onSupportedRuntime();
+  await ensureDependencies();
 
   const all = [services.coordinator, ...services.participants];
   const port = Math.max(...all.map((s) => s.port)) + 1;

@@ -46,7 +46,7 @@ import {
   waitClusterRunning,
 } from './lib/rabbitmq.mjs';
 import { build, ensureDependencies, ensureInfra, migrate, stopStarted } from './lib/project.mjs';
-import { endParticipantTrial, runParticipantTrial } from './lib/participant-trial.mjs';
+import { runParticipantTrial } from './lib/participant-trial.mjs';
 import { seed } from './lib/seed.mjs';
 import { Supervisor } from './lib/supervisor.mjs';
 import { onSupportedRuntime } from './lib/runtime.mjs';
@@ -229,10 +229,8 @@ async function cmdTest() {
   if (!args.some((a) => !a.startsWith('-')) && !interrupted) {
     // Last, once this run's servers are stopped: the copy runs its own.
     try {
-      const trial = await runParticipantTrial();
-      addResults(totals, trial.results, trial.code);
-      endParticipantTrial(trial);
-      code = code || trial.code;
+      const trialCode = await runParticipantTrial({ readResults: (file, c) => addResults(totals, file, c) });
+      code = code || trialCode;
     } catch (err) {
       report(err);
       code = 1;
@@ -486,11 +484,12 @@ function cmdEnv() {
 /** The participant trial alone (`npm run test:new-participant`): what `npm test` runs last. */
 async function cmdParticipantTrial() {
   const totals = { passed: 0, failed: 0, skipped: 0, missing: false };
-  const trial = await runParticipantTrial(args.length ? args : undefined);
-  addResults(totals, trial.results, trial.code);
-  endParticipantTrial(trial);
+  const code = await runParticipantTrial({
+    suites: args.length ? args : undefined,
+    readResults: (file, c) => addResults(totals, file, c),
+  });
   printSummary(totals);
-  process.exit(trial.code);
+  process.exit(code);
 }
 
 function report(err) {

@@ -19,10 +19,10 @@ const NOT_COPIED = new Set(['node_modules', 'dist', '.local', '.git', 'coverage'
  * Copies the project (node_modules as hard links: no install, and package-lock.json keeps its
  * time so the copy's stack sees its dependencies as installed), generates the participant and
  * runs the suites there, on its own servers. The copy is removed when the run passes and kept for
- * a look when it fails. Resolves with the copy's `npm test` exit code and its jest results file
- * (read it before the copy goes: `addResults`).
+ * a look when it fails. `readResults(file, code)` is given the copy's jest results file before the
+ * copy goes. Resolves with the copy's `npm test` exit code.
  */
-export async function runParticipantTrial(suites = TRIAL_SUITES) {
+export async function runParticipantTrial({ suites = TRIAL_SUITES, readResults }) {
   const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'shop-participant-trial-'));
   log(`participant trial: a copy of the project in ${copy}, with '${TRIAL_PARTICIPANT}' added`);
   fs.cpSync(ROOT, copy, {
@@ -44,11 +44,8 @@ export async function runParticipantTrial(suites = TRIAL_SUITES) {
   activeChildren.add(child);
   const code = await new Promise((resolve) => child.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
   activeChildren.delete(child);
-  return { code, results: path.join(copy, '.local', 'jest-results.json'), copy };
-}
-
-/** Removes the trial's copy once its results are read, or keeps it for a look when it failed. */
-export function endParticipantTrial({ code, copy }) {
+  readResults(path.join(copy, '.local', 'jest-results.json'), code);
   if (code === 0) fs.rmSync(copy, { recursive: true, force: true });
   else log(`participant trial failed: the copy stays in ${copy}`);
+  return code;
 }

@@ -8,13 +8,12 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT } from './lib/config.mjs';
+import { ROOT, SERVICE_NAME, SERVICES_FILE } from './lib/config.mjs';
 import { ensureDependencies } from './lib/project.mjs';
 import { onSupportedRuntime } from './lib/runtime.mjs';
 import { StackError, color, fail } from './lib/util.mjs';
 
 const TEMPLATES = path.join(ROOT, 'scripts', 'templates', 'participant');
-const SERVICES_FILE = path.join(ROOT, 'services.json');
 /** The order service's prepare request per participant; the new entry goes before this line. */
 const PREPARE_REQUESTS = path.join(ROOT, 'apps', 'order', 'src', 'orders', 'prepare-requests.ts');
 const PREPARE_REQUESTS_MARKER = '// npm run new:participant adds the next entry above this line.';
@@ -48,8 +47,7 @@ function templateFiles(dir = TEMPLATES, values) {
 }
 
 function check(name, services) {
-  if (!/^[a-z][a-z0-9]*$/.test(name ?? ''))
-    throw new StackError(`'${name ?? ''}' is not a participant name\n\n${USAGE}`);
+  if (!SERVICE_NAME.test(name ?? '')) throw new StackError(`'${name ?? ''}' is not a participant name\n\n${USAGE}`);
   const taken = [services.coordinator, ...services.participants].map((s) => s.name);
   if (taken.includes(name)) throw new StackError(`'${name}' is already in services.json`);
   if (fs.existsSync(path.join(ROOT, 'apps', name))) throw new StackError(`apps/${name} exists already`);

@@ -8,19 +8,16 @@
 //  - each service's own, as SQL in its app folder (`apps/<name>/checks/`, see `serviceChecks`):
 //    conservation of its resources (stock, money), and what it did against what the order asked.
 //
-// No dependency but node: the bench runs it as is, Jest through its transform. The caller opens
-// the snapshot (one REPEATABLE READ transaction) and says which transactions are in scope.
+// No dependency but node (and config.mjs): the bench runs it as is, Jest through its transform.
+// The caller opens the snapshot (one REPEATABLE READ transaction) and says which transactions are
+// in scope.
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { dbRole } from './config.mjs';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const NAME = /^[a-z][a-z0-9]*$/;
+import { ROOT, SERVICE_NAME, dbRole } from './config.mjs';
 
 /** A service's schema (its tables, the kit's included), named like its database role. */
 export function schemaOf(name) {
-  if (!NAME.test(name)) throw new Error(`not a service name: ${JSON.stringify(name)}`);
+  if (!SERVICE_NAME.test(name)) throw new Error(`not a service name: ${JSON.stringify(name)}`);
   return dbRole(name);
 }
 
@@ -94,8 +91,8 @@ async function touched(client, checks, transactionIds) {
 /**
  * Every violation among the transactions in scope (`transactionIds`; null = everything in the
  * database), as `{ kind: 'safety' | 'liveness', check, message }`. `quiescent` adds the liveness
- * checks. `coordinator` and `participants` are service names (PARTICIPANTS, or SERVICES minus
- * COORDINATOR in the scripts); a participant's own checks are read from its app folder.
+ * checks. `coordinator` and `participants` are service names (@shop/contracts PARTICIPANTS, or
+ * config.mjs PARTICIPANT_NAMES in the scripts); a participant's own checks are read from its app folder.
  */
 export async function findViolations(client, { coordinator, participants, transactionIds = null, quiescent = false }) {
   const services = [coordinator, ...participants].map((name) => ({ name, checks: serviceChecks(name) }));

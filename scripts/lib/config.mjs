@@ -19,7 +19,8 @@ const envPort = (name, fallback) => {
 // used by `npm test`, `benchPort` the one used by `npm run bench`, so a dev stack, a test run and a
 // benchmark never collide. The coordinator comes first.
 export const SERVICES_FILE = path.join(ROOT, 'services.json');
-const SERVICE_NAME = /^[a-z][a-z0-9]*$/;
+/** A service's name: it names its app folder, schema, roles, broker user and queues. */
+export const SERVICE_NAME = /^[a-z][a-z0-9]*$/;
 
 /** Reads and checks services.json: names `^[a-z][a-z0-9]*$`, each name and port used once. */
 export function readServices(file = SERVICES_FILE) {
@@ -50,6 +51,7 @@ export const SERVICES = declared.services;
 /** The coordinator's name; every other service in SERVICES is a participant. */
 export const COORDINATOR = declared.coordinator;
 export const PARTICIPANTS = SERVICES.filter((s) => s.name !== COORDINATOR);
+export const PARTICIPANT_NAMES = PARTICIPANTS.map((s) => s.name);
 
 export const dbRole = (svc) => `${svc}_svc`;
 /** A Postgres server's connections per service it holds: its replicas' pools and the test suites'. */
@@ -82,10 +84,9 @@ export const SHARED_EXCHANGES = [
 export function brokerPermissions(svc) {
   const own = `checkout\\.${svc}(\\..*)?`;
   const shared = SHARED_EXCHANGES.map((e) => e.name.replaceAll('.', '\\.')).join('|');
-  const participants = PARTICIPANTS.map((s) => s.name);
   const sends =
     svc === COORDINATOR
-      ? `^(${participants.join('|')})\\.(prepare|decision)$`
+      ? `^(${PARTICIPANT_NAMES.join('|')})\\.(prepare|decision)$`
       : `^${COORDINATOR}\\.(vote|ack|inquiry)$`;
   // checkout.retry: a service sends retries (`<svc>`) and re-drives (`<svc>.redrive`) to itself only.
   const toItself = `^${svc}(\\.redrive)?$`;

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import {
   MAX_CONNECTIONS_PER_SERVICE,
   COORDINATOR,
-  PARTICIPANTS,
+  PARTICIPANT_NAMES,
   RABBIT_ADMIN,
   SERVICES,
   SHARED_EXCHANGES,
@@ -20,7 +20,6 @@ import {
 
 const NOTICE = 'Generated from services.json by `npm run generate`; edit that instead.';
 const names = SERVICES.map((s) => s.name);
-const participantNames = PARTICIPANTS.map((s) => s.name);
 /** The compose stack's management port (health, metrics, docs) of a service: 9100, 9101, … */
 const managementPort = (svc) => 9100 + names.indexOf(svc);
 /** A service's own Postgres server in the compose profile `cluster`, published on 5433, 5434, … */
@@ -53,7 +52,7 @@ export const SERVICE_NAMES = ${list(names)} as const;
 export const COORDINATOR = ${q(COORDINATOR)} as const;
 
 /** The participants of the two-phase commit: each has its contract module in participants/<name>.ts. */
-export const PARTICIPANTS = ${list(participantNames)} as const;
+export const PARTICIPANTS = ${list(PARTICIPANT_NAMES)} as const;
 `;
 }
 
@@ -61,10 +60,10 @@ function participantsIndexTs() {
   return `// ${NOTICE}
 import type { ParticipantContract } from '../participant-contract';
 import type { PARTICIPANTS } from '../services.generated';
-${participantNames.map((p) => `import * as ${p} from './${p}';`).join('\n')}
+${PARTICIPANT_NAMES.map((p) => `import * as ${p} from './${p}';`).join('\n')}
 
 /** Each participant's own contract (its prepare request, its no-vote reasons), by participant. */
-export const PARTICIPANT_CONTRACTS = { ${participantNames.join(', ')} } as const satisfies Record<
+export const PARTICIPANT_CONTRACTS = { ${PARTICIPANT_NAMES.join(', ')} } as const satisfies Record<
   (typeof PARTICIPANTS)[number],
   ParticipantContract
 >;

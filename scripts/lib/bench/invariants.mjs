@@ -3,12 +3,11 @@
 // tests run, over every participant (scripts/lib/checkout-invariants.mjs: the generic state
 // checks, and each service's own in apps/<svc>/checks/); through the REST API (a subset) when we
 // only have the services' URLs.
-import { COORDINATOR, SERVICES } from '../config.mjs';
+import { COORDINATOR, PARTICIPANT_NAMES } from '../config.mjs';
 import { findViolations, GENERIC_CHECKS, serviceChecks } from '../checkout-invariants.mjs';
 import { inParallel } from './driver.mjs';
 
 const MAX_EXAMPLES = 5;
-const PARTICIPANTS = SERVICES.map((s) => s.name).filter((name) => name !== COORDINATOR);
 
 class Checks {
   constructor() {
@@ -50,14 +49,14 @@ export async function checkInvariantsInDatabase(client, { prefix, plan, accepted
     );
     const found = await findViolations(client, {
       coordinator: COORDINATOR,
-      participants: PARTICIPANTS,
+      participants: PARTICIPANT_NAMES,
       transactionIds: orders.map((o) => o.id),
       quiescent: true,
     });
     // Every check by name, the ones that hold too; a service's own ones under its file's name.
     const names = [
       ...Object.values(GENERIC_CHECKS),
-      ...[COORDINATOR, ...PARTICIPANTS].flatMap((name) => {
+      ...[COORDINATOR, ...PARTICIPANT_NAMES].flatMap((name) => {
         const own = serviceChecks(name);
         return own ? [`${name}: ${own.file}`] : [];
       }),
@@ -132,7 +131,7 @@ export async function checkInvariantsOverRest(client, urls, { plan, authorizatio
     orders.filter((o) => o.status === 'PENDING').map((o) => `order ${o.id} PENDING`),
   );
   const confirmed = orders.filter((o) => o.status === 'CONFIRMED');
-  for (const participant of PARTICIPANTS) {
+  for (const participant of PARTICIPANT_NAMES) {
     const check = REST_CHECKS[participant];
     if (!check) {
       checks.notes.push(`no database URL: ${participant} not checked (it has no REST check in bench/invariants.mjs)`);

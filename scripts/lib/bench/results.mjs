@@ -1,6 +1,6 @@
 // Turning the run into figures: what was decided and when (from the services' own tables),
 // where the decision time went, the outboxes' lag and batch sizes, percentiles, time series.
-import { COORDINATOR, SERVICES, dbRole } from '../config.mjs';
+import { PARTICIPANT_NAMES, SERVICES, dbRole } from '../config.mjs';
 import { SHED_STATUS } from './driver.mjs';
 
 const ms = (v) => (v == null ? null : Number(v));
@@ -62,11 +62,10 @@ export async function progress(client, keyPrefix) {
  * Timestamps are now() of each transaction (its start), from one clock.
  */
 export async function fetchBreakdown(client, keyPrefix) {
-  const participants = SERVICES.filter((s) => s.name !== COORDINATOR).map((s) => s.name);
   const union = (table, cols, where) =>
-    participants
-      .map((p) => `SELECT '${p}' AS participant, ${cols} FROM ${dbRole(p)}.${table} ${where}`)
-      .join(' UNION ALL ');
+    PARTICIPANT_NAMES.map((p) => `SELECT '${p}' AS participant, ${cols} FROM ${dbRole(p)}.${table} ${where}`).join(
+      ' UNION ALL ',
+    );
   const { rows } = await client.query(
     `WITH o AS (
        SELECT o.id, o.idempotency_key AS key, o.created_at, t.decided_at

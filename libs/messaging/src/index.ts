@@ -5,3 +5,5 @@ export * from './dead-letters';
 export * from './logger';
 export * from './topology';
 export * from './trace-context';
+export * from './backoff';
+export * from './periodic-task';

@@ -71,3 +71,32 @@ export function forgetWrittenAfter(queryRunner: QueryRunner, keep: number): void
   if (data[WRITTEN]) data[WRITTEN].length = Math.min(data[WRITTEN].length, keep);
   if (data[INSERTED] !== undefined) data[INSERTED] = Math.min(data[INSERTED], keep);
 }
+
+/**
+ * Inserts a transaction's outbox rows (all of them, in one statement) and answers the database's
+ * id of that transaction, read by the same statement: the unit of work calls it just before its
+ * COMMIT, and asks for that id's fate if the COMMIT's reply is lost. With no rows, it only reads the id.
+ */
+export async function writeOutboxRows(manager: EntityManager, rows: readonly OutgoingMessage[]): Promise<string> {
+  if (rows.length === 0) {
+    const [{ id }] = await manager.query<Array<{ id: string }>>(`SELECT pg_current_xact_id()::text AS id`);
+    return id;
+  }
+  // One text for any number of rows (arrays, not a VALUES list): one prepared statement.
+  const [{ id }] = await manager.query<Array<{ id: string }>>(
+    `WITH written AS (
+       INSERT INTO outbox (message_id, message_type, routing_key, body, headers, next_attempt_at)
+       SELECT id, type, key, body, headers, now() + make_interval(secs => $6)
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) AS m(id, type, key, body, headers))
+     SELECT pg_current_xact_id()::text AS id`,
+    [
+      rows.map((row) => row.messageId),
+      rows.map((row) => row.type),
+      rows.map((row) => row.routingKey),
+      rows.map((row) => JSON.stringify(row.body)),
+      rows.map((row) => JSON.stringify(row.headers ?? {})),
+      FAST_PATH_GRACE_SECONDS,
+    ],
+  );
+  return id;
+}

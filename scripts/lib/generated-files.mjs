@@ -196,7 +196,7 @@ scrape_configs:
 }
 
 function nestCli() {
-  const libs = ['contracts', 'messaging', 'outbox', 'inbox', 'service-kit', 'two-phase-commit'];
+  const libs = ['contracts', 'messaging', 'outbox', 'inbox', 'checkout-transport', 'service-kit', 'two-phase-commit'];
   const project = (type, root, entryFile) => ({ type, root, entryFile, sourceRoot: `${root}/src` });
   return `${JSON.stringify(
     {

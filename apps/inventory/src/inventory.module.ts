@@ -12,7 +12,7 @@ const config = loadInventoryConfig();
 @Module({
   imports: [
     ServiceKitModule.forRoot({ service: 'inventory', config, dataSource: inventoryDataSourceOptions(config) }),
-    TwoPhaseCommitModule.participant('inventory', StockReservations),
+    TwoPhaseCommitModule.participant('inventory', StockReservations, config),
   ],
   controllers: [StockController],
 })

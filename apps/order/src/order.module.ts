@@ -18,7 +18,7 @@ const config = loadOrderConfig();
 @Module({
   imports: [
     ServiceKitModule.forRoot({ service: 'order', config, dataSource: orderDataSourceOptions(config) }),
-    TwoPhaseCommitModule.coordinator(OrderDecisions),
+    TwoPhaseCommitModule.coordinator(OrderDecisions, config),
   ],
   controllers: [ProductsController, OrdersController, ...developmentControllers(config)],
   providers: [OrdersService, DecisionListener, DecisionWaits, AdmissionControl, CustomerTokens],

@@ -12,7 +12,7 @@ const config = loadPaymentConfig();
 @Module({
   imports: [
     ServiceKitModule.forRoot({ service: 'payment', config, dataSource: paymentDataSourceOptions(config) }),
-    TwoPhaseCommitModule.participant('payment', PaymentHolds),
+    TwoPhaseCommitModule.participant('payment', PaymentHolds, config),
   ],
   controllers: [AccountsController],
   providers: [CustomerTokens],

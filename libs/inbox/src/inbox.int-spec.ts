@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
+import { Transactions } from '@shop/outbox';
 import { Inbox } from './index';
 
 describe('inbox on a real Postgres', () => {
@@ -56,17 +57,12 @@ describe('inbox on a real Postgres', () => {
     const inbox = new Inbox(schema.dataSource, 'payment.prepare');
     const [a, b, old] = [randomUUID(), randomUUID(), randomUUID()];
     await inbox.handleOnce(old, async () => undefined);
-    const firstTime = await schema.dataSource.transaction(async (manager) => {
-      const unit = {
-        manager,
-        afterCommit: () => undefined,
-        beforeCommit: () => undefined,
-        batch: [a, b, a, old].map((messageId) => ({ messageId })),
-      };
-      const answers: boolean[] = [];
-      for (const { messageId } of unit.batch) answers.push(await inbox.recordIn(unit, messageId));
-      return answers;
+    const batch = [a, b, a, old].map((messageId) => ({ messageId }));
+    const answers: boolean[] = [];
+    await new Transactions(schema.dataSource).runBatch(batch, async (unit) => {
+      for (const { messageId } of unit.items) answers.push(await inbox.recordIn(unit, messageId));
     });
+    const firstTime = answers;
     expect(firstTime).toEqual([true, true, false, false]);
     const [{ count }] = await schema.dataSource.query<Array<{ count: number }>>(
       `SELECT count(*)::int AS count FROM inbox WHERE consumer = 'payment.prepare'`,

@@ -1,5 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import type { UnitOfWork } from './unit-of-work';
+import type { UnitOfWork } from '@shop/outbox';
 
 export type InboxResult<R> = { duplicate: true } | { duplicate: false; result: R };
 
@@ -40,9 +40,9 @@ export class Inbox {
    * listed twice is first-time once. (Each message is handled by one consumer, so recording the
    * batch under each consumer that handles some of it marks nothing it will ever be asked about.)
    */
-  async recordIn(unit: UnitOfWork, messageId: string): Promise<boolean> {
-    const batch = unit.batch;
-    if (!batch || batch.length < 2 || !batch.some((message) => message.messageId === messageId)) {
+  async recordIn(unit: UnitOfWork<{ messageId: string }>, messageId: string): Promise<boolean> {
+    const batch = unit.items;
+    if (batch.length < 2 || !batch.some((message) => message.messageId === messageId)) {
       return this.record(unit.manager, messageId);
     }
     const byConsumer = batchRecords.get(unit.manager) ?? new Map<string, Promise<Set<string>>>();

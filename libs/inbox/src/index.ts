@@ -1,3 +1,2 @@
 export * from './inbox';
 export * from './inbox.migration';
-export * from './unit-of-work';

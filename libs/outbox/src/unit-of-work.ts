@@ -10,7 +10,7 @@ import { writeOutboxRows } from './outbox';
  * shared group's requests) and what runs before and after its commit. Nothing about a
  * transaction is kept anywhere else.
  */
-export interface UnitOfWork<T = never> {
+export interface UnitOfWork<T = unknown> {
   /** The open transaction: read and write with it (repositories: `manager.getRepository(Entity)`). */
   readonly manager: EntityManager;
   /** What this unit handles together, in order: a batch's messages (one message alone is a batch of one). */
@@ -43,10 +43,11 @@ export interface TransactionsOptions {
 }
 
 /** A failure inside `UnitOfWork.step`, attributed to its item. */
-export class StepFailedError<T> extends Error {
+export class StepFailedError extends Error {
   override readonly name = 'StepFailedError';
   constructor(
-    readonly item: T,
+    /** Where the item is in its unit's `items`. */
+    readonly position: number | undefined,
     override readonly cause: unknown,
   ) {
     super(cause instanceof Error ? cause.message : String(cause));
@@ -92,41 +93,44 @@ export class Transactions {
     items: readonly T[],
     work: (unit: UnitOfWork<T>) => Promise<void>,
   ): Promise<Array<BatchResult<R>>> {
-    const results = new Map<T, BatchResult<R>>();
-    const setAside: T[] = [];
-    let together = [...items];
+    const results = new Array<BatchResult<R>>(items.length);
+    const setAside: number[] = [];
+    let together = items.map((_, index) => index);
     while (together.length > 0) {
-      const values = new Map<T, R>();
+      const values = new Map<number, unknown>();
       try {
-        await this.transaction<T, void>(together, work, values as Map<T, unknown>);
-        for (const item of together) results.set(item, { ok: true, value: values.get(item) });
+        await this.transaction(
+          together.map((index) => items[index]),
+          work,
+          values,
+        );
+        together.forEach((index, position) => (results[index] = { ok: true, value: values.get(position) as R }));
         break;
       } catch (error) {
         if (error instanceof CommitOutcomeUnknownError || together.length === 1) {
           const cause = error instanceof StepFailedError ? error.cause : error;
-          for (const item of together) results.set(item, { ok: false, error: cause });
+          for (const index of together) results[index] = { ok: false, error: cause };
           break;
         }
-        if (error instanceof StepFailedError && together.includes(error.item as T)) {
-          setAside.push(error.item as T);
-          together = together.filter((item) => item !== error.item);
+        if (error instanceof StepFailedError && error.position !== undefined) {
+          setAside.push(together[error.position]);
+          together = together.filter((_, position) => position !== error.position);
           continue;
         }
         setAside.push(...together); // nobody's failure: each alone
         together = [];
       }
     }
-    for (const item of setAside) {
-      const [alone] = await this.runBatch<T, R>([item], work);
-      results.set(item, alone);
+    for (const index of setAside.sort((a, b) => a - b)) {
+      [results[index]] = await this.runBatch<T, R>([items[index]], work);
     }
-    return items.map((item) => results.get(item)!);
+    return results;
   }
 
   private async transaction<T, R>(
     items: readonly T[],
     work: (unit: UnitOfWork<T>) => Promise<R>,
-    values?: Map<T, unknown>,
+    values?: Map<number, unknown>,
   ): Promise<R> {
     const queryRunner = this.dataSource.createQueryRunner();
     const unit = new Unit<T>(queryRunner, items, values);
@@ -184,13 +188,15 @@ class Unit<T> implements UnitOfWork<T> {
   readonly afterCommitCallbacks: Array<() => void> = [];
   private readonly beforeCommitCallbacks: Array<() => Promise<void>> = [];
   private savepoints = 0;
+  private readonly stepped = new Set<number>();
   /** The database's id of this transaction, read just before COMMIT (to learn its fate if COMMIT fails). */
   transactionId: string | undefined;
 
   constructor(
     private readonly queryRunner: QueryRunner,
     readonly items: readonly T[],
-    private readonly values = new Map<T, unknown>(),
+    /** Each step's value, by its item's position in `items`. */
+    private readonly values = new Map<number, unknown>(),
   ) {
     this.manager = queryRunner.manager;
   }
@@ -216,12 +222,16 @@ class Unit<T> implements UnitOfWork<T> {
   }
 
   async step<R>(item: T, work: () => Promise<R>): Promise<R> {
+    // The first position of this item not stepped yet (an item listed twice is two steps).
+    let position = this.items.indexOf(item);
+    while (position >= 0 && this.stepped.has(position)) position = this.items.indexOf(item, position + 1);
+    if (position >= 0) this.stepped.add(position);
     try {
       const value = await work();
-      this.values.set(item, value);
+      if (position >= 0) this.values.set(position, value);
       return value;
     } catch (error) {
-      throw error instanceof StepFailedError ? error : new StepFailedError(item, error);
+      throw error instanceof StepFailedError ? error : new StepFailedError(position >= 0 ? position : undefined, error);
     }
   }
 

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Logger as PinoNestLogger } from 'nestjs-pino';
 import { CheckoutMessaging } from './checkout-messaging';
-import { connectCheckoutTransport } from './checkout-transport';
+import { connectCheckoutTransport } from '@shop/checkout-transport';
 import { docsEnabled, type BaseConfig } from './config';
 import { createServiceLogger, requestLogging, serviceLoggerModule } from './logging';
 import { ProblemDetailsFilter } from './problem-details.filter';

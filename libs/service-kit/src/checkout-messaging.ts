@@ -17,8 +17,8 @@ import {
   topologyFor,
 } from '@shop/messaging';
 import { pruneInbox } from '@shop/inbox';
-import { OutboxPublisher, OutboxRelay } from '@shop/outbox';
-import { CheckoutTransport, decodeCheckoutMessage } from './checkout-transport';
+import { OutboxRelay, Transactions } from '@shop/outbox';
+import { CheckoutTransport, decodeCheckoutMessage } from '@shop/checkout-transport';
 import type { BaseConfig } from './config';
 import { ServiceMetrics } from './metrics';
 import { Retention } from './retention';
@@ -26,8 +26,9 @@ import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
 import { isTransientDatabaseError } from './transient-errors';
 
 /**
- * A service's whole messaging life: declares its topology, publishes its outbox (right after each
- * commit, with the relay as the safety net), and holds the transport that consumes its queue
+ * A service's whole messaging life: declares its topology, opens its units of work (`transactions`:
+ * each publishes its outbox rows right after its commit, with the relay as the safety net), and
+ * holds the transport that consumes its queue
  * (connected to the app by `bootstrapService`: the handlers are the app's `@EventPattern`s). On
  * shutdown it drains in the order that loses nothing: stop consuming and finish the batch in
  * hand, flush the outbox, then close the broker connection (the database closes after, with the
@@ -38,6 +39,8 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
   readonly topology: ServiceTopology;
   /** Consumes the service's queue once the app starts its microservices. */
   readonly transport: CheckoutTransport;
+  /** Opens every transaction of the service that may send messages: once committed, they are published at once. */
+  readonly transactions: Transactions;
   private readonly publisher: ConfirmPublisher;
   private readonly relay: OutboxRelay;
 
@@ -45,7 +48,7 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     @Inject(SERVICE_NAME) service: ServiceName,
     @Inject(SERVICE_CONFIG) config: BaseConfig,
     private readonly broker: BrokerConnection,
-    private readonly dataSource: DataSource,
+    dataSource: DataSource,
     metrics: ServiceMetrics,
     retention: Retention,
   ) {
@@ -59,8 +62,11 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
       retentionMs: config.OUTBOX_RETENTION_HOURS * 3600_000,
       onSent: (lagSeconds) => metrics.sent(lagSeconds),
     });
+    this.transactions = new Transactions(dataSource, {
+      publishCommitted: (messages) => this.relay.publishCommitted(messages),
+    });
     this.transport = new CheckoutTransport(broker, {
-      dataSource,
+      transactions: this.transactions,
       topology: this.topology,
       prefetch: config.AMQP_PREFETCH,
       batchSize: config.MESSAGE_BATCH_SIZE,
@@ -85,8 +91,6 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
       await channel.close();
     });
     await this.publisher.start();
-    // Every transaction of this service that writes to the outbox publishes it once committed.
-    this.dataSource.subscribers.push(new OutboxPublisher(this.relay));
   }
 
   async onApplicationBootstrap(): Promise<void> {

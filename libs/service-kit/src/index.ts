@@ -1,7 +1,6 @@
 export * from './admin-token.guard';
 export * from './bootstrap';
 export * from './checkout-messaging';
-export * from './checkout-transport';
 export * from './config';
 export * from './customer-token.guard';
 export * from './data-source';

@@ -3,24 +3,21 @@ import { ApiExcludeController } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
-import type { CheckoutMessage, CheckoutMessageType, Outcome, ServiceName } from '@shop/contracts';
+import type { CheckoutMessage, ServiceName } from '@shop/contracts';
 import type { Settlement } from '@shop/messaging';
 import { SERVICE_NAME } from './tokens';
 
 /**
- * The service's Prometheus metrics, served at /metrics: Node's default process metrics and the
- * checkout's own. Labels are low-cardinality on purpose (message type, outcome, reason class),
- * never an id. The libraries report through plain hooks (consumer, outbox relay, protocol
- * observer); this is the one place that turns them into metrics.
+ * The service's Prometheus metrics, served at /metrics: Node's default process metrics and its
+ * messaging's (consumer, outbox relay). Labels are low-cardinality on purpose (message type,
+ * outcome, reason class), never an id. The libraries report through plain hooks; libraries with
+ * metrics of their own (the protocol kit, the order service's admission) add them to `registry`.
  */
 @Injectable()
 export class ServiceMetrics {
   readonly registry = new Registry();
   private readonly consumed: Counter<'type' | 'outcome'>;
   private readonly deadLettered: Counter<'reason'>;
-  private readonly duplicates: Counter<'type'>;
-  private readonly decisions: Counter<'outcome' | 'reason'>;
-  private readonly decisionSeconds: Histogram<'outcome'>;
   private readonly relayLag: Histogram;
   private readonly shed: Counter;
 
@@ -38,25 +35,6 @@ export class ServiceMetrics {
       name: 'checkout_messages_dead_lettered_total',
       help: 'Messages moved to the dead-letter queue, by reason: invalid, forged (sender not authentic), handler-failed',
       labelNames: ['reason'],
-      registers,
-    });
-    this.duplicates = new Counter({
-      name: 'checkout_inbox_duplicates_total',
-      help: 'Messages already handled that arrived again and were dropped by the inbox, by type',
-      labelNames: ['type'],
-      registers,
-    });
-    this.decisions = new Counter({
-      name: 'checkout_decisions_total',
-      help: 'Checkouts decided by the coordinator, by outcome (commit, abort) and reason (the first no vote, TIMEOUT, or none)',
-      labelNames: ['outcome', 'reason'],
-      registers,
-    });
-    this.decisionSeconds = new Histogram({
-      name: 'checkout_decision_seconds',
-      help: 'Time from an order created to its checkout decided, by outcome',
-      labelNames: ['outcome'],
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60],
       registers,
     });
     this.relayLag = new Histogram({
@@ -108,20 +86,9 @@ export class ServiceMetrics {
     for (const lag of lagSeconds) this.relayLag.observe(lag);
   }
 
-  /** Protocol observer: the coordinator decided a checkout. */
-  decided(decision: { outcome: Outcome; reason: string | null; latencySeconds: number }): void {
-    this.decisions.inc({ outcome: decision.outcome, reason: decision.reason ?? 'none' });
-    this.decisionSeconds.observe({ outcome: decision.outcome }, decision.latencySeconds);
-  }
-
   /** Admission control: a new order was refused at the door. */
   shedOrder(): void {
     this.shed.inc();
-  }
-
-  /** Protocol observer: the inbox dropped a message already handled. */
-  duplicate(type: CheckoutMessageType): void {
-    this.duplicates.inc({ type });
   }
 }
 

@@ -4,6 +4,7 @@ import { eventually } from '../../../test/support/eventually';
 import { adminQuery, createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { BaseConfig } from './config';
 import { serviceDataSourceOptions } from './data-source';
+import { Transactions } from '@shop/outbox';
 import { RequestDatabase } from './request-database';
 
 /**
@@ -50,7 +51,7 @@ describe('RequestDatabase', () => {
 
   it('lets requests hold at most DB_REQUEST_CONNECTIONS connections; handlers keep the rest', async () => {
     const config = BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '2' });
-    const requests = new RequestDatabase(dataSource, config);
+    const requests = new RequestDatabase(dataSource, new Transactions(dataSource), config);
     await locker.query(`SELECT pg_advisory_lock(4242)`);
 
     // Five requests that each block on the lock inside a transaction.
@@ -69,11 +70,15 @@ describe('RequestDatabase', () => {
   });
 
   it('lets concurrent requests share a transaction (one commit), and a failing one fails alone', async () => {
-    const requests = new RequestDatabase(dataSource, BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '2' }));
+    const requests = new RequestDatabase(
+      dataSource,
+      new Transactions(dataSource),
+      BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '2' }),
+    );
     await dataSource.query(`CREATE TABLE placed (n int PRIMARY KEY)`);
     await locker.query(`SELECT pg_advisory_lock(4243)`);
     const place = (n: number) =>
-      requests.sharedTransaction(async (manager) => {
+      requests.sharedTransaction(async ({ manager }) => {
         await manager.query(`INSERT INTO placed VALUES ($1)`, [n]);
         if (n === 1) await manager.query(`SELECT pg_advisory_xact_lock_shared(4243)`); // the first one is slow
         if (n === 4) throw new Error('refused');
@@ -98,10 +103,14 @@ describe('RequestDatabase', () => {
   });
 
   it('commits requests that come while another is being written in one transaction', async () => {
-    const requests = new RequestDatabase(dataSource, BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '2' }));
+    const requests = new RequestDatabase(
+      dataSource,
+      new Transactions(dataSource),
+      BaseConfig.parse({ ...env, DB_REQUEST_CONNECTIONS: '2' }),
+    );
     await locker.query(`SELECT pg_advisory_lock(4244)`);
     const xid = (slow: boolean) =>
-      requests.sharedTransaction(async (manager) => {
+      requests.sharedTransaction(async ({ manager }) => {
         if (slow) await manager.query(`SELECT pg_advisory_xact_lock_shared(4244)`);
         const [row] = await manager.query<Array<{ xid: string }>>(`SELECT txid_current()::text AS xid`);
         return row.xid;

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { inOneTransaction } from '@shop/inbox';
+import { Transactions, type UnitOfWork } from '@shop/outbox';
 import type { BaseConfig } from './config';
 import { SERVICE_CONFIG } from './tokens';
 
@@ -14,7 +14,7 @@ import { SERVICE_CONFIG } from './tokens';
 const MAX_SHARED = 100;
 
 interface SharedWork {
-  work: (manager: EntityManager) => Promise<unknown>;
+  work: (unit: UnitOfWork) => Promise<unknown>;
   settle: (result: { ok: true; value: unknown } | { ok: false; error: unknown }) => void;
 }
 
@@ -28,6 +28,7 @@ export class RequestDatabase {
 
   constructor(
     private readonly dataSource: DataSource,
+    private readonly transactions: Transactions,
     @Inject(SERVICE_CONFIG) config: BaseConfig,
   ) {
     this.free = config.DB_REQUEST_CONNECTIONS;
@@ -45,10 +46,10 @@ export class RequestDatabase {
    * Like `transaction`, but concurrent requests share one (group commit): those that come while
    * one is being written join the next, so a burst costs one commit and one WAL flush, not one
    * each. Alone, a request runs at once. A request that fails fails alone: the shared
-   * transaction is rolled back and each runs again on its own (see `inOneTransaction`), so `work`
+   * transaction is rolled back and it is set aside, the others run again together (see `Transactions.runBatch`), so `work`
    * must not have effects outside the transaction.
    */
-  sharedTransaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+  sharedTransaction<T>(work: (unit: UnitOfWork) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.gathering.push({
         work,
@@ -68,7 +69,9 @@ export class RequestDatabase {
         const group = this.gathering.splice(0, MAX_SHARED);
         try {
           const results = await this.withConnection(() =>
-            inOneTransaction(this.dataSource, group, (request, unit) => request.work(unit.manager)),
+            this.transactions.runBatch(group, async (unit) => {
+              for (const request of unit.items) await unit.step(request, () => request.work(unit));
+            }),
           );
           results.forEach((result, index) => group[index].settle(result));
         } catch (error) {

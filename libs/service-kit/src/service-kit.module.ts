@@ -4,6 +4,8 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import type { DataSourceOptions } from 'typeorm';
 import type { ServiceName } from '@shop/contracts';
 import { BrokerConnection } from '@shop/messaging';
+import { Transactions } from '@shop/outbox';
+import { Registry } from 'prom-client';
 import { CheckoutMessaging } from './checkout-messaging';
 import type { BaseConfig } from './config';
 import { BrokerHealthIndicator, ConsumerHealthIndicator, HealthController } from './health.controller';
@@ -54,6 +56,10 @@ export class ServiceKitModule {
             }),
         },
         CheckoutMessaging,
+        // The units of work of the service (their commits publish their outbox rows at once).
+        { provide: Transactions, inject: [CheckoutMessaging], useFactory: (m: CheckoutMessaging) => m.transactions },
+        // The metrics registry, for libraries that add metrics of their own (the protocol kit).
+        { provide: Registry, inject: [ServiceMetrics], useFactory: (m: ServiceMetrics) => m.registry },
         BrokerHealthIndicator,
         ConsumerHealthIndicator,
         ServiceMetrics,
@@ -66,6 +72,8 @@ export class ServiceKitModule {
         SERVICE_CONFIG,
         BrokerConnection,
         CheckoutMessaging,
+        Transactions,
+        Registry,
         ServiceMetrics,
         RequestDatabase,
         Retention,

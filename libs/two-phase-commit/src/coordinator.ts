@@ -11,7 +11,8 @@ import {
   Prepare,
   PrepareRequest,
 } from '@shop/contracts';
-import { Inbox, inTransaction, UnitOfWork } from '@shop/inbox';
+import { Inbox } from '@shop/inbox';
+import type { Transactions, UnitOfWork } from '@shop/outbox';
 import { currentLogContext, Logger, PoisonMessageError, withLogContext } from '@shop/messaging';
 import { z } from 'zod';
 import type { DecisionTaken, ProtocolObserver } from './observer';
@@ -43,6 +44,8 @@ export interface CoordinatorOptions<P extends Participant = Participant> {
   /** Who takes part in every checkout: asked to prepare, told the decision (a service passes PARTICIPANTS). */
   participants: readonly P[];
   dataSource: DataSource;
+  /** Opens the coordinator's own units of work (sweeps, a message handled alone). */
+  transactions: Transactions;
   hooks: CoordinatorHooks;
   logger: Logger;
   /** First re-send of an unacked decision after this; doubles up to the cap, with jitter. */
@@ -135,9 +138,10 @@ export class Coordinator<P extends Participant = Participant> {
    * Answers the deadline stamped.
    */
   async begin(
-    manager: EntityManager,
+    unit: UnitOfWork<unknown>,
     transaction: { id: string; timeoutMs: number; requests: PrepareRequests<P> },
   ): Promise<Date> {
+    const { manager } = unit;
     const { id, timeoutMs, requests } = transaction;
     const [{ deadline }] = await manager.query<Array<{ deadline: Date }>>(
       `WITH transaction AS (
@@ -147,8 +151,8 @@ export class Coordinator<P extends Participant = Participant> {
        SELECT deadline FROM transaction`,
       [id, timeoutMs, this.options.participants],
     );
-    await send(
-      manager,
+    send(
+      unit,
       this.options.participants.map((participant) =>
         createMessage(Prepare, {
           transactionId: id,
@@ -163,14 +167,27 @@ export class Coordinator<P extends Participant = Participant> {
     return deadline;
   }
 
+  /** A batch of votes, acks and inquiries in one unit of work (one message alone is a batch of one). */
+  async handle(unit: CoordinatorUnit, messages: readonly CoordinatorMessage[]): Promise<void> {
+    for (const message of messages) {
+      await unit.step(message, () =>
+        message.type === 'vote'
+          ? this.onVote(message, unit)
+          : message.type === 'ack'
+            ? this.onAck(message, unit)
+            : this.onInquiry(message, unit),
+      );
+    }
+  }
+
   /** A vote: record it; the first "no" aborts, the last "yes" commits. */
   async onVote(vote: MessageOfType<'vote'>, unit?: CoordinatorUnit): Promise<void> {
     const participant = vote.sender as Participant;
-    await this.handleOnce(vote, unit, async (manager, batch) => {
+    await this.handleOnce(vote, unit, async (own, batch) => {
       const transaction = batch.transactions.get(vote.transactionId);
       if (!transaction) {
         // Presumed abort: nothing is known of it, so it was never committed.
-        if (vote.payload.vote === 'yes') await this.sendDecision(manager, vote, participant, 'abort', null);
+        if (vote.payload.vote === 'yes') this.sendDecision(own, vote, participant, 'abort', null);
         return;
       }
       // Late or repeated vote (a yes that crossed the abort, say): nothing to send. The decision
@@ -178,18 +195,18 @@ export class Coordinator<P extends Participant = Participant> {
       if (transaction.state !== 'PREPARING') return;
       if (vote.payload.vote === 'no') {
         const decided = { transactionId: vote.transactionId, outcome: 'abort', reason: vote.payload.reason } as const;
-        return this.decide(manager, batch.decisions, decided, vote, transaction);
+        return this.decide(own, batch.decisions, decided, vote, transaction);
       }
       if (batch.votesPending.get(vote.transactionId) === 0) {
         const decided = { transactionId: vote.transactionId, outcome: 'commit', reason: null } as const;
-        return this.decide(manager, batch.decisions, decided, vote, transaction);
+        return this.decide(own, batch.decisions, decided, vote, transaction);
       }
     });
   }
 
   /** An ack: the participant applied the decision; when all have, the transaction is complete. */
   async onAck(ack: MessageOfType<'ack'>, unit?: CoordinatorUnit): Promise<void> {
-    await this.handleOnce(ack, unit, async (manager, batch) => {
+    await this.handleOnce(ack, unit, async (own, batch) => {
       const transaction = batch.transactions.get(ack.transactionId);
       if (!transaction) return;
       if (ack.payload.outcome !== outcomeOf(transaction)) {
@@ -199,7 +216,7 @@ export class Coordinator<P extends Participant = Participant> {
         );
       }
       // Recorded with the batch's acks, unless its transaction was decided within this batch.
-      const acked = batch.acksRecorded.has(ack.messageId) ? batch.acked : await this.recordAcks(manager, [ack]);
+      const acked = batch.acksRecorded.has(ack.messageId) ? batch.acked : await this.recordAcks(own.manager, [ack]);
       const roundTrip = acked.get(ackKey(ack));
       acked.delete(ackKey(ack)); // a second ack from the same participant was not the one that counted
       if (roundTrip && roundTrip.resends === 0) this.ackRoundTrip.observe(roundTrip.seconds);
@@ -209,24 +226,25 @@ export class Coordinator<P extends Participant = Participant> {
   /** A participant in doubt asks for the outcome; unknown means abort (presumed abort). */
   async onInquiry(inquiry: MessageOfType<'inquiry'>, unit?: CoordinatorUnit): Promise<void> {
     const participant = inquiry.sender as Participant;
-    await this.handleOnce(inquiry, unit, async (manager, batch) => {
+    await this.handleOnce(inquiry, unit, async (own, batch) => {
       const transaction = batch.transactions.get(inquiry.transactionId);
-      if (!transaction) return this.sendDecision(manager, inquiry, participant, 'abort', null);
+      if (!transaction) return this.sendDecision(own, inquiry, participant, 'abort', null);
       if (transaction.state === 'PREPARING') {
         // Still collecting votes: only a passed deadline decides; otherwise it asks again later.
         if (transaction.expired) {
           const decided = { transactionId: inquiry.transactionId, outcome: 'abort', reason: TIMEOUT } as const;
-          return this.decide(manager, batch.decisions, decided, inquiry, transaction);
+          return this.decide(own, batch.decisions, decided, inquiry, transaction);
         }
         return;
       }
-      await this.sendDecision(manager, inquiry, participant, outcomeOf(transaction)!, transaction.decision_reason);
+      this.sendDecision(own, inquiry, participant, outcomeOf(transaction)!, transaction.decision_reason);
     });
   }
 
   /** Aborts undecided transactions whose prepare deadline passed. Safe in several replicas. */
   async abortExpired(limit = 100): Promise<number> {
-    const decisions = await this.options.dataSource.transaction(async (manager) => {
+    const decisions = await this.options.transactions.run(async (unit) => {
+      const { manager } = unit;
       const expired = await manager.query<Array<{ id: string }>>(
         `SELECT id FROM tpc_transactions WHERE state = 'PREPARING' AND deadline <= now()
           ORDER BY deadline LIMIT $1 FOR UPDATE SKIP LOCKED`,
@@ -234,7 +252,7 @@ export class Coordinator<P extends Participant = Participant> {
       );
       const taken: DecisionTaken[] = [];
       for (const { id } of expired) {
-        await this.decide(manager, taken, { transactionId: id, outcome: 'abort', reason: TIMEOUT }, null);
+        await this.decide(unit, taken, { transactionId: id, outcome: 'abort', reason: TIMEOUT }, null);
       }
       await this.writeDecisions(manager, taken);
       return taken;
@@ -248,7 +266,8 @@ export class Coordinator<P extends Participant = Participant> {
    * take to come back (so not while they merely queue behind a backlog). Safe in several replicas.
    */
   async resendUnacked(limit = 100): Promise<number> {
-    return this.options.dataSource.transaction(async (manager) => {
+    return this.options.transactions.run(async (unit) => {
+      const { manager } = unit;
       const due = await manager.query<
         Array<{
           transaction_id: string;
@@ -266,7 +285,7 @@ export class Coordinator<P extends Participant = Participant> {
       );
       for (const row of due) {
         const outcome: Outcome = row.state === 'COMMITTED' ? 'commit' : 'abort';
-        await send(manager, [
+        send(unit, [
           createMessage(Decision, {
             transactionId: row.transaction_id,
             sender: COORDINATOR,
@@ -322,14 +341,16 @@ export class Coordinator<P extends Participant = Participant> {
   private async handleOnce(
     message: CoordinatorMessage,
     unit: CoordinatorUnit | undefined,
-    work: (manager: EntityManager, batch: BatchState) => Promise<DecisionTaken | void>,
+    work: (unit: CoordinatorUnit, batch: BatchState) => Promise<DecisionTaken | void>,
   ): Promise<void> {
     if (!unit) {
-      return inTransaction<void, CheckoutMessage>(this.options.dataSource, (own) =>
-        this.handleOnce(message, own, work),
+      // A message handled alone is a batch of one.
+      const [result] = await this.options.transactions.runBatch<CheckoutMessage>([message], (own) =>
+        own.step(message, () => this.handleOnce(message, own, work)),
       );
+      if (!result.ok) throw result.error;
+      return;
     }
-    if (!unit.batch) unit = { ...unit, batch: [message] }; // a message handled alone is a batch of one
     if (!(await this.inbox.recordIn(unit, message.messageId))) {
       unit.afterCommit(() => this.options.observer?.duplicate?.(message.type));
       return;
@@ -337,7 +358,7 @@ export class Coordinator<P extends Participant = Participant> {
     const batch = await this.batchState(unit);
     if (!batch.messageIds.has(message.messageId))
       throw new Error(`message ${message.messageId} is not of this unit's batch`);
-    const decision = await work(unit.manager, batch);
+    const decision = await work(unit, batch);
     if (decision) unit.afterCommit(() => this.decided(decision));
   }
 
@@ -349,7 +370,7 @@ export class Coordinator<P extends Participant = Participant> {
   private batchState(unit: CoordinatorUnit): Promise<BatchState> {
     let state = this.batches.get(unit.manager);
     if (!state) {
-      const read = (state = this.readBatch(unit.manager, (unit.batch ?? []).filter(isCoordinatorMessage)));
+      const read = (state = this.readBatch(unit.manager, unit.items.filter(isCoordinatorMessage)));
       this.batches.set(unit.manager, state);
       unit.beforeCommit(async () => this.writeDecisions(unit.manager, (await read).decisions));
     }
@@ -467,7 +488,7 @@ export class Coordinator<P extends Participant = Participant> {
    * every participant (outbox), and it joins `decisions`, to be recorded with them (`writeDecisions`).
    */
   private async decide(
-    manager: EntityManager,
+    unit: UnitOfWork<unknown>,
     decisions: DecisionTaken[],
     { transactionId, outcome, reason }: Decided,
     cause: { messageId: string } | null,
@@ -476,8 +497,8 @@ export class Coordinator<P extends Participant = Participant> {
   ): Promise<DecisionTaken> {
     if (locked)
       Object.assign(locked, { state: outcome === 'commit' ? 'COMMITTED' : 'ABORTED', decision_reason: reason });
-    await send(
-      manager,
+    send(
+      unit,
       this.options.participants.map((participant) =>
         createMessage(Decision, {
           transactionId,
@@ -522,13 +543,13 @@ export class Coordinator<P extends Participant = Participant> {
   }
 
   private sendDecision(
-    manager: EntityManager,
+    unit: UnitOfWork<unknown>,
     cause: { messageId: string; transactionId: string },
     participant: Participant,
     outcome: Outcome,
     reason: string | null,
-  ): Promise<void> {
-    return send(manager, [
+  ): void {
+    send(unit, [
       createMessage(Decision, {
         transactionId: cause.transactionId,
         sender: COORDINATOR,

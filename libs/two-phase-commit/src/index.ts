@@ -5,3 +5,4 @@ export * from './schema.migration';
 export * from './protocol-config';
 export * from './two-phase-commit.module';
 export * from './observer';
+export * from './protocol-metrics';

@@ -14,7 +14,8 @@ import {
   VoteOf,
   VotePayload,
 } from '@shop/contracts';
-import { Inbox, inTransaction, UnitOfWork } from '@shop/inbox';
+import { Inbox } from '@shop/inbox';
+import type { Transactions, UnitOfWork } from '@shop/outbox';
 import { Logger, PoisonMessageError } from '@shop/messaging';
 import type { ProtocolObserver } from './observer';
 import { send } from './outgoing';
@@ -45,6 +46,8 @@ export interface ParticipantResource<P extends ParticipantName> {
 export interface ParticipantOptions<P extends ParticipantName> {
   name: P;
   dataSource: DataSource;
+  /** Opens the participant's own units of work (inquiries, a message handled alone). */
+  transactions: Transactions;
   resource: ParticipantResource<P>;
   logger: Logger;
   observer?: ProtocolObserver;
@@ -101,10 +104,19 @@ export class Participant<P extends ParticipantName> {
     this.inbox = new Inbox(options.dataSource, `${options.name}.participant`);
   }
 
+  /** A batch of prepares and decisions in one unit of work (one message alone is a batch of one). */
+  async handle(unit: ParticipantUnit, messages: readonly ParticipantMessage[]): Promise<void> {
+    for (const message of messages) {
+      await unit.step(message, () =>
+        message.type === 'prepare' ? this.onPrepare(message, unit) : this.onDecision(message, unit),
+      );
+    }
+  }
+
   async onPrepare(prepare: MessageOfType<'prepare'>, unit?: ParticipantUnit): Promise<void> {
-    await this.handleOnce(prepare, unit, async (manager, batch) => {
-      const vote = await this.prepare(manager, prepare, batch);
-      await send(manager, [
+    await this.handleOnce(prepare, unit, async (own, batch) => {
+      const vote = await this.prepare(own, prepare, batch);
+      send(own, [
         createMessage(Vote, {
           transactionId: prepare.transactionId,
           sender: this.options.name,
@@ -117,9 +129,9 @@ export class Participant<P extends ParticipantName> {
   }
 
   async onDecision(decision: MessageOfType<'decision'>, unit?: ParticipantUnit): Promise<void> {
-    await this.handleOnce(decision, unit, async (manager, batch) => {
-      await this.apply(manager, decision.transactionId, decision.payload.outcome, batch);
-      await send(manager, [
+    await this.handleOnce(decision, unit, async (own, batch) => {
+      await this.apply(own.manager, decision.transactionId, decision.payload.outcome, batch);
+      send(own, [
         createMessage(Ack, {
           transactionId: decision.transactionId,
           sender: this.options.name,
@@ -136,7 +148,8 @@ export class Participant<P extends ParticipantName> {
    * per `everyMs` each. Safe in several replicas.
    */
   async inquireInDoubt(olderThanMs: number, everyMs: number, limit = 100): Promise<number> {
-    return this.options.dataSource.transaction(async (manager) => {
+    return this.options.transactions.run(async (unit) => {
+      const { manager } = unit;
       const inDoubt = await manager.query<Array<{ transaction_id: string; prepared_at: Date }>>(
         `SELECT transaction_id, prepared_at FROM tpc_participant_transactions
           WHERE state = 'PREPARED' AND prepared_at <= now() - make_interval(secs => $1)
@@ -145,8 +158,8 @@ export class Participant<P extends ParticipantName> {
         [olderThanMs / 1000, everyMs / 1000, limit],
       );
       if (inDoubt.length === 0) return 0;
-      await send(
-        manager,
+      send(
+        unit,
         inDoubt.map((row) =>
           createMessage(Inquiry, {
             transactionId: row.transaction_id,
@@ -173,18 +186,20 @@ export class Participant<P extends ParticipantName> {
   private async handleOnce(
     message: ParticipantMessage,
     unit: ParticipantUnit | undefined,
-    work: (manager: EntityManager, batch: BatchState) => Promise<void>,
+    work: (unit: ParticipantUnit, batch: BatchState) => Promise<void>,
   ): Promise<void> {
     if (!unit) {
-      return inTransaction<void, CheckoutMessage>(this.options.dataSource, (own) =>
-        this.handleOnce(message, own, work),
+      const [result] = await this.options.transactions.runBatch<CheckoutMessage>([message], (own) =>
+        own.step(message, () => this.handleOnce(message, own, work)),
       );
+      if (!result.ok) throw result.error;
+      return;
     }
     if (!(await this.inbox.recordIn(unit, message.messageId))) {
       unit.afterCommit(() => this.options.observer?.duplicate?.(message.type));
       return;
     }
-    await work(unit.manager, await this.batchState(unit, message));
+    await work(unit, await this.batchState(unit, message));
   }
 
   /**
@@ -194,8 +209,8 @@ export class Participant<P extends ParticipantName> {
   private batchState(unit: ParticipantUnit, message: ParticipantMessage): Promise<BatchState> {
     let state = this.batches.get(unit.manager);
     if (!state) {
-      const inBatch = unit.batch?.some((other) => other.messageId === message.messageId) ?? false;
-      const read = (state = this.readBatch(unit.manager, inBatch ? unit.batch! : []));
+      const inBatch = unit.items.some((other) => other.messageId === message.messageId);
+      const read = (state = this.readBatch(unit.manager, inBatch ? unit.items : []));
       this.batches.set(unit.manager, state);
       unit.beforeCommit(async () => this.writeChanges(unit.manager, await read));
     }
@@ -278,10 +293,11 @@ export class Participant<P extends ParticipantName> {
   }
 
   private async prepare(
-    manager: EntityManager,
+    unit: ParticipantUnit,
     prepare: MessageOfType<'prepare'>,
     batch: BatchState,
   ): Promise<VotePayload> {
+    const { manager } = unit;
     const { transactionId, payload } = prepare;
     const fresh = batch.covered.has(transactionId)
       ? batch.fresh.delete(transactionId)
@@ -307,11 +323,10 @@ export class Participant<P extends ParticipantName> {
       if (resource.refusesWithoutWriting) {
         vote = await resource.prepare(manager, transactionId, request);
       } else {
-        // A "no" must leave nothing held: undo whatever the resource did before refusing.
-        await manager.query('SAVEPOINT tpc_prepare');
-        vote = await resource.prepare(manager, transactionId, request);
-        await manager.query(
-          vote.vote === 'yes' ? 'RELEASE SAVEPOINT tpc_prepare' : 'ROLLBACK TO SAVEPOINT tpc_prepare',
+        // A "no" must leave nothing held: undo whatever the resource did (and sent) before refusing.
+        vote = await unit.savepoint(
+          () => resource.prepare(manager, transactionId, request),
+          (cast) => cast.vote === 'yes',
         );
       }
     }

@@ -2,65 +2,65 @@ import {
   Controller,
   DynamicModule,
   Get,
-  Query,
-  Inject,
   Injectable,
   Logger,
   Module,
   OnApplicationBootstrap,
   OnModuleDestroy,
   OnModuleInit,
+  Query,
   Type,
 } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
-import { DataSource } from 'typeorm';
-import { PARTICIPANTS, type MessageOfType, type Participant as ParticipantName } from '@shop/contracts';
 import { ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { AdminOnly, CheckoutContext, CheckoutEventPattern, SERVICE_CONFIG, ServiceMetrics } from '@shop/service-kit';
+import { PARTICIPANTS, type MessageOfType, type Participant as ParticipantName } from '@shop/contracts';
+import { CheckoutBatchPattern, CheckoutContext } from '@shop/checkout-transport';
+import { PeriodicTask } from '@shop/messaging';
+import { Transactions } from '@shop/outbox';
+import { AdminOnly, ServiceMetrics } from '@shop/service-kit';
 import { Coordinator, CoordinatorHooks } from './coordinator';
 import { Participant, ParticipantResource } from './participant';
 import type { ProtocolConfig } from './protocol-config';
+import { ProtocolMetrics } from './protocol-metrics';
 
 export const COORDINATOR_HOOKS = Symbol('COORDINATOR_HOOKS');
 export const PARTICIPANT_RESOURCE = Symbol('PARTICIPANT_RESOURCE');
 
-/** Runs `sweep` every `intervalMs` (never overlapping itself) until the module is destroyed. */
-abstract class Sweeper implements OnApplicationBootstrap, OnModuleDestroy {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  protected abstract readonly logger: Logger;
-  protected abstract readonly intervalMs: number;
-  protected abstract sweep(): Promise<void>;
+/** The sweeps of one side of the protocol, every SWEEP_INTERVAL_MS while the app runs. */
+class Sweeps implements OnApplicationBootstrap, OnModuleDestroy {
+  constructor(private readonly task: PeriodicTask) {}
 
   onApplicationBootstrap(): void {
-    this.timer = setInterval(() => {
-      if (this.running) return;
-      this.running = this.sweep()
-        .catch((err: unknown) => this.logger.warn(`sweep failed: ${String(err)}`))
-        .finally(() => (this.running = undefined));
-    }, this.intervalMs);
-    this.timer.unref();
+    this.task.start();
   }
 
-  async onModuleDestroy(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  onModuleDestroy(): Promise<void> {
+    return this.task.stop();
   }
 }
 
+/** The coordinator's sweeps: deadlines passed (abort, TIMEOUT), decisions not acknowledged (re-send). */
 @Injectable()
-class CoordinatorRunner extends Sweeper implements OnModuleInit {
-  protected readonly logger = new Logger('Coordinator');
-  protected readonly intervalMs: number;
-
+class CoordinatorSweeps extends Sweeps implements OnModuleInit {
   constructor(
     private readonly coordinator: Coordinator,
     private readonly metrics: ServiceMetrics,
-    @Inject(SERVICE_CONFIG) config: ProtocolConfig,
+    config: ProtocolConfig,
   ) {
-    super();
-    this.intervalMs = config.SWEEP_INTERVAL_MS;
+    const logger = new Logger('Coordinator');
+    super(
+      new PeriodicTask(
+        'coordinator sweep',
+        config.SWEEP_INTERVAL_MS,
+        async () => {
+          const aborted = await coordinator.abortExpired();
+          if (aborted) logger.warn(`aborted ${aborted} transaction(s) past their prepare deadline`);
+          await coordinator.resendUnacked();
+        },
+        logger,
+      ),
+    );
   }
 
   onModuleInit(): void {
@@ -78,66 +78,48 @@ class CoordinatorRunner extends Sweeper implements OnModuleInit {
       async () => (await readInDoubt()).oldestAgeSeconds,
     );
   }
-
-  protected async sweep(): Promise<void> {
-    const aborted = await this.coordinator.abortExpired();
-    if (aborted) this.logger.warn(`aborted ${aborted} transaction(s) past their prepare deadline`);
-    await this.coordinator.resendUnacked();
-  }
 }
 
+/** A participant's sweep: transactions held prepared too long (an inquiry to the coordinator). */
 @Injectable()
-class ParticipantRunner extends Sweeper {
-  protected readonly logger = new Logger('Participant');
-  protected readonly intervalMs: number;
-
-  constructor(
-    private readonly participant: Participant<ParticipantName>,
-    @Inject(SERVICE_CONFIG) private readonly config: ProtocolConfig,
-  ) {
-    super();
-    this.intervalMs = config.SWEEP_INTERVAL_MS;
-  }
-
-  protected async sweep(): Promise<void> {
-    await this.participant.inquireInDoubt(this.config.INQUIRY_AFTER_MS, this.config.INQUIRY_EVERY_MS);
+class ParticipantSweeps extends Sweeps {
+  constructor(participant: Participant<ParticipantName>, config: ProtocolConfig) {
+    super(
+      new PeriodicTask(
+        'participant sweep',
+        config.SWEEP_INTERVAL_MS,
+        () => participant.inquireInDoubt(config.INQUIRY_AFTER_MS, config.INQUIRY_EVERY_MS),
+        new Logger('Participant'),
+      ),
+    );
   }
 }
 
-/** The coordinator's checkout messages, each handled in its batch's transaction. */
+/** The coordinator's checkout messages: each batch's votes, acks and inquiries in its unit of work. */
 @Controller()
 class CoordinatorMessages {
   constructor(private readonly coordinator: Coordinator) {}
 
-  @CheckoutEventPattern('vote')
-  onVote(@Payload() vote: MessageOfType<'vote'>, @Ctx() context: CheckoutContext): Promise<void> {
-    return this.coordinator.onVote(vote, context.getUnitOfWork());
-  }
-
-  @CheckoutEventPattern('ack')
-  onAck(@Payload() ack: MessageOfType<'ack'>, @Ctx() context: CheckoutContext): Promise<void> {
-    return this.coordinator.onAck(ack, context.getUnitOfWork());
-  }
-
-  @CheckoutEventPattern('inquiry')
-  onInquiry(@Payload() inquiry: MessageOfType<'inquiry'>, @Ctx() context: CheckoutContext): Promise<void> {
-    return this.coordinator.onInquiry(inquiry, context.getUnitOfWork());
+  @CheckoutBatchPattern('vote', 'ack', 'inquiry')
+  handle(
+    @Payload() messages: ReadonlyArray<MessageOfType<'vote' | 'ack' | 'inquiry'>>,
+    @Ctx() context: CheckoutContext,
+  ): Promise<void> {
+    return this.coordinator.handle(context.getUnitOfWork(), messages);
   }
 }
 
-/** A participant's checkout messages, each handled in its batch's transaction. */
+/** A participant's checkout messages: each batch's prepares and decisions in its unit of work. */
 @Controller()
 class ParticipantMessages {
   constructor(private readonly participant: Participant<ParticipantName>) {}
 
-  @CheckoutEventPattern('prepare')
-  onPrepare(@Payload() prepare: MessageOfType<'prepare'>, @Ctx() context: CheckoutContext): Promise<void> {
-    return this.participant.onPrepare(prepare, context.getUnitOfWork());
-  }
-
-  @CheckoutEventPattern('decision')
-  onDecision(@Payload() decision: MessageOfType<'decision'>, @Ctx() context: CheckoutContext): Promise<void> {
-    return this.participant.onDecision(decision, context.getUnitOfWork());
+  @CheckoutBatchPattern('prepare', 'decision')
+  handle(
+    @Payload() messages: ReadonlyArray<MessageOfType<'prepare' | 'decision'>>,
+    @Ctx() context: CheckoutContext,
+  ): Promise<void> {
+    return this.participant.handle(context.getUnitOfWork(), messages);
   }
 }
 
@@ -163,29 +145,27 @@ class UnfinishedTransactionsController {
 /**
  * Wires the two-phase-commit kit into a service: the coordinator with the app's decision hooks,
  * or a participant with the app's resource (its prepare / commit / abort). Its message handlers
- * are `@EventPattern`s (the checkout transport calls them); it runs the sweepers (deadlines,
- * decision re-sends, inquiries).
+ * are batch `@EventPattern`s (the checkout transport calls them with each batch's unit of work);
+ * it runs the sweeps (deadlines, decision re-sends, inquiries) and reports the protocol's metrics.
+ * Needs the platform's `Transactions` and metrics `Registry` (the service kit provides both).
  */
 @Module({})
 export class TwoPhaseCommitModule {
-  static coordinator(hooks: Type<CoordinatorHooks>): DynamicModule {
+  static coordinator(hooks: Type<CoordinatorHooks>, config: ProtocolConfig): DynamicModule {
     return {
       module: TwoPhaseCommitModule,
       controllers: [CoordinatorMessages, UnfinishedTransactionsController],
       providers: [
         { provide: COORDINATOR_HOOKS, useClass: hooks },
+        ProtocolMetrics,
         {
           provide: Coordinator,
-          inject: [DataSource, COORDINATOR_HOOKS, SERVICE_CONFIG, ServiceMetrics],
-          useFactory: (
-            dataSource: DataSource,
-            decisionHooks: CoordinatorHooks,
-            config: ProtocolConfig,
-            metrics: ServiceMetrics,
-          ) =>
+          inject: [Transactions, COORDINATOR_HOOKS, ProtocolMetrics],
+          useFactory: (transactions: Transactions, decisionHooks: CoordinatorHooks, metrics: ProtocolMetrics) =>
             new Coordinator({
               participants: PARTICIPANTS,
-              dataSource,
+              dataSource: transactions.dataSource,
+              transactions,
               hooks: decisionHooks,
               logger: new Logger('Coordinator'),
               resendBaseMs: config.DECISION_RESEND_BASE_MS,
@@ -193,31 +173,50 @@ export class TwoPhaseCommitModule {
               observer: metrics,
             }),
         },
-        CoordinatorRunner,
+        {
+          provide: CoordinatorSweeps,
+          inject: [Coordinator, ServiceMetrics],
+          useFactory: (coordinator: Coordinator, metrics: ServiceMetrics) =>
+            new CoordinatorSweeps(coordinator, metrics, config),
+        },
       ],
       exports: [Coordinator],
     };
   }
 
-  static participant<P extends ParticipantName>(name: P, resource: Type<ParticipantResource<P>>): DynamicModule {
+  static participant<P extends ParticipantName>(
+    name: P,
+    resource: Type<ParticipantResource<P>>,
+    config: ProtocolConfig,
+  ): DynamicModule {
     return {
       module: TwoPhaseCommitModule,
       controllers: [ParticipantMessages],
       providers: [
         { provide: PARTICIPANT_RESOURCE, useClass: resource },
+        ProtocolMetrics,
         {
           provide: Participant,
-          inject: [DataSource, PARTICIPANT_RESOURCE, ServiceMetrics],
-          useFactory: (dataSource: DataSource, participantResource: ParticipantResource<P>, metrics: ServiceMetrics) =>
+          inject: [Transactions, PARTICIPANT_RESOURCE, ProtocolMetrics],
+          useFactory: (
+            transactions: Transactions,
+            participantResource: ParticipantResource<P>,
+            metrics: ProtocolMetrics,
+          ) =>
             new Participant({
               name,
-              dataSource,
+              dataSource: transactions.dataSource,
+              transactions,
               resource: participantResource,
               logger: new Logger('Participant'),
               observer: metrics,
             }),
         },
-        ParticipantRunner,
+        {
+          provide: ParticipantSweeps,
+          inject: [Participant],
+          useFactory: (participant: Participant<ParticipantName>) => new ParticipantSweeps(participant, config),
+        },
       ],
       exports: [Participant],
     };

@@ -59,7 +59,8 @@ export class OrdersService {
   async place(body: OrderRequest, idempotencyKey?: string): Promise<PlacedOrder> {
     const requestHash = hashRequest(body);
     // Orders placed at the same time share a commit.
-    return this.database.sharedTransaction(async (manager) => {
+    return this.database.sharedTransaction(async (unit) => {
+      const { manager } = unit;
       const skus = body.items.map((item) => item.sku);
       const prices = new Map(
         (
@@ -113,7 +114,7 @@ export class OrdersService {
           throw new ConflictException('this Idempotency-Key is being used by another request just now; retry');
         }
       }
-      await this.coordinator.begin(manager, {
+      await this.coordinator.begin(unit, {
         id,
         timeoutMs: this.config.PREPARE_TIMEOUT_MS,
         requests: prepareRequests({ request: body, total, currency: this.config.CURRENCY }),

@@ -16,15 +16,15 @@ import { eventually } from '../../../test/support/eventually';
 import { testEnv } from '../../../test/support/env';
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { adminChannel, deleteExchangeAndQueues, drainQueue, uniqueExchange } from '../../../test/support/rabbitmq';
-import { createServiceApp } from './bootstrap';
+import { Transactions } from '@shop/outbox';
+import { BaseConfig, createServiceApp } from '@shop/service-kit';
 import {
   CheckoutContext,
   CheckoutEventPattern,
   CheckoutTransport,
   connectCheckoutTransport,
   decodeCheckoutMessage,
-} from './checkout-transport';
-import { BaseConfig } from './config';
+} from './index';
 
 /** An error the test's retry policy calls transient (as it does a database restarting). */
 class Unavailable extends Error {}
@@ -69,7 +69,7 @@ describe('the checkout transport and an app’s own message handler', () => {
       const { refuse, unavailableFor = 0 } = behaviour.get(inquiry.transactionId) ?? {};
       if (refuse) throw new PoisonMessageError(refuse);
       const unit = context.getUnitOfWork();
-      const delivery = context.getDelivery();
+      const delivery = context.getDelivery()!;
       const attempts = seen.filter((s) => s.messageId === inquiry.messageId).length;
       await unit.manager.query(`INSERT INTO handled (message_id) VALUES ($1)`, [inquiry.messageId]);
       const count = `SELECT count(*)::int AS n FROM handled WHERE message_id = $1`;
@@ -81,7 +81,7 @@ describe('the checkout transport and an app’s own message handler', () => {
         routingKey: delivery.routingKey,
         insideTransaction: inside.n,
         outsideTransaction: outside.n,
-        batch: unit.batch?.map((message) => message.messageId),
+        batch: unit.items.length > 1 ? unit.items.map((message) => message.messageId) : undefined,
       });
       if (attempts < unavailableFor) throw new Unavailable(`unavailable (${attempts + 1})`);
     }
@@ -102,7 +102,7 @@ describe('the checkout transport and an app’s own message handler', () => {
     admin = await adminChannel();
     await declareTopology(admin.channel, topology());
     transport = new CheckoutTransport(broker, {
-      dataSource: schema.dataSource,
+      transactions: new Transactions(schema.dataSource),
       topology: topology(),
       prefetch: 10,
       batchSize: 10,

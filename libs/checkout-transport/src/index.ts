@@ -1,0 +1,3 @@
+export * from './checkout-context';
+export * from './checkout-transport';
+export * from './sender-verification';

@@ -128,7 +128,7 @@ export class PgCounters {
 
   async read() {
     const { rows } = await this.client.query(
-      `SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted
+      `SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted, deadlocks
          FROM pg_stat_database WHERE datname = $1`,
       [this.db],
     );
@@ -145,6 +145,7 @@ export class PgCounters {
       commits: Number(r.xact_commit ?? 0),
       lsn,
       rollbacks: Number(r.xact_rollback ?? 0),
+      deadlocks: Number(r.deadlocks ?? 0),
       rowsWritten: Number(r.tup_inserted ?? 0) + Number(r.tup_updated ?? 0) + Number(r.tup_deleted ?? 0),
       ...wal,
     };

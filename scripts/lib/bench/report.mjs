@@ -147,7 +147,8 @@ function costRows(r) {
         `${num(k.rowsWrittenPerCheckout, 1)} rows written` +
         (k.walBytesPerCheckout != null
           ? `, ${num(k.walBytesPerCheckout / 1024, 1)} kB WAL, ${num(k.walSyncsPerCheckout, 2)} WAL fsyncs`
-          : ''),
+          : '') +
+        (k.deadlocks != null ? `; ${k.deadlocks} deadlock(s), ${k.rollbacks} rollback(s) in the run` : ''),
     ]);
   const st = k.statements;
   if (st)

@@ -367,6 +367,8 @@ export async function runBenchmark(opts, ctx, command) {
       }
     }
     cost.rollbacks = pgAfter.rollbacks - pgBefore.rollbacks;
+    // Two batches that lock in opposite orders deadlock: the kit's one lock order should keep this 0.
+    cost.deadlocks = pgAfter.deadlocks - pgBefore.deadlocks;
     cost.rowsWrittenPerCheckout = per(pgAfter.rowsWritten - pgBefore.rowsWritten);
     cost.walBytesPerCheckout = per(pgAfter.walBytes - pgBefore.walBytes);
     cost.walSyncsPerCheckout = per(pgAfter.walSyncs - pgBefore.walSyncs);

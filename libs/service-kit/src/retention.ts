@@ -1,4 +1,5 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { PeriodicTask } from '@shop/messaging';
 
 /** One small indexed statement a minute per kind of record, like the outbox relay's prune. */
 export const PRUNE_INTERVAL_MS = 60_000;
@@ -16,7 +17,7 @@ export type Prune = () => Promise<number>;
 export class Retention implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(Retention.name);
   private readonly prunes = new Map<string, Prune>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly task = new PeriodicTask('retention prune', PRUNE_INTERVAL_MS, () => this.prune(), this.logger);
 
   register(what: string, prune: Prune): void {
     this.prunes.set(what, prune);
@@ -37,11 +38,10 @@ export class Retention implements OnApplicationBootstrap, BeforeApplicationShutd
   }
 
   onApplicationBootstrap(): void {
-    this.timer = setInterval(() => void this.prune(), PRUNE_INTERVAL_MS);
-    this.timer.unref();
+    this.task.start();
   }
 
-  beforeApplicationShutdown(): void {
-    clearInterval(this.timer);
+  beforeApplicationShutdown(): Promise<void> {
+    return this.task.stop();
   }
 }

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
+import { backoffMs } from '@shop/messaging';
 import { SERVICE_CONFIG, sessionLimitOptions, sessionLimits, type BaseConfig } from '@shop/service-kit';
 import { ORDER_DECIDED_CHANNEL } from './order-decisions';
 
@@ -11,8 +12,8 @@ export interface DecisionSubscriber {
   resync(): void;
 }
 
-const RECONNECT_MIN_MS = 100;
-const RECONNECT_MAX_MS = 5_000;
+/** Reconnects wait 100 ms, doubling up to 5 s (the project's one backoff). */
+const RECONNECT = { baseMs: 100, capMs: 5_000 };
 
 /**
  * Announces decided orders to this process. Decisions may be taken by any replica, so they come
@@ -45,7 +46,7 @@ export class DecisionListener implements OnApplicationBootstrap, OnModuleDestroy
   async onApplicationBootstrap(): Promise<void> {
     const [{ schema }] = await this.dataSource.query<Array<{ schema: string }>>(`SELECT current_schema() AS schema`);
     this.channel = `${schema}.${ORDER_DECIDED_CHANNEL}`;
-    await this.connect(RECONNECT_MIN_MS);
+    await this.connect(0);
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -56,7 +57,8 @@ export class DecisionListener implements OnApplicationBootstrap, OnModuleDestroy
     await client?.end().catch(() => undefined);
   }
 
-  private async connect(retryMs: number): Promise<void> {
+  /** Opens the LISTEN connection; `failures` is how many tries in a row failed before this one. */
+  private async connect(failures: number): Promise<void> {
     if (this.stopped) return;
     const client = new Client({
       connectionString: this.config.DATABASE_URL,
@@ -73,25 +75,26 @@ export class DecisionListener implements OnApplicationBootstrap, OnModuleDestroy
       this.logger.warn(`decision LISTEN connection lost (${err.message}); reconnecting`);
       this.client = undefined;
       void client.end().catch(() => undefined);
-      this.retry(RECONNECT_MIN_MS);
+      this.retry(0);
     });
     try {
       await client.connect();
       await client.query(`LISTEN "${this.channel.replaceAll('"', '""')}"`);
     } catch (err) {
-      this.logger.warn(`decision LISTEN failed (${String(err)}); retrying in ${retryMs} ms`);
       await client.end().catch(() => undefined);
-      return this.retry(Math.min(retryMs * 2, RECONNECT_MAX_MS));
+      return this.retry(failures + 1, `decision LISTEN failed (${String(err)})`);
     }
     this.client = client;
     // Whatever was decided while we were not listening went unannounced.
     for (const subscriber of this.subscribers) subscriber.resync();
   }
 
-  private retry(delayMs: number): void {
+  private retry(failures: number, why?: string): void {
     if (this.stopped) return;
+    const delayMs = backoffMs(failures, RECONNECT);
+    if (why) this.logger.warn(`${why}; retrying in ${delayMs} ms`);
     clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => void this.connect(delayMs), delayMs);
+    this.reconnectTimer = setTimeout(() => void this.connect(failures), delayMs);
     this.reconnectTimer.unref();
   }
 }

@@ -241,3 +241,109 @@ describe('the checkout transport and an app’s own message handler', () => {
     expect(transport.isConsuming).toBe(false);
   });
 });
+
+/**
+ * A poison message in a batch costs the batch a few transactions, not one per message: it is set
+ * aside and the rest run again together (real Postgres and RabbitMQ, through the transport).
+ */
+describe('the checkout transport and a poison message in a batch', () => {
+  const BATCH = 10;
+  let schema: TestSchema;
+  let broker: BrokerConnection;
+  let app: INestApplication;
+  let exchange: string;
+  let admin: Awaited<ReturnType<typeof adminChannel>>;
+  const topology = () => topologyFor('order', { exchange });
+  /** Per handler call: the message and the database transaction it ran in. */
+  const calls: Array<{ messageId: string; transaction: string }> = [];
+  const settled: Array<Settlement<CheckoutMessage>> = [];
+  let poison = '';
+
+  @Controller()
+  class InquiryHandlers {
+    @CheckoutEventPattern('inquiry')
+    async onInquiry(@Payload() inquiry: MessageOfType<'inquiry'>, @Ctx() context: CheckoutContext): Promise<void> {
+      const { manager } = context.getUnitOfWork();
+      const [{ id }] = await manager.query<Array<{ id: string }>>(`SELECT txid_current()::text AS id`);
+      calls.push({ messageId: inquiry.messageId, transaction: id });
+      if (inquiry.transactionId === poison) throw new PoisonMessageError('poison');
+      await manager.query(`INSERT INTO handled (message_id) VALUES ($1)`, [inquiry.messageId]);
+    }
+  }
+
+  @Module({ controllers: [InquiryHandlers] })
+  class AppModule {}
+
+  beforeAll(async () => {
+    schema = await createTestSchema('transport_poison');
+    await schema.dataSource.query(`CREATE TABLE handled (message_id text NOT NULL)`);
+    exchange = uniqueExchange('transport-poison');
+    broker = await BrokerConnection.connect({
+      urls: [testEnv.amqpAdminUrl],
+      connectionName: exchange,
+      logger: silentLogger,
+    });
+    admin = await adminChannel();
+    await declareTopology(admin.channel, topology());
+    const transport = new CheckoutTransport(broker, {
+      transactions: new Transactions(schema.dataSource),
+      topology: topology(),
+      prefetch: BATCH,
+      batchSize: BATCH,
+      retry: { maxAttempts: 1, delaysMs: [20] },
+      decode: (content, delivery) =>
+        decodeCheckoutMessage('order', content, {
+          ...delivery,
+          userId: delivery.userId === broker.username ? 'payment' : delivery.userId,
+        }),
+      logger: silentLogger,
+      onSettled: (settlement) => settled.push(settlement),
+    });
+    const config = { PORT: '3000', DATABASE_URL: schema.url, AMQP_URL: 'amqp://unused', LOG_LEVEL: 'silent' };
+    app = await createServiceApp(AppModule, { service: 'order', config: BaseConfig.parse(config) });
+    connectCheckoutTransport(app, transport);
+    await app.init();
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await admin?.close();
+    await broker?.close();
+    const { queue, retryQueue, deadLetterQueue } = topology();
+    if (exchange) await deleteExchangeAndQueues(exchange, [queue, retryQueue, deadLetterQueue]);
+    await schema?.drop();
+  });
+
+  it('sets the poison aside and runs the rest together: 3 transactions for the batch, not one per message', async () => {
+    // Waiting in the queue before the app consumes: they come as one batch, in transaction id order.
+    const ids = Array.from({ length: BATCH }, () => randomUUID()).sort();
+    poison = ids[2];
+    const messages = ids.map((transactionId) =>
+      createMessage(Inquiry, {
+        transactionId,
+        sender: 'payment',
+        recipient: 'order',
+        payload: { preparedAt: new Date().toISOString() },
+      }),
+    );
+    const publisher = await amqp.connect(testEnv.amqpAdminUrl);
+    const channel = await publisher.createConfirmChannel();
+    for (const message of messages) {
+      channel.publish(exchange, 'order.inquiry', Buffer.from(JSON.stringify(message)), {
+        persistent: true,
+        messageId: message.messageId,
+        userId: broker.username,
+      });
+    }
+    await channel.waitForConfirms();
+    await publisher.close();
+    await app.startAllMicroservices();
+    await eventually(() => settled.length === BATCH, { what: 'the batch settled' });
+
+    expect(settled.filter((s) => s.outcome === 'dead-lettered').map((s) => s.message?.transactionId)).toEqual([poison]);
+    const [{ n }] = await schema.dataSource.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM handled`);
+    expect(n).toBe(BATCH - 1);
+    // The batch up to the poison, the other nine together, the poison alone.
+    expect(new Set(calls.map((call) => call.transaction)).size).toBe(3);
+  });
+});

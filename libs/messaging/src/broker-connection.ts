@@ -1,4 +1,5 @@
 import * as amqp from 'amqplib';
+import { backoffMs } from './backoff';
 import { Logger } from './logger';
 
 /** Run on every fresh connection: create channels, declare topology, start consuming. */
@@ -15,7 +16,7 @@ export interface BrokerConnectionOptions {
   logger: Logger;
   /** Give up starting after this many failed rounds over every address (0 = one round). Once connected, reconnects forever. */
   initialMaxRetries?: number;
-  /** Backoff between rounds over the addresses (a failover to the next address is immediate). */
+  /** Backoff (`backoffMs`, 100 ms to 5 s by default) between rounds over the addresses (a failover to the next address is immediate). */
   initialDelayMs?: number;
   maxDelayMs?: number;
 }
@@ -157,20 +158,16 @@ export class BrokerConnection {
       }
       if (this.closed) return;
       if (round >= maxRounds) throw new Error(`could not connect to the broker (${errors.join('; ')})`);
-      const delay = this.backoff(round);
+      const delay = backoffMs(round, {
+        baseMs: this.options.initialDelayMs ?? 100,
+        capMs: this.options.maxDelayMs ?? 5_000,
+      });
       logger.warn(`no broker address answered (${errors.join('; ')}); retrying in ${delay} ms`);
       await new Promise<void>((resolve) => {
         this.reconnectTimer = setTimeout(resolve, delay);
         this.endWait = resolve;
       });
     }
-  }
-
-  private backoff(round: number): number {
-    const initial = this.options.initialDelayMs ?? 100;
-    const max = this.options.maxDelayMs ?? 5_000;
-    const base = Math.min(max, initial * 2 ** round);
-    return Math.round(base * (0.7 + Math.random() * 0.6)); // ±30 % jitter: clients don't return in step
   }
 
   /** Opens one connection and runs the setups on it; only then does it become the current one. */

@@ -14,7 +14,7 @@ export class PeriodicTask {
   constructor(
     private readonly name: string,
     private readonly intervalMs: number,
-    private readonly run: () => Promise<unknown> | unknown,
+    private readonly run: () => unknown,
     private readonly logger: Pick<Logger, 'warn'>,
   ) {}
 

@@ -74,7 +74,7 @@ export const SHARED_EXCHANGES = [
 
 /**
  * Least privilege on the broker, per service user: it may declare only its own queues
- * (`checkout.<svc>`, `.retry`, `.dead-letter`) and its own dead-letter exchange
+ * (`checkout.<svc>`, `.retry.<delay>ms`, `.dead-letter`) and its own dead-letter exchange
  * (`checkout.<svc>.dlx`), so that no other user can park a message where its operator re-drives
  * from; it may use the shared exchanges but not declare, delete or redeclare them; it reads only
  * its own queues; and it publishes on the checkout exchange only the routing keys its role sends
@@ -88,8 +88,9 @@ export function brokerPermissions(svc) {
     svc === COORDINATOR
       ? `^(${PARTICIPANT_NAMES.join('|')})\\.(prepare|decision)$`
       : `^${COORDINATOR}\\.(vote|ack|inquiry)$`;
-  // checkout.retry: a service sends retries (`<svc>`) and re-drives (`<svc>.redrive`) to itself only.
-  const toItself = `^${svc}(\\.redrive)?$`;
+  // checkout.retry: a service sends retries (`<svc>.retry.<delay>ms`, one retry queue per delay;
+  // `<svc>` to the single retry queue of old) and re-drives (`<svc>.redrive`) to itself only.
+  const toItself = `^${svc}(\\.redrive|\\.retry\\.[0-9]+ms)?$`;
   return {
     configure: `^${own}$`,
     write: `^(${shared}|${own})$`,

@@ -1,7 +1,7 @@
 import * as amqp from 'amqplib';
 import { Client } from 'pg';
 import { SERVICE_NAMES, type ServiceName } from '@shop/contracts';
-import { declareTopology, topologyFor } from '@shop/messaging';
+import { DEFAULT_RETRY, declareRetryQueues, declareTopology, retryDelays, topologyFor } from '@shop/messaging';
 import { attemptAs } from '../support/broker';
 import { requireEnv } from '../support/env';
 import { adminChannel } from '../support/rabbitmq';
@@ -226,6 +226,8 @@ describe('RabbitMQ: each service user may do only what its role needs', () => {
   it.each([
     ['payment', 'checkout.retry', 'payment', 'allowed'],
     ['payment', 'checkout.retry', 'payment.redrive', 'allowed'],
+    ['payment', 'checkout.retry', 'payment.retry.100ms', 'allowed'],
+    ['payment', 'checkout.retry', 'inventory.retry.100ms', 'refused'],
     ['payment', 'checkout.retry', 'inventory', 'refused'],
     ['payment', 'checkout.retry', 'order.redrive', 'refused'],
     ['payment', '', 'checkout.inventory', 'refused'],
@@ -297,6 +299,7 @@ describe('RabbitMQ: each service user may do only what its role needs', () => {
     expect(
       await attemptAs(service, async (channel) => {
         await declareTopology(channel, topology);
+        await declareRetryQueues(channel, topology, retryDelays(DEFAULT_RETRY));
         await channel.checkQueue(topology.deadLetterQueue);
       }),
     ).toBe('allowed');

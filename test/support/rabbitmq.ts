@@ -53,14 +53,23 @@ export async function management(
   return fetch(new URL(path, base), { ...init, headers: { authorization: `Basic ${auth}`, ...(init.headers ?? {}) } });
 }
 
-/** Deletes the queues, then the exchange and every exchange named after it (`<exchange>.…`: retry, dead-letter). */
+/**
+ * Deletes the queues and every queue named after the exchange (`<exchange>.…`: the retry queues,
+ * one per delay), then the exchange and every exchange named after it (retry, dead-letter).
+ */
 export async function deleteExchangeAndQueues(exchange: string, queues: string[]): Promise<void> {
-  const response = await management(`/api/exchanges/${encodeURIComponent(vhost())}?columns=name`);
-  const names = ((await response.json()) as Array<{ name: string }>).map((e) => e.name);
+  const namesOf = async (kind: 'exchanges' | 'queues') => {
+    const response = await management(`/api/${kind}/${encodeURIComponent(vhost())}?columns=name`);
+    return ((await response.json()) as Array<{ name: string }>).map((e) => e.name);
+  };
+  const namedAfter = (name: string) => name === exchange || name.startsWith(`${exchange}.`);
+  const names = await namesOf('exchanges');
   const admin = await adminChannel();
   try {
-    for (const queue of queues) await admin.channel.deleteQueue(queue).catch(() => undefined);
-    for (const name of names.filter((n) => n === exchange || n.startsWith(`${exchange}.`))) {
+    for (const queue of new Set([...queues, ...(await namesOf('queues')).filter(namedAfter)])) {
+      await admin.channel.deleteQueue(queue).catch(() => undefined);
+    }
+    for (const name of names.filter(namedAfter)) {
       await admin.channel.deleteExchange(name).catch(() => undefined);
     }
   } finally {

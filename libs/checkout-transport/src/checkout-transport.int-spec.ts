@@ -129,8 +129,8 @@ describe('the checkout transport and an app’s own message handler', () => {
     await publisher?.close().catch(() => undefined);
     await admin?.close();
     await broker?.close();
-    const { queue, retryQueue, deadLetterQueue } = topology();
-    if (exchange) await deleteExchangeAndQueues(exchange, [queue, retryQueue, deadLetterQueue]);
+    const { queue, deadLetterQueue } = topology();
+    if (exchange) await deleteExchangeAndQueues(exchange, [queue, deadLetterQueue]);
     await schema?.drop();
   });
 

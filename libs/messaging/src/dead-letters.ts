@@ -1,6 +1,6 @@
 import type * as amqp from 'amqplib';
 import { BrokerConnection } from './broker-connection';
-import { HEADERS, ORIGINAL_USER_ID, verifiedPublisher } from './consumer';
+import { HEADERS, ORIGINAL_USER_ID, verifiedPublisher } from './delivery';
 import { redriveKey, ServiceTopology } from './topology';
 
 export interface DeadLetter {

@@ -44,3 +44,8 @@ export function addLogContext(fields: LogContext): void {
 export function currentLogContext(): Readonly<LogContext> | undefined {
   return logContexts.getStore();
 }
+
+/** What an error says, for a log line or a header (anything thrown, not only an Error). */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { randomUUID } from 'node:crypto';
+import type * as amqp from 'amqplib';
 import {
   adminChannel,
   deleteExchangeAndQueues,
@@ -20,6 +21,11 @@ import {
   oneAtATime,
   ORIGINAL_USER_ID,
   PoisonMessageError,
+  redriveKey,
+  retryDelays,
+  RetryPolicy,
+  retryQueueFor,
+  Settlement,
   silentLogger,
   ServiceTopology,
   topologyFor,
@@ -30,10 +36,24 @@ interface TestMessage {
   fail?: number;
 }
 
+const TEST_RETRY: RetryPolicy = {
+  maxAttempts: 3,
+  delaysMs: [50, 100],
+  isTransient: (err) => (err as Error).message === 'outage',
+};
+
 /** A service-like setup on its own exchange: topology, a publisher and a consumer we can steer. */
 async function setUp(
   handle: (message: TestMessage, delivery: Delivery) => Promise<void>,
-  urls: readonly string[] = [testEnv.amqpAdminUrl],
+  {
+    urls = [testEnv.amqpAdminUrl],
+    retry = TEST_RETRY,
+    onSettled,
+  }: {
+    urls?: readonly string[];
+    retry?: RetryPolicy;
+    onSettled?: (settlement: Settlement<TestMessage>) => void;
+  } = {},
 ) {
   const exchange = uniqueExchange('messaging');
   const topology = topologyFor('svc', { exchange });
@@ -50,7 +70,7 @@ async function setUp(
     topology,
     prefetch: 10,
     batchSize: 10,
-    retry: { maxAttempts: 3, delaysMs: [50, 100], isTransient: (err) => (err as Error).message === 'outage' },
+    retry,
     decode: (content) => {
       const body = JSON.parse(content.toString()) as TestMessage;
       if (typeof body.id !== 'string') throw new PoisonMessageError('missing id');
@@ -58,6 +78,7 @@ async function setUp(
     },
     handleBatch: oneAtATime(handle),
     logger: silentLogger,
+    onSettled,
   });
   await consumer.start();
   const publish = (body: unknown, messageId = randomUUID()) =>
@@ -73,9 +94,17 @@ async function setUp(
       await consumer.stop();
       await publisher.stop();
       await broker.close();
-      await deleteExchangeAndQueues(exchange, [topology.queue, topology.retryQueue, topology.deadLetterQueue]);
+      await deleteExchangeAndQueues(exchange, [topology.queue, topology.deadLetterQueue]);
     },
   };
+}
+
+/** Takes away every route to the retry queues of TEST_RETRY. */
+async function unbindRetryQueues(channel: amqp.Channel, topology: ServiceTopology): Promise<void> {
+  for (const delayMs of retryDelays(TEST_RETRY)) {
+    const { queue, routingKey } = retryQueueFor(topology, delayMs);
+    await channel.unbindQueue(queue, topology.retryExchange, routingKey);
+  }
 }
 
 async function deadLetters(topology: ServiceTopology) {
@@ -156,11 +185,10 @@ describe('messaging on a real RabbitMQ', () => {
       calls.push({ attempt: delivery.attempt, redelivered: delivery.redelivered });
       if (calls.length < 3) throw new Error('transient');
     });
-    // No route to the retry queue: each retry comes back unroutable.
-    const { retryQueue, retryExchange, service } = env.topology;
+    // No route to the retry queues: each retry comes back unroutable.
     const admin = await adminChannel();
     try {
-      await admin.channel.unbindQueue(retryQueue, retryExchange, service);
+      await unbindRetryQueues(admin.channel, env.topology);
       await env.publish({ id: 'unroutable-retries' });
       await eventually(() => calls.length === 3 && env!.consumer.inFlightCount === 0, { what: 'the third delivery' });
       expect(calls).toEqual([
@@ -183,10 +211,9 @@ describe('messaging on a real RabbitMQ', () => {
       if (message.id === 'gate') await gate;
       if (message.id === 'unroutable-retry' && callsOf(message.id).length < 2) throw new Error('transient');
     });
-    const { retryQueue, retryExchange, service } = env.topology;
     const admin = await adminChannel();
     try {
-      await admin.channel.unbindQueue(retryQueue, retryExchange, service);
+      await unbindRetryQueues(admin.channel, env.topology);
       // The gate holds the first batch, so the next two are handled together, in this order.
       await env.publish({ id: 'gate' });
       await eventually(() => calls.length === 1, { what: 'the gate in hand' });
@@ -218,6 +245,62 @@ describe('messaging on a real RabbitMQ', () => {
     await eventually(() => env!.consumer.inFlightCount === 0);
     expect(attempts).toEqual([1, 2, 3]);
     expect(await deadLetters(env.topology)).toHaveLength(0);
+  });
+
+  it('releases each retry after its own delay: a short one is not held back behind a long one', async () => {
+    // A transient failure waits the longest delay; a first attempt that fails, the shortest.
+    const retry: RetryPolicy = { ...TEST_RETRY, delaysMs: [50, 2_000] };
+    const retried: string[] = [];
+    const redelivered: string[] = [];
+    env = await setUp(
+      async (message, delivery) => {
+        if (delivery.attempt === 1 && !delivery.headers[HEADERS.lastError]) {
+          throw new Error(message.id === 'long' ? 'outage' : 'first attempt fails');
+        }
+        redelivered.push(message.id);
+      },
+      { retry, onSettled: (settlement) => settlement.outcome === 'retried' && retried.push(settlement.message!.id) },
+    );
+    await env.publish({ id: 'long' });
+    await eventually(() => retried.includes('long'), { what: 'the long retry to be waiting' });
+    await env.publish({ id: 'short' });
+    await eventually(() => retried.includes('short'), { what: 'the short retry to be waiting' });
+    await eventually(() => redelivered.length === 2, { what: 'both retries back' });
+    expect(redelivered).toEqual(['short', 'long']);
+  });
+
+  it('starts against a broker that has the single retry queue of old, and still gets back what it holds', async () => {
+    const handled: Array<{ id: string; attempt: number }> = [];
+    env = await setUp(async (message, delivery) => {
+      handled.push({ id: message.id, attempt: delivery.attempt });
+    });
+    await env.consumer.stop();
+    // The retry queue of before (a TTL per message), holding a retry, as an upgraded broker has it.
+    const { queue, retryExchange, service } = env.topology;
+    const admin = await adminChannel();
+    try {
+      const old = `${queue}.retry`;
+      await admin.channel.assertQueue(old, {
+        durable: true,
+        arguments: {
+          'x-queue-type': 'quorum',
+          'x-dead-letter-exchange': retryExchange,
+          'x-dead-letter-routing-key': redriveKey(env.topology),
+        },
+      });
+      await admin.channel.bindQueue(old, retryExchange, service);
+      admin.channel.publish(retryExchange, service, Buffer.from(JSON.stringify({ id: 'waiting' })), {
+        messageId: randomUUID(),
+        expiration: '50',
+        headers: { [HEADERS.attempt]: 2, [HEADERS.originalRoutingKey]: 'svc.test' },
+      });
+    } finally {
+      await admin.close();
+    }
+    await env.consumer.start();
+    expect(env.consumer.isConsuming).toBe(true);
+    await eventually(() => handled.length === 1, { what: 'the retry of old handled' });
+    expect(handled).toEqual([{ id: 'waiting', attempt: 2 }]);
   });
 
   it('keeps retrying through an outage without using up attempts, and dead-letters nothing', async () => {
@@ -445,7 +528,7 @@ describe('messaging on a real RabbitMQ', () => {
       async (message) => {
         handled.push(message.id);
       },
-      [nobody, testEnv.amqpAdminUrl],
+      { urls: [nobody, testEnv.amqpAdminUrl] },
     );
     expect(env.broker.address).toBe(new URL(testEnv.amqpAdminUrl).host);
     await env.publish({ id: 'via-second' });
@@ -461,7 +544,7 @@ describe('messaging on a real RabbitMQ', () => {
       async (message) => {
         handled.push(message.id);
       },
-      [first.toString(), second.toString()],
+      { urls: [first.toString(), second.toString()] },
     );
     expect(env.broker.address).toBe(first.host);
     await closeConnection(env.connectionName);

@@ -11,15 +11,14 @@ export interface ServiceTopology {
    */
   deadLetterExchange: string;
   /**
-   * Topic exchange a service uses to send a message back to itself: `<service>` → its retry
-   * queue, `<service>.redrive` → its queue. A topic exchange, so that broker topic permissions
-   * can keep each service to its own keys (the default exchange could reach any queue).
+   * Topic exchange a service uses to send a message back to itself: `<service>.retry.<delay>ms`
+   * → its retry queue of that delay (`retryQueueFor`), `<service>.redrive` → its queue. A topic
+   * exchange, so that broker topic permissions can keep each service to its own keys (the default
+   * exchange could reach any queue).
    */
   retryExchange: string;
   /** The service's own queue: receives `<service>.*`. */
   queue: string;
-  /** Holds a failed message for its retry delay, then returns it to `queue`. */
-  retryQueue: string;
   deadLetterQueue: string;
   /** Binding key on `exchange` (`<service>.*`) and dead-letter routing key (`<service>`). */
   service: string;
@@ -47,7 +46,6 @@ export function topologyFor(
     deadLetterExchange: `${exchange}.${service}.dlx`,
     retryExchange: `${exchange}.retry`,
     queue: `${exchange}.${service}`,
-    retryQueue: `${exchange}.${service}.retry`,
     deadLetterQueue: `${exchange}.${service}.dead-letter`,
     service,
     deliveryLimit: options.deliveryLimit ?? 20,
@@ -57,7 +55,8 @@ export function topologyFor(
 
 /**
  * Declares this service's exchange and queues, and the shared exchanges or (provisioned) checks
- * that they exist. Idempotent; run on every (re)connect.
+ * that they exist; the retry queues are the consumer's (`declareRetryQueues`, from its retry
+ * policy). Idempotent; run on every (re)connect.
  */
 export async function declareTopology(channel: Channel, topology: ServiceTopology): Promise<void> {
   for (const shared of [topology.exchange, topology.retryExchange]) {
@@ -76,16 +75,6 @@ export async function declareTopology(channel: Channel, topology: ServiceTopolog
   });
   await channel.bindQueue(topology.queue, topology.exchange, `${topology.service}.*`);
   await channel.bindQueue(topology.queue, topology.retryExchange, redriveKey(topology));
-  // Expired messages go back to the main queue through the retry exchange's re-drive key.
-  await channel.assertQueue(topology.retryQueue, {
-    durable: true,
-    arguments: {
-      'x-queue-type': 'quorum',
-      'x-dead-letter-exchange': topology.retryExchange,
-      'x-dead-letter-routing-key': redriveKey(topology),
-    },
-  });
-  await channel.bindQueue(topology.retryQueue, topology.retryExchange, topology.service);
   await channel.assertQueue(topology.deadLetterQueue, {
     durable: true,
     arguments: { 'x-queue-type': 'quorum' },
@@ -96,4 +85,49 @@ export async function declareTopology(channel: Channel, topology: ServiceTopolog
 /** Routing key on the retry exchange that puts a message back on the service's own queue. */
 export function redriveKey(topology: ServiceTopology): string {
   return `${topology.service}.redrive`;
+}
+
+/** A retry queue and the key that routes to it on the retry exchange. */
+export interface RetryQueue {
+  queue: string;
+  routingKey: string;
+}
+
+/**
+ * The retry queue that holds a failed message for `delayMs` and then returns it to the service's
+ * queue: `<queue>.retry.<delay>ms`. One per delay, with the delay as its queue-level TTL: a
+ * queue's messages expire in order, from its head, so a retry queue holding different delays (the
+ * per-message TTLs of old) held a short retry back behind a long one.
+ */
+export function retryQueueFor(topology: ServiceTopology, delayMs: number): RetryQueue {
+  return {
+    queue: `${topology.queue}.retry.${delayMs}ms`,
+    routingKey: `${topology.service}.retry.${delayMs}ms`,
+  };
+}
+
+/**
+ * Declares a retry queue for each delay (`retryDelays` of the consumer's policy). A broker
+ * upgraded from before still has the single retry queue of old (`<queue>.retry`, bound with
+ * `<service>`): it is left alone, and what it holds still comes back as it expires.
+ */
+export async function declareRetryQueues(
+  channel: Channel,
+  topology: ServiceTopology,
+  delaysMs: readonly number[],
+): Promise<void> {
+  for (const delayMs of delaysMs) {
+    const { queue, routingKey } = retryQueueFor(topology, delayMs);
+    // Expired messages go back to the main queue through the retry exchange's re-drive key.
+    await channel.assertQueue(queue, {
+      durable: true,
+      arguments: {
+        'x-queue-type': 'quorum',
+        'x-message-ttl': delayMs,
+        'x-dead-letter-exchange': topology.retryExchange,
+        'x-dead-letter-routing-key': redriveKey(topology),
+      },
+    });
+    await channel.bindQueue(queue, topology.retryExchange, routingKey);
+  }
 }

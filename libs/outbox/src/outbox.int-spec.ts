@@ -56,7 +56,7 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
   afterAll(async () => {
     await publisher.stop();
     await broker.close();
-    await deleteExchangeAndQueues(exchange, [topology.queue, topology.retryQueue, topology.deadLetterQueue]);
+    await deleteExchangeAndQueues(exchange, [topology.queue, topology.deadLetterQueue]);
   });
 
   function relay(options: Partial<OutboxRelayOptions> = {}): OutboxRelay {

@@ -141,9 +141,7 @@ describe('observability of checkout messages', () => {
       await relay.stop();
       await publisher.stop();
       await broker.close();
-      await deleteExchangeAndQueues(exchange, [
-        ...[inventory(), order()].flatMap((t) => [t.queue, t.retryQueue, t.deadLetterQueue]),
-      ]);
+      await deleteExchangeAndQueues(exchange, [...[inventory(), order()].flatMap((t) => [t.queue, t.deadLetterQueue])]);
       await schema.drop();
     });
 

@@ -257,7 +257,7 @@ function detailRows(r) {
     rows.push([
       'queue depth max',
       Object.entries(r.queues)
-        .filter(([name]) => !name.includes('dead-letter') && !name.endsWith('.retry'))
+        .filter(([name]) => !name.includes('dead-letter') && !/\.retry(\.[0-9]+ms)?$/.test(name))
         .map(([q, n]) => `${q} ${num(n)}`)
         .join(' · '),
     ]);

@@ -309,8 +309,8 @@ describe('the checkout transport and a poison message in a batch', () => {
     await app?.close();
     await admin?.close();
     await broker?.close();
-    const { queue, retryQueue, deadLetterQueue } = topology();
-    if (exchange) await deleteExchangeAndQueues(exchange, [queue, retryQueue, deadLetterQueue]);
+    const { queue, deadLetterQueue } = topology();
+    if (exchange) await deleteExchangeAndQueues(exchange, [queue, deadLetterQueue]);
     await schema?.drop();
   });
 

@@ -1,10 +1,12 @@
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { eventually } from '../../../test/support/eventually';
+import { PgProxy } from '../../../test/support/pg-proxy';
 import { adminQuery, createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { BaseConfig } from './config';
-import { serviceDataSourceOptions } from './data-source';
 import { Transactions } from '@shop/outbox';
+import { serviceDataSourceOptions } from './data-source';
+import { RetryLaterException } from './problem-details.filter';
 import { RequestDatabase } from './request-database';
 
 /**
@@ -122,5 +124,114 @@ describe('RequestDatabase', () => {
     const [firstXid, laterXids] = [await first, await later];
     expect(new Set(laterXids).size).toBe(1);
     expect(laterXids[0]).not.toBe(firstXid);
+  });
+});
+
+/**
+ * A shared transaction whose COMMIT reached the server but whose reply was lost (the connection
+ * died on the way back): it committed, so running its requests again would write each twice. A
+ * proxy between the pool and Postgres makes it happen (real Postgres, a real dead connection).
+ */
+describe('RequestDatabase, when the COMMIT of a shared transaction loses its reply', () => {
+  const APP = 'request-commit-cut-test';
+  let schema: TestSchema;
+  let proxy: PgProxy;
+  let dataSource: DataSource;
+  let locker: Client;
+  let requests: RequestDatabase;
+
+  beforeAll(async () => {
+    schema = await createTestSchema('requestcut');
+    proxy = await PgProxy.start(schema.url);
+    dataSource = await new DataSource(
+      serviceDataSourceOptions({ url: proxy.url, migrations: [], applicationName: APP, poolSize: 6 }),
+    ).initialize();
+    await dataSource.query(
+      `CREATE TABLE placed (request int NOT NULL, attempt uuid PRIMARY KEY DEFAULT gen_random_uuid())`,
+    );
+    locker = new Client({ connectionString: schema.url });
+    await locker.connect();
+    const config = BaseConfig.parse({
+      PORT: '3000',
+      DATABASE_URL: proxy.url,
+      AMQP_URL: 'amqp://unused',
+      DB_POOL_SIZE: '6',
+      DB_REQUEST_CONNECTIONS: '2',
+    });
+    requests = new RequestDatabase(dataSource, new Transactions(dataSource), config);
+  });
+  afterAll(async () => {
+    await locker?.end();
+    await dataSource?.destroy();
+    await proxy?.close();
+    await schema?.drop();
+  });
+  beforeEach(() => dataSource.query(`TRUNCATE placed`));
+
+  /**
+   * Request 0 runs alone and is held (on a lock) while requests 1 to 4 gather for the next shared
+   * transaction, whose COMMIT then loses its reply. Answers what each request was told.
+   */
+  async function shareALostCommit(lock: number): Promise<Array<{ value?: unknown; error?: unknown }>> {
+    await locker.query(`SELECT pg_advisory_lock($1)`, [lock]);
+    const place = (request: number) =>
+      requests
+        .sharedTransaction(async ({ manager }) => {
+          await manager.query(`INSERT INTO placed (request) VALUES ($1)`, [request]);
+          if (request === 0) await manager.query(`SELECT pg_advisory_xact_lock_shared($1)`, [lock]);
+          return request;
+        })
+        .then(
+          (value) => ({ value }),
+          (error: unknown) => ({ error }),
+        );
+    const first = place(0);
+    await eventually(
+      async () =>
+        (
+          await adminQuery<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+            [APP],
+          )
+        )[0].n === 1,
+      { what: 'request 0 holding the shared transaction in flight' },
+    );
+    let cut = false;
+    void proxy
+      .cutCommit((statements) => statements.filter((sql) => sql.startsWith('INSERT INTO placed')).length === 4)
+      .then(() => (cut = true));
+    const group = [1, 2, 3, 4].map(place);
+    await locker.query(`SELECT pg_advisory_unlock($1)`, [lock]);
+    const answers = await Promise.all([first, ...group]);
+    expect(cut).toBe(true);
+    return answers;
+  }
+
+  const writesPerRequest = async () =>
+    (
+      await dataSource.query<Array<{ request: number; n: number }>>(
+        `SELECT request, count(*)::int AS n FROM placed GROUP BY request ORDER BY request`,
+      )
+    ).map(({ request, n }) => [request, n]);
+
+  it('learns that it committed and answers each request once: nothing is run again', async () => {
+    const answers = await shareALostCommit(4251);
+    expect(answers).toEqual([0, 1, 2, 3, 4].map((value) => ({ value })));
+    expect(await writesPerRequest()).toEqual([0, 1, 2, 3, 4].map((request) => [request, 1]));
+  });
+
+  it('answers 503 (retry with the same Idempotency-Key) when it cannot learn the outcome, and runs nothing again', async () => {
+    const statusQueries = proxy.refuse((sql) => sql.includes('pg_xact_status'));
+    const answers = await shareALostCommit(4252).finally(() => statusQueries.stop());
+    // It did commit (the server got the COMMIT): each request's row once.
+    expect(await writesPerRequest()).toEqual([0, 1, 2, 3, 4].map((request) => [request, 1]));
+    expect(statusQueries.refused).toBeGreaterThan(0);
+    expect(answers[0]).toEqual({ value: 0 });
+    for (const { error } of answers.slice(1)) {
+      expect(error).toBeInstanceOf(RetryLaterException);
+      expect((error as RetryLaterException).getStatus()).toBe(503);
+      expect((error as RetryLaterException).retryAfterSeconds).toBeGreaterThanOrEqual(1);
+      expect((error as Error).message).toMatch(/unknown; retry with the same Idempotency-Key/);
+    }
   });
 });

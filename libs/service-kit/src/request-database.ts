@@ -1,8 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { Transactions, type UnitOfWork } from '@shop/outbox';
+import { CommitOutcomeUnknownError, Transactions, type BatchResult, type UnitOfWork } from '@shop/outbox';
 import type { BaseConfig } from './config';
+import { RetryLaterException } from './problem-details.filter';
 import { SERVICE_CONFIG } from './tokens';
+
+/** At most this many requests share one transaction (`sharedTransaction`). */
+const MAX_SHARED = 100;
+
+interface SharedWork {
+  work: (unit: UnitOfWork) => Promise<unknown>;
+  settle: (result: BatchResult<unknown>) => void;
+}
 
 /**
  * The database as HTTP requests see it: the service's one pool, of which requests may hold at
@@ -10,14 +19,6 @@ import { SERVICE_CONFIG } from './tokens';
  * the pool stays free for message handlers, so votes and acks always get a connection before a
  * new order does. Request code uses this; message handlers use the DataSource.
  */
-/** At most this many requests share one transaction (`sharedTransaction`). */
-const MAX_SHARED = 100;
-
-interface SharedWork {
-  work: (unit: UnitOfWork) => Promise<unknown>;
-  settle: (result: { ok: true; value: unknown } | { ok: false; error: unknown }) => void;
-}
-
 @Injectable()
 export class RequestDatabase {
   private free: number;
@@ -46,8 +47,11 @@ export class RequestDatabase {
    * Like `transaction`, but concurrent requests share one (group commit): those that come while
    * one is being written join the next, so a burst costs one commit and one WAL flush, not one
    * each. Alone, a request runs at once. A request that fails fails alone: the shared
-   * transaction is rolled back and it is set aside, the others run again together (see `Transactions.runBatch`), so `work`
-   * must not have effects outside the transaction.
+   * transaction is rolled back and it is set aside, the others run again together (see
+   * `Transactions.runBatch`), so `work` must not have effects outside the transaction (use the
+   * unit's `afterCommit`). A COMMIT whose outcome cannot be learnt (the connection died on the
+   * way, and pg_xact_status could not be asked) is never run again: each of its requests gets a
+   * 503 saying to retry with the same Idempotency-Key.
    */
   sharedTransaction<T>(work: (unit: UnitOfWork) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -55,7 +59,7 @@ export class RequestDatabase {
         work,
         settle: (result) => {
           if (result.ok) resolve(result.value as T);
-          else reject(result.error instanceof Error ? result.error : new Error(String(result.error)));
+          else reject(asRequestError(result.error));
         },
       });
       if (!this.sharing) void this.commitGathered();
@@ -95,4 +99,16 @@ export class RequestDatabase {
       else this.free += 1;
     }
   }
+}
+
+/** A lost COMMIT reply is the client's to resolve: it may have landed, so only a retry with the same key is safe. */
+function asRequestError(error: unknown): Error {
+  if (error instanceof CommitOutcomeUnknownError) {
+    return new RetryLaterException(
+      'the database connection was lost while this request was being committed, so whether it was stored is ' +
+        'unknown; retry with the same Idempotency-Key',
+      1,
+    );
+  }
+  return error instanceof Error ? error : new Error(String(error));
 }

@@ -5,12 +5,16 @@ import { AdmissionControl } from './admission-control';
 import type { DecisionListener, DecisionSubscriber } from './decision-listener';
 
 const created: AdmissionControl[] = [];
-afterEach(() => {
-  for (const control of created.splice(0)) control.onModuleDestroy();
+afterEach(async () => {
+  for (const control of created.splice(0)) await control.onModuleDestroy();
   jest.useRealTimers();
+  jest.restoreAllMocks();
 });
 
-/** The admission logic alone: the database is never reached here (no order goes stale). */
+/**
+ * The admission logic alone. The database is reached only for orders gone stale (past their
+ * deadline): here it answers that none is decided, and records what it was asked.
+ */
 function admission(env: Record<string, string>) {
   const config = OrderConfig.parse({
     PORT: '3000',
@@ -22,15 +26,19 @@ function admission(env: Record<string, string>) {
   const listener = { subscribe: (s: DecisionSubscriber) => ((subscriber = s), () => undefined) };
   let shed = 0;
   const metrics = { gaugeOnScrape: () => undefined, shedOrder: () => (shed += 1) };
+  const staleChecks: string[][] = [];
+  const database = {
+    query: (_sql: string, [ids]: [string[]]) => (staleChecks.push(ids), Promise.resolve([])),
+  };
   const control = new AdmissionControl(
     config,
-    {} as DataSource,
+    database as unknown as DataSource,
     listener as unknown as DecisionListener,
     metrics as unknown as ServiceMetrics,
   );
   control.onApplicationBootstrap();
   created.push(control);
-  return { control, announce: (id: string) => subscriber!.decided(id), shed: () => shed };
+  return { control, announce: (id: string) => subscriber!.decided(id), shed: () => shed, staleChecks };
 }
 
 describe('admission control', () => {
@@ -100,17 +108,94 @@ describe('admission control', () => {
         (await control.admit()).accepted(id);
         announce(id);
       }
-      jest.advanceTimersByTime(250);
+      await jest.advanceTimersByTimeAsync(250);
     }
     expect(control.limit).toBeGreaterThan(380);
     expect(control.limit).toBeLessThan(420);
     // A quiet spell (nothing offered) says nothing of capacity: the bound stays.
-    jest.advanceTimersByTime(10_000);
+    await jest.advanceTimersByTimeAsync(10_000);
     expect(control.limit).toBeGreaterThan(380);
     // Orders come and nothing is decided any more (a participant down): once they fill the bound,
     // it falls back to the minimum.
     while (control.inFlight < control.limit) (await control.admit()).accepted(`stuck-${n++}`);
-    jest.advanceTimersByTime(10_000);
+    await jest.advanceTimersByTimeAsync(10_000);
     expect(control.limit).toBe(10);
+  });
+
+  describe('when a decision is announced before its request said the order was accepted', () => {
+    // A shared group that fell back: its early requests' orders are committed and may be
+    // decided while the requests set aside still run, before `accepted()` is called.
+    const fixed = () =>
+      admission({ ADMISSION_MIN_IN_FLIGHT: '1', ADMISSION_MAX_IN_FLIGHT: '1', ADMISSION_WAIT_MS: '0' });
+
+    it('frees the slot at once, and takes no decision-time sample from it', async () => {
+      jest.useFakeTimers();
+      const { control, announce } = fixed();
+      const early = await control.admit();
+      announce('early');
+      early.accepted('early');
+      expect(control.inFlight).toBe(0);
+      // Nothing of it is left to go stale and be freed later with a sample as long as the deadline.
+      await jest.advanceTimersByTimeAsync(20_000);
+      (await control.admit()).accepted('next');
+      const refused = (await control.admit().catch((err: unknown) => err)) as RetryLaterException;
+      expect(refused).toBeInstanceOf(RetryLaterException);
+      expect(refused.retryAfterSeconds).toBe(1);
+      announce('next');
+    });
+
+    it("remembers the decisions it did not know for a while only (another replica's are never accepted here)", async () => {
+      jest.useFakeTimers();
+      const { control, announce } = admission({ ADMISSION_MIN_IN_FLIGHT: '2', ADMISSION_WAIT_MS: '0' });
+      // Past the staleness window (the reconciliation's turn) a remembered decision is forgotten…
+      announce('long-ago');
+      await jest.advanceTimersByTimeAsync(20_000);
+      (await control.admit()).accepted('long-ago');
+      expect(control.inFlight).toBe(1);
+      // …and at most 10,000 are kept, the oldest forgotten first.
+      for (let n = 0; n <= 10_000; n++) announce(`elsewhere-${n}`);
+      (await control.admit()).accepted('elsewhere-0');
+      expect(control.inFlight).toBe(2);
+      announce('long-ago');
+      announce('elsewhere-0');
+      expect(control.inFlight).toBe(0);
+    });
+  });
+
+  describe('on a wall clock that moves (NTP steps it, an operator sets it)', () => {
+    it('keeps its Retry-After estimate: decision times are taken on the monotonic clock', async () => {
+      const { control, announce } = admission({
+        ADMISSION_MIN_IN_FLIGHT: '1',
+        ADMISSION_MAX_IN_FLIGHT: '1',
+        ADMISSION_WAIT_MS: '0',
+      });
+      const wallClock = jest.spyOn(Date, 'now');
+      const start = Date.now();
+      wallClock.mockReturnValue(start);
+      (await control.admit()).accepted('a');
+      wallClock.mockReturnValue(start + 3_600_000); // an hour ahead, a moment later
+      announce('a');
+      (await control.admit()).accepted('b');
+      const refused = (await control.admit().catch((err: unknown) => err)) as RetryLaterException;
+      expect(refused).toBeInstanceOf(RetryLaterException);
+      expect(refused.retryAfterSeconds).toBe(1);
+      announce('b');
+    });
+
+    it('does not take an order for stale (past its deadline) because the wall clock jumped', async () => {
+      jest.useFakeTimers();
+      const { control, staleChecks } = admission({});
+      const wallClock = jest.spyOn(Date, 'now');
+      const start = Date.now();
+      wallClock.mockReturnValue(start);
+      (await control.admit()).accepted('recent');
+      wallClock.mockReturnValue(start + 3_600_000);
+      await jest.advanceTimersByTimeAsync(2_000); // ticks, and a reconciliation's turn
+      expect(staleChecks).toEqual([]);
+      // On the monotonic clock it does go stale, past the deadline and two sweeps (15 s + 2 × 1 s).
+      await jest.advanceTimersByTimeAsync(17_000);
+      expect(new Set(staleChecks.map((ids) => ids.join()))).toEqual(new Set(['recent']));
+      expect(control.inFlight).toBe(1); // still PENDING, says the database
+    });
   });
 });

@@ -1,12 +1,13 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { PeriodicTask } from '@shop/messaging';
 import { RetryLaterException, SERVICE_CONFIG, ServiceMetrics } from '@shop/service-kit';
 import type { OrderConfig } from '../config';
 import { DecisionListener, DecisionSubscriber } from './decision-listener';
 
 /** A slot taken for one new order: say what became of it. */
 export interface AdmissionTicket {
-  /** The order was written: it holds the slot until it is decided. */
+  /** The order was written (its transaction committed): it holds the slot until it is decided. */
   accepted(orderId: string): void;
   /** Nothing new was written (refused input, an idempotent replay): the slot is free again. */
   cancel(): void;
@@ -21,6 +22,8 @@ const TICK_MS = 250;
 const RATE_SMOOTHING = 0.1;
 const LATENCY_SMOOTHING = 0.25;
 const RECONCILE_EVERY_MS = 1_000;
+/** At most this many decided orders this process did not know (see `decidedUnknown`). */
+const REMEMBER_DECIDED = 10_000;
 
 /**
  * Admission control for new orders: bounds the checkouts this process accepted and that are not
@@ -33,12 +36,21 @@ const RECONCILE_EVERY_MS = 1_000;
  *
  * An order's slot is freed when its decision is announced (by any replica), and checked against
  * the database for orders past their deadline and after the announcements were interrupted.
+ * Times are taken on the monotonic clock (`performance.now()`): a wall clock set back or forward
+ * would otherwise skew the Retry-After estimate and the staleness check.
  */
 @Injectable()
 export class AdmissionControl implements DecisionSubscriber, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(AdmissionControl.name);
-  /** Accepted orders not yet known to be decided: id → when accepted (ms). */
+  /** Accepted orders not yet known to be decided: id → when accepted (ms, monotonic). */
   private readonly accepted = new Map<string, number>();
+  /**
+   * Decisions announced for orders this process did not know: another replica's, or one of its
+   * own whose `accepted()` is still to come (a shared group's set-aside requests ran first, say).
+   * id → when announced, oldest first; forgotten once past `staleAfterMs` (the reconciliation's
+   * turn by then) or beyond REMEMBER_DECIDED.
+   */
+  private readonly decidedUnknown = new Map<string, number>();
   /** Slots taken by requests still writing their order. */
   private reserved = 0;
   private readonly waiting: Array<(admitted: boolean) => void> = [];
@@ -49,10 +61,10 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   private decisionRate = 0;
   private decisionSeconds = 1;
   private lastTick = performance.now();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly ticks: PeriodicTask;
   private unsubscribe: (() => void) | undefined;
   private reconciling = false;
-  private lastReconcile = 0;
+  private lastReconcile = performance.now();
 
   constructor(
     @Inject(SERVICE_CONFIG) private readonly config: OrderConfig,
@@ -64,6 +76,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     // Past its deadline an order is aborted by the sweeper within a sweep or two.
     this.staleAfterMs = config.PREPARE_TIMEOUT_MS + 2 * config.SWEEP_INTERVAL_MS;
     this.bound = config.ADMISSION_MIN_IN_FLIGHT;
+    this.ticks = new PeriodicTask('admission tick', TICK_MS, () => this.tick(), this.logger);
     metrics.gaugeOnScrape(
       'checkout_admission_in_flight',
       'Checkouts accepted by this process and not yet decided',
@@ -78,14 +91,13 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
 
   onApplicationBootstrap(): void {
     this.unsubscribe = this.decisions.subscribe(this);
-    this.timer = setInterval(() => this.tick(), TICK_MS);
-    this.timer.unref();
+    this.ticks.start();
   }
 
-  onModuleDestroy(): void {
-    clearInterval(this.timer);
+  async onModuleDestroy(): Promise<void> {
     this.unsubscribe?.();
     for (const admit of this.waiting.splice(0)) admit(false);
+    await this.ticks.stop();
   }
 
   get inFlight(): number {
@@ -113,7 +125,12 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
         if (settled) return;
         settled = true;
         this.reserved -= 1;
-        this.accepted.set(orderId, Date.now());
+        if (this.decidedUnknown.delete(orderId)) {
+          // Decided before it was known to be ours: the slot is free at once; when it was
+          // accepted is not known, so it gives no decision-time sample.
+          this.decidedSinceTick += 1;
+          this.handOver();
+        } else this.accepted.set(orderId, performance.now());
       },
       cancel: () => {
         if (settled) return;
@@ -126,8 +143,16 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
 
   decided(orderId: string): void {
     const acceptedAt = this.accepted.get(orderId);
-    if (acceptedAt === undefined) return; // another replica's order
-    this.release(orderId, acceptedAt);
+    if (acceptedAt !== undefined) this.release(orderId, acceptedAt);
+    else this.rememberDecided(orderId); // another replica's order, or ours not accepted yet
+  }
+
+  private rememberDecided(orderId: string): void {
+    this.decidedUnknown.delete(orderId); // re-announced: now the newest
+    this.decidedUnknown.set(orderId, performance.now());
+    if (this.decidedUnknown.size > REMEMBER_DECIDED) {
+      this.decidedUnknown.delete(this.decidedUnknown.keys().next().value!);
+    }
   }
 
   resync(): void {
@@ -161,7 +186,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   private release(orderId: string, acceptedAt: number): void {
     this.accepted.delete(orderId);
     this.decidedSinceTick += 1;
-    this.decisionSeconds += LATENCY_SMOOTHING * ((Date.now() - acceptedAt) / 1000 - this.decisionSeconds);
+    this.decisionSeconds += LATENCY_SMOOTHING * ((performance.now() - acceptedAt) / 1000 - this.decisionSeconds);
     this.handOver();
   }
 
@@ -183,8 +208,12 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     const { ADMISSION_MIN_IN_FLIGHT: min, ADMISSION_MAX_IN_FLIGHT: max } = this.config;
     this.bound = Math.min(max, Math.max(min, Math.round((this.decisionRate * this.targetMs) / 1000)));
     this.handOver();
-    if (Date.now() - this.lastReconcile >= RECONCILE_EVERY_MS) {
-      const stale = Date.now() - this.staleAfterMs;
+    const stale = now - this.staleAfterMs;
+    for (const [id, decidedAt] of this.decidedUnknown) {
+      if (decidedAt >= stale) break; // oldest first
+      this.decidedUnknown.delete(id);
+    }
+    if (now - this.lastReconcile >= RECONCILE_EVERY_MS) {
       const overdue = [...this.accepted].filter(([, acceptedAt]) => acceptedAt < stale).map(([id]) => id);
       if (overdue.length > 0) void this.reconcile(overdue);
     }
@@ -194,7 +223,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   private async reconcile(orderIds: string[]): Promise<void> {
     if (orderIds.length === 0 || this.reconciling) return;
     this.reconciling = true;
-    this.lastReconcile = Date.now();
+    this.lastReconcile = performance.now();
     try {
       const decided = await this.dataSource.query<Array<{ id: string }>>(
         `SELECT id FROM orders WHERE id = ANY($1::uuid[]) AND status <> 'PENDING'`,

@@ -51,4 +51,20 @@ describe('waiting for a decision (Prefer: wait)', () => {
     await waiting;
     expect(waits.hasRoom).toBe(true);
   });
+
+  it('says whether it was woken by an announcement, and withdraws a waiter whose wait is stopped', async () => {
+    const { waits, listener } = start(1);
+    const announced = waits.next('a', 60_000);
+    listener().decided('a');
+    expect(await announced).toBe(true);
+    expect(await waits.next('a', 1)).toBe(false); // the time ran out
+    const stop = new AbortController();
+    const stopped = waits.next('b', 60_000, stop.signal);
+    expect(waits.hasRoom).toBe(false);
+    stop.abort();
+    expect(await stopped).toBe(false);
+    expect(waits.hasRoom).toBe(true);
+    expect(await waits.next('c', 60_000, stop.signal)).toBe(false); // stopped already: no wait
+    expect(waits.hasRoom).toBe(true);
+  });
 });

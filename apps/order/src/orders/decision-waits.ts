@@ -11,7 +11,7 @@ import { DecisionListener, DecisionSubscriber } from './decision-listener';
  */
 @Injectable()
 export class DecisionWaits implements DecisionSubscriber, OnApplicationBootstrap, OnModuleDestroy {
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly waiters = new Map<string, Set<(announced: boolean) => void>>();
   private count = 0;
   private unsubscribe: (() => void) | undefined;
 
@@ -33,17 +33,25 @@ export class DecisionWaits implements DecisionSubscriber, OnApplicationBootstrap
     return this.count < this.config.PREFER_WAIT_MAX_WAITERS;
   }
 
-  /** Resolves when the order may have been decided (an announcement), or after `maxMs`. */
-  next(orderId: string, maxMs: number): Promise<void> {
-    return new Promise<void>((resolve) => {
+  /**
+   * Resolves true when the order may have been decided (an announcement), false after `maxMs` or
+   * once `stop` aborts. It waits from this call on: register, then read the order, so that a
+   * decision announced during the read is not missed.
+   */
+  next(orderId: string, maxMs: number, stop?: AbortSignal): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      if (stop?.aborted) return resolve(false);
       const waiters = this.waiters.get(orderId) ?? new Set();
-      const wake = () => {
+      const wake = (announced: boolean) => {
         clearTimeout(timer);
+        stop?.removeEventListener('abort', giveUp);
         if (waiters.delete(wake)) this.count -= 1;
         if (waiters.size === 0 && this.waiters.get(orderId) === waiters) this.waiters.delete(orderId);
-        resolve();
+        resolve(announced);
       };
-      const timer = setTimeout(wake, maxMs);
+      const giveUp = () => wake(false);
+      const timer = setTimeout(giveUp, maxMs);
+      stop?.addEventListener('abort', giveUp);
       waiters.add(wake);
       this.count += 1;
       this.waiters.set(orderId, waiters);
@@ -51,10 +59,10 @@ export class DecisionWaits implements DecisionSubscriber, OnApplicationBootstrap
   }
 
   decided(orderId: string): void {
-    for (const wake of [...(this.waiters.get(orderId) ?? [])]) wake();
+    for (const wake of [...(this.waiters.get(orderId) ?? [])]) wake(true);
   }
 
   resync(): void {
-    for (const waiters of [...this.waiters.values()]) for (const wake of [...waiters]) wake();
+    for (const waiters of [...this.waiters.values()]) for (const wake of [...waiters]) wake(true);
   }
 }

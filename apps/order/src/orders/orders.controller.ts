@@ -71,14 +71,14 @@ export class OrdersController {
     }
     // Refused here (503) when too many checkouts are undecided: before anything is written.
     const ticket = await this.admission.admit();
+    // The whole body: all of it enters the request hash. A new order takes the slot as it commits.
     const { order, replayed } = await this.orders
-      .place({ ...body, customerId }, idempotencyKey) // the whole body: all of it enters the request hash
+      .place({ ...body, customerId }, idempotencyKey, ticket)
       .catch((err: unknown) => {
         ticket.cancel();
         throw err;
       });
     if (replayed) ticket.cancel();
-    else ticket.accepted(order.id);
     // The order id is the checkout's transaction id: the request's log lines carry it from here on.
     addLogContext({ transactionId: order.id });
     const wait = preferredWaitSeconds(prefer);

@@ -5,6 +5,7 @@ import { RequestDatabase, Retention, SERVICE_CONFIG } from '@shop/service-kit';
 import { compareCodePoints } from '@shop/contracts';
 import { Coordinator } from '@shop/two-phase-commit';
 import type { OrderConfig } from '../config';
+import type { AdmissionTicket } from './admission-control';
 import { DecisionWaits } from './decision-waits';
 import { OrderView, PlaceOrderBody } from './order.schemas';
 import { prepareRequests } from './prepare-requests';
@@ -54,9 +55,11 @@ export class OrdersService {
    * Prices the order and, in ONE local transaction, stores it PENDING with its items and begins
    * the two-phase commit (one prepare per participant, through the outbox). A request with an
    * Idempotency-Key this customer used before (within IDEMPOTENCY_KEY_RETENTION_HOURS) gets that
-   * key's order (or 422 if the request differs).
+   * key's order (or 422 if the request differs). The new order takes its admission slot
+   * (`ticket.accepted`) the moment its transaction commits: from then on it can be decided, even
+   * before this request is answered (its shared group may still be running others alone).
    */
-  async place(body: OrderRequest, idempotencyKey?: string): Promise<PlacedOrder> {
+  async place(body: OrderRequest, idempotencyKey: string | undefined, ticket: AdmissionTicket): Promise<PlacedOrder> {
     const requestHash = hashRequest(body);
     // Orders placed at the same time share a commit.
     return this.database.sharedTransaction(async (unit) => {
@@ -122,6 +125,7 @@ export class OrdersService {
       const items = body.items
         .map((item) => ({ sku: item.sku, quantity: item.quantity, unit_price: prices.get(item.sku)! }))
         .sort((a, b) => compareCodePoints(a.sku, b.sku)); // as ORDER_SELECT lists them
+      unit.afterCommit(() => ticket.accepted(id));
       const order: OrderRow = {
         id,
         customer_id: body.customerId,
@@ -151,15 +155,25 @@ export class OrdersService {
   /**
    * The order once decided, or as it is after `waitMs` (for `Prefer: wait`). It is read again only
    * when woken (its decision announced) and once at the end; with too many waiting, at once.
+   * Each read comes after the wake-up it waits for is registered: a decision announced while the
+   * order is being read still wakes it.
    */
   async waitForDecision(id: string, customerId: string, waitMs: number): Promise<OrderView> {
-    const until = Date.now() + waitMs;
-    let order = await this.get(id, customerId);
-    while (order.status === 'PENDING' && Date.now() < until && this.waits.hasRoom) {
-      await this.waits.next(id, until - Date.now());
-      order = await this.get(id, customerId);
+    const until = performance.now() + waitMs;
+    const done = new AbortController();
+    let timeUp = false;
+    try {
+      for (;;) {
+        const left = until - performance.now();
+        const woken: Promise<boolean> | undefined =
+          !timeUp && left > 0 && this.waits.hasRoom ? this.waits.next(id, left, done.signal) : undefined;
+        const order = await this.get(id, customerId);
+        if (order.status !== 'PENDING' || !woken) return order;
+        timeUp = !(await woken);
+      }
+    } finally {
+      done.abort(); // the wake-up registered before the last read, if it is still waiting
     }
-    return order;
   }
 
   /**

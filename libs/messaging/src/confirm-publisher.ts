@@ -40,6 +40,14 @@ export class ConfirmPublisher {
     await this.broker.onConnect(this.setup);
   }
 
+  /**
+   * Whether a publish can go out now: a channel is open, or the connection is up to open one.
+   * False while the broker is known to be down (`publish` would throw BrokerUnavailableError).
+   */
+  get isAvailable(): boolean {
+    return this.channel !== undefined || this.broker.isConnected;
+  }
+
   /** Publishes all messages and reports which were confirmed and routed, and which were not. */
   async publish(messages: readonly OutgoingMessage[]): Promise<PublishResult> {
     const channel = await this.openChannel();

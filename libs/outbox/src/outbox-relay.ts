@@ -1,17 +1,24 @@
-import type {
-  DataSource,
-  EntitySubscriberInterface,
-  TransactionCommitEvent,
-  TransactionRollbackEvent,
-  TransactionStartEvent,
-} from 'typeorm';
-import { BrokerUnavailableError, Logger, OutgoingMessage, PublishResult } from '@shop/messaging';
-import { deferOutboxWrites, forgetWrittenAfter, insertWritten, writtenBy } from './outbox';
+import type { DataSource } from 'typeorm';
+import {
+  backoffMs,
+  BrokerUnavailableError,
+  Logger,
+  OutgoingMessage,
+  PeriodicTask,
+  PublishResult,
+} from '@shop/messaging';
+import { ClaimedRow, claimRows, giveGraceBack, giveLeaseBack, markSent, pruneSent, retryLater } from './relay-rows';
 
 export interface OutboxRelayOptions {
   dataSource: DataSource;
   /** Publishes with confirms; only confirmed messages are marked sent. */
   publish(messages: readonly OutgoingMessage[]): Promise<PublishResult>;
+  /**
+   * Whether the broker can take messages now (e.g. `ConfirmPublisher.isAvailable`). While it is
+   * known to be down the relay claims nothing: its rows stay due, to go as soon as it is back
+   * (call `wake()` when the connection comes back). Without it, the relay finds out by trying.
+   */
+  brokerAvailable?(): boolean;
   logger: Logger;
   batchSize?: number;
   /** How often the safety net looks for rows still unsent when due. */
@@ -27,18 +34,12 @@ export interface OutboxRelayOptions {
   onSent?(lagSeconds: readonly number[]): void;
 }
 
-interface OutboxRow {
-  message_id: string;
-  message_type: string;
-  routing_key: string;
-  body: unknown;
-  headers: Record<string, unknown>;
-  attempts: number;
-}
-
-/** A row that failed waits 1 s, doubling up to a minute, before the relay tries it again. */
-const RETRY_BASE_SECONDS = 1;
-const RETRY_CAP_SECONDS = 60;
+/**
+ * A row the broker refused on its own (nack, no queue bound) waits 0.5–1 s, doubling up to
+ * 2.5–5 s, before the relay tries it again: well inside the prepare deadline (15 s), so a
+ * refusal that clears (a queue elects a new leader, a binding comes) costs an order no timeout.
+ */
+const ROW_RETRY = { baseMs: 1_000, capMs: 5_000 };
 /**
  * Marks of rows sent by the fast path are written together, at most this often: one UPDATE for
  * many rows. Well inside FAST_PATH_GRACE_SECONDS, so the relay does not publish them again.
@@ -50,22 +51,21 @@ const MARK_EVERY_MS = 250;
  * so a crash between publish and mark re-publishes (consumers deduplicate) and never loses one.
  *
  * - **Fast path**: the process that committed rows publishes them at once (`publishCommitted`,
- *   called by `OutboxPublisher` after every commit) and marks them sent in batches.
- * - **Safety net**: a poll for rows still unsent when due: what a crash, a nack or an unroutable
- *   key left behind. It claims a batch with a lease (`FOR UPDATE SKIP LOCKED`, then commits: no
- *   transaction stays open while the broker confirms), so several relays never take the same row;
- *   a row that fails backs off on its own and never holds up the others.
+ *   called by `Transactions` after every commit) and marks them sent in batches.
+ * - **Safety net**: a poll for rows still unsent when due: what a crash, a nack, an unroutable
+ *   key or a broker outage left behind. It claims a batch with a lease, so several relays never
+ *   take the same row; a row the broker refuses backs off on its own and never holds up the
+ *   others. A broker outage is nobody's fault: the relay claims nothing while the broker is known
+ *   down, and what could not go because it was down is due again at once, so it goes within one
+ *   poll (or at once, on `wake()`) of the broker's return.
  */
 export class OutboxRelay {
   private readonly batchSize: number;
-  private readonly pollIntervalMs: number;
-  private readonly retentionMs: number;
-  private readonly pruneIntervalMs: number;
   private readonly leaseMs: number;
-  private running = false;
-  private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
-  private pruneTimer: NodeJS.Timeout | undefined;
+  private readonly retentionMs: number;
+  private readonly polling: PeriodicTask;
+  private readonly pruning: PeriodicTask;
+  private started = false;
   private readonly inFlight = new Set<Promise<void>>();
   private marks: string[] = [];
   private marking: Promise<void> | undefined;
@@ -73,38 +73,48 @@ export class OutboxRelay {
 
   constructor(private readonly options: OutboxRelayOptions) {
     this.batchSize = options.batchSize ?? 200;
-    this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
-    this.retentionMs = options.retentionMs ?? 24 * 3600_000;
-    this.pruneIntervalMs = options.pruneIntervalMs ?? 60_000;
     this.leaseMs = options.leaseMs ?? 30_000;
+    this.retentionMs = options.retentionMs ?? 24 * 3600_000;
+    this.polling = new PeriodicTask('outbox relay', options.pollIntervalMs ?? 1_000, () => this.poll(), options.logger);
+    this.pruning = new PeriodicTask(
+      'outbox prune',
+      options.pruneIntervalMs ?? 60_000,
+      () => this.prune(),
+      options.logger,
+    );
   }
 
   start(): Promise<void> {
-    if (this.running) return Promise.resolve();
-    this.running = true;
-    this.loop = this.run();
-    this.pruneTimer = setInterval(() => void this.prune(), this.pruneIntervalMs);
-    this.pruneTimer.unref();
+    if (this.started) return Promise.resolve();
+    this.started = true;
+    this.polling.start();
+    this.polling.wake(); // what an earlier run left unsent goes now, not one interval later
+    this.pruning.start();
     return Promise.resolve();
+  }
+
+  /** Polls now (or right after the poll in progress): e.g. once the broker connection is back. */
+  wake(): void {
+    this.polling.wake();
   }
 
   /** Stops the relay after publishing what is already committed (best effort, one last drain). */
   async stop(): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
-    clearInterval(this.pruneTimer);
-    this.wake?.();
-    await this.loop;
+    if (!this.started) return;
+    this.started = false;
+    await Promise.all([this.polling.stop(), this.pruning.stop()]);
     await this.settle();
     await this.drain().catch((err: unknown) => this.options.logger.warn(`final outbox drain failed: ${String(err)}`));
   }
 
   /**
    * The fast path: publishes rows a transaction of this process just committed, and marks them
-   * sent soon after. What fails stays unsent for the safety net; nothing here throws.
+   * sent soon after. What fails stays unsent for the safety net (at once, when the broker was
+   * unavailable); nothing here throws.
    */
   publishCommitted(messages: readonly OutgoingMessage[]): void {
     if (messages.length === 0) return;
+    const ids = () => messages.map((message) => message.messageId);
     const work = this.options
       .publish(messages)
       .then(async (result) => {
@@ -113,13 +123,15 @@ export class OutboxRelay {
           this.marks.push(...result.confirmed);
           this.scheduleMarks();
         }
-        if (result.failed.length > 0) {
-          this.options.logger.debug?.(
-            `${result.failed.length} message(s) left to the outbox relay: ${summary(result)}`,
-          );
-        }
+        if (result.failed.length === 0) return;
+        this.options.logger.debug?.(`${result.failed.length} message(s) left to the outbox relay: ${summary(result)}`);
+        if (!this.brokerAvailable()) await giveGraceBack(this.options.dataSource, failedIds(result));
       })
-      .catch((err: unknown) => this.options.logger.debug?.(`fast publish failed, left to the relay: ${String(err)}`))
+      .catch(async (err: unknown) => {
+        this.options.logger.debug?.(`fast publish failed, left to the relay: ${String(err)}`);
+        if (this.outage(err)) await giveGraceBack(this.options.dataSource, ids());
+      })
+      .catch((err: unknown) => this.options.logger.warn(`outbox: could not leave rows to the relay: ${String(err)}`))
       .finally(() => this.inFlight.delete(work));
     this.inFlight.add(work);
   }
@@ -141,7 +153,7 @@ export class OutboxRelay {
   async drain(): Promise<number> {
     let total = 0;
     for (;;) {
-      const published = await this.publishBatch({ dueOnly: false });
+      const published = await this.publishBatch({ includeNew: true });
       total += published;
       if (published < this.batchSize) return total;
     }
@@ -150,83 +162,64 @@ export class OutboxRelay {
   /** Deletes sent rows past retention. */
   async prune(): Promise<void> {
     try {
-      await this.options.dataSource.query(
-        `DELETE FROM outbox WHERE id IN (
-           SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => $1) LIMIT 10000)`,
-        [this.retentionMs / 1000],
-      );
+      await pruneSent(this.options.dataSource, this.retentionMs);
     } catch (err) {
       this.options.logger.warn(`outbox prune failed: ${String(err)}`);
     }
   }
 
-  private async run(): Promise<void> {
-    while (this.running) {
-      try {
-        while ((await this.publishBatch({ dueOnly: true })) === this.batchSize && this.running);
-      } catch (err) {
-        const known = err instanceof BrokerUnavailableError || err instanceof NotPublishedError;
-        this.options.logger.warn(`outbox relay: ${known ? err.message : String(err)}; will retry`);
-      }
-      if (this.running) await this.sleep(this.pollIntervalMs);
+  /** One round of the safety net: due rows, a batch after another while batches come full. */
+  private async poll(): Promise<void> {
+    // While the broker is known down nothing is claimed: the rows stay due for its return.
+    while (this.started && this.brokerAvailable()) {
+      if ((await this.publishBatch({ includeNew: false })) < this.batchSize) return;
     }
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = undefined;
-        done();
-      };
-    });
-  }
-
   /**
-   * Claims a batch (due rows; with `dueOnly` false also rows never tried), leases it and commits;
-   * publishes it; marks what the broker confirmed and backs off what it did not.
+   * Claims a batch, publishes it, marks what the broker confirmed. What the broker could not take
+   * because it was unavailable is due again at once; what it refused backs off, row by row.
    */
-  private async publishBatch({ dueOnly }: { dueOnly: boolean }): Promise<number> {
-    const [rows] = await this.options.dataSource.query<[OutboxRow[], number]>(
-      `UPDATE outbox o SET attempts = o.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
-         FROM (SELECT id FROM outbox
-                WHERE sent_at IS NULL AND (next_attempt_at <= now() ${dueOnly ? '' : 'OR attempts = 0'})
-                ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
-        WHERE o.id = due.id
-       RETURNING o.message_id, o.message_type, o.routing_key, o.body, o.headers, o.attempts`,
-      [this.batchSize, this.leaseMs / 1000],
-    );
+  private async publishBatch({ includeNew }: { includeNew: boolean }): Promise<number> {
+    if (!this.brokerAvailable()) throw new BrokerUnavailableError('the broker is unavailable: nothing claimed');
+    const { dataSource } = this.options;
+    const rows = await claimRows(dataSource, { limit: this.batchSize, leaseMs: this.leaseMs, includeNew });
     if (rows.length === 0) return 0;
-    const result = await this.options.publish(
-      rows.map((row) => ({
-        messageId: row.message_id,
-        type: row.message_type,
-        routingKey: row.routing_key,
-        body: row.body,
-        headers: row.headers,
-      })),
-    );
+    let result: PublishResult;
+    try {
+      result = await this.options.publish(rows.map((row) => row.message));
+    } catch (err) {
+      const ids = rows.map((row) => row.message.messageId);
+      await (this.outage(err) ? giveLeaseBack(dataSource, ids) : this.retryLater(rows, ids));
+      throw err;
+    }
     if (result.confirmed.length > 0) {
       await this.options.onPublished?.(result.confirmed);
       await this.markSent(result.confirmed);
     }
     if (result.failed.length > 0) {
-      const attemptsOf = new Map(rows.map((row) => [row.message_id, row.attempts]));
-      const failed = result.failed.map((failure) => failure.messageId);
-      await this.options.dataSource.query(
-        `UPDATE outbox o SET next_attempt_at = now() + make_interval(secs => f.delay)
-           FROM unnest($1::uuid[], $2::float8[]) AS f(message_id, delay) WHERE o.message_id = f.message_id`,
-        [failed, failed.map((id) => retryDelaySeconds(attemptsOf.get(id) ?? 1))],
-      );
+      const failed = failedIds(result);
+      await (this.brokerAvailable() ? this.retryLater(rows, failed) : giveLeaseBack(dataSource, failed));
       throw new NotPublishedError(
         `${result.failed.length} of ${rows.length} outbox messages not published (${summary(result, rows)})`,
       );
     }
     return rows.length;
+  }
+
+  private brokerAvailable(): boolean {
+    return this.options.brokerAvailable?.() ?? true;
+  }
+
+  /** Whether a publish failed because the broker was unavailable (not because of its messages). */
+  private outage(err: unknown): boolean {
+    return err instanceof BrokerUnavailableError || !this.brokerAvailable();
+  }
+
+  private retryLater(rows: readonly ClaimedRow[], ids: readonly string[]): Promise<void> {
+    const attemptsOf = new Map(rows.map((row) => [row.message.messageId, row.attempts]));
+    const delays = ids.map((id) => backoffMs((attemptsOf.get(id) ?? 1) - 1, ROW_RETRY));
+    return retryLater(this.options.dataSource, ids, delays);
   }
 
   private scheduleMarks(): void {
@@ -250,77 +243,19 @@ export class OutboxRelay {
     return this.marksBeingWritten;
   }
 
-  /**
-   * Marks rows sent. Committed without waiting for the disk (`synchronous_commit = off`): a mark
-   * lost in a crash only makes the relay publish that row again, which the inboxes deduplicate.
-   */
   private async markSent(messageIds: readonly string[]): Promise<void> {
-    // One statement, committed on its own: the CTE turns synchronous_commit off for just this
-    // transaction (set_config(..., true)), which is what its commit then uses.
-    const [marked] = await this.options.dataSource.query<[Array<{ lag: number }>, number]>(
-      `WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
-       UPDATE outbox SET sent_at = now() FROM async_commit
-        WHERE message_id = ANY($1::uuid[]) AND sent_at IS NULL
-       RETURNING extract(epoch FROM clock_timestamp() - created_at)::float8 AS lag`,
-      [messageIds],
-    );
-    // The lag is measured on the database's clock, the one that stamped created_at.
-    if (marked.length > 0) this.options.onSent?.(marked.map((row) => row.lag));
+    const lags = await markSent(this.options.dataSource, messageIds);
+    if (lags.length > 0) this.options.onSent?.(lags);
   }
 }
 
-/**
- * A TypeORM subscriber for the outbox rows of every transaction of its data source: inserts them
- * in one statement just before the commit, hands them to the relay's fast path once committed,
- * and forgets those of a rolled-back transaction or savepoint. Register it on the data source
- * (`dataSource.subscribers.push(...)`) before the first transaction that writes to the outbox.
- */
-export class OutboxPublisher implements EntitySubscriberInterface {
-  /** Per query runner: how many rows were written when each open (sub)transaction began. */
-  private readonly savepoints = new WeakMap<object, number[]>();
-
-  constructor(private readonly relay: OutboxRelay) {}
-
-  afterTransactionStart({ queryRunner }: TransactionStartEvent): void {
-    const stack = this.savepoints.get(queryRunner) ?? [];
-    stack.push(writtenBy(queryRunner).length);
-    this.savepoints.set(queryRunner, stack);
-    deferOutboxWrites(queryRunner); // this subscriber inserts them before the commit
-  }
-
-  /** The whole transaction's rows in one INSERT, just before it commits (not when a savepoint is released). */
-  async beforeTransactionCommit({ queryRunner }: TransactionCommitEvent): Promise<void> {
-    if (this.savepoints.get(queryRunner)?.length === 1) await insertWritten(queryRunner);
-  }
-
-  afterTransactionCommit({ queryRunner }: TransactionCommitEvent): void {
-    this.savepoints.get(queryRunner)?.pop();
-    if (queryRunner.isTransactionActive) return; // a savepoint released: its rows wait for the commit
-    const written = [...writtenBy(queryRunner)];
-    this.ended(queryRunner);
-    this.relay.publishCommitted(written);
-  }
-
-  afterTransactionRollback({ queryRunner }: TransactionRollbackEvent): void {
-    forgetWrittenAfter(queryRunner, this.savepoints.get(queryRunner)?.pop() ?? 0);
-    if (!queryRunner.isTransactionActive) this.ended(queryRunner);
-  }
-
-  /** The query runner may serve another transaction next: it starts with nothing written. */
-  private ended(queryRunner: TransactionCommitEvent['queryRunner']): void {
-    forgetWrittenAfter(queryRunner, 0);
-    deferOutboxWrites(queryRunner, false);
-    this.savepoints.delete(queryRunner);
-  }
-}
-
-function retryDelaySeconds(attempts: number): number {
-  return Math.min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** Math.max(0, attempts - 1));
+function failedIds(result: PublishResult): string[] {
+  return result.failed.map((failure) => failure.messageId);
 }
 
 /** "2× inventory.prepare: no queue bound …" per distinct failure. */
-function summary(result: PublishResult, rows?: readonly OutboxRow[]): string {
-  const routingKeyOf = new Map(rows?.map((row) => [row.message_id, row.routing_key]));
+function summary(result: PublishResult, rows?: readonly ClaimedRow[]): string {
+  const routingKeyOf = new Map(rows?.map((row) => [row.message.messageId, row.message.routingKey]));
   const counts = new Map<string, number>();
   for (const { messageId, error } of result.failed) {
     const failure = `${routingKeyOf.get(messageId) ?? ''}${rows ? ': ' : ''}${error.message.replace(messageId, '<id>')}`;

@@ -12,7 +12,7 @@ import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { adminChannel, deleteExchangeAndQueues, drainQueue, uniqueExchange } from '../../../test/support/rabbitmq';
 import { eventually } from '../../../test/support/eventually';
 import { testEnv } from '../../../test/support/env';
-import { OutboxPublisher, OutboxRelay, OutboxRelayOptions, writeToOutbox } from './index';
+import { OutboxRelay, OutboxRelayOptions, Transactions } from './index';
 
 function message(n: number): OutgoingMessage {
   return { messageId: randomUUID(), routingKey: 'svc.test', type: 'test', body: { n } };
@@ -20,6 +20,8 @@ function message(n: number): OutgoingMessage {
 
 describe('outbox relay on a real Postgres and RabbitMQ', () => {
   let schema: TestSchema;
+  /** Transactions whose outbox rows only the relay publishes (no fast path). */
+  let transactions: Transactions;
   let broker: BrokerConnection;
   let publisher: ConfirmPublisher;
   const relays: OutboxRelay[] = [];
@@ -43,6 +45,7 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
 
   beforeEach(async () => {
     schema = await createTestSchema('outbox');
+    transactions = new Transactions(schema.dataSource);
   });
 
   afterEach(async () => {
@@ -70,6 +73,11 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
     return created;
   }
 
+  /** Transactions whose committed rows `relay` publishes at once (its fast path). */
+  function publishingThrough(relay: OutboxRelay): Transactions {
+    return new Transactions(schema.dataSource, { publishCommitted: (messages) => relay.publishCommitted(messages) });
+  }
+
   async function queued(): Promise<Array<{ messageId: string; body: { n: number } }>> {
     const admin = await adminChannel();
     try {
@@ -91,10 +99,10 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
 
   it('publishes what a committed transaction wrote, and nothing of a rolled-back one', async () => {
     const committed = message(1);
-    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [committed]));
+    await transactions.run(async (unit) => unit.send([committed]));
     await expect(
-      schema.dataSource.transaction(async (manager) => {
-        await writeToOutbox(manager, [message(2)]);
+      transactions.run(async (unit) => {
+        unit.send([message(2)]);
         throw new Error('business rule failed');
       }),
     ).rejects.toThrow('business rule failed');
@@ -104,71 +112,61 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
     expect(await unsent()).toBe(0);
   });
 
-  it('refuses to write outside a transaction', async () => {
-    await expect(writeToOutbox(schema.dataSource.manager, [message(1)])).rejects.toThrow(/inside the transaction/);
-  });
-
   it('publishes right after the commit that wrote it (no poll), and nothing of a rolled-back savepoint', async () => {
     const fast = relay({ pollIntervalMs: 600_000 });
-    const subscriber = new OutboxPublisher(fast);
-    schema.dataSource.subscribers.push(subscriber);
-    try {
-      await fast.start();
-      const sent = message(7);
-      await schema.dataSource.transaction(async (manager) => {
-        await writeToOutbox(manager, [sent]);
-        await manager
-          .transaction(async (savepoint) => {
-            await writeToOutbox(savepoint, [message(8)]);
-            throw new Error('this message failed alone');
-          })
-          .catch(() => undefined);
-      });
-      await fast.settle();
-      expect((await queued()).map((m) => m.messageId)).toEqual([sent.messageId]);
-      expect(await unsent()).toBe(0); // marked sent; the savepoint's row was never committed
-    } finally {
-      schema.dataSource.subscribers.splice(schema.dataSource.subscribers.indexOf(subscriber), 1);
-    }
+    await fast.start();
+    const sent = message(7);
+    await publishingThrough(fast).run(async (unit) => {
+      unit.send([sent]);
+      await unit
+        .savepoint(async () => {
+          unit.send([message(8)]);
+          throw new Error('this message failed alone');
+        })
+        .catch(() => undefined);
+      // A savepoint its caller chose not to keep (a refusal, not an error) forgets its messages too.
+      await unit.savepoint(
+        async () => unit.send([message(9)]),
+        () => false,
+      );
+    });
+    await fast.settle();
+    expect((await queued()).map((m) => m.messageId)).toEqual([sent.messageId]);
+    expect(await unsent()).toBe(0); // marked sent; the savepoints' rows were never committed
   });
 
   it('inserts the rows of a watched transaction together before its commit; a refused insert fails the commit', async () => {
     const fast = relay({ pollIntervalMs: 600_000 });
-    const subscriber = new OutboxPublisher(fast);
-    schema.dataSource.subscribers.push(subscriber);
+    const published = publishingThrough(fast);
     const rowsIn = async (manager: { query: typeof schema.dataSource.query }) =>
       (await manager.query<Array<{ count: number }>>(`SELECT count(*)::int AS count FROM outbox`))[0].count;
-    try {
-      await fast.start();
-      const first = message(1);
-      const seenInside = await schema.dataSource.transaction(async (manager) => {
-        await writeToOutbox(manager, [first]);
-        await writeToOutbox(manager, [message(2)]);
-        return rowsIn(manager);
-      });
-      expect(seenInside).toBe(0); // deferred to the commit
-      expect(await rowsIn(schema.dataSource)).toBe(2);
+    await fast.start();
+    const first = message(1);
+    const seenInside = await published.run(async (unit) => {
+      unit.send([first]);
+      unit.send([message(2)]);
+      return rowsIn(unit.manager);
+    });
+    expect(seenInside).toBe(0); // deferred to the commit
+    expect(await rowsIn(schema.dataSource)).toBe(2);
 
-      await expect(
-        schema.dataSource.transaction(async (manager) => {
-          await manager.query(`CREATE TABLE effect (n int)`);
-          await writeToOutbox(manager, [{ ...message(3), messageId: first.messageId }]);
-        }),
-      ).rejects.toThrow(/duplicate key/);
-      expect(await rowsIn(schema.dataSource)).toBe(2);
-      expect(await schema.dataSource.query(`SELECT to_regclass('effect') AS t`)).toEqual([{ t: null }]);
-      await fast.settle();
-      expect((await queued()).map((m) => m.body.n).sort()).toEqual([1, 2]);
-    } finally {
-      schema.dataSource.subscribers.splice(schema.dataSource.subscribers.indexOf(subscriber), 1);
-    }
+    await expect(
+      published.run(async (unit) => {
+        await unit.manager.query(`CREATE TABLE effect (n int)`);
+        unit.send([{ ...message(3), messageId: first.messageId }]);
+      }),
+    ).rejects.toThrow(/duplicate key/);
+    expect(await rowsIn(schema.dataSource)).toBe(2);
+    expect(await schema.dataSource.query(`SELECT to_regclass('effect') AS t`)).toEqual([{ t: null }]);
+    await fast.settle();
+    expect((await queued()).map((m) => m.body.n).sort()).toEqual([1, 2]);
   });
 
   it('backs off a row that keeps failing without holding up the rows behind it', async () => {
     const orphan: OutgoingMessage = { ...message(5), routingKey: 'nobody.test' };
     const fine = message(6);
-    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [orphan]));
-    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [fine]));
+    await transactions.run(async (unit) => unit.send([orphan]));
+    await transactions.run(async (unit) => unit.send([fine]));
     const r = relay({ batchSize: 1 });
     await expect(r.drain()).rejects.toThrow(/nobody\.test/);
     // The failed row now waits for its next attempt; the next drain sends the one behind it.
@@ -181,9 +179,23 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
     expect(row).toEqual({ attempts: 1, later: true });
   });
 
+  it('never puts a refused row off past 5 s, however often it failed: well inside the 15 s prepare deadline', async () => {
+    const orphan: OutgoingMessage = { ...message(5), routingKey: 'nobody.test' };
+    await transactions.run(async (unit) => unit.send([orphan]));
+    // As if it had been refused 30 times already (a route missing for a while), and due now.
+    await schema.dataSource.query(`UPDATE outbox SET attempts = 30, next_attempt_at = now()`);
+    await expect(relay().drain()).rejects.toThrow(/nobody\.test/);
+    const [row] = await schema.dataSource.query<Array<{ attempts: number; waitSeconds: number }>>(
+      `SELECT attempts, extract(epoch FROM next_attempt_at - clock_timestamp())::float8 AS "waitSeconds" FROM outbox`,
+    );
+    expect(row.attempts).toBe(31);
+    expect(row.waitSeconds).toBeGreaterThan(0);
+    expect(row.waitSeconds).toBeLessThanOrEqual(5);
+  });
+
   it('delivers a message even if the relay crashes between publish and mark, and the handler runs once', async () => {
     const sent = message(42);
-    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [sent]));
+    await transactions.run(async (unit) => unit.send([sent]));
     const crashing = relay({
       leaseMs: 200,
       onPublished: () => {
@@ -218,7 +230,7 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
   it('lets several relays drain one outbox without publishing a row twice', async () => {
     const messages = Array.from({ length: 600 }, (_, i) => message(i));
     for (let i = 0; i < messages.length; i += 100) {
-      await schema.dataSource.transaction((manager) => writeToOutbox(manager, messages.slice(i, i + 100)));
+      await transactions.run(async (unit) => unit.send(messages.slice(i, i + 100)));
     }
     const counts = await Promise.all(
       [relay({ batchSize: 50 }), relay({ batchSize: 50 }), relay({ batchSize: 50 })].map((r) => r.drain()),
@@ -231,7 +243,7 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
 
   it('keeps a row whose publish failed and sends it once the route exists', async () => {
     const orphan: OutgoingMessage = { ...message(5), routingKey: 'nobody.test' };
-    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [orphan]));
+    await transactions.run(async (unit) => unit.send([orphan]));
     await expect(relay().drain()).rejects.toThrow(
       /^1 of 1 outbox messages not published \(1× nobody\.test: no queue bound for routing key nobody\.test\)$/,
     );
@@ -239,10 +251,10 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
   });
 
   it('prunes sent rows past retention and keeps unsent ones', async () => {
-    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [message(1), message(2)]));
+    await transactions.run(async (unit) => unit.send([message(1), message(2)]));
     const r = relay({ retentionMs: 0 });
     await r.drain();
-    await schema.dataSource.transaction((manager) => writeToOutbox(manager, [message(3)]));
+    await transactions.run(async (unit) => unit.send([message(3)]));
     await r.prune();
     const rows = await schema.dataSource.query<Array<{ n: number; sent: boolean }>>(
       `SELECT (body->>'n')::int AS n, sent_at IS NOT NULL AS sent FROM outbox`,

@@ -57,6 +57,7 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     this.relay = new OutboxRelay({
       dataSource,
       publish: (messages) => this.publisher.publish(messages),
+      brokerAvailable: () => this.publisher.isAvailable,
       logger: new Logger(OutboxRelay.name),
       pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
       retentionMs: config.OUTBOX_RETENTION_HOURS * 3600_000,
@@ -95,6 +96,8 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
 
   async onApplicationBootstrap(): Promise<void> {
     await this.relay.start();
+    // What waited for the broker goes as soon as it is back (after the publisher's own setup).
+    await this.broker.onConnect(async () => this.relay.wake());
   }
 
   /** Nest closes the microservices only after this hook: the transport is stopped here, first. */

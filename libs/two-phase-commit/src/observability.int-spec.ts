@@ -15,7 +15,7 @@ import {
   silentLogger,
   topologyFor,
 } from '@shop/messaging';
-import { OutboxPublisher, OutboxRelay } from '@shop/outbox';
+import { OutboxRelay } from '@shop/outbox';
 import { decodeCheckoutMessage, ServiceMetrics } from '@shop/service-kit';
 import { startTracing } from '../../service-kit/src/tracing';
 import { eventually } from '../../../test/support/eventually';
@@ -105,7 +105,6 @@ describe('observability of checkout messages', () => {
         pollIntervalMs: 50,
         onSent: (lagSeconds) => metrics.sent(lagSeconds),
       });
-      schema.dataSource.subscribers.push(new OutboxPublisher(relay));
       await relay.start();
       const participant = new Participant({
         name: 'inventory',

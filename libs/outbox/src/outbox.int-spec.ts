@@ -12,7 +12,7 @@ import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { adminChannel, deleteExchangeAndQueues, drainQueue, uniqueExchange } from '../../../test/support/rabbitmq';
 import { eventually } from '../../../test/support/eventually';
 import { testEnv } from '../../../test/support/env';
-import { OutboxPublisher, OutboxRelay, OutboxRelayOptions, writeToOutbox } from './index';
+import { OutboxPublisher, OutboxRelay, OutboxRelayOptions, Transactions, writeToOutbox } from './index';
 
 function message(n: number): OutgoingMessage {
   return { messageId: randomUUID(), routingKey: 'svc.test', type: 'test', body: { n } };
@@ -206,9 +206,11 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
     const outcomes = [];
     for (const copy of copies) {
       outcomes.push(
-        await inbox.handleOnce(copy.messageId, (manager) =>
-          manager.query(`INSERT INTO effects VALUES ($1)`, [copy.body.n]),
-        ),
+        await new Transactions(schema.dataSource).run(async (unit) => {
+          if (!(await inbox.record(unit, [copy.messageId])).has(copy.messageId)) return { duplicate: true };
+          await unit.manager.query(`INSERT INTO effects VALUES ($1)`, [copy.body.n]);
+          return { duplicate: false };
+        }),
       );
     }
     expect(outcomes.map((o) => o.duplicate)).toEqual([false, true]);

@@ -1,17 +1,16 @@
-import type { EntityManager } from 'typeorm';
 import { CheckoutMessage, routingKey } from '@shop/contracts';
 import { currentTraceContext } from '@shop/messaging';
-import { writeToOutbox } from '@shop/outbox';
+import type { UnitOfWork } from '@shop/outbox';
 
 /**
- * Writes checkout messages to the outbox of the open transaction, routed to their recipients. A
- * message without a trace context gets the active one (the request or the handler that sends
- * it), in its envelope and as AMQP headers, so its handler continues the same trace.
+ * Sends checkout messages with the unit of work (its outbox: sent if and only if it commits),
+ * routed to their recipients. A message without a trace context gets the active one (the
+ * request or the handler that sends it), in its envelope and as AMQP headers, so its handler
+ * continues the same trace.
  */
-export function send(manager: EntityManager, messages: readonly CheckoutMessage[]): Promise<void> {
+export function send(unit: UnitOfWork<unknown>, messages: readonly CheckoutMessage[]): void {
   const active = currentTraceContext();
-  return writeToOutbox(
-    manager,
+  unit.send(
     messages.map((message) => {
       const traceContext = Object.keys(message.traceContext).length > 0 ? message.traceContext : active;
       return {

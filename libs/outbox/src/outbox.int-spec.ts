@@ -218,9 +218,11 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
     const outcomes = [];
     for (const copy of copies) {
       outcomes.push(
-        await inbox.handleOnce(copy.messageId, (manager) =>
-          manager.query(`INSERT INTO effects VALUES ($1)`, [copy.body.n]),
-        ),
+        await new Transactions(schema.dataSource).run(async (unit) => {
+          if (!(await inbox.record(unit, [copy.messageId])).has(copy.messageId)) return { duplicate: true };
+          await unit.manager.query(`INSERT INTO effects VALUES ($1)`, [copy.body.n]);
+          return { duplicate: false };
+        }),
       );
     }
     expect(outcomes.map((o) => o.duplicate)).toEqual([false, true]);

@@ -15,7 +15,7 @@ import {
   silentLogger,
   topologyFor,
 } from '@shop/messaging';
-import { OutboxRelay } from '@shop/outbox';
+import { OutboxRelay, Transactions } from '@shop/outbox';
 import { decodeCheckoutMessage, ServiceMetrics } from '@shop/service-kit';
 import { startTracing } from '../../service-kit/src/tracing';
 import { eventually } from '../../../test/support/eventually';
@@ -106,9 +106,12 @@ describe('observability of checkout messages', () => {
         onSent: (lagSeconds) => metrics.sent(lagSeconds),
       });
       await relay.start();
+      const transactions = new Transactions(schema.dataSource, {
+        publishCommitted: (messages) => relay.publishCommitted(messages),
+      });
       const participant = new Participant({
         name: 'inventory',
-        dataSource: schema.dataSource,
+        transactions,
         resource: { prepare: async () => ({ vote: 'yes' }), commit: async () => {}, abort: async () => {} },
         logger: silentLogger,
         observer: metrics,
@@ -127,7 +130,9 @@ describe('observability of checkout messages', () => {
         handleBatch: oneAtATime(async (message) => {
           const span = trace.getActiveSpan()?.spanContext();
           handled.push({ log: { ...currentLogContext() }, traceId: span?.traceId, spanId: span?.spanId });
-          if (message.type === 'prepare') await participant.onPrepare(message);
+          if (message.type !== 'prepare') return;
+          const [outcome] = await transactions.runBatch([message], (unit) => participant.handle(unit, unit.items));
+          if (!outcome.ok) throw outcome.error;
         }),
         logger: silentLogger,
         onSettled: (settlement) => metrics.settled(settlement),
@@ -163,7 +168,7 @@ describe('observability of checkout messages', () => {
       });
       // The sender: a request span (as POST /orders has) writing the prepare to its outbox.
       const origin = await trace.getTracer('test').startActiveSpan('POST /orders', async (span) => {
-        await schema.dataSource.transaction((manager) => send(manager, [prepare]));
+        await new Transactions(schema.dataSource).run(async (unit) => send(unit, [prepare]));
         span.end();
         return span.spanContext();
       });

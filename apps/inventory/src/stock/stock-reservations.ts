@@ -1,25 +1,36 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
-import type { PreparePayload, VoteOf } from '@shop/contracts';
-import type { ParticipantResource } from '@shop/two-phase-commit';
+import type { VoteOf } from '@shop/contracts';
+import type { UnitOfWork } from '@shop/outbox';
+import type { ParticipantResource, PrepareRequestOf, ResourceBatch } from '@shop/two-phase-commit';
 
 /**
- * The inventory's part of a checkout: reserve every line or none, then sell or release. Each step
- * is one statement that locks the stock rows in SKU order first, so concurrent checkouts never
- * deadlock on each other, and a hot SKU's row is locked by one statement until the commit.
+ * The inventory's part of a checkout: reserve every line or none, then sell or release. Stock
+ * rows are always locked in SKU order: a batch's all at once first (`lock`), or, for a message
+ * alone, by the one statement of each step, so concurrent checkouts never deadlock on each
+ * other, and a hot SKU's row is locked until the commit.
  */
 @Injectable()
 export class StockReservations implements ParticipantResource<'inventory'> {
   /** `prepare` reserves only if every line fits, in one statement: a "no" has written nothing. */
   readonly refusesWithoutWriting = true;
 
+  /** The stock rows of the batch's prepares' lines and of its decided checkouts' reservations. */
+  async lock(unit: UnitOfWork<unknown>, { prepares, decided }: ResourceBatch<'inventory'>): Promise<void> {
+    await unit.manager.query(
+      `SELECT 1 FROM stock
+        WHERE sku IN (SELECT unnest($1::text[]) UNION SELECT sku FROM reservations WHERE transaction_id = ANY($2::uuid[]))
+        ORDER BY sku FOR UPDATE`,
+      [prepares.flatMap(({ request }) => request.items.map((line) => line.sku)), decided],
+    );
+  }
+
   async prepare(
-    manager: EntityManager,
+    unit: UnitOfWork<unknown>,
     transactionId: string,
-    request: Extract<PreparePayload, { participant: 'inventory' }>,
+    request: PrepareRequestOf<'inventory'>,
   ): Promise<VoteOf<'inventory'>> {
     // Locks the rows, judges them, and only if every line fits, reserves and records each line.
-    const [{ refusal }] = await manager.query<Array<{ refusal: 'UNKNOWN_SKU' | 'OUT_OF_STOCK' | null }>>(
+    const [{ refusal }] = await unit.manager.query<Array<{ refusal: 'UNKNOWN_SKU' | 'OUT_OF_STOCK' | null }>>(
       `WITH locked AS (
          SELECT s.sku, s.available, line.quantity
            FROM stock s JOIN unnest($2::text[], $3::int[]) AS line(sku, quantity) ON line.sku = s.sku
@@ -40,8 +51,8 @@ export class StockReservations implements ParticipantResource<'inventory'> {
     return refusal ? { vote: 'no', reason: refusal } : { vote: 'yes' };
   }
 
-  async commit(manager: EntityManager, transactionId: string): Promise<void> {
-    await manager.query(
+  async commit(unit: UnitOfWork<unknown>, transactionId: string): Promise<void> {
+    await unit.manager.query(
       `WITH locked AS (${LOCK_RESERVED})
        UPDATE stock s SET reserved = s.reserved - l.quantity, sold = s.sold + l.quantity, updated_at = now()
          FROM locked l WHERE s.sku = l.sku`,
@@ -49,8 +60,8 @@ export class StockReservations implements ParticipantResource<'inventory'> {
     );
   }
 
-  async abort(manager: EntityManager, transactionId: string): Promise<void> {
-    await manager.query(
+  async abort(unit: UnitOfWork<unknown>, transactionId: string): Promise<void> {
+    await unit.manager.query(
       `WITH locked AS (${LOCK_RESERVED})
        UPDATE stock s SET reserved = s.reserved - l.quantity, available = s.available + l.quantity, updated_at = now()
          FROM locked l WHERE s.sku = l.sku`,

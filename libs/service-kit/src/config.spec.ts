@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SERVICE_NAMES } from '@shop/contracts';
-import { BaseConfig, ConfigError, CustomerAuthConfig, loadConfig } from './config';
+import { CustomerAuthConfig } from './auth.config';
+import { BaseConfig, ConfigError, loadConfig } from './config';
 
 const required = { PORT: '3000', DATABASE_URL: 'postgres://u:p@h/db', AMQP_URL: 'amqp://u:p@h/v' };
 

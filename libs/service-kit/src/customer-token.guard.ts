@@ -13,7 +13,7 @@ import { ApiBearerAuth, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { CustomerId } from '@shop/contracts';
-import type { CustomerAuthConfig } from './config';
+import type { CustomerAuthConfig } from './auth.config';
 import { DEVELOPMENT_JWT } from './development-token';
 import { RetryLaterException } from './problem-details.filter';
 import { SERVICE_CONFIG } from './tokens';

@@ -2,6 +2,7 @@ import { Client, ClientConfig } from 'pg';
 import { DataSource, DataSourceOptions, MixedList } from 'typeorm';
 import { CreateInbox1764000000001 } from '@shop/inbox';
 import { CreateOutbox1764000000000, OutboxFastPath1764000000002 } from '@shop/outbox';
+import { DEFAULT_SESSION_LIMITS, type SessionLimits, sessionLimitOptions } from './session-limits';
 
 export interface ServiceDataSourceOptions {
   url: string;
@@ -18,40 +19,6 @@ export interface ServiceDataSourceOptions {
   preparedStatements?: boolean;
   /** How long a session may wait, run or sit idle while it holds locks (see `SessionLimits`). */
   sessionLimits?: SessionLimits;
-}
-
-/**
- * Bounds on what one database session can hold up, so a stuck process (paused, wedged, cut off)
- * cannot keep row locks for ever and wedge the checkouts behind them. Milliseconds; 0 turns one off.
- */
-export interface SessionLimits {
-  /** A statement running longer is cancelled (SQLSTATE 57014). */
-  statementTimeoutMs: number;
-  /** A transaction left idle (its process paused or stuck between statements) longer: the session is ended, its locks freed (25P03). */
-  idleInTransactionTimeoutMs: number;
-  /** A statement waiting for a lock longer fails (55P03); the batch is retried, not dead-lettered. */
-  lockTimeoutMs: number;
-  /** TCP keepalive probes start after the connection is idle this long: a vanished host is noticed by the OS, not never. */
-  keepAliveInitialDelayMs: number;
-}
-
-/** The defaults: well above any healthy statement or lock wait, well below the prepare deadline (15 s). */
-export const DEFAULT_SESSION_LIMITS: SessionLimits = {
-  statementTimeoutMs: 30_000,
-  idleInTransactionTimeoutMs: 5_000,
-  lockTimeoutMs: 5_000,
-  keepAliveInitialDelayMs: 10_000,
-};
-
-/** The pg client options for the limits (sent as startup parameters: no statement of their own). */
-export function sessionLimitOptions(limits: SessionLimits) {
-  return {
-    statement_timeout: limits.statementTimeoutMs,
-    idle_in_transaction_session_timeout: limits.idleInTransactionTimeoutMs,
-    lock_timeout: limits.lockTimeoutMs,
-    keepAlive: true,
-    keepAliveInitialDelayMillis: limits.keepAliveInitialDelayMs,
-  };
 }
 
 /** At most this many distinct statement texts get a name; any beyond run unnamed (bounded memory per connection). */

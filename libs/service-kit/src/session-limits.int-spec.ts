@@ -2,8 +2,9 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { eventually } from '../../../test/support/eventually';
 import { adminQuery, createTestSchema, TestSchema } from '../../../test/support/postgres';
-import { BaseConfig, sessionLimits } from './config';
+import { BaseConfig } from './config';
 import { serviceDataSourceOptions } from './data-source';
+import { sessionLimits } from './session-limits';
 import { isTransientDatabaseError } from './transient-errors';
 
 /**

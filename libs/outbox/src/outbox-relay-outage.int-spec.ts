@@ -102,7 +102,7 @@ describe('outbox relay through a broker outage', () => {
   });
 
   afterAll(async () => {
-    await deleteExchangeAndQueues(exchange, [topology.queue, topology.retryQueue, topology.deadLetterQueue]);
+    await deleteExchangeAndQueues(exchange, [topology.queue, topology.deadLetterQueue]);
   });
 
   it.each([

@@ -205,7 +205,6 @@ export class TwoPhaseCommitModule {
           ) =>
             new Participant({
               name,
-              dataSource: transactions.dataSource,
               transactions,
               resource: participantResource,
               logger: new Logger('Participant'),

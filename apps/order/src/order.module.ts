@@ -5,6 +5,7 @@ import { ProductsController } from './catalog/products.controller';
 import { loadOrderConfig } from './config';
 import { developmentControllers } from './dev/dev-tokens.controller';
 import { orderDataSourceOptions } from './data-source';
+import { InDoubtGauges, UnfinishedCheckoutsController } from './operator/operator.controller';
 import { AdmissionControl } from './orders/admission-control';
 import { DecisionListener } from './orders/decision-listener';
 import { DecisionWaits } from './orders/decision-waits';
@@ -20,7 +21,7 @@ const config = loadOrderConfig();
     ServiceKitModule.forRoot({ service: 'order', config, dataSource: orderDataSourceOptions(config) }),
     TwoPhaseCommitModule.coordinator(OrderDecisions, config),
   ],
-  controllers: [ProductsController, OrdersController, ...developmentControllers(config)],
-  providers: [OrdersService, DecisionListener, DecisionWaits, AdmissionControl, CustomerTokens],
+  controllers: [ProductsController, OrdersController, UnfinishedCheckoutsController, ...developmentControllers(config)],
+  providers: [OrdersService, DecisionListener, DecisionWaits, AdmissionControl, CustomerTokens, InDoubtGauges],
 })
 export class OrderModule {}

@@ -73,6 +73,8 @@ export interface NewMessage<D extends MessageDefinition> {
   payload: z.input<D['payload']>;
   causationId?: string | null;
   traceContext?: TraceContext;
+  /** When it was sent by a clock the recipient compares with (default: this process's now). */
+  sentAt?: Date;
 }
 
 /** Builds a validated envelope; throws a ZodError when the payload breaks the contract. */
@@ -84,7 +86,7 @@ export function createMessage<D extends MessageDefinition>(definition: D, messag
     transactionId: message.transactionId,
     sender: message.sender,
     recipient: message.recipient,
-    sentAt: new Date().toISOString(),
+    sentAt: (message.sentAt ?? new Date()).toISOString(),
     causationId: message.causationId ?? null,
     traceContext: message.traceContext ?? {},
     payload: message.payload,

@@ -23,36 +23,3 @@ export function send(unit: UnitOfWork<unknown>, messages: readonly CheckoutMessa
     }),
   );
 }
-
-/** Exponential backoff with full jitter, capped: the delay before re-send number `attempt` (1-based). */
-export function backoffMs(attempt: number, baseMs: number, capMs: number): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-}
-
-/**
- * How long acks take to come back (from the decision to the ack recorded), smoothed like TCP's
- * retransmission timer (RFC 6298): a re-send waits this much beyond its backoff, so acks that are
- * merely queued behind a backlog are not answered with more decisions for the same backlog.
- */
-export class AckRoundTrip {
-  private smoothed: number | undefined;
-  private variation = 0;
-
-  /** A round trip of a decision sent once (Karn: a re-sent one's ack could answer either send). */
-  observe(seconds: number): void {
-    if (!(seconds >= 0)) return;
-    if (this.smoothed === undefined) {
-      this.smoothed = seconds;
-      this.variation = seconds / 2;
-      return;
-    }
-    this.variation += 0.25 * (Math.abs(this.smoothed - seconds) - this.variation);
-    this.smoothed += 0.125 * (seconds - this.smoothed);
-  }
-
-  /** The slack to give an unacked decision before re-sending it, in seconds (0 before any ack). */
-  get timeoutSeconds(): number {
-    return this.smoothed === undefined ? 0 : this.smoothed + 4 * this.variation;
-  }
-}

@@ -1,24 +1,18 @@
 import {
   Controller,
   DynamicModule,
-  Get,
   Injectable,
   Logger,
   Module,
   OnApplicationBootstrap,
   OnModuleDestroy,
-  OnModuleInit,
-  Query,
   Type,
 } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
-import { ApiTags } from '@nestjs/swagger';
-import { z } from 'zod';
 import { PARTICIPANTS, type MessageOfType, type Participant as ParticipantName } from '@shop/contracts';
 import { CheckoutBatchPattern, CheckoutContext } from '@shop/checkout-transport';
 import { PeriodicTask } from '@shop/messaging';
 import { Transactions } from '@shop/outbox';
-import { AdminOnly, ServiceMetrics } from '@shop/service-kit';
 import { Coordinator, CoordinatorHooks } from './coordinator';
 import { Participant, ParticipantResource } from './participant';
 import type { ProtocolConfig } from './protocol-config';
@@ -42,40 +36,18 @@ class Sweeps implements OnApplicationBootstrap, OnModuleDestroy {
 
 /** The coordinator's sweeps: deadlines passed (abort, TIMEOUT), decisions not acknowledged (re-send). */
 @Injectable()
-class CoordinatorSweeps extends Sweeps implements OnModuleInit {
-  constructor(
-    private readonly coordinator: Coordinator,
-    private readonly metrics: ServiceMetrics,
-    config: ProtocolConfig,
-  ) {
-    const logger = new Logger('Coordinator');
+class CoordinatorSweeps extends Sweeps {
+  constructor(coordinator: Coordinator, config: ProtocolConfig) {
     super(
       new PeriodicTask(
         'coordinator sweep',
         config.SWEEP_INTERVAL_MS,
         async () => {
-          const aborted = await coordinator.abortExpired();
-          if (aborted) logger.warn(`aborted ${aborted} transaction(s) past their prepare deadline`);
+          await coordinator.abortExpired();
           await coordinator.resendUnacked();
         },
-        logger,
+        new Logger('Coordinator'),
       ),
-    );
-  }
-
-  onModuleInit(): void {
-    // Both gauges are collected together on a scrape: one query serves them.
-    let inDoubt: ReturnType<Coordinator['inDoubt']> | undefined;
-    const readInDoubt = () => (inDoubt ??= this.coordinator.inDoubt().finally(() => (inDoubt = undefined)));
-    this.metrics.gaugeOnScrape(
-      'checkout_in_doubt_transactions',
-      'Checkouts still collecting votes (undecided)',
-      async () => (await readInDoubt()).count,
-    );
-    this.metrics.gaugeOnScrape(
-      'checkout_in_doubt_oldest_age_seconds',
-      'Age of the oldest checkout still collecting votes (0 when none)',
-      async () => (await readInDoubt()).oldestAgeSeconds,
     );
   }
 }
@@ -123,25 +95,6 @@ class ParticipantMessages {
   }
 }
 
-const UnfinishedQuery = z.strictObject({
-  olderThanMs: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-});
-
-/** The operator's view of the coordinator: transactions in doubt or waiting for acks, with their age. */
-@ApiTags('operator')
-@AdminOnly()
-@Controller('operator/transactions')
-class UnfinishedTransactionsController {
-  constructor(private readonly coordinator: Coordinator) {}
-
-  @Get()
-  async list(@Query({ schema: UnfinishedQuery }) query: z.infer<typeof UnfinishedQuery>) {
-    const transactions = await this.coordinator.unfinished(query.olderThanMs, query.limit);
-    return { count: transactions.length, transactions };
-  }
-}
-
 /**
  * Wires the two-phase-commit kit into a service: the coordinator with the app's decision hooks,
  * or a participant with the app's resource (its prepare / commit / abort). Its message handlers
@@ -154,7 +107,7 @@ export class TwoPhaseCommitModule {
   static coordinator(hooks: Type<CoordinatorHooks>, config: ProtocolConfig): DynamicModule {
     return {
       module: TwoPhaseCommitModule,
-      controllers: [CoordinatorMessages, UnfinishedTransactionsController],
+      controllers: [CoordinatorMessages],
       providers: [
         { provide: COORDINATOR_HOOKS, useClass: hooks },
         ProtocolMetrics,
@@ -164,7 +117,6 @@ export class TwoPhaseCommitModule {
           useFactory: (transactions: Transactions, decisionHooks: CoordinatorHooks, metrics: ProtocolMetrics) =>
             new Coordinator({
               participants: PARTICIPANTS,
-              dataSource: transactions.dataSource,
               transactions,
               hooks: decisionHooks,
               logger: new Logger('Coordinator'),
@@ -175,9 +127,8 @@ export class TwoPhaseCommitModule {
         },
         {
           provide: CoordinatorSweeps,
-          inject: [Coordinator, ServiceMetrics],
-          useFactory: (coordinator: Coordinator, metrics: ServiceMetrics) =>
-            new CoordinatorSweeps(coordinator, metrics, config),
+          inject: [Coordinator],
+          useFactory: (coordinator: Coordinator) => new CoordinatorSweeps(coordinator, config),
         },
       ],
       exports: [Coordinator],

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
+import type { UnitOfWork } from '@shop/outbox';
 import type { CoordinatorHooks, Decided } from '@shop/two-phase-commit';
 
 /** Channel (per schema) on which a decided order's id is announced, for `Prefer: wait`. */
@@ -8,9 +8,9 @@ export const ORDER_DECIDED_CHANNEL = 'order_decided';
 /** Applies the coordinator's decisions to the orders, in the deciding transaction. */
 @Injectable()
 export class OrderDecisions implements CoordinatorHooks {
-  async onDecided(manager: EntityManager, decisions: readonly Decided[]): Promise<void> {
+  async onDecided(unit: UnitOfWork<unknown>, decisions: readonly Decided[]): Promise<void> {
     // The orders' new status, and their ids announced to the listeners once committed (one statement).
-    await manager.query(
+    await unit.manager.query(
       `WITH decided AS (
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS d(id, status, reason)),
        announced AS (

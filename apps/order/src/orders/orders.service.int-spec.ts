@@ -65,8 +65,8 @@ describe('waiting for an order to be decided (Prefer: wait)', () => {
     let heard!: () => void;
     const announced = new Promise<void>((resolve) => (heard = resolve));
     const unsubscribe = listener.subscribe({ decided: (id) => id === orderId && heard(), resync: () => undefined });
-    await schema.dataSource.transaction((manager) =>
-      new OrderDecisions().onDecided(manager, [{ transactionId: orderId, outcome: 'commit', reason: null }]),
+    await new Transactions(schema.dataSource).run((unit) =>
+      new OrderDecisions().onDecided(unit, [{ transactionId: orderId, outcome: 'commit', reason: null }]),
     );
     await announced;
     unsubscribe();

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from 'typeorm';
-import { createMessage, Ack, CheckoutMessage, Inquiry, MessageOfType, Vote, VotePayload } from '@shop/contracts';
-import { inOneTransaction, UnitOfWork } from '@shop/inbox';
+import { createMessage, Ack, CheckoutMessage, Inquiry, Vote, VotePayload } from '@shop/contracts';
 import { PoisonMessageError, silentLogger } from '@shop/messaging';
+import { Transactions } from '@shop/outbox';
+import { asBatch, counting, handleAlone } from '../../../test/support/batches';
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
-import { Coordinator, CreateCoordinatorTables1764000000100, Decided } from './index';
+import { AckRoundTrip } from './ack-round-trip';
+import { Coordinator, CoordinatorMessage, CreateCoordinatorTables1764000000100, Decided } from './index';
 
 const HOUR = 3_600_000;
 /** The kit's own participant set, whatever services.json lists: these tests vote and ack for these. */
@@ -26,47 +27,25 @@ describe('two-phase-commit kit on a real Postgres', () => {
   }
   const sentSince = async (before: number) => (await outbox()).slice(before);
 
-  /**
-   * Handles `messages` as the consumer does a batch: in one transaction, in the order given, each
-   * with the batch's unit. Answers each message's outcome and the statements the batch sent.
-   */
-  async function asBatch(
-    messages: CheckoutMessage[],
-    handle: (message: CheckoutMessage, unit: UnitOfWork<CheckoutMessage>) => Promise<void>,
-  ) {
-    const statements: string[] = [];
-    const outcomes = await inOneTransaction<CheckoutMessage, void, CheckoutMessage>(
-      schema.dataSource,
-      messages,
-      async (message, unit) => {
-        if (!statements.length) {
-          const query = unit.manager.query.bind(unit.manager);
-          unit.manager.query = (sql: string, parameters?: unknown[]) => {
-            statements.push(sql);
-            return query(sql, parameters);
-          };
-        }
-        await handle(message, unit);
-      },
-      (message) => message,
-    );
-    return { outcomes: outcomes.map((outcome) => outcome.ok), statements };
-  }
-  const counting = (statements: string[], pattern: RegExp) => statements.filter((sql) => pattern.test(sql)).length;
-
   describe('coordinator', () => {
     const decided: Array<{ id: string; outcome: string; reason: string | null }> = [];
     let coordinator: Coordinator<(typeof PARTICIPANTS)[number]>;
+    let transactions: Transactions;
+    let ackRoundTrip: AckRoundTrip;
+    const handle = (message: CoordinatorMessage) => handleAlone(transactions, coordinator, message);
 
     beforeEach(async () => {
       schema = await createTestSchema('tpc_coordinator', [CreateCoordinatorTables1764000000100]);
       decided.length = 0;
+      transactions = new Transactions(schema.dataSource);
+      ackRoundTrip = new AckRoundTrip(60);
       coordinator = new Coordinator({
         participants: PARTICIPANTS,
-        dataSource: schema.dataSource,
+        transactions,
+        ackRoundTrip,
         logger: silentLogger,
         hooks: {
-          onDecided: async (_m: EntityManager, decisions: readonly Decided[]) => {
+          onDecided: async (_unit, decisions: readonly Decided[]) => {
             decisions.forEach(({ transactionId: id, outcome, reason }) => decided.push({ id, outcome, reason }));
           },
         },
@@ -76,8 +55,8 @@ describe('two-phase-commit kit on a real Postgres', () => {
 
     async function begin(timeoutMs = 60_000): Promise<string> {
       const id = randomUUID();
-      await schema.dataSource.transaction((manager) =>
-        coordinator.begin(manager, {
+      await transactions.run((unit) =>
+        coordinator.begin(unit, {
           id,
           timeoutMs,
           requests: {
@@ -121,11 +100,11 @@ describe('two-phase-commit kit on a real Postgres', () => {
       const id = await begin();
       const before = (await outbox()).length;
       const inventoryYes = vote(id, 'inventory', { vote: 'yes' });
-      await coordinator.onVote(inventoryYes);
+      await handle(inventoryYes);
       expect(await state(id)).toMatchObject({ state: 'PREPARING' });
-      await coordinator.onVote(vote(id, 'payment', { vote: 'yes' }));
-      await coordinator.onVote(inventoryYes); // same message id
-      await coordinator.onVote(vote(id, 'inventory', { vote: 'yes' })); // re-sent copy
+      await handle(vote(id, 'payment', { vote: 'yes' }));
+      await handle(inventoryYes); // same message id
+      await handle(vote(id, 'inventory', { vote: 'yes' })); // re-sent copy
       expect(await state(id)).toMatchObject({ state: 'COMMITTED' });
       expect(decided).toEqual([{ id, outcome: 'commit', reason: null }]);
       const decisions = await sentSince(before);
@@ -138,7 +117,7 @@ describe('two-phase-commit kit on a real Postgres', () => {
     it('aborts at the first no with its reason, to every participant, and sends nothing more for a late yes', async () => {
       const id = await begin();
       const before = (await outbox()).length;
-      await coordinator.onVote(vote(id, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
+      await handle(vote(id, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
       expect(await state(id)).toMatchObject({ state: 'ABORTED', decision_reason: 'INSUFFICIENT_FUNDS' });
       expect((await sentSince(before)).map((m) => [m.type, m.recipient, m.payload])).toEqual([
         ['decision', 'inventory', { outcome: 'abort', reason: 'INSUFFICIENT_FUNDS' }],
@@ -146,14 +125,14 @@ describe('two-phase-commit kit on a real Postgres', () => {
       ]);
       // The yes crossed the abort, which is on its way to it (and re-sent until acked).
       const afterDecision = (await outbox()).length;
-      await coordinator.onVote(vote(id, 'inventory', { vote: 'yes' }));
+      await handle(vote(id, 'inventory', { vote: 'yes' }));
       expect(await sentSince(afterDecision)).toEqual([]);
       expect(decided).toHaveLength(1);
     });
 
     it('answers a yes for a transaction it never heard of with abort (presumed abort)', async () => {
       const id = randomUUID();
-      await coordinator.onVote(vote(id, 'payment', { vote: 'yes' }));
+      await handle(vote(id, 'payment', { vote: 'yes' }));
       expect((await outbox()).map((m) => [m.type, m.recipient, m.transactionId, m.payload])).toEqual([
         ['decision', 'payment', id, { outcome: 'abort' }],
       ]);
@@ -161,22 +140,19 @@ describe('two-phase-commit kit on a real Postgres', () => {
 
     it('completes the transaction when every participant acked, once', async () => {
       const id = await begin();
-      await coordinator.onVote(vote(id, 'inventory', { vote: 'yes' }));
-      await coordinator.onVote(vote(id, 'payment', { vote: 'yes' }));
-      await coordinator.onAck(ack(id, 'inventory', 'commit'));
+      await handle(vote(id, 'inventory', { vote: 'yes' }));
+      await handle(vote(id, 'payment', { vote: 'yes' }));
+      await handle(ack(id, 'inventory', 'commit'));
       expect(await state(id)).toMatchObject({ completed: false });
-      await Promise.all([
-        coordinator.onAck(ack(id, 'payment', 'commit')),
-        coordinator.onAck(ack(id, 'payment', 'commit')),
-      ]);
+      await Promise.all([handle(ack(id, 'payment', 'commit')), handle(ack(id, 'payment', 'commit'))]);
       expect(await state(id)).toMatchObject({ completed: true });
     });
 
     it('refuses an ack whose outcome is not the decision, and does not count it', async () => {
       const id = await begin();
-      await coordinator.onVote(vote(id, 'inventory', { vote: 'yes' }));
-      await coordinator.onVote(vote(id, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
-      await expect(coordinator.onAck(ack(id, 'inventory', 'commit'))).rejects.toBeInstanceOf(PoisonMessageError);
+      await handle(vote(id, 'inventory', { vote: 'yes' }));
+      await handle(vote(id, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
+      await expect(handle(ack(id, 'inventory', 'commit'))).rejects.toBeInstanceOf(PoisonMessageError);
       const [row] = await schema.dataSource.query<Array<{ acked: boolean }>>(
         `SELECT acked_at IS NOT NULL AS acked FROM tpc_participants WHERE transaction_id = $1 AND participant = 'inventory'`,
         [id],
@@ -185,27 +161,19 @@ describe('two-phase-commit kit on a real Postgres', () => {
     });
 
     describe('a batch of messages in one transaction', () => {
-      const handle = (message: CheckoutMessage, unit: UnitOfWork<CheckoutMessage>) =>
-        message.type === 'vote'
-          ? coordinator.onVote(message, unit)
-          : coordinator.onAck(message as MessageOfType<'ack'>, unit);
-
       it('locks its checkouts and records their votes in one statement each, deciding each checkout once', async () => {
         const [both, refused, halfway] = [await begin(), await begin(), await begin()];
         const unknown = randomUUID();
         const paymentYes = vote(both, 'payment', { vote: 'yes' });
-        const { outcomes, statements } = await asBatch(
-          [
-            vote(both, 'inventory', { vote: 'yes' }),
-            paymentYes,
-            paymentYes, // delivered twice
-            vote(refused, 'inventory', { vote: 'no', reason: 'OUT_OF_STOCK' }),
-            vote(refused, 'payment', { vote: 'yes' }),
-            vote(halfway, 'payment', { vote: 'yes' }),
-            vote(unknown, 'inventory', { vote: 'yes' }),
-          ],
-          handle,
-        );
+        const { outcomes, statements } = await asBatch(transactions, coordinator, [
+          vote(both, 'inventory', { vote: 'yes' }),
+          paymentYes,
+          paymentYes, // delivered twice
+          vote(refused, 'inventory', { vote: 'no', reason: 'OUT_OF_STOCK' }),
+          vote(refused, 'payment', { vote: 'yes' }),
+          vote(halfway, 'payment', { vote: 'yes' }),
+          vote(unknown, 'inventory', { vote: 'yes' }),
+        ]);
         expect(outcomes.every(Boolean)).toBe(true);
         expect(decided).toEqual([
           { id: both, outcome: 'commit', reason: null },
@@ -225,27 +193,27 @@ describe('two-phase-commit kit on a real Postgres', () => {
 
       it('records its acks in one statement, completes the checkouts every participant acked, and fails only a wrong ack', async () => {
         const [committed, aborted] = [await begin(), await begin()];
-        await coordinator.onVote(vote(committed, 'inventory', { vote: 'yes' }));
-        await coordinator.onVote(vote(committed, 'payment', { vote: 'yes' }));
-        await coordinator.onVote(vote(aborted, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
-        const together = await asBatch(
-          [
-            ack(committed, 'inventory', 'commit'),
-            ack(committed, 'payment', 'commit'),
-            ack(aborted, 'inventory', 'abort'),
-            ack(aborted, 'payment', 'abort'),
-          ],
-          handle,
-        );
+        await handle(vote(committed, 'inventory', { vote: 'yes' }));
+        await handle(vote(committed, 'payment', { vote: 'yes' }));
+        await handle(vote(aborted, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
+        const together = await asBatch(transactions, coordinator, [
+          ack(committed, 'inventory', 'commit'),
+          ack(committed, 'payment', 'commit'),
+          ack(aborted, 'inventory', 'abort'),
+          ack(aborted, 'payment', 'abort'),
+        ]);
         expect(together.outcomes).toEqual([true, true, true, true]);
         expect(counting(together.statements, /SET acked_at/)).toBe(1);
         expect(await state(committed)).toMatchObject({ completed: true });
         expect(await state(aborted)).toMatchObject({ completed: true });
 
         const other = await begin();
-        await coordinator.onVote(vote(other, 'inventory', { vote: 'yes' }));
-        await coordinator.onVote(vote(other, 'payment', { vote: 'yes' }));
-        const mixed = await asBatch([ack(other, 'inventory', 'abort'), ack(other, 'payment', 'commit')], handle);
+        await handle(vote(other, 'inventory', { vote: 'yes' }));
+        await handle(vote(other, 'payment', { vote: 'yes' }));
+        const mixed = await asBatch(transactions, coordinator, [
+          ack(other, 'inventory', 'abort'),
+          ack(other, 'payment', 'commit'),
+        ]);
         expect(mixed.outcomes).toEqual([false, true]); // the wrong one fails alone
         const acked = await schema.dataSource.query<Array<{ participant: string }>>(
           `SELECT participant FROM tpc_participants WHERE transaction_id = $1 AND acked_at IS NOT NULL`,
@@ -253,6 +221,25 @@ describe('two-phase-commit kit on a real Postgres', () => {
         );
         expect(acked).toEqual([{ participant: 'payment' }]);
       });
+    });
+
+    it("takes an ack's round trip once it committed: a batch rolled back and run again counts it once (bug 6)", async () => {
+      const id = await begin();
+      await handle(vote(id, 'inventory', { vote: 'yes' }));
+      await handle(vote(id, 'payment', { vote: 'yes' }));
+      const samples: number[] = [];
+      const observe = jest.spyOn(ackRoundTrip, 'observe').mockImplementation((seconds) => void samples.push(seconds));
+      try {
+        // The wrong ack fails its step: the batch rolls back and runs again without it.
+        const { outcomes } = await asBatch(transactions, coordinator, [
+          ack(id, 'inventory', 'commit'),
+          ack(id, 'payment', 'abort'),
+        ]);
+        expect(outcomes).toEqual([true, false]);
+        expect(samples).toHaveLength(1);
+      } finally {
+        observe.mockRestore();
+      }
     });
 
     it('aborts an undecided transaction past its deadline with TIMEOUT, once even with two sweepers', async () => {
@@ -267,9 +254,9 @@ describe('two-phase-commit kit on a real Postgres', () => {
 
     it('re-sends an unacknowledged decision when due, and stops once acked', async () => {
       const id = await begin();
-      await coordinator.onVote(vote(id, 'inventory', { vote: 'yes' }));
-      await coordinator.onVote(vote(id, 'payment', { vote: 'yes' }));
-      await coordinator.onAck(ack(id, 'inventory', 'commit'));
+      await handle(vote(id, 'inventory', { vote: 'yes' }));
+      await handle(vote(id, 'payment', { vote: 'yes' }));
+      await handle(ack(id, 'inventory', 'commit'));
       await schema.dataSource.query(`UPDATE tpc_participants SET next_resend_at = now() - interval '1 second'`);
       const before = (await outbox()).length;
       expect(await coordinator.resendUnacked()).toBe(1);
@@ -277,21 +264,21 @@ describe('two-phase-commit kit on a real Postgres', () => {
         ['decision', 'payment', { outcome: 'commit' }],
       ]);
       expect(await coordinator.resendUnacked()).toBe(0); // backoff: not due again yet
-      await coordinator.onAck(ack(id, 'payment', 'commit'));
+      await handle(ack(id, 'payment', 'commit'));
       await schema.dataSource.query(`UPDATE tpc_participants SET next_resend_at = now() - interval '1 second'`);
       expect(await coordinator.resendUnacked()).toBe(0);
     });
 
     it('answers an inquiry with the decision, an unknown one with abort, an expired one by deciding', async () => {
       const committed = await begin();
-      await coordinator.onVote(vote(committed, 'inventory', { vote: 'yes' }));
-      await coordinator.onVote(vote(committed, 'payment', { vote: 'yes' }));
+      await handle(vote(committed, 'inventory', { vote: 'yes' }));
+      await handle(vote(committed, 'payment', { vote: 'yes' }));
       const expired = await begin(-1);
       const unknown = randomUUID();
       const before = (await outbox()).length;
-      await coordinator.onInquiry(inquiry(committed));
-      await coordinator.onInquiry(inquiry(unknown));
-      await coordinator.onInquiry(inquiry(expired));
+      await handle(inquiry(committed));
+      await handle(inquiry(unknown));
+      await handle(inquiry(expired));
       expect((await sentSince(before)).map((m) => [m.transactionId, m.recipient, m.payload])).toEqual([
         [committed, 'payment', { outcome: 'commit' }],
         [unknown, 'payment', { outcome: 'abort' }],
@@ -310,13 +297,13 @@ describe('two-phase-commit kit on a real Postgres', () => {
         );
         expect(left).toBeGreaterThan(50);
         expect(left).toBeLessThanOrEqual(60);
-        await coordinator.onInquiry(inquiry(onTime));
+        await handle(inquiry(onTime));
         expect(await coordinator.abortExpired()).toBe(0);
         expect(await state(onTime)).toMatchObject({ state: 'PREPARING' });
 
         skewProcessClock(-HOUR); // an hour behind: a passed deadline still decides
         const late = await begin(-1);
-        await coordinator.onInquiry(inquiry(late));
+        await handle(inquiry(late));
         expect(await state(late)).toMatchObject({ state: 'ABORTED', decision_reason: 'TIMEOUT' });
       } finally {
         jest.restoreAllMocks();

@@ -1,0 +1,124 @@
+import type { Outcome, VotePayload } from '@shop/contracts';
+
+/*
+ * The coordinator's side of presumed-abort two-phase commit as a table: what a vote, an ack, an
+ * inquiry or a passed deadline does to a checkout as the coordinator recorded it
+ * (model/checkout.pml, `onVote`, `onAck`, `onInquiry` and the sweeper, reads the same). Pure: no
+ * database, no clock (whether the deadline passed is part of the recorded state). The coordinator
+ * (coordinator.ts) reads the states, applies these rules message by message and writes what they
+ * answer.
+ */
+
+/** Why the coordinator aborted when no participant said no. */
+export const TIMEOUT = 'TIMEOUT';
+
+/** A participant's part in a checkout: its first vote (the one that counts), whether it acked. */
+export interface ParticipantRecord {
+  vote: VotePayload | null;
+  acked: boolean;
+}
+
+/** A checkout as the coordinator recorded it; NONE: never begun here (presumed abort). */
+export type Recorded =
+  | { state: 'NONE' }
+  | {
+      state: 'PREPARING' | 'COMMITTED' | 'ABORTED';
+      /** The first "no" vote's reason, or TIMEOUT; null for a commit and while undecided. */
+      reason: string | null;
+      /** The prepare deadline passed, by the coordinator's database clock. */
+      expired: boolean;
+      participants: Readonly<Record<string, ParticipantRecord>>;
+    };
+type Begun = Exclude<Recorded, { state: 'NONE' }>;
+
+/** A decision taken now: written with the checkout, sent to every participant. */
+export interface Decided {
+  transactionId: string;
+  outcome: Outcome;
+  reason: string | null;
+}
+
+/** What a message asks the coordinator to do. Every field is optional: a replay does nothing. */
+export interface Effect {
+  /** The checkout as it is after the message (the batch's later messages see it). */
+  next: Recorded;
+  /** Record this vote of the sender's (its first). */
+  recordVote?: VotePayload;
+  /** Record the sender's ack; `completed`: it was the last one. */
+  recordAck?: { completed: boolean };
+  /** Take this decision (write it, send it to every participant). */
+  decide?: Omit<Decided, 'transactionId'>;
+  /** Send the sender (only) this decision: the answer to a vote or an inquiry. */
+  tell?: { outcome: Outcome; reason: string | null };
+  /** A message the protocol never sends: dead-letter it. */
+  poison?: string;
+}
+
+export const outcomeOf = (state: Recorded['state']): Outcome | undefined =>
+  state === 'COMMITTED' ? 'commit' : state === 'ABORTED' ? 'abort' : undefined;
+
+/** The checkout once `decision` is taken. */
+function decided(recorded: Begun, outcome: Outcome, reason: string | null): Begun {
+  return { ...recorded, state: outcome === 'commit' ? 'COMMITTED' : 'ABORTED', reason };
+}
+
+/**
+ * A vote. Unknown checkout: presumed abort (a "yes" hears abort; a "no" holds nothing). A
+ * participant's first vote counts and is recorded; while collecting votes the first "no" aborts
+ * and the last "yes" commits. A late or repeated vote changes nothing: the decision went to every
+ * participant when it was taken and is re-sent until each acks it.
+ */
+export function onVote(recorded: Recorded, sender: string, vote: VotePayload): Effect {
+  if (recorded.state === 'NONE') {
+    return vote.vote === 'yes' ? { next: recorded, tell: { outcome: 'abort', reason: null } } : { next: recorded };
+  }
+  const own = recorded.participants[sender];
+  if (!own) return { next: recorded, poison: `a vote from ${sender}, which takes no part in this checkout` };
+  if (own.vote !== null) return { next: recorded };
+  const next: Begun = { ...recorded, participants: { ...recorded.participants, [sender]: { ...own, vote } } };
+  if (recorded.state !== 'PREPARING') return { next, recordVote: vote };
+  if (vote.vote === 'no') {
+    return {
+      next: decided(next, 'abort', vote.reason),
+      recordVote: vote,
+      decide: { outcome: 'abort', reason: vote.reason },
+    };
+  }
+  const allYes = Object.values(next.participants).every((participant) => participant.vote?.vote === 'yes');
+  if (!allYes) return { next, recordVote: vote };
+  return { next: decided(next, 'commit', null), recordVote: vote, decide: { outcome: 'commit', reason: null } };
+}
+
+/**
+ * An ack: the participant applied the decision. Recorded once; the last one completes the
+ * checkout. An ack of anything but the decision taken (or before one) is poison: a participant
+ * acks only what it was sent.
+ */
+export function onAck(recorded: Recorded, sender: string, outcome: Outcome): Effect {
+  if (recorded.state === 'NONE') return { next: recorded };
+  const own = recorded.participants[sender];
+  if (!own || outcome !== outcomeOf(recorded.state)) {
+    return { next: recorded, poison: `${sender} acked ${outcome} of a checkout ${recorded.state}` };
+  }
+  if (own.acked) return { next: recorded };
+  const participants = { ...recorded.participants, [sender]: { ...own, acked: true } };
+  const completed = Object.values(participants).every((participant) => participant.acked);
+  return { next: { ...recorded, participants }, recordAck: { completed } };
+}
+
+/**
+ * A participant in doubt asks for the outcome: unknown means abort (presumed abort); a decided
+ * checkout's decision is sent again; one still collecting votes is decided only by its passed
+ * deadline (TIMEOUT), else the participant asks again later.
+ */
+export function onInquiry(recorded: Recorded): Effect {
+  if (recorded.state === 'NONE') return { next: recorded, tell: { outcome: 'abort', reason: null } };
+  if (recorded.state === 'PREPARING') return recorded.expired ? onDeadline(recorded) : { next: recorded };
+  return { next: recorded, tell: { outcome: outcomeOf(recorded.state)!, reason: recorded.reason } };
+}
+
+/** The deadline passed (the sweep): a checkout still collecting votes aborts with TIMEOUT. */
+export function onDeadline(recorded: Recorded): Effect {
+  if (recorded.state !== 'PREPARING') return { next: recorded };
+  return { next: decided(recorded, 'abort', TIMEOUT), decide: { outcome: 'abort', reason: TIMEOUT } };
+}

@@ -1,3 +1,6 @@
+import { Controller } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
+import { CheckoutBatchPattern, CheckoutContext } from '@shop/checkout-transport';
 import {
   CheckoutMessage,
   COORDINATOR,
@@ -248,4 +251,15 @@ function decisionMessage(
     payload: { outcome, ...(reason ? { reason } : {}) },
     causationId,
   });
+}
+
+/** The Nest handler of the coordinator's checkout messages: each batch, in its unit of work (the transport's). */
+@Controller()
+export class CoordinatorMessages {
+  constructor(private readonly coordinator: Coordinator) {}
+
+  @CheckoutBatchPattern('vote', 'ack', 'inquiry')
+  handle(@Payload() messages: readonly CoordinatorMessage[], @Ctx() context: CheckoutContext): Promise<void> {
+    return this.coordinator.handle(context.getUnitOfWork(), messages);
+  }
 }

@@ -1,3 +1,6 @@
+import { Controller } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
+import { CheckoutBatchPattern, CheckoutContext } from '@shop/checkout-transport';
 import {
   Ack,
   CheckoutMessage,
@@ -243,5 +246,16 @@ export class Participant<P extends ParticipantName> {
     return reply.type === 'vote'
       ? createMessage(Vote, { ...envelope, payload: reply.payload })
       : createMessage(Ack, { ...envelope, payload: reply.payload });
+  }
+}
+
+/** The Nest handler of a participant's checkout messages: each batch, in its unit of work (the transport's). */
+@Controller()
+export class ParticipantMessages {
+  constructor(private readonly participant: Participant<ParticipantName>) {}
+
+  @CheckoutBatchPattern('prepare', 'decision')
+  handle(@Payload() messages: readonly ParticipantMessage[], @Ctx() context: CheckoutContext): Promise<void> {
+    return this.participant.handle(context.getUnitOfWork(), messages);
   }
 }

@@ -1,5 +1,4 @@
 import {
-  Controller,
   DynamicModule,
   Injectable,
   Logger,
@@ -8,13 +7,11 @@ import {
   OnModuleDestroy,
   Type,
 } from '@nestjs/common';
-import { Ctx, Payload } from '@nestjs/microservices';
-import { PARTICIPANTS, type MessageOfType, type Participant as ParticipantName } from '@shop/contracts';
-import { CheckoutBatchPattern, CheckoutContext } from '@shop/checkout-transport';
+import { PARTICIPANTS, type Participant as ParticipantName } from '@shop/contracts';
 import { PeriodicTask } from '@shop/messaging';
 import { Transactions } from '@shop/outbox';
-import { Coordinator, CoordinatorHooks } from './coordinator';
-import { Participant, ParticipantResource } from './participant';
+import { Coordinator, CoordinatorHooks, CoordinatorMessages } from './coordinator';
+import { Participant, ParticipantMessages, ParticipantResource } from './participant';
 import type { ProtocolConfig } from './protocol-config';
 import { ProtocolMetrics } from './protocol-metrics';
 
@@ -64,34 +61,6 @@ class ParticipantSweeps extends Sweeps {
         new Logger('Participant'),
       ),
     );
-  }
-}
-
-/** The coordinator's checkout messages: each batch's votes, acks and inquiries in its unit of work. */
-@Controller()
-class CoordinatorMessages {
-  constructor(private readonly coordinator: Coordinator) {}
-
-  @CheckoutBatchPattern('vote', 'ack', 'inquiry')
-  handle(
-    @Payload() messages: ReadonlyArray<MessageOfType<'vote' | 'ack' | 'inquiry'>>,
-    @Ctx() context: CheckoutContext,
-  ): Promise<void> {
-    return this.coordinator.handle(context.getUnitOfWork(), messages);
-  }
-}
-
-/** A participant's checkout messages: each batch's prepares and decisions in its unit of work. */
-@Controller()
-class ParticipantMessages {
-  constructor(private readonly participant: Participant<ParticipantName>) {}
-
-  @CheckoutBatchPattern('prepare', 'decision')
-  handle(
-    @Payload() messages: ReadonlyArray<MessageOfType<'prepare' | 'decision'>>,
-    @Ctx() context: CheckoutContext,
-  ): Promise<void> {
-    return this.participant.handle(context.getUnitOfWork(), messages);
   }
 }
 

@@ -176,7 +176,7 @@ describe('participant', () => {
     answer = { vote: 'yes' };
     await handleAlone(prepare(held), sending);
     const rows = await schema.dataSource.query<Array<{ type: string; id: string }>>(
-      `SELECT message_type AS type, body->>'transactionId' AS id FROM outbox ORDER BY id`,
+      `SELECT message_type AS type, body->>'transactionId' AS id FROM outbox ORDER BY outbox.id`,
     );
     expect(rows).toEqual([
       { type: 'vote', id: refused },

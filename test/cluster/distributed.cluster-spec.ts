@@ -158,8 +158,16 @@ describe('a three-node RabbitMQ cluster', () => {
   it('holds every checkout queue as a quorum queue with a member on each node', async () => {
     const queues = await eventually(
       async () => {
+        // Each service's queue, its dead-letter queue, and a retry queue per retry delay.
         const found = await checkoutQueues(testEnv.rabbitNodes[0]);
-        return found.length === SERVICE_NAMES.length * 3 ? found : undefined;
+        const names = new Set(found.map((queue) => queue.name));
+        const complete = SERVICE_NAMES.every((service) => {
+          const { queue, deadLetterQueue } = topologyFor(service);
+          return (
+            names.has(queue) && names.has(deadLetterQueue) && found.some((q) => q.name.startsWith(`${queue}.retry.`))
+          );
+        });
+        return complete ? found : undefined;
       },
       { what: 'the services’ checkout queues', timeoutMs: 30_000, intervalMs: 250 },
     );

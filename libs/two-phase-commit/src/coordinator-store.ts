@@ -4,8 +4,9 @@ import type { Decided, ParticipantRecord, Recorded } from './coordinator-rules';
 
 /*
  * The coordinator's SQL (its tables: schema.migration.ts, tpc_transactions and tpc_participants).
- * A batch locks every checkout it will touch in one statement, in id order, and writes its votes,
- * its decisions and its acks in one statement each, whatever the number of messages.
+ * A batch locks every checkout it will touch in one statement, in id order, reads their
+ * participants in the next, and writes its votes, its decisions and its acks in one statement
+ * each, whatever the number of messages.
  */
 
 /** What a batch writes, collected as its messages are applied (`coordinator.ts`). */
@@ -54,34 +55,46 @@ export async function lockCheckouts(
   unit: UnitOfWork<unknown>,
   transactionIds: readonly string[],
 ): Promise<Map<string, Recorded>> {
-  const rows = await unit.manager.query<
+  const ids = [...new Set(transactionIds)];
+  const locked = await unit.manager.query<
     Array<{
       id: string;
       state: 'PREPARING' | 'COMMITTED' | 'ABORTED';
       decision_reason: string | null;
       expired: boolean;
-      participants: Array<{ participant: string; vote: 'yes' | 'no' | null; reason: string | null; acked: boolean }>;
     }>
   >(
-    `WITH locked AS MATERIALIZED (
-       SELECT id, state, decision_reason, deadline <= now() AS expired FROM tpc_transactions
-        WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE)
-     SELECT l.id, l.state, l.decision_reason, l.expired,
-            json_agg(json_build_object('participant', p.participant, 'vote', p.vote, 'reason', p.vote_reason,
-                                       'acked', p.acked_at IS NOT NULL)) AS participants
-       FROM locked l JOIN tpc_participants p ON p.transaction_id = l.id
-      GROUP BY l.id, l.state, l.decision_reason, l.expired`,
-    [[...new Set(transactionIds)]],
+    `SELECT id, state, decision_reason, deadline <= now() AS expired FROM tpc_transactions
+      WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+    [ids],
+  );
+  if (locked.length === 0) return new Map();
+  // A statement of its own: it sees what a batch that held these locks before this one committed
+  // (the locking statement's snapshot is older than its wait for the lock).
+  const participants = await unit.manager.query<
+    Array<{
+      transaction_id: string;
+      participant: string;
+      vote: 'yes' | 'no' | null;
+      vote_reason: string | null;
+      acked: boolean;
+    }>
+  >(
+    `SELECT transaction_id, participant, vote, vote_reason, acked_at IS NOT NULL AS acked
+       FROM tpc_participants WHERE transaction_id = ANY($1::uuid[])`,
+    [locked.map((row) => row.id)],
   );
   const recorded = new Map<string, Recorded>();
-  for (const row of rows) {
-    const participants: Record<string, ParticipantRecord> = {};
-    for (const { participant, vote, reason, acked } of row.participants) {
-      const payload: VotePayload | null =
-        vote === 'yes' ? { vote } : vote === 'no' ? ({ vote, reason } as VotePayload) : null;
-      participants[participant] = { vote: payload, acked };
-    }
-    recorded.set(row.id, { state: row.state, reason: row.decision_reason, expired: row.expired, participants });
+  const byCheckout = new Map<string, Record<string, ParticipantRecord>>();
+  for (const row of locked) {
+    const own: Record<string, ParticipantRecord> = {};
+    byCheckout.set(row.id, own);
+    recorded.set(row.id, { state: row.state, reason: row.decision_reason, expired: row.expired, participants: own });
+  }
+  for (const { transaction_id, participant, vote, vote_reason, acked } of participants) {
+    const payload: VotePayload | null =
+      vote === 'yes' ? { vote } : vote === 'no' ? ({ vote, reason: vote_reason } as VotePayload) : null;
+    byCheckout.get(transaction_id)![participant] = { vote: payload, acked };
   }
   return recorded;
 }

@@ -3,6 +3,7 @@ import { createMessage, Ack, CheckoutMessage, Inquiry, Vote, VotePayload } from 
 import { PoisonMessageError, silentLogger } from '@shop/messaging';
 import { Transactions } from '@shop/outbox';
 import { asBatch, counting, handleAlone } from '../../../test/support/batches';
+import { eventually } from '../../../test/support/eventually';
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { AckRoundTrip } from './ack-round-trip';
 import { Coordinator, CoordinatorMessage, CreateCoordinatorTables1764000000100, Decided } from './index';
@@ -78,6 +79,13 @@ describe('two-phase-commit kit on a real Postgres', () => {
       });
     const ack = (transactionId: string, sender: 'inventory' | 'payment', outcome: 'commit' | 'abort') =>
       createMessage(Ack, { transactionId, sender, recipient: 'order', payload: { outcome } });
+    /** Sessions of this database waiting for a lock. */
+    const waitingOnLocks = async () =>
+      (
+        await schema.dataSource.query<Array<{ n: number }>>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        )
+      )[0].n;
     const state = async (id: string) =>
       (
         await schema.dataSource.query<Array<{ state: string; decision_reason: string | null; completed: boolean }>>(
@@ -240,6 +248,28 @@ describe('two-phase-commit kit on a real Postgres', () => {
       } finally {
         observe.mockRestore();
       }
+    });
+
+    it('decides on the votes of two batches that wait on each other: the second reads what the first committed', async () => {
+      const id = await begin();
+      let release!: () => void;
+      let holding!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const held = new Promise<void>((resolve) => (holding = resolve));
+      // The first batch records inventory's yes and holds its transaction (and the checkout's lock) open.
+      const first = transactions.runBatch([vote(id, 'inventory', { vote: 'yes' })], async (unit) => {
+        await coordinator.handle(unit, unit.items);
+        holding();
+        await gate;
+      });
+      await held;
+      const second = handle(vote(id, 'payment', { vote: 'yes' }));
+      await eventually(async () => (await waitingOnLocks()) === 1, { what: 'the second batch waiting on the lock' });
+      release();
+      await first;
+      await second;
+      expect(await state(id)).toMatchObject({ state: 'COMMITTED' });
+      expect(decided).toEqual([{ id, outcome: 'commit', reason: null }]);
     });
 
     it('aborts an undecided transaction past its deadline with TIMEOUT, once even with two sweepers', async () => {

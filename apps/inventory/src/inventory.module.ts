@@ -1,18 +1,15 @@
 import { Module } from '@nestjs/common';
 import { ServiceKitModule } from '@shop/service-kit';
 import { TwoPhaseCommitModule } from '@shop/two-phase-commit';
-import { loadInventoryConfig } from './config';
-import { inventoryDataSourceOptions } from './data-source';
 import { StockController } from './stock/stock.controller';
 import { StockReservations } from './stock/stock-reservations';
-
-const config = loadInventoryConfig();
+import { inventory } from './service';
 
 /** The inventory service: stock per SKU, and a checkout participant that reserves it. */
 @Module({
   imports: [
-    ServiceKitModule.forRoot({ service: 'inventory', config, dataSource: inventoryDataSourceOptions(config) }),
-    TwoPhaseCommitModule.participant('inventory', StockReservations, config),
+    ServiceKitModule.forRoot(inventory),
+    TwoPhaseCommitModule.participant('inventory', StockReservations, inventory.config),
   ],
   controllers: [StockController],
 })

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BaseConfig, CustomerAuthConfig, loadConfig, unsetIfEmpty } from '@shop/service-kit';
+import { BaseConfig, CustomerAuthConfig, unsetIfEmpty } from '@shop/service-kit';
 import { ProtocolConfig } from '@shop/two-phase-commit';
 
 /** The order service's settings, validated at boot. See apps/order/.env.example. */
@@ -36,5 +36,3 @@ export const OrderConfig = BaseConfig.extend(ProtocolConfig.shape)
     path: ['ADMISSION_MIN_IN_FLIGHT'],
   });
 export type OrderConfig = z.infer<typeof OrderConfig>;
-
-export const loadOrderConfig = () => loadConfig(OrderConfig);

@@ -4,12 +4,15 @@ import { CreateInbox1764000000001 } from '@shop/inbox';
 import { CreateOutbox1764000000000, OutboxFastPath1764000000002 } from '@shop/outbox';
 import { DEFAULT_SESSION_LIMITS, type SessionLimits, sessionLimitOptions } from './session-limits';
 
+/** Migration or entity classes (or glob paths), as TypeORM takes them. */
+export type Classes = MixedList<string | (new () => unknown)>;
+
 export interface ServiceDataSourceOptions {
   url: string;
   poolSize?: number;
   /** The service's own migrations; the outbox and inbox tables are added before them. */
-  migrations: MixedList<string | (new () => unknown)>;
-  entities?: MixedList<string | (new () => unknown)>;
+  migrations: Classes;
+  entities?: Classes;
   applicationName: string;
   /**
    * Runs parameterized statements as named (server-side prepared) ones, so Postgres parses and

@@ -19,6 +19,7 @@ export * from './operator.controller';
 export * from './problem-details.filter';
 export * from './request-database';
 export * from './retention';
+export * from './service-definition';
 export * from './service-kit.module';
 export * from './session-limits';
 export * from './setting-schemas';

@@ -16,8 +16,9 @@ import { Retention } from './retention';
 import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
 import { stopTracing } from './tracing';
 
+/** What the kit needs of a service: a `ServiceDefinition` (see `defineService`) is one. */
 export interface ServiceKitOptions {
-  service: ServiceName;
+  name: ServiceName;
   config: BaseConfig;
   dataSource: DataSourceOptions;
 }
@@ -33,7 +34,7 @@ class TracingShutdown implements OnApplicationShutdown {
 /**
  * What every service shares: its database, its broker connection, checkout messaging (outbox
  * relay, and the transport that hands consumed messages to the app's `@EventPattern` handlers),
- * health and metrics endpoints. An app imports it once, with its config.
+ * health and metrics endpoints. An app imports it once, with its definition (`forRoot(service)`).
  */
 @Module({})
 export class ServiceKitModule {
@@ -44,14 +45,14 @@ export class ServiceKitModule {
       imports: [TypeOrmModule.forRoot({ ...options.dataSource, migrationsRun: false }), TerminusModule.forRoot()],
       controllers: [HealthController, MetricsController, OperatorController],
       providers: [
-        { provide: SERVICE_NAME, useValue: options.service },
+        { provide: SERVICE_NAME, useValue: options.name },
         { provide: SERVICE_CONFIG, useValue: options.config },
         {
           provide: BrokerConnection,
           useFactory: () =>
             BrokerConnection.connect({
               urls: options.config.AMQP_URL,
-              connectionName: `${options.service} (pid ${process.pid})`,
+              connectionName: `${options.name} (pid ${process.pid})`,
               logger: new Logger(BrokerConnection.name),
             }),
         },

@@ -1,0 +1,6 @@
+import { defineService } from '@shop/service-kit';
+import { PaymentConfig } from './config';
+import { paymentMigrations } from './migrations';
+
+/** The payment service as the kit runs it: its settings (validated here), database and entry points. */
+export const payment = defineService({ name: 'payment', config: PaymentConfig, migrations: paymentMigrations });

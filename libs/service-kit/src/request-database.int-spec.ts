@@ -58,7 +58,7 @@ describe('RequestDatabase', () => {
 
     // Five requests that each block on the lock inside a transaction.
     const blocked = Array.from({ length: 5 }, () =>
-      requests.transaction((manager) => manager.query(`SELECT pg_advisory_xact_lock_shared(4242)`)),
+      requests.transaction(({ manager }) => manager.query(`SELECT pg_advisory_xact_lock_shared(4242)`)),
     );
     await eventually(async () => (await waitingOnTheLock()) === 2, { what: 'two requests waiting on the lock' });
 

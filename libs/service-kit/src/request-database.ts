@@ -39,8 +39,20 @@ export class RequestDatabase {
     return this.withConnection(() => this.dataSource.query<T>(sql, parameters));
   }
 
-  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    return this.withConnection(() => this.dataSource.transaction(work));
+  /** Reads outside a transaction, e.g. through a repository: `read((manager) => manager.getRepository(E).findOneBy(...))`. */
+  read<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.withConnection(() => work(this.dataSource.manager));
+  }
+
+  /**
+   * Runs `work` in a unit of work of its own (its repositories: `unit.manager.getRepository(E)`)
+   * and commits it; what `work` threw is rethrown, rolled back. A COMMIT whose outcome cannot be
+   * learnt is answered 503, like a shared transaction's.
+   */
+  transaction<T>(work: (unit: UnitOfWork) => Promise<T>): Promise<T> {
+    return this.withConnection(() => this.transactions.run(work)).catch((error: unknown) => {
+      throw asRequestError(error);
+    });
   }
 
   /**

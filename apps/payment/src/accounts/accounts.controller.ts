@@ -1,20 +1,14 @@
 import { Body, Controller, Get, NotFoundException, Param, Put, UnprocessableEntityException } from '@nestjs/common';
 import { ApiNotFoundResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { AdminOnly, CurrentCustomer, CustomerOnly, RequestDatabase } from '@shop/service-kit';
+import { Account } from './account.entity';
 import { AccountView, CustomerIdParam, MAX_DEPOSITED, PutAccountBody } from './account.schemas';
 
-interface AccountRow {
-  customer_id: string;
-  balance: string;
-  held: string;
-  captured: string;
-}
-
-const toView = (row: AccountRow): AccountView => ({
-  customerId: row.customer_id,
-  balance: Number(row.balance),
-  held: Number(row.held),
-  captured: Number(row.captured),
+const toView = ({ customerId, balance, held, captured }: Account): AccountView => ({
+  customerId,
+  balance,
+  held,
+  captured,
 });
 
 @ApiTags('accounts')
@@ -33,21 +27,27 @@ export class AccountsController {
     @Param('customerId', { schema: CustomerIdParam }) customerId: string,
     @Body({ schema: PutAccountBody }) body: PutAccountBody,
   ) {
-    const [row] = await this.database.query<AccountRow[]>(
-      `INSERT INTO accounts (customer_id, balance, deposited) VALUES ($1, $2, $2)
-       ON CONFLICT (customer_id) DO UPDATE
-         SET balance = EXCLUDED.balance, deposited = accounts.deposited - accounts.balance + EXCLUDED.balance,
-             updated_at = now()
-         WHERE accounts.held::numeric + accounts.captured + EXCLUDED.balance <= $3
-       RETURNING customer_id, balance, held, captured`,
-      [customerId, body.balance, MAX_DEPOSITED],
-    );
-    if (!row) {
-      throw new UnprocessableEntityException(
-        `a balance of ${body.balance} with what is held and captured would count more than ${MAX_DEPOSITED} for ${customerId}`,
-      );
-    }
-    return toView(row);
+    return this.database.transaction(async (unit) => {
+      const accounts = unit.manager.getRepository(Account);
+      // The row first (an empty one for a new customer), then locked: two PUTs for a new
+      // customer at once do not both insert it, and a hold in flight is not overwritten.
+      await accounts
+        .createQueryBuilder()
+        .insert()
+        .values({ customerId, balance: 0, deposited: 0 })
+        .orIgnore()
+        .execute();
+      const account = await accounts.findOneOrFail({ where: { customerId }, lock: { mode: 'pessimistic_write' } });
+      // Exact as numbers: within MAX_DEPOSITED each figure is; beyond it the room is negative.
+      if (body.balance > MAX_DEPOSITED - account.held - account.captured) {
+        throw new UnprocessableEntityException(
+          `a balance of ${body.balance} with what is held and captured would count more than ${MAX_DEPOSITED} for ${customerId}`,
+        );
+      }
+      const deposited = account.deposited - account.balance + body.balance;
+      await accounts.update({ customerId }, { balance: body.balance, deposited });
+      return toView({ ...account, balance: body.balance, deposited });
+    });
   }
 
   /** The customer's own account: someone else's is answered exactly like one that does not exist. */
@@ -57,11 +57,14 @@ export class AccountsController {
   @ApiNotFoundResponse({ description: "No such account, or another customer's" })
   async get(@CurrentCustomer() caller: string, @Param('customerId', { schema: CustomerIdParam }) customerId: string) {
     // The same query either way, so neither the answer nor its timing tells whether it exists.
-    const [row] = await this.database.query<AccountRow[]>(
-      `SELECT customer_id, balance, held, captured FROM accounts WHERE customer_id = $1 AND $1 = $2`,
-      [customerId, caller],
+    const account = await this.database.read((manager) =>
+      manager
+        .getRepository(Account)
+        .createQueryBuilder('account')
+        .where('account.customerId = :customerId AND :customerId = :caller', { customerId, caller })
+        .getOne(),
     );
-    if (!row) throw new NotFoundException(`no account for ${customerId}`);
-    return toView(row);
+    if (!account) throw new NotFoundException(`no account for ${customerId}`);
+    return toView(account);
   }
 }

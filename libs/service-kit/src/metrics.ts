@@ -19,7 +19,6 @@ export class ServiceMetrics {
   private readonly consumed: Counter<'type' | 'outcome'>;
   private readonly deadLettered: Counter<'reason'>;
   private readonly relayLag: Histogram;
-  private readonly shed: Counter;
 
   constructor(@Inject(SERVICE_NAME) service: ServiceName, dataSource: DataSource) {
     const registers = [this.registry];
@@ -41,11 +40,6 @@ export class ServiceMetrics {
       name: 'checkout_outbox_relay_lag_seconds',
       help: 'Time from a message written to the outbox to it marked sent, once the broker confirmed it (marks are written every 250 ms)',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers,
-    });
-    this.shed = new Counter({
-      name: 'checkout_admission_shed_total',
-      help: 'New orders refused at the door (503 + Retry-After) because too many checkouts were undecided',
       registers,
     });
     this.gaugeOnScrape('checkout_outbox_unsent_messages', 'Outbox messages not yet published (backlog)', async () => {
@@ -84,11 +78,6 @@ export class ServiceMetrics {
   /** Outbox relay hook: messages were published, each this many seconds after being written. */
   sent(lagSeconds: readonly number[]): void {
     for (const lag of lagSeconds) this.relayLag.observe(lag);
-  }
-
-  /** Admission control: a new order was refused at the door. */
-  shedOrder(): void {
-    this.shed.inc();
   }
 }
 

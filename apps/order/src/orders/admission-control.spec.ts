@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { RetryLaterException, type ServiceMetrics } from '@shop/service-kit';
 import { OrderConfig } from '../config';
@@ -24,8 +25,9 @@ function admission(env: Record<string, string>) {
   });
   let subscriber: DecisionSubscriber | undefined;
   const listener = { subscribe: (s: DecisionSubscriber) => ((subscriber = s), () => undefined) };
-  let shed = 0;
-  const metrics = { gaugeOnScrape: () => undefined, shedOrder: () => (shed += 1) };
+  const metrics = { gaugeOnScrape: () => undefined, registry: new Registry() };
+  const shed = async () =>
+    (await metrics.registry.getSingleMetric('checkout_admission_shed_total')!.get()).values[0].value;
   const staleChecks: string[][] = [];
   const database = {
     query: (_sql: string, [ids]: [string[]]) => (staleChecks.push(ids), Promise.resolve([])),
@@ -38,7 +40,7 @@ function admission(env: Record<string, string>) {
   );
   control.onApplicationBootstrap();
   created.push(control);
-  return { control, announce: (id: string) => subscriber!.decided(id), shed: () => shed, staleChecks };
+  return { control, announce: (id: string) => subscriber!.decided(id), shed, staleChecks };
 }
 
 describe('admission control', () => {
@@ -55,7 +57,7 @@ describe('admission control', () => {
       expect(refused).toBeInstanceOf(RetryLaterException);
       expect((refused as RetryLaterException).getStatus()).toBe(503);
       expect((refused as RetryLaterException).retryAfterSeconds).toBeGreaterThanOrEqual(1);
-      expect(shed()).toBe(1);
+      expect(await shed()).toBe(1);
 
       announce('someone-elses-order');
       expect(control.inFlight).toBe(2);

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { Counter } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { PeriodicTask } from '@shop/messaging';
 import { RetryLaterException, SERVICE_CONFIG, ServiceMetrics } from '@shop/service-kit';
@@ -65,12 +66,13 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   private unsubscribe: (() => void) | undefined;
   private reconciling = false;
   private lastReconcile = performance.now();
+  private readonly shed: Counter;
 
   constructor(
     @Inject(SERVICE_CONFIG) private readonly config: OrderConfig,
     private readonly dataSource: DataSource,
     private readonly decisions: DecisionListener,
-    private readonly metrics: ServiceMetrics,
+    metrics: ServiceMetrics,
   ) {
     this.targetMs = config.ADMISSION_TARGET_DECISION_MS ?? Math.round(config.PREPARE_TIMEOUT_MS / 5);
     // Past its deadline an order is aborted by the sweeper within a sweep or two.
@@ -87,6 +89,11 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
       'The bound on checkouts in flight (decision rate × target decision time)',
       () => Promise.resolve(this.bound),
     );
+    this.shed = new Counter({
+      name: 'checkout_admission_shed_total',
+      help: 'New orders refused at the door (503 + Retry-After) because too many checkouts were undecided',
+      registers: [metrics.registry],
+    });
   }
 
   onApplicationBootstrap(): void {
@@ -113,7 +120,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     if (this.inFlight < this.bound && this.waiting.length === 0) {
       this.reserved += 1;
     } else if (!(await this.waitForSlot())) {
-      this.metrics.shedOrder();
+      this.shed.inc();
       throw new RetryLaterException(
         `too many checkouts in progress (${this.inFlight}); retry with the same Idempotency-Key`,
         this.retryAfterSeconds(),

@@ -1,8 +1,8 @@
 import { Controller, Get, Injectable, Optional, Res, ServiceUnavailableException } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import type { Response } from 'express';
+import { CheckoutMessaging } from '@shop/checkout-transport';
 import { BrokerConnection } from '@shop/messaging';
-import { CheckoutMessaging } from './checkout-messaging';
 
 /** Up while the broker connection is open (it fails over by itself; meanwhile the service is not ready). */
 @Injectable()

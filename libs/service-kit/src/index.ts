@@ -2,7 +2,6 @@ export * from './admin-token.guard';
 export * from './auth.config';
 export * from './bootstrap';
 export * from './broker.config';
-export * from './checkout-messaging';
 export * from './config';
 export * from './customer-token.guard';
 export * from './data-source';

@@ -3,7 +3,7 @@ import { ApiExcludeController } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
-import type { CheckoutMessage, ServiceName } from '@shop/contracts';
+import type { ServiceName } from '@shop/contracts';
 import type { Settlement } from '@shop/messaging';
 import { SERVICE_NAME } from './tokens';
 
@@ -70,7 +70,7 @@ export class ServiceMetrics {
   }
 
   /** Consumer hook: a delivery was settled. */
-  settled(settlement: Settlement<CheckoutMessage>): void {
+  settled(settlement: Settlement<{ type: string }>): void {
     this.consumed.inc({ type: settlement.message?.type ?? 'unknown', outcome: settlement.outcome });
     if (settlement.deadLetterClass) this.deadLettered.inc({ reason: settlement.deadLetterClass });
   }

@@ -1,9 +1,9 @@
 import { Body, Controller, Get, HttpCode, Inject, Post, Query } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
+import { CheckoutMessaging } from '@shop/checkout-transport';
 import { BrokerConnection, DeadLetters } from '@shop/messaging';
 import { AdminOnly } from './admin-token.guard';
-import { CheckoutMessaging } from './checkout-messaging';
 
 const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
 const RedriveBody = z.strictObject({ messageIds: z.array(z.string().min(1).max(100)).min(1).max(1000).optional() });

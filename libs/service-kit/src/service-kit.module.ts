@@ -1,18 +1,19 @@
 import { DynamicModule, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import type { DataSourceOptions } from 'typeorm';
+import { DataSource, type DataSourceOptions } from 'typeorm';
 import type { ServiceName } from '@shop/contracts';
 import { BrokerConnection } from '@shop/messaging';
 import { Transactions } from '@shop/outbox';
+import { CheckoutMessaging } from '@shop/checkout-transport';
 import { Registry } from 'prom-client';
-import { CheckoutMessaging } from './checkout-messaging';
 import type { BaseConfig } from './config';
 import { BrokerHealthIndicator, ConsumerHealthIndicator, HealthController } from './health.controller';
 import { MetricsController, ServiceMetrics } from './metrics';
 import { OperatorController } from './operator.controller';
 import { RequestDatabase } from './request-database';
 import { Retention } from './retention';
+import { serviceMessaging } from './service-messaging';
 import { SERVICE_CONFIG, SERVICE_NAME } from './tokens';
 import { stopTracing } from './tracing';
 
@@ -56,7 +57,16 @@ export class ServiceKitModule {
               logger: new Logger(BrokerConnection.name),
             }),
         },
-        CheckoutMessaging,
+        {
+          provide: CheckoutMessaging,
+          inject: [BrokerConnection, DataSource, ServiceMetrics, Retention],
+          useFactory: (
+            broker: BrokerConnection,
+            dataSource: DataSource,
+            metrics: ServiceMetrics,
+            retention: Retention,
+          ) => serviceMessaging(options.name, options.config, broker, dataSource, metrics, retention),
+        },
         // The units of work of the service (their commits publish their outbox rows at once).
         { provide: Transactions, inject: [CheckoutMessaging], useFactory: (m: CheckoutMessaging) => m.transactions },
         // The metrics registry, for libraries that add metrics of their own (the protocol kit).

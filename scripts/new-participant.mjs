@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // `npm run new:participant -- <name>`: scaffolds a checkout participant. It adds <name> to
-// services.json, writes the app (module, config, data source, first migration, a resource whose
-// prepare / commit / abort work as they are and are meant to be replaced), its contract and its
-// invariant checks, registers the contract and the order service's request for it, then runs
-// `npm run generate` for everything the list drives (roles, schemas, broker users, ports,
-// compose, Prometheus). After it, `npm start` runs one service more and a checkout waits for its vote.
+// services.json, writes the app (its service definition, module, config, first migration and the
+// entity of its table, a resource whose prepare / commit / abort work as they are and are meant
+// to be replaced), its contract and its invariant checks, registers the contract and the order
+// service's request for it, then runs `npm run generate` for everything the list drives (roles,
+// schemas, broker users, ports, compose, Prometheus). After it, `npm start` runs one service more
+// and a checkout waits for its vote.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';

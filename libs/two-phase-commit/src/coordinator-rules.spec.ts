@@ -1,0 +1,420 @@
+import fc from 'fast-check';
+import { isDeepStrictEqual } from 'node:util';
+import type { Outcome, VoteNoReason, VotePayload } from '@shop/contracts';
+import { Effect, onAck, onDeadline, onInquiry, onVote, outcomeOf, Recorded, TIMEOUT } from './coordinator-rules';
+
+/*
+ * The coordinator's table, alone: each rule by example, then properties over random histories of
+ * one checkout (2–4 participants; votes yes and no, re-sent copies, acks of either outcome,
+ * inquiries, the deadline passing and the sweep) checked against the protocol's invariants
+ * (model/checkout.pml, /work/shared/design/checkout-protocol.md: rules 3–5 and the timeouts).
+ */
+
+type Begun = Exclude<Recorded, { state: 'NONE' }>;
+const NONE: Recorded = { state: 'NONE' };
+const YES: VotePayload = { vote: 'yes' };
+const no = (reason: VoteNoReason = 'OUT_OF_STOCK'): VotePayload => ({ vote: 'no', reason });
+/** A service that takes no part in the checkout. */
+const STRANGER = 'stranger';
+
+/** A checkout just begun: every participant's vote still to come. */
+function collecting(names: readonly string[], expired = false): Begun {
+  return {
+    state: 'PREPARING',
+    reason: null,
+    expired,
+    participants: Object.fromEntries(names.map((name) => [name, { vote: null, acked: false }])),
+  };
+}
+
+/** What reaches the coordinator for a checkout: a message, or the sweep of checkouts past their deadline. */
+type Message =
+  | { type: 'vote'; sender: string; vote: VotePayload }
+  | { type: 'ack'; sender: string; outcome: Outcome }
+  | { type: 'inquiry'; sender: string }
+  | { type: 'sweep' };
+/**
+ * A history's events: messages, the deadline passing (the database's clock), a copy of an
+ * earlier message again (`back` messages before the last: a re-sent or redelivered copy). An ack
+ * of 'told' acks what the checkout decided, as a participant that heard the decision does.
+ */
+type Event =
+  | Exclude<Message, { type: 'ack' }>
+  | { type: 'ack'; sender: string; outcome: Outcome | 'told' }
+  | { type: 'deadline passes' }
+  | { type: 'again'; back: number };
+
+/** One message handled: the checkout before, what the table answered, the checkout after. */
+interface Step {
+  message: Message;
+  before: Recorded;
+  effect: Effect;
+  /** What is recorded after it: a poison message is dead-lettered, its batch re-runs without it. */
+  after: Recorded;
+}
+
+/** The coordinator's dispatch (coordinator.ts `handle`; the sweep, `abortExpired`, takes checkouts past their deadline). */
+function apply(recorded: Recorded, message: Message): Effect {
+  switch (message.type) {
+    case 'vote':
+      return onVote(recorded, message.sender, message.vote);
+    case 'ack':
+      return onAck(recorded, message.sender, message.outcome);
+    case 'inquiry':
+      return onInquiry(recorded);
+    case 'sweep': // (also given a checkout decided since: the rule must leave it alone)
+      return recorded.state !== 'NONE' && recorded.expired ? onDeadline(recorded) : { next: recorded };
+  }
+}
+
+/** Frozen all the way down: a rule that mutated the state it was given would throw (strict mode). */
+function frozen<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.values(value).forEach(frozen);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Runs a history through the table, as the coordinator does message after message. */
+function run(events: readonly Event[], initial: Recorded): Step[] {
+  let recorded = frozen(initial);
+  const sent: Message[] = [];
+  const steps: Step[] = [];
+  for (const event of events) {
+    if (event.type === 'deadline passes') {
+      if (recorded.state !== 'NONE') recorded = frozen({ ...recorded, expired: true });
+      continue;
+    }
+    const message: Message | undefined =
+      event.type === 'again'
+        ? sent[sent.length - 1 - (event.back % Math.max(sent.length, 1))]
+        : event.type === 'ack' && event.outcome === 'told'
+          ? { ...event, outcome: outcomeOf(recorded.state) ?? 'commit' }
+          : (event as Message);
+    if (!message) continue; // nothing to copy yet
+    sent.push(message);
+    const effect = apply(recorded, message);
+    const after = effect.poison ? recorded : effect.next;
+    steps.push({ message, before: recorded, effect, after });
+    recorded = frozen(after);
+  }
+  return steps;
+}
+
+const senderOf = (message: Message) => (message.type === 'sweep' ? undefined : message.sender);
+const decisionOf = (recorded: Recorded) =>
+  recorded.state === 'NONE' ? undefined : { outcome: outcomeOf(recorded.state), reason: recorded.reason };
+
+/** The checkout as the store has it after writing the effect's changes (coordinator-store.ts `writeChanges`). */
+function written(before: Recorded, message: Message, effect: Effect): Recorded {
+  if (before.state === 'NONE') return before;
+  const sender = senderOf(message)!;
+  let participants = before.participants;
+  if (effect.recordVote)
+    participants = { ...participants, [sender]: { ...participants[sender], vote: effect.recordVote } };
+  if (effect.recordAck) participants = { ...participants, [sender]: { ...participants[sender], acked: true } };
+  const decided = effect.decide
+    ? {
+        state: effect.decide.outcome === 'commit' ? ('COMMITTED' as const) : ('ABORTED' as const),
+        reason: effect.decide.reason,
+      }
+    : {};
+  return { ...before, ...decided, participants };
+}
+
+const REASONS: readonly VoteNoReason[] = ['OUT_OF_STOCK', 'INSUFFICIENT_FUNDS', 'DEADLINE_PASSED', 'ALREADY_ABORTED'];
+
+function events(names: readonly string[]): fc.Arbitrary<Event> {
+  const sender = fc.oneof(
+    { weight: 12, arbitrary: fc.constantFrom(...names) },
+    { weight: 1, arbitrary: fc.constant(STRANGER) },
+  );
+  const vote = fc.oneof(
+    { weight: 4, arbitrary: fc.constant(YES) },
+    { weight: 1, arbitrary: fc.constantFrom(...REASONS).map(no) },
+  );
+  return fc.oneof(
+    { weight: 6, arbitrary: fc.record({ type: fc.constant('vote' as const), sender, vote }) },
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        type: fc.constant('ack' as const),
+        sender,
+        outcome: fc.constantFrom<Outcome | 'told'>('told', 'told', 'commit', 'abort'),
+      }),
+    },
+    { weight: 2, arbitrary: fc.record({ type: fc.constant('inquiry' as const), sender }) },
+    { weight: 1, arbitrary: fc.constant({ type: 'deadline passes' as const }) },
+    { weight: 1, arbitrary: fc.constant({ type: 'sweep' as const }) },
+    { weight: 3, arbitrary: fc.record({ type: fc.constant('again' as const), back: fc.nat(6) }) },
+  );
+}
+
+/** A checkout with 2–4 participants and a random history of up to 40 events. */
+const histories = fc
+  .integer({ min: 2, max: 4 })
+  .map((n) => ['inventory', 'payment', 'shipping', 'loyalty'].slice(0, n))
+  .chain((names) =>
+    fc.record({
+      names: fc.constant(names),
+      events: fc.array(events(names), { minLength: 1, maxLength: 40, size: 'max' }),
+    }),
+  );
+
+/** `expect(actual).toEqual(expected)`, compared without Jest first: a property checks tens of thousands of steps. */
+function expectEqual(actual: unknown, expected: unknown): void {
+  if (!isDeepStrictEqual(actual, expected)) expect(actual).toEqual(expected);
+}
+
+const RUNS = { numRuns: 1_000 };
+/** For every history: its steps, from a checkout just begun. */
+const forHistories = (check: (steps: Step[], names: readonly string[]) => void) =>
+  fc.assert(
+    fc.property(histories, ({ names, events }) => check(run(events, collecting(names)), names)),
+    RUNS,
+  );
+
+describe('coordinator rules', () => {
+  const both = ['inventory', 'payment'];
+
+  describe('onVote', () => {
+    it('records a first yes and waits for the others', () => {
+      const effect = onVote(collecting(both), 'inventory', YES);
+      expect(effect).toEqual({
+        next: {
+          ...collecting(both),
+          participants: { inventory: { vote: YES, acked: false }, payment: { vote: null, acked: false } },
+        },
+        recordVote: YES,
+      });
+    });
+
+    it('commits at the last yes', () => {
+      const effect = onVote(onVote(collecting(both), 'inventory', YES).next, 'payment', YES);
+      expect(effect.decide).toEqual({ outcome: 'commit', reason: null });
+      expect(effect.next).toMatchObject({ state: 'COMMITTED', reason: null });
+    });
+
+    it('aborts at the first no, with its reason', () => {
+      const effect = onVote(collecting(both), 'payment', no('INSUFFICIENT_FUNDS'));
+      expect(effect).toMatchObject({
+        recordVote: no('INSUFFICIENT_FUNDS'),
+        decide: { outcome: 'abort', reason: 'INSUFFICIENT_FUNDS' },
+        next: { state: 'ABORTED', reason: 'INSUFFICIENT_FUNDS' },
+      });
+    });
+
+    it('records a late vote after the decision, and decides nothing more', () => {
+      const aborted = onVote(collecting(both), 'payment', no()).next;
+      const effect = onVote(aborted, 'inventory', YES);
+      expect(effect.recordVote).toEqual(YES);
+      expect(effect.decide).toBeUndefined();
+      expect(effect.tell).toBeUndefined(); // the abort went to it with the decision
+      expect(effect.next).toMatchObject({ state: 'ABORTED' });
+    });
+
+    it('counts only the first vote: a second (a re-sent copy, or a changed mind) changes nothing', () => {
+      const voted = onVote(collecting(both), 'inventory', YES).next;
+      expect(onVote(voted, 'inventory', YES)).toEqual({ next: voted });
+      expect(onVote(voted, 'inventory', no())).toEqual({ next: voted });
+    });
+
+    it('answers a yes for an unknown checkout with abort, and a no with nothing (presumed abort)', () => {
+      expect(onVote(NONE, 'payment', YES)).toEqual({ next: NONE, tell: { outcome: 'abort', reason: null } });
+      expect(onVote(NONE, 'payment', no())).toEqual({ next: NONE });
+    });
+
+    it('is poison from a service that takes no part in the checkout', () => {
+      expect(onVote(collecting(both), STRANGER, YES)).toEqual({ next: collecting(both), poison: expect.any(String) });
+    });
+  });
+
+  describe('onAck', () => {
+    const committed = onVote(onVote(collecting(both), 'inventory', YES).next, 'payment', YES).next;
+
+    it('records an ack of the decision, and completes the checkout at the last one', () => {
+      const first = onAck(committed, 'inventory', 'commit');
+      expect(first.recordAck).toEqual({ completed: false });
+      expect(onAck(first.next, 'payment', 'commit').recordAck).toEqual({ completed: true });
+    });
+
+    it('records an ack once', () => {
+      const acked = onAck(committed, 'inventory', 'commit').next;
+      expect(onAck(acked, 'inventory', 'commit')).toEqual({ next: acked });
+    });
+
+    it('is poison for another outcome than the decision, before any decision, or from a stranger', () => {
+      expect(onAck(committed, 'inventory', 'abort').poison).toBeDefined();
+      expect(onAck(collecting(both), 'inventory', 'abort').poison).toBeDefined();
+      expect(onAck(committed, STRANGER, 'commit').poison).toBeDefined();
+    });
+
+    it('records nothing for an unknown checkout (an abort it forgot)', () => {
+      expect(onAck(NONE, 'payment', 'abort')).toEqual({ next: NONE });
+    });
+  });
+
+  describe('onInquiry', () => {
+    it('answers the decision taken, with its reason', () => {
+      const aborted = onVote(collecting(both), 'payment', no('INSUFFICIENT_FUNDS')).next;
+      expect(onInquiry(aborted)).toEqual({ next: aborted, tell: { outcome: 'abort', reason: 'INSUFFICIENT_FUNDS' } });
+    });
+
+    it('answers abort for an unknown checkout (presumed abort)', () => {
+      expect(onInquiry(NONE)).toEqual({ next: NONE, tell: { outcome: 'abort', reason: null } });
+    });
+
+    it('leaves a checkout collecting votes alone until its deadline passed, then aborts it (TIMEOUT)', () => {
+      expect(onInquiry(collecting(both))).toEqual({ next: collecting(both) });
+      expect(onInquiry(collecting(both, true))).toMatchObject({
+        decide: { outcome: 'abort', reason: TIMEOUT },
+        next: { state: 'ABORTED', reason: TIMEOUT },
+      });
+    });
+  });
+
+  describe('onDeadline', () => {
+    it('aborts a checkout still collecting votes (TIMEOUT), and nothing decided', () => {
+      expect(onDeadline(collecting(both, true)).decide).toEqual({ outcome: 'abort', reason: TIMEOUT });
+      const committed = onVote(onVote(collecting(both), 'inventory', YES).next, 'payment', YES).next;
+      expect(onDeadline(committed)).toEqual({ next: committed });
+      expect(onDeadline(NONE)).toEqual({ next: NONE });
+    });
+  });
+
+  describe('over random histories of one checkout', () => {
+    it('answers with a next state that is exactly what its changes write (what the batch sees is what is stored)', () => {
+      forHistories((steps) => {
+        for (const { message, before, effect } of steps) {
+          if (effect.poison) expectEqual(effect, { next: before, poison: effect.poison });
+          else expectEqual(effect.next, written(before, message, effect));
+        }
+      });
+    });
+
+    it('takes at most one decision, only while collecting votes, and never changes it', () => {
+      forHistories((steps) => {
+        expect(steps.filter((step) => step.effect.decide).length).toBeLessThanOrEqual(1);
+        let decision: ReturnType<typeof decisionOf> | undefined;
+        for (const { before, effect, after } of steps) {
+          if (effect.decide) expectEqual(before.state, 'PREPARING');
+          if (decision) expectEqual(decisionOf(after), decision);
+          else if (after.state !== 'PREPARING') decision = decisionOf(after);
+        }
+      });
+    });
+
+    it("commits only if every participant's first vote is yes", () => {
+      forHistories((steps, names) => {
+        const committing = steps.findIndex((step) => step.effect.decide?.outcome === 'commit');
+        if (committing < 0) return;
+        for (const name of names) {
+          const first = steps
+            .slice(0, committing + 1)
+            .find((step) => step.message.type === 'vote' && step.message.sender === name);
+          expect(first?.message).toMatchObject({ vote: YES });
+        }
+      });
+    });
+
+    it("never commits after a participant's first vote is no, or after the passed deadline was acted on (sweep or inquiry)", () => {
+      forHistories((steps, names) => {
+        const refused = steps.findIndex(
+          ({ message, before }, index) =>
+            (message.type === 'vote' &&
+              message.vote.vote === 'no' &&
+              names.includes(message.sender) &&
+              !steps
+                .slice(0, index)
+                .some((earlier) => earlier.message.type === 'vote' && earlier.message.sender === message.sender)) ||
+            ((message.type === 'sweep' || message.type === 'inquiry') &&
+              before.state === 'PREPARING' &&
+              before.expired),
+        );
+        if (refused < 0) return;
+        expect(steps.slice(refused).some((step) => step.effect.decide?.outcome === 'commit')).toBe(false);
+        expect(steps[steps.length - 1].after.state).not.toBe('COMMITTED');
+      });
+    });
+
+    it('decides when the votes or the deadline decide: the first no aborts, the last first yes commits, a passed deadline acted on aborts (TIMEOUT)', () => {
+      forHistories((steps, names) => {
+        const firstVotes = new Map<string, VotePayload>();
+        let decided = false;
+        for (const { message, before, effect } of steps) {
+          let expected: Effect['decide'];
+          if (message.type === 'vote' && names.includes(message.sender) && !firstVotes.has(message.sender)) {
+            firstVotes.set(message.sender, message.vote);
+            const allYes = names.every((name) => firstVotes.get(name)?.vote === 'yes');
+            if (!decided && message.vote.vote === 'no') expected = { outcome: 'abort', reason: message.vote.reason };
+            else if (!decided && allYes) expected = { outcome: 'commit', reason: null };
+          }
+          const deadlineActedOn =
+            (message.type === 'sweep' || message.type === 'inquiry') && before.state === 'PREPARING' && before.expired;
+          if (!decided && deadlineActedOn) expected = { outcome: 'abort', reason: TIMEOUT };
+          expectEqual(effect.decide, expected);
+          decided ||= expected !== undefined;
+        }
+      });
+    });
+
+    it('tells a participant only the decision taken, and answers every inquiry about a decided checkout', () => {
+      forHistories((steps) => {
+        for (const { message, before, effect, after } of steps) {
+          if (after.state === 'PREPARING') expectEqual(effect.tell, undefined);
+          if (effect.tell) expectEqual(effect.tell, decisionOf(after));
+          if (message.type === 'inquiry' && outcomeOf(before.state)) expectEqual(effect.tell, decisionOf(before));
+        }
+      });
+    });
+
+    it('records each ack of the decision once, completes exactly when every participant acked, and an ack of anything else is poison', () => {
+      forHistories((steps, names) => {
+        const acked = new Set<string>();
+        for (const { message, before, effect } of steps) {
+          if (message.type !== 'ack') {
+            expectEqual(effect.recordAck, undefined);
+            continue;
+          }
+          const ofTheDecision = names.includes(message.sender) && message.outcome === outcomeOf(before.state);
+          expectEqual(effect.poison !== undefined, !ofTheDecision);
+          if (!ofTheDecision) continue;
+          const first = !acked.has(message.sender);
+          acked.add(message.sender);
+          expectEqual(effect.recordAck, first ? { completed: acked.size === names.length } : undefined);
+        }
+      });
+    });
+
+    it('changes nothing when a message is applied twice in a row: same state, nothing recorded or decided again', () => {
+      forHistories((steps) => {
+        for (const { message, effect, after } of steps) {
+          const { next, recordVote, recordAck, decide, poison } = apply(after, message);
+          expectEqual(
+            { next, recordVote, recordAck, decide, poisoned: poison !== undefined },
+            {
+              next: after,
+              recordVote: undefined,
+              recordAck: undefined,
+              decide: undefined,
+              poisoned: effect.poison !== undefined,
+            },
+          );
+        }
+      });
+    });
+
+    it('never records or decides for an unknown checkout, answers abort to a yes and an inquiry, and nothing else', () => {
+      fc.assert(
+        fc.property(histories, ({ events }) => {
+          for (const { message, effect } of run(events, NONE)) {
+            const asks = message.type === 'inquiry' || (message.type === 'vote' && message.vote.vote === 'yes');
+            expectEqual(effect, asks ? { next: NONE, tell: { outcome: 'abort', reason: null } } : { next: NONE });
+          }
+        }),
+        RUNS,
+      );
+    });
+  });
+});

@@ -91,7 +91,7 @@ export type ParticipantMessage = MessageOfType<'prepare' | 'decision'>;
  */
 export class Participant<P extends ParticipantName> {
   private readonly inbox: Inbox;
-  /** The coordinator's clock as this participant's prepares show it (`observeSent`). */
+  /** The coordinator's clock as the prepares of this participant's committed batches show it (`observeSent`). */
   private clock: CoordinatorClock = NO_CLOCK_SAMPLES;
 
   constructor(private readonly options: ParticipantOptions<P>) {
@@ -121,13 +121,19 @@ export class Participant<P extends ParticipantName> {
       fresh.map((message) => message.transactionId),
     );
     await this.lockResources(unit, fresh, recorded);
-    for (const message of fresh) {
-      if (message.type === 'prepare') this.clock = observeSent(this.clock, databaseNowMs, Date.parse(message.sentAt));
-    }
-    const coordinatorNowMs = coordinatorNow(this.clock, databaseNowMs);
 
+    // Each prepare is judged by the clock as it and the messages before it show it, as it would
+    // be alone (not by a prompter one later in the batch); what a batch saw counts once it committed.
+    let clock = this.clock;
+    const sent: number[] = [];
     const changes = new Map<string, Change>();
     for (const message of fresh) {
+      if (message.type === 'prepare') {
+        const sentAtMs = Date.parse(message.sentAt);
+        sent.push(sentAtMs);
+        clock = observeSent(clock, databaseNowMs, sentAtMs);
+      }
+      const coordinatorNowMs = coordinatorNow(clock, databaseNowMs);
       await unit.step(message, async () => {
         const { next, reply, change } = await this.apply(
           unit,
@@ -141,6 +147,9 @@ export class Participant<P extends ParticipantName> {
       });
     }
     await writeStates(unit, changes);
+    unit.afterCommit(() => {
+      for (const sentAtMs of sent) this.clock = observeSent(this.clock, databaseNowMs, sentAtMs);
+    });
   }
 
   /**

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './lib/config.mjs';
 import { generatedFiles } from './lib/generated-files.mjs';
+import { ensureDependencies } from './lib/project.mjs';
 
 const args = process.argv.slice(2);
 const check = args.includes('--check');
@@ -20,7 +21,9 @@ if (unknown.length || (rootAt >= 0 && !args[rootAt + 1])) {
   process.exit(2);
 }
 
-// Formatted as `npm run lint` wants them, with the repo's prettier settings.
+// Formatted as `npm run lint` wants them, with the repo's prettier settings (installed first: on a
+// fresh clone node_modules is not there yet).
+await ensureDependencies();
 const prettier = await import('prettier');
 const options = (await prettier.resolveConfig(path.join(ROOT, 'package.json'))) ?? {};
 const drifted = [];

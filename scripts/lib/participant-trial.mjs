@@ -5,10 +5,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { ROOT } from './config.mjs';
+import { ROOT, SERVICES } from './config.mjs';
 import { StackError, activeChildren, log, run } from './util.mjs';
 
-export const TRIAL_PARTICIPANT = 'shipping';
+/**
+ * The participant the trial adds: the README's example, `shipping`, unless the project has one of
+ * that name already (a fork that added it), then the first free `trialparticipant<n>`.
+ */
+export function trialParticipantName(taken = SERVICES.map((svc) => svc.name)) {
+  if (!taken.includes('shipping')) return 'shipping';
+  for (let n = 1; ; n++) if (!taken.includes(`trialparticipant${n}`)) return `trialparticipant${n}`;
+}
+const TRIAL_PARTICIPANT = trialParticipantName();
 /** What the trial runs in the copy, through its own `npm test` (`npm run test:new-participant -- <paths>`: those instead). */
 export const TRIAL_SUITES = ['test/e2e'];
 

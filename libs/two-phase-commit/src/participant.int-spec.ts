@@ -10,6 +10,7 @@ import {
 } from '@shop/contracts';
 import { OutgoingMessage, PoisonMessageError, silentLogger } from '@shop/messaging';
 import { Transactions, UnitOfWork } from '@shop/outbox';
+import { asBatch as batchOf, counting, handleAlone as aloneOf } from '../../../test/support/batches';
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { CreateParticipantTables1764000000200, Participant, ParticipantMessage, ParticipantResource } from './index';
 
@@ -66,30 +67,9 @@ describe('participant', () => {
     return rows.map((row) => row.body);
   }
 
-  /**
-   * Handles `messages` as the transport does a batch: in one unit of work (`runBatch`), in the
-   * order given. Answers each message's outcome and the statements the batch sent.
-   */
-  async function asBatch(messages: ParticipantMessage[], by = participant) {
-    const statements: string[] = [];
-    const outcomes = await transactions.runBatch(messages, (unit) => {
-      // Every statement goes through the unit's query runner (its savepoints too).
-      const queryRunner = unit.manager.queryRunner as unknown as { query(...args: unknown[]): Promise<unknown> };
-      const query = queryRunner.query.bind(queryRunner);
-      queryRunner.query = (sql, ...rest) => {
-        statements.push(sql as string);
-        return query(sql, ...rest);
-      };
-      return by.handle(unit, unit.items);
-    });
-    return { outcomes: outcomes.map((outcome) => outcome.ok), statements };
-  }
-  /** One message alone: a batch of one (the one path); throws what it failed with. */
-  async function handleAlone(message: ParticipantMessage, by = participant): Promise<void> {
-    const [outcome] = await transactions.runBatch([message], (unit) => by.handle(unit, unit.items));
-    if (!outcome.ok) throw outcome.error;
-  }
-  const counting = (statements: string[], pattern: RegExp) => statements.filter((sql) => pattern.test(sql)).length;
+  /** The shared batch helpers (test/support/batches.ts), with this suite's participant by default. */
+  const asBatch = (messages: ParticipantMessage[], by = participant) => batchOf(transactions, by, messages);
+  const handleAlone = (message: ParticipantMessage, by = participant) => aloneOf(transactions, by, message);
 
   const prepare = (
     transactionId: string,

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import type { Participant as ParticipantName } from '@shop/contracts';
+import type { CheckoutMessage, Participant as ParticipantName } from '@shop/contracts';
 import { silentLogger } from '@shop/messaging';
 import { Transactions } from '@shop/outbox';
 import { runMigrations, serviceDataSourceOptions } from '@shop/service-kit';
@@ -154,4 +154,13 @@ export async function runCrossingBatches<P extends ParticipantName>(
     { what: 'the replicas disconnected' },
   );
   return { deadlocks: (await deadlocks(schema.name)) - before, calls, handled };
+}
+
+/** Four checkout ids, in id order: a batch sorted by id handles the first's rows first. */
+export const sortedCheckouts = () => [randomUUID(), randomUUID(), randomUUID(), randomUUID()].sort();
+
+/** What the schema's outbox holds, as [transaction id, type, payload], in the order written. */
+export async function sentMessages(schema: TestSchema): Promise<Array<[string, string, unknown]>> {
+  const rows = await schema.dataSource.query<Array<{ body: CheckoutMessage }>>(`SELECT body FROM outbox ORDER BY id`);
+  return rows.map(({ body }) => [body.transactionId, body.type, body.payload]);
 }

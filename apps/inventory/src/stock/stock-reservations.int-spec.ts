@@ -1,6 +1,10 @@
-import { randomUUID } from 'node:crypto';
-import { CheckoutMessage, createMessage, Decision, Prepare } from '@shop/contracts';
-import { createDeadlockCountingDatabase, runCrossingBatches } from '../../../../test/support/crossing-batches';
+import { createMessage, Decision, Prepare } from '@shop/contracts';
+import {
+  createDeadlockCountingDatabase,
+  runCrossingBatches,
+  sentMessages,
+  sortedCheckouts,
+} from '../../../../test/support/crossing-batches';
 import type { TestSchema } from '../../../../test/support/postgres';
 import { inventoryMigrations } from '../migrations';
 import { StockReservations } from './stock-reservations';
@@ -36,12 +40,8 @@ describe('stock reservations in two participant replicas', () => {
     schema.dataSource.query<Array<{ sku: string; available: number; reserved: number; sold: number }>>(
       `SELECT sku, available, reserved, sold FROM stock ORDER BY sku`,
     );
-  const sent = async () =>
-    (await schema.dataSource.query<Array<{ body: CheckoutMessage }>>(`SELECT body FROM outbox ORDER BY id`)).map(
-      ({ body }) => [body.transactionId, body.type, body.payload],
-    );
-  /** Four checkouts, in id order: a batch sorted by id handles the first's SKU first. */
-  const checkouts = () => [randomUUID(), randomUUID(), randomUUID(), randomUUID()].sort();
+  const sent = () => sentMessages(schema);
+  const checkouts = sortedCheckouts;
 
   it('handles crossing batches of prepares (one takes SKU Y then X, the other X then Y) without a deadlock', async () => {
     const [t1, t2, t3, t4] = checkouts();

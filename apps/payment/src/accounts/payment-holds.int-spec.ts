@@ -1,6 +1,10 @@
-import { randomUUID } from 'node:crypto';
-import { CheckoutMessage, createMessage, Decision, Prepare } from '@shop/contracts';
-import { createDeadlockCountingDatabase, runCrossingBatches } from '../../../../test/support/crossing-batches';
+import { createMessage, Decision, Prepare } from '@shop/contracts';
+import {
+  createDeadlockCountingDatabase,
+  runCrossingBatches,
+  sentMessages,
+  sortedCheckouts,
+} from '../../../../test/support/crossing-batches';
 import type { TestSchema } from '../../../../test/support/postgres';
 import { paymentMigrations } from '../migrations';
 import { PaymentHolds } from './payment-holds';
@@ -38,12 +42,8 @@ describe('payment holds in two participant replicas', () => {
     schema.dataSource.query<Array<{ customer_id: string; balance: string; held: string; captured: string }>>(
       `SELECT customer_id, balance::text, held::text, captured::text FROM accounts ORDER BY customer_id`,
     );
-  const sent = async () =>
-    (await schema.dataSource.query<Array<{ body: CheckoutMessage }>>(`SELECT body FROM outbox ORDER BY id`)).map(
-      ({ body }) => [body.transactionId, body.type, body.payload],
-    );
-  /** Four checkouts, in id order: a batch sorted by id handles the first's account first. */
-  const checkouts = () => [randomUUID(), randomUUID(), randomUUID(), randomUUID()].sort();
+  const sent = () => sentMessages(schema);
+  const checkouts = sortedCheckouts;
 
   it('handles crossing batches of prepares (one takes account Y then X, the other X then Y) without a deadlock', async () => {
     const [t1, t2, t3, t4] = checkouts();

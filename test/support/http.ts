@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { ADMIN_TOKEN, Services } from './services';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CustomerId, Sku } from '@shop/contracts';
+import type { ServiceData, Shop } from '@shop/service-kit';
+import { ADMIN_TOKEN, SERVICE_NAMES, type ServiceName, Services } from './services';
 import { customerAuthorization } from './tokens';
 
 /** A response with its body parsed as JSON when it is JSON (`json`), and the raw text. */
@@ -143,9 +147,27 @@ function customerOf(body: unknown): string {
   return typeof customerId === 'string' ? customerId : ANY_CUSTOMER;
 }
 
+/** The services whose data these suites set themselves, test by test (putProduct, putStock, putAccount). */
+const MANAGED_BY_THE_SUITES: readonly ServiceName[] = ['order', 'payment', 'inventory'];
+
+/** Room a participant the suites do not manage is given: more than every suite together takes. */
+const ROOM = { units: 1_000_000, spend: 1_000_000_000_000, orders: 1_000_000 };
+
+/** A service's data hook (apps/<name>/data.ts, see libs/service-kit/src/service-data.ts), if it has one. */
+function dataHook(name: ServiceName): ServiceData | undefined {
+  const file = path.resolve(__dirname, '..', '..', 'apps', name, 'data.ts');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a hook is optional: only loaded when there
+  return fs.existsSync(file) ? (require(file) as { data: ServiceData }).data : undefined;
+}
+
 /**
  * The shop's REST contract, one method per route; admin PUTs send the admin token, customer
  * routes a token for the customer (the one an order was placed for, when reading it back).
+ *
+ * The suites set the data of the order, payment and inventory services themselves. Every other
+ * participant (one a fork adds, which may say no) is given room, through its data hook, for each
+ * product and customer a suite uses, before they are used: it says yes, so what a suite expects
+ * (its reasons, its counts) does not depend on which participants exist.
  */
 export class ShopApi {
   readonly order: HttpClient;
@@ -153,18 +175,24 @@ export class ShopApi {
   readonly inventory: HttpClient;
   /** Who placed each order this client placed: the token to read it back with. */
   private readonly owners = new Map<string, string>();
+  /** The participants the suites do not manage, with their data hooks. */
+  private readonly unmanaged: Array<{ client: HttpClient; data: ServiceData }>;
+  /** The products (`sku:…`) and customers (`customer:…`) those participants have room for. */
+  private readonly roomFor = new Map<string, Promise<void>>();
 
-  constructor(services: Services | { order: string; payment: string; inventory: string }) {
-    const urls =
-      services instanceof Services
-        ? { order: services.url('order'), payment: services.url('payment'), inventory: services.url('inventory') }
-        : services;
-    this.order = new HttpClient(urls.order);
-    this.payment = new HttpClient(urls.payment);
-    this.inventory = new HttpClient(urls.inventory);
+  constructor(services: Services | Record<ServiceName, string>) {
+    const url = (name: ServiceName) => (services instanceof Services ? services.url(name) : services[name]);
+    this.order = new HttpClient(url('order'));
+    this.payment = new HttpClient(url('payment'));
+    this.inventory = new HttpClient(url('inventory'));
+    this.unmanaged = SERVICE_NAMES.filter((name) => !MANAGED_BY_THE_SUITES.includes(name)).flatMap((name) => {
+      const data = dataHook(name);
+      return data ? [{ client: new HttpClient(url(name)), data }] : [];
+    });
   }
 
   async putProduct(sku: string, unitPrice: number, name = `Product ${sku}`): Promise<void> {
+    await this.makeRoom([sku], []);
     const response = await this.order.put(`/products/${encodeURIComponent(sku)}`, { body: { name, unitPrice } });
     expectStatus(response, `PUT /products/${sku}`, 200);
   }
@@ -175,8 +203,42 @@ export class ShopApi {
   }
 
   async putAccount(customerId: string, balance: number): Promise<void> {
+    await this.makeRoom([], [customerId]);
     const response = await this.payment.put(`/accounts/${encodeURIComponent(customerId)}`, { body: { balance } });
     expectStatus(response, `PUT /accounts/${customerId}`, 200);
+  }
+
+  /**
+   * Room, in every participant the suites do not manage, for these products and customers (ids
+   * the contracts refuse, as the bad-input suites send, need none: their orders go nowhere).
+   */
+  async makeRoom(skus: readonly string[], customers: readonly string[]): Promise<void> {
+    if (!this.unmanaged.length) return;
+    const products = skus.filter((sku) => Sku.safeParse(sku).success && !this.roomFor.has(`sku:${sku}`));
+    const buyers = customers.filter((id) => CustomerId.safeParse(id).success && !this.roomFor.has(`customer:${id}`));
+    if (products.length || buyers.length) {
+      const made = this.giveRoom({
+        products: products.map((sku) => ({ sku, name: `Product ${sku}`, unitPrice: 0, units: ROOM.units })),
+        customers: buyers.map((customerId) => ({ customerId, spend: ROOM.spend })),
+        orders: ROOM.orders,
+      });
+      // Concurrent orders for the same product wait for the same room, rather than race past it.
+      for (const sku of products) this.roomFor.set(`sku:${sku}`, made);
+      for (const id of buyers) this.roomFor.set(`customer:${id}`, made);
+    }
+    await Promise.all(
+      [...skus.map((sku) => `sku:${sku}`), ...customers.map((id) => `customer:${id}`)].map((key) =>
+        this.roomFor.get(key),
+      ),
+    );
+  }
+
+  private async giveRoom(shop: Shop): Promise<void> {
+    for (const { client, data } of this.unmanaged) {
+      for (const { method, path: route, body } of data(shop)) {
+        expectStatus(await client.request(method, route, { body, admin: true }), `${method} ${route}`, 200);
+      }
+    }
   }
 
   /** POST /orders; returns the raw response (202, 200, 4xx…). */
@@ -184,6 +246,11 @@ export class ShopApi {
     body: unknown,
     { idempotencyKey, waitSeconds, headers = {}, customer = customerOf(body) }: PlaceOrderOptions = {},
   ): Promise<HttpResponse<OrderView>> {
+    const lines = (body as { items?: unknown } | null)?.items;
+    const skus = Array.isArray(lines)
+      ? lines.flatMap((line: { sku?: unknown }) => (typeof line?.sku === 'string' ? [line.sku] : []))
+      : [];
+    await this.makeRoom(skus, customer ? [customer] : []);
     const extra: Record<string, string> = { ...headers };
     if (idempotencyKey !== undefined) extra['idempotency-key'] = idempotencyKey;
     if (waitSeconds !== undefined) extra.prefer = `wait=${waitSeconds}`;

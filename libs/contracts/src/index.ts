@@ -8,4 +8,5 @@ export * from './messages/ack';
 export * from './messages/inquiry';
 export * from './registry';
 export * from './participant-contract';
+export * from './order-fields';
 export { PARTICIPANT_CONTRACTS } from './participants';

@@ -18,6 +18,7 @@ export * from './operator.controller';
 export * from './problem-details.filter';
 export * from './request-database';
 export * from './retention';
+export * from './service-data';
 export * from './service-definition';
 export * from './service-kit.module';
 export * from './session-limits';

@@ -2,6 +2,7 @@
 // (N clients), one unique Idempotency-Key per order, and a record of every request's times.
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { adminRequestsFor } from '../service-data.mjs';
 import { sleep } from '../util.mjs';
 
 /** Wall-clock milliseconds with sub-millisecond resolution (comparable with Postgres timestamps). */
@@ -76,20 +77,18 @@ export async function inParallel(items, limit, fn) {
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-/** Seeds products, stock and accounts through the admin REST API (PUTs: idempotent). */
-export async function seedWorkload(client, urls, adminToken, plan) {
+/** Seeds `shop` through each service's data hook (apps/<name>/data.ts) and admin REST API. */
+export async function seedWorkload(client, urls, adminToken, shop) {
   const headers = { authorization: `Bearer ${adminToken}` };
-  const puts = [
-    ...plan.products.map((p) => [`${urls.order[0]}/products/${p.sku}`, { name: p.name, unitPrice: p.unitPrice }]),
-    ...plan.stock.map((s) => [`${urls.inventory[0]}/stock/${s.sku}`, { quantity: s.quantity }]),
-    ...plan.accounts.map((a) => [`${urls.payment[0]}/accounts/${a.customerId}`, { balance: a.balance }]),
-  ];
+  const requests = await adminRequestsFor(shop);
   const failures = [];
-  await inParallel(puts, 16, async ([url, body]) => {
-    const res = await client.request('PUT', url, { body, headers });
-    if (res.status !== 200) failures.push(`PUT ${url} → ${res.status || res.error} ${res.text?.slice(0, 200) ?? ''}`);
+  await inParallel(requests, 16, async ({ service, method, path, body }) => {
+    const url = `${urls[service][0]}${path}`;
+    const res = await client.request(method, url, { body, headers });
+    if (res.status !== 200)
+      failures.push(`${method} ${url} → ${res.status || res.error} ${res.text?.slice(0, 200) ?? ''}`);
   });
-  return { requests: puts.length, failures };
+  return { requests: requests.length, failures };
 }
 
 /**

@@ -95,12 +95,13 @@ export async function checkInvariantsInDatabase(client, { prefix, plan, accepted
 }
 
 /**
- * The workload's own figures: every SKU and account the run seeded (driver.mjs seedWorkload, the
- * inventory's and the payment service's REST API) still holds what was put in, no more, no less.
+ * The workload's own figures: every SKU and account the run seeded (the inventory's and the
+ * payment service's data hooks: a product's units stocked, a customer's spend deposited) still
+ * holds what was put in, no more, no less.
  */
 async function checkSeeded(client, checks, plan, like) {
   const { rows: stock } = await client.query(`SELECT sku, stocked FROM inventory_svc.stock WHERE sku LIKE $1`, [like]);
-  const seededStock = new Map(plan.stock.map((s) => [s.sku, BigInt(s.quantity)]));
+  const seededStock = new Map(plan.shop.products.map((p) => [p.sku, BigInt(p.units)]));
   const stocked = stock
     .filter((r) => big(r.stocked) !== seededStock.get(r.sku))
     .map((r) => `${r.sku}: stocked ${r.stocked}, seeded ${seededStock.get(r.sku)}`);
@@ -111,7 +112,7 @@ async function checkSeeded(client, checks, plan, like) {
     `SELECT customer_id, deposited FROM payment_svc.accounts WHERE customer_id LIKE $1`,
     [like],
   );
-  const seededMoney = new Map(plan.accounts.map((a) => [a.customerId, BigInt(a.balance)]));
+  const seededMoney = new Map(plan.shop.customers.map((c) => [c.customerId, BigInt(c.spend)]));
   const deposited = money
     .filter((r) => big(r.deposited) !== seededMoney.get(r.customer_id))
     .map((r) => `${r.customer_id}: deposited ${r.deposited}, seeded ${seededMoney.get(r.customer_id)}`);
@@ -151,15 +152,15 @@ const REST_CHECKS = {
     for (const o of confirmed)
       for (const item of o.items) soldBySku.set(item.sku, (soldBySku.get(item.sku) ?? 0) + item.quantity);
     const problems = [];
-    await inParallel(plan.stock, 16, async (s) => {
-      const res = await client.request('GET', `${url}/stock/${s.sku}`);
-      if (res.status !== 200) return problems.push(`GET /stock/${s.sku} → ${res.status}`);
+    await inParallel(plan.shop.products, 16, async (p) => {
+      const res = await client.request('GET', `${url}/stock/${p.sku}`);
+      if (res.status !== 200) return problems.push(`GET /stock/${p.sku} → ${res.status}`);
       const v = JSON.parse(res.text);
-      if (v.reserved !== 0) problems.push(`${s.sku}: ${v.reserved} still reserved`);
-      if (v.available + v.reserved + v.sold !== s.quantity)
-        problems.push(`${s.sku}: available+reserved+sold = ${v.available + v.reserved + v.sold}, seeded ${s.quantity}`);
-      if (v.sold !== (soldBySku.get(s.sku) ?? 0))
-        problems.push(`${s.sku}: sold ${v.sold} ≠ ${soldBySku.get(s.sku) ?? 0} in CONFIRMED orders`);
+      if (v.reserved !== 0) problems.push(`${p.sku}: ${v.reserved} still reserved`);
+      if (v.available + v.reserved + v.sold !== p.units)
+        problems.push(`${p.sku}: available+reserved+sold = ${v.available + v.reserved + v.sold}, seeded ${p.units}`);
+      if (v.sold !== (soldBySku.get(p.sku) ?? 0))
+        problems.push(`${p.sku}: sold ${v.sold} ≠ ${soldBySku.get(p.sku) ?? 0} in CONFIRMED orders`);
     });
     return ['stock: conserved, sold = CONFIRMED orders, nothing reserved (REST)', problems];
   },
@@ -168,16 +169,16 @@ const REST_CHECKS = {
     const paidBy = new Map();
     for (const o of confirmed) paidBy.set(o.customerId, (paidBy.get(o.customerId) ?? 0) + o.total);
     const problems = [];
-    await inParallel(plan.accounts, 16, async (a) => {
-      const headers = { authorization: authorizations.get(a.customerId) };
-      const res = await client.request('GET', `${url}/accounts/${a.customerId}`, { headers });
-      if (res.status !== 200) return problems.push(`GET /accounts/${a.customerId} → ${res.status}`);
+    await inParallel(plan.shop.customers, 16, async (c) => {
+      const headers = { authorization: authorizations.get(c.customerId) };
+      const res = await client.request('GET', `${url}/accounts/${c.customerId}`, { headers });
+      if (res.status !== 200) return problems.push(`GET /accounts/${c.customerId} → ${res.status}`);
       const v = JSON.parse(res.text);
-      if (v.held !== 0) problems.push(`${a.customerId}: ${v.held} still held`);
-      if (v.balance + v.held + v.captured !== a.balance)
-        problems.push(`${a.customerId}: balance+held+captured ≠ seeded ${a.balance}`);
-      if (v.captured !== (paidBy.get(a.customerId) ?? 0))
-        problems.push(`${a.customerId}: captured ${v.captured} ≠ CONFIRMED totals ${paidBy.get(a.customerId) ?? 0}`);
+      if (v.held !== 0) problems.push(`${c.customerId}: ${v.held} still held`);
+      if (v.balance + v.held + v.captured !== c.spend)
+        problems.push(`${c.customerId}: balance+held+captured ≠ seeded ${c.spend}`);
+      if (v.captured !== (paidBy.get(c.customerId) ?? 0))
+        problems.push(`${c.customerId}: captured ${v.captured} ≠ CONFIRMED totals ${paidBy.get(c.customerId) ?? 0}`);
     });
     return ['money: conserved, captured = CONFIRMED orders, nothing held (REST)', problems];
   },

@@ -139,10 +139,12 @@ export async function runBenchmark(opts, ctx, command) {
     maxSockets: opts.load.mode === 'open' ? 512 : Math.max(64, opts.load.concurrency),
   });
   ctx.cleanups.push(() => client.close());
-  say(`seeding ${plan.products.length} products, their stock and ${plan.accounts.length} accounts (prefix ${prefix})`);
-  const seeded = await seedWorkload(client, target.urls, target.adminToken, plan);
+  say(
+    `seeding ${plan.shop.products.length} products and ${plan.shop.customers.length} customers, through each service's data hook (prefix ${prefix})`,
+  );
+  const seeded = await seedWorkload(client, target.urls, target.adminToken, plan.shop);
   // One customer token each, signed now: the measured requests only send them.
-  const authorizations = await authorizationsFor(plan.accounts.map((a) => a.customerId));
+  const authorizations = await authorizationsFor(plan.shop.customers.map((c) => c.customerId));
   const owners = new Map(); // order id → its customer (to read it back over REST)
   if (seeded.failures.length)
     throw new StackError(
@@ -507,7 +509,7 @@ export async function runBenchmark(opts, ctx, command) {
     overload: opts.overload ? { factor: opts.overload.factor } : null,
     sustainable,
     prefix,
-    seeded: { products: plan.products.length, accounts: plan.accounts.length, expectedOrders },
+    seeded: { products: plan.shop.products.length, customers: plan.shop.customers.length, expectedOrders },
     counts,
     rates,
     latency,

@@ -1,5 +1,5 @@
-// What the benchmark buys and from whom: the catalog, stock and accounts it seeds, and the order
-// bodies it sends, per mix. Every name carries the run's prefix, so a run against services that
+// What the benchmark buys and from whom: the shop it seeds (each service's data hook, apps/<name>/
+// data.ts, turns it into that service's data), and the order bodies it sends, per mix. Every name carries the run's prefix, so a run against services that
 // hold other data (--order-url …) only ever touches, and checks, its own.
 
 const SPREAD_SKUS = 200;
@@ -21,9 +21,10 @@ function prng(seed) {
 }
 
 /**
- * The data to seed and an order generator for a mix. `expectedOrders` is an upper bound of the
- * orders the run will send (warm-up included): stock and balances are sized from it so that
- * only the mix decides what gets cancelled (never an accidental sell-out or empty account).
+ * The shop to seed and an order generator for a mix. `expectedOrders` is an upper bound of the
+ * orders the run will send (warm-up included): the units of each product and what each customer
+ * may spend are sized from it so that only the mix decides what gets cancelled (never an
+ * accidental sell-out or empty account).
  */
 export function planWorkload({ mix, declineShare, expectedOrders, seed, prefix }) {
   const random = prng(seed);
@@ -31,26 +32,24 @@ export function planWorkload({ mix, declineShare, expectedOrders, seed, prefix }
   const sku = (i) => `${prefix}-S${String(i).padStart(3, '0')}`;
   const hotSku = `${prefix}-HOT`;
 
-  const products = [];
-  for (let i = 0; i < SPREAD_SKUS; i++)
-    products.push({ sku: sku(i), name: `Bench item ${i}`, unitPrice: 100 + pick(MAX_PRICE - 100) });
-  if (mix === 'hot') products.push({ sku: hotSku, name: 'Bench hot item', unitPrice: 2500 });
-  const price = new Map(products.map((p) => [p.sku, p.unitPrice]));
-
   // Enough of every SKU for every order to take the most of it; the hot one for every order.
-  const stock = products.map((p) => ({
-    sku: p.sku,
-    quantity: p.sku === hotSku ? expectedOrders : expectedOrders * MAX_QUANTITY,
-  }));
+  const products = [];
+  for (let i = 0; i < SPREAD_SKUS; i++) {
+    const unitPrice = 100 + pick(MAX_PRICE - 100);
+    products.push({ sku: sku(i), name: `Bench item ${i}`, unitPrice, units: expectedOrders * MAX_QUANTITY });
+  }
+  if (mix === 'hot') products.push({ sku: hotSku, name: 'Bench hot item', unitPrice: 2500, units: expectedOrders });
+  const price = new Map(products.map((p) => [p.sku, p.unitPrice]));
 
   // Funded customers can pay for every order they could place; in `declines`, broke ones have 0.
   const maxOrderTotal = MAX_LINES * MAX_QUANTITY * MAX_PRICE + 2500;
   const funded = Array.from({ length: CUSTOMERS }, (_, i) => `${prefix}-c${i}`);
   const broke = mix === 'declines' ? Array.from({ length: CUSTOMERS / 4 }, (_, i) => `${prefix}-x${i}`) : [];
-  const accounts = [
-    ...funded.map((customerId) => ({ customerId, balance: expectedOrders * maxOrderTotal })),
-    ...broke.map((customerId) => ({ customerId, balance: 0 })),
+  const customers = [
+    ...funded.map((customerId) => ({ customerId, spend: expectedOrders * maxOrderTotal })),
+    ...broke.map((customerId) => ({ customerId, spend: 0 })),
   ];
+  const shop = { products, customers, orders: expectedOrders };
 
   /** The next order body: spread picks 1-3 distinct SKUs; hot buys one hot item. */
   function nextOrder() {
@@ -63,5 +62,5 @@ export function planWorkload({ mix, declineShare, expectedOrders, seed, prefix }
     return { customerId, items: [...chosen].map((s) => ({ sku: s, quantity: 1 + pick(MAX_QUANTITY) })) };
   }
 
-  return { products, stock, accounts, price, nextOrder };
+  return { shop, price, nextOrder };
 }

@@ -1,11 +1,13 @@
 import { z } from 'zod';
-import { CustomerId, LIMITS, OrderLine, Sku } from '@shop/contracts';
+import { CustomerId, LIMITS, OrderLine, PARTICIPANT_ORDER_FIELDS, Sku } from '@shop/contracts';
 
 export const PlaceOrderBody = z
   .strictObject({
     /** Optional: the customer is the token's; if given, it must be that one (403 otherwise). */
     customerId: CustomerId.optional(),
     items: z.array(OrderLine).min(1).max(LIMITS.maxLinesPerOrder),
+    /** What the participants' contract modules add (libs/contracts/src/participants/<name>.ts, `orderFields`). */
+    ...PARTICIPANT_ORDER_FIELDS,
   })
   .refine((body) => new Set(body.items.map((item) => item.sku)).size === body.items.length, {
     message: 'each sku may appear only once',

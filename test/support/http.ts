@@ -226,11 +226,8 @@ export class ShopApi {
       for (const sku of products) this.roomFor.set(`sku:${sku}`, made);
       for (const id of buyers) this.roomFor.set(`customer:${id}`, made);
     }
-    await Promise.all(
-      [...skus.map((sku) => `sku:${sku}`), ...customers.map((id) => `customer:${id}`)].map((key) =>
-        this.roomFor.get(key),
-      ),
-    );
+    const keys = [...skus.map((sku) => `sku:${sku}`), ...customers.map((id) => `customer:${id}`)];
+    await Promise.all(keys.flatMap((key) => this.roomFor.get(key) ?? []));
   }
 
   private async giveRoom(shop: Shop): Promise<void> {

@@ -59,7 +59,7 @@ function addPrepareRequest(name) {
   if (!source.includes(PREPARE_REQUESTS_MARKER)) {
     throw new StackError(`${path.relative(ROOT, PREPARE_REQUESTS)} lost its line "${PREPARE_REQUESTS_MARKER}"`);
   }
-  const entry = `  ${name}: ({ request }) => ({ customerId: request.customerId, items: request.items }),\n`;
+  const entry = `  ${name}: ({ request }) => ({ pool: request.${name}Pool ?? 'default', customerId: request.customerId }),\n`;
   fs.writeFileSync(
     PREPARE_REQUESTS,
     source.replace(`  ${PREPARE_REQUESTS_MARKER}`, `${entry}  ${PREPARE_REQUESTS_MARKER}`),

@@ -17,8 +17,12 @@ export function trialParticipantName(taken = SERVICES.map((svc) => svc.name)) {
   for (let n = 1; ; n++) if (!taken.includes(`trialparticipant${n}`)) return `trialparticipant${n}`;
 }
 const TRIAL_PARTICIPANT = trialParticipantName();
-/** What the trial runs in the copy, through its own `npm test` (`npm run test:new-participant -- <paths>`: those instead). */
-export const TRIAL_SUITES = ['test/e2e'];
+/**
+ * What the trial runs in the copy, through its own `npm test` (`npm run test:new-participant --
+ * <paths>`: those instead): every end-to-end suite, and the generated participant's own, which
+ * proves it says no when its pool is full.
+ */
+export const TRIAL_SUITES = ['test/e2e', `apps/${TRIAL_PARTICIPANT}`];
 
 // Built, generated, or local to this copy: not copied.
 const NOT_COPIED = new Set(['node_modules', 'dist', '.local', '.git', 'coverage']);

@@ -196,6 +196,20 @@ const PROFILES = {
 };
 
 /**
+ * Added to every service's HTTP port (dev, test and bench alike), so a second checkout of the
+ * project runs beside the first: SERVICE_PORT_OFFSET=100 with the infrastructure port variables
+ * (docs/operations.md, "Ports").
+ */
+const SERVICE_PORT_OFFSET = (() => {
+  const raw = process.env.SERVICE_PORT_OFFSET ?? '';
+  const n = raw === '' ? 0 : Number(raw);
+  const highest = Math.max(...declared.services.map((svc) => svc.benchPort));
+  if (!Number.isInteger(n) || n < 0 || highest + n > 65535)
+    throw new Error(`SERVICE_PORT_OFFSET=${raw}: an integer from 0 to ${65535 - highest} (the highest bench port is ${highest})`);
+  return n;
+})();
+
+/**
  * `start` uses the dev database/vhost; `test` and `bench` each use their own, rebuilt on every
  * run, so neither ever touches the demo data or the other's.
  */
@@ -206,7 +220,7 @@ export function profile(mode) {
     db: p.db,
     vhost: p.db,
     nodeEnv: p.nodeEnv ?? (process.env.NODE_ENV || 'development'),
-    portOf: (svc) => svc[p.portKey],
+    portOf: (svc) => svc[p.portKey] + SERVICE_PORT_OFFSET,
     recreate: p.recreate,
   };
 }

@@ -205,7 +205,9 @@ const SERVICE_PORT_OFFSET = (() => {
   const n = raw === '' ? 0 : Number(raw);
   const highest = Math.max(...declared.services.map((svc) => svc.benchPort));
   if (!Number.isInteger(n) || n < 0 || highest + n > 65535)
-    throw new Error(`SERVICE_PORT_OFFSET=${raw}: an integer from 0 to ${65535 - highest} (the highest bench port is ${highest})`);
+    throw new Error(
+      `SERVICE_PORT_OFFSET=${raw}: an integer from 0 to ${65535 - highest} (the highest bench port is ${highest})`,
+    );
   return n;
 })();
 

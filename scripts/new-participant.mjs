@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // `npm run new:participant -- <name>`: scaffolds a checkout participant. It adds <name> to
 // services.json, writes the app (its service definition, module, config, first migration and the
-// entity of its table, a resource whose prepare / commit / abort work as they are and are meant
-// to be replaced), its contract and its invariant checks, registers the contract and the order
-// service's request for it, then runs `npm run generate` for everything the list drives (roles,
+// entities of its tables, a resource that can say no, a place in a pool, meant to be replaced;
+// its admin API, data hook, invariant checks and e2e suite), its contract, registers the
+// contract and the order service's request for it, then runs `npm run generate` for everything the list drives (roles,
 // schemas, broker users, ports, compose, Prometheus). After it, `npm start` runs one service more
 // and a checkout waits for its vote.
 import { execFileSync } from 'node:child_process';
@@ -106,12 +106,17 @@ ${list(written)}
   Generated from services.json (npm run generate):
 ${list(generated)}
 
-  Next:
-    1. libs/contracts/src/participants/${name}.ts: what the order asks of ${name}, and its reasons to say no.
+  It works as written, and can say no: each checkout takes a place in one of ${name}'s pools
+  (PUT /pools/<pool> sets one's capacity), refused when the pool is full or unknown.
+
+  Next (docs/adding-a-participant.md walks through it, with delivery slots):
+    1. libs/contracts/src/participants/${name}.ts: what the order body carries for ${name},
+       what the order asks of it, and its reasons to say no.
     2. ${path.relative(ROOT, PREPARE_REQUESTS)}: build that request from the order.
     3. apps/${name}/src/${name}-requests.ts: prepare / commit / abort against your own tables
-       (apps/${name}/src/migrations), and apps/${name}/checks: what must always hold in them.
-    npm start runs it with the others; npm test checks it with them.`);
+       (apps/${name}/src/migrations); apps/${name}/data.ts: what the demo, the tests and the
+       benchmark need of ${name}; apps/${name}/checks: what must always hold in its tables.
+    npm start runs it with the others; npm test checks it with them, and runs apps/${name}/test.`);
 }
 
 main().catch((err) => {

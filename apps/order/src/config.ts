@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { BaseConfig, CustomerAuthConfig, unsetIfEmpty } from '@shop/service-kit';
-import { ProtocolConfig } from '@shop/two-phase-commit';
+import { PARTICIPANTS } from '@shop/contracts';
+import { CoordinatorConfig } from '@shop/two-phase-commit';
 
 /** The order service's settings, validated at boot. See apps/order/.env.example. */
-export const OrderConfig = BaseConfig.extend(ProtocolConfig.shape)
+export const OrderConfig = BaseConfig.extend(CoordinatorConfig.shape)
   .extend(CustomerAuthConfig.shape)
   .extend({
     /**
@@ -11,6 +12,10 @@ export const OrderConfig = BaseConfig.extend(ProtocolConfig.shape)
      * again (a new request with it is a new order). Pruned once a minute.
      */
     IDEMPOTENCY_KEY_RETENTION_HOURS: z.coerce.number().positive().default(24),
+    /** Money before stock (docs/production.md, "Per-customer limits"): payment is asked first, if there is one. */
+    PREPARE_FIRST: CoordinatorConfig.shape.PREPARE_FIRST.removeDefault().default(
+      PARTICIPANTS.filter((participant) => participant === 'payment'),
+    ),
     /** The shop's one currency (ISO 4217); prices and totals are integer minor units of it. */
     CURRENCY: z
       .string()

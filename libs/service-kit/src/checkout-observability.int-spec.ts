@@ -19,7 +19,7 @@ import { OutboxRelay, Transactions } from '@shop/outbox';
 import { decodeCheckoutMessage } from '@shop/checkout-transport';
 import {
   Coordinator,
-  CreateCoordinatorTables1764000000100,
+  COORDINATOR_MIGRATIONS,
   CreateParticipantTables1764000000200,
   Participant,
   ProtocolMetrics,
@@ -261,7 +261,7 @@ describe('observability of checkout messages', () => {
     let transactions: Transactions;
 
     beforeAll(async () => {
-      schema = await createTestSchema('observability_coordinator', [CreateCoordinatorTables1764000000100]);
+      schema = await createTestSchema('observability_coordinator', COORDINATOR_MIGRATIONS);
       metrics = new ServiceMetrics('order', schema.dataSource);
       transactions = new Transactions(schema.dataSource);
       coordinator = new Coordinator({

@@ -5,7 +5,7 @@ import { PoisonMessageError, silentLogger } from '@shop/messaging';
 import { Transactions } from '@shop/outbox';
 import { asBatch, handleAlone } from '../../../test/support/batches';
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
-import { Coordinator, CoordinatorMessage, CreateCoordinatorTables1764000000100, Decided } from './index';
+import { Coordinator, CoordinatorMessage, COORDINATOR_MIGRATIONS, Decided } from './index';
 
 /*
  * A batch is a transport detail (the design's batching rules): the coordinator must decide
@@ -79,7 +79,7 @@ interface Side {
 }
 
 async function openSide(prefix: string): Promise<Side> {
-  const schema = await createTestSchema(prefix, [CreateCoordinatorTables1764000000100]);
+  const schema = await createTestSchema(prefix, COORDINATOR_MIGRATIONS);
   const transactions = new Transactions(schema.dataSource);
   const decided: Decided[] = [];
   const coordinator = new Coordinator({

@@ -17,13 +17,14 @@ const no = (reason: VoteNoReason = 'OUT_OF_STOCK'): VotePayload => ({ vote: 'no'
 /** A service that takes no part in the checkout. */
 const STRANGER = 'stranger';
 
-/** A checkout just begun: every participant's vote still to come. */
-function collecting(names: readonly string[], expired = false): Begun {
+/** A checkout just begun: every participant's vote still to come; `later` stages not asked yet. */
+function collecting(names: readonly string[], expired = false, later: ReadonlyArray<readonly string[]> = []): Begun {
   return {
     state: 'PREPARING',
     reason: null,
     expired,
     participants: Object.fromEntries(names.map((name) => [name, { vote: null, acked: false }])),
+    later,
   };
 }
 
@@ -114,13 +115,20 @@ function written(before: Recorded, message: Message, effect: Effect): Recorded {
   if (effect.recordVote)
     participants = { ...participants, [sender]: { ...participants[sender], vote: effect.recordVote } };
   if (effect.recordAck) participants = { ...participants, [sender]: { ...participants[sender], acked: true } };
+  // An ask: the next stage's participants join the asked ones (their prepares sent), vote to come.
+  let later = before.later;
+  if (effect.ask) {
+    expectEqual(effect.ask, later[0]);
+    for (const name of effect.ask) participants = { ...participants, [name]: { vote: null, acked: false } };
+    later = later.slice(1);
+  }
   const decided = effect.decide
     ? {
         state: effect.decide.outcome === 'commit' ? ('COMMITTED' as const) : ('ABORTED' as const),
         reason: effect.decide.reason,
       }
     : {};
-  return { ...before, ...decided, participants };
+  return { ...before, ...decided, participants, later };
 }
 
 const REASONS: readonly VoteNoReason[] = ['OUT_OF_STOCK', 'INSUFFICIENT_FUNDS', 'DEADLINE_PASSED', 'ALREADY_ABORTED'];
@@ -151,16 +159,41 @@ function events(names: readonly string[]): fc.Arbitrary<Event> {
   );
 }
 
-/** A checkout with 2–4 participants and a random history of up to 40 events. */
+/**
+ * A checkout with 2–4 participants, asked all at once or in 2–3 stages (each stage asked once
+ * every one before it said yes), and a random history of up to 40 events.
+ */
 const histories = fc
   .integer({ min: 2, max: 4 })
   .map((n) => ['inventory', 'payment', 'shipping', 'loyalty'].slice(0, n))
   .chain((names) =>
     fc.record({
       names: fc.constant(names),
-      events: fc.array(events(names), { minLength: 1, maxLength: 40, size: 'max' }),
+      stages: fc
+        .array(fc.integer({ min: 1, max: names.length - 1 }), { maxLength: 2 })
+        .map((cuts) => [...new Set([0, ...cuts, names.length])].sort((a, b) => a - b))
+        .map((bounds) => bounds.slice(1).map((end, i) => names.slice(bounds[i], end))),
+      events: fc.array(events(names), { minLength: 1, maxLength: 60, size: 'max' }),
     }),
   );
+
+/** A checkout just begun in `stages`: the first asked, the others later. */
+const begun = (stages: ReadonlyArray<readonly string[]>) => collecting(stages[0], false, stages.slice(1));
+
+/**
+ * Who is asked after each step, as the protocol says: the first stage, and each next one once
+ * every participant asked before it has a recorded yes.
+ */
+function askedAfter(steps: readonly Step[], stages: ReadonlyArray<readonly string[]>): Array<Set<string>> {
+  const asked = new Set(stages[0]);
+  let next = 1;
+  const yes = new Set<string>();
+  return steps.map(({ message, effect }) => {
+    if (message.type === 'vote' && effect.recordVote?.vote === 'yes') yes.add(message.sender);
+    if (next < stages.length && [...asked].every((name) => yes.has(name))) stages[next++].forEach((n) => asked.add(n));
+    return new Set(asked);
+  });
+}
 
 /** `expect(actual).toEqual(expected)`, compared without Jest first: a property checks tens of thousands of steps. */
 function expectEqual(actual: unknown, expected: unknown): void {
@@ -168,10 +201,12 @@ function expectEqual(actual: unknown, expected: unknown): void {
 }
 
 const RUNS = { numRuns: 1_000 };
-/** For every history: its steps, from a checkout just begun. */
-const forHistories = (check: (steps: Step[], names: readonly string[]) => void) =>
+/** For every history: its steps, from a checkout just begun (in its stages). */
+const forHistories = (
+  check: (steps: Step[], names: readonly string[], stages: ReadonlyArray<readonly string[]>) => void,
+) =>
   fc.assert(
-    fc.property(histories, ({ names, events }) => check(run(events, collecting(names)), names)),
+    fc.property(histories, ({ names, stages, events }) => check(run(events, begun(stages)), names, stages)),
     RUNS,
   );
 
@@ -227,6 +262,44 @@ describe('coordinator rules', () => {
 
     it('is poison from a service that takes no part in the checkout', () => {
       expect(onVote(collecting(both), STRANGER, YES)).toEqual({ next: collecting(both), poison: expect.any(String) });
+    });
+  });
+
+  describe('onVote, in stages', () => {
+    const staged = collecting(['payment'], false, [['inventory', 'shipping']]);
+
+    it('asks the next stage at the last yes of a stage, and waits for its votes', () => {
+      const effect = onVote(staged, 'payment', YES);
+      expect(effect).toEqual({
+        next: {
+          ...staged,
+          participants: {
+            payment: { vote: YES, acked: false },
+            inventory: { vote: null, acked: false },
+            shipping: { vote: null, acked: false },
+          },
+          later: [],
+        },
+        recordVote: YES,
+        ask: ['inventory', 'shipping'],
+      });
+    });
+
+    it('aborts at a no of the first stage without asking the next: it is never told', () => {
+      const effect = onVote(staged, 'payment', no('INSUFFICIENT_FUNDS'));
+      expect(effect.decide).toEqual({ outcome: 'abort', reason: 'INSUFFICIENT_FUNDS' });
+      expect(effect.ask).toBeUndefined();
+      expect(Object.keys((effect.next as Begun).participants)).toEqual(['payment']);
+    });
+
+    it('commits at the last yes of the last stage', () => {
+      const asked = onVote(staged, 'payment', YES).next;
+      const effect = onVote(onVote(asked, 'inventory', YES).next, 'shipping', YES);
+      expect(effect.decide).toEqual({ outcome: 'commit', reason: null });
+    });
+
+    it('takes a vote from a participant not asked yet as poison', () => {
+      expect(onVote(staged, 'inventory', YES).poison).toBeDefined();
     });
   });
 
@@ -305,29 +378,24 @@ describe('coordinator rules', () => {
       });
     });
 
-    it("commits only if every participant's first vote is yes", () => {
+    it("commits only if every participant's first vote (the first it sent once asked: the one recorded) is yes", () => {
       forHistories((steps, names) => {
         const committing = steps.findIndex((step) => step.effect.decide?.outcome === 'commit');
         if (committing < 0) return;
         for (const name of names) {
           const first = steps
             .slice(0, committing + 1)
-            .find((step) => step.message.type === 'vote' && step.message.sender === name);
+            .find((step) => step.message.type === 'vote' && step.message.sender === name && !step.effect.poison);
           expect(first?.message).toMatchObject({ vote: YES });
         }
       });
     });
 
     it("never commits after a participant's first vote is no, or after the passed deadline was acted on (sweep or inquiry)", () => {
-      forHistories((steps, names) => {
+      forHistories((steps) => {
         const refused = steps.findIndex(
-          ({ message, before }, index) =>
-            (message.type === 'vote' &&
-              message.vote.vote === 'no' &&
-              names.includes(message.sender) &&
-              !steps
-                .slice(0, index)
-                .some((earlier) => earlier.message.type === 'vote' && earlier.message.sender === message.sender)) ||
+          ({ message, before, effect }) =>
+            effect.recordVote?.vote === 'no' ||
             ((message.type === 'sweep' || message.type === 'inquiry') &&
               before.state === 'PREPARING' &&
               before.expired),
@@ -338,13 +406,15 @@ describe('coordinator rules', () => {
       });
     });
 
-    it('decides when the votes or the deadline decide: the first no aborts, the last first yes commits, a passed deadline acted on aborts (TIMEOUT)', () => {
-      forHistories((steps, names) => {
+    it('decides when the votes or the deadline decide: the first no aborts, the last first yes of the last stage commits, a passed deadline acted on aborts (TIMEOUT)', () => {
+      forHistories((steps, names, stages) => {
         const firstVotes = new Map<string, VotePayload>();
+        const asked = [new Set(stages[0]), ...askedAfter(steps, stages)];
         let decided = false;
-        for (const { message, before, effect } of steps) {
+        steps.forEach(({ message, before, effect }, index) => {
           let expected: Effect['decide'];
-          if (message.type === 'vote' && names.includes(message.sender) && !firstVotes.has(message.sender)) {
+          const askedNow = asked[index];
+          if (message.type === 'vote' && askedNow.has(message.sender) && !firstVotes.has(message.sender)) {
             firstVotes.set(message.sender, message.vote);
             const allYes = names.every((name) => firstVotes.get(name)?.vote === 'yes');
             if (!decided && message.vote.vote === 'no') expected = { outcome: 'abort', reason: message.vote.reason };
@@ -355,6 +425,28 @@ describe('coordinator rules', () => {
           if (!decided && deadlineActedOn) expected = { outcome: 'abort', reason: TIMEOUT };
           expectEqual(effect.decide, expected);
           decided ||= expected !== undefined;
+        });
+      });
+    });
+
+    it('asks each stage only once every participant asked before it said yes, and only while collecting votes', () => {
+      forHistories((steps, _names, stages) => {
+        const asked = askedAfter(steps, stages);
+        steps.forEach(({ before, effect, after }, index) => {
+          if (effect.ask) expectEqual(before.state, 'PREPARING');
+          const named = after.state === 'NONE' ? [] : Object.keys(after.participants).sort();
+          // Decided first, a later stage is never asked: what is asked is what the rules asked.
+          if (after.state === 'PREPARING') expectEqual(named, [...asked[index]].sort());
+          else expect(named.every((name) => asked[index].has(name))).toBe(true);
+        });
+      });
+    });
+
+    it('treats a vote or an ack from a participant not asked yet as poison', () => {
+      forHistories((steps) => {
+        for (const { message, before, effect } of steps) {
+          if (before.state === 'NONE' || (message.type !== 'vote' && message.type !== 'ack')) continue;
+          if (!(message.sender in before.participants)) expect(effect.poison).toBeDefined();
         }
       });
     });
@@ -369,20 +461,21 @@ describe('coordinator rules', () => {
       });
     });
 
-    it('records each ack of the decision once, completes exactly when every participant acked, and an ack of anything else is poison', () => {
-      forHistories((steps, names) => {
+    it('records each ack of the decision once, completes exactly when every participant asked acked, and an ack of anything else is poison', () => {
+      forHistories((steps) => {
         const acked = new Set<string>();
         for (const { message, before, effect } of steps) {
           if (message.type !== 'ack') {
             expectEqual(effect.recordAck, undefined);
             continue;
           }
-          const ofTheDecision = names.includes(message.sender) && message.outcome === outcomeOf(before.state);
+          const asked = before.state === 'NONE' ? [] : Object.keys(before.participants);
+          const ofTheDecision = asked.includes(message.sender) && message.outcome === outcomeOf(before.state);
           expectEqual(effect.poison !== undefined, !ofTheDecision);
           if (!ofTheDecision) continue;
           const first = !acked.has(message.sender);
           acked.add(message.sender);
-          expectEqual(effect.recordAck, first ? { completed: acked.size === names.length } : undefined);
+          expectEqual(effect.recordAck, first ? { completed: acked.size === asked.length } : undefined);
         }
       });
     });

@@ -27,7 +27,10 @@ export type Recorded =
       reason: string | null;
       /** The prepare deadline passed, by the coordinator's database clock. */
       expired: boolean;
+      /** The participants asked to prepare so far: only they vote, hear the decision and ack it. */
       participants: Readonly<Record<string, ParticipantRecord>>;
+      /** The stages not asked yet, in order: each is asked once every participant before it said yes. */
+      later: ReadonlyArray<readonly string[]>;
     };
 type Begun = Exclude<Recorded, { state: 'NONE' }>;
 
@@ -46,8 +49,10 @@ export interface Effect {
   recordVote?: VotePayload;
   /** Record the sender's ack; `completed`: it was the last one. */
   recordAck?: { completed: boolean };
-  /** Take this decision (write it, send it to every participant). */
+  /** Take this decision (write it, send it to every participant asked). */
   decide?: Omit<Decided, 'transactionId'>;
+  /** Ask these participants to prepare now (the next stage: every one before it said yes). */
+  ask?: readonly string[];
   /** Send the sender (only) this decision: the answer to a vote or an inquiry. */
   tell?: { outcome: Outcome; reason: string | null };
   /** A message the protocol never sends: dead-letter it. */
@@ -64,9 +69,11 @@ function decided(recorded: Begun, outcome: Outcome, reason: string | null): Begu
 
 /**
  * A vote. Unknown checkout: presumed abort (a "yes" hears abort; a "no" holds nothing). A
- * participant's first vote counts and is recorded; while collecting votes the first "no" aborts
- * and the last "yes" commits. A late or repeated vote changes nothing: the decision went to every
- * participant when it was taken and is re-sent until each acks it.
+ * participant's first vote counts and is recorded; while collecting votes the first "no" aborts,
+ * the last "yes" of a stage asks the next stage, and the last "yes" of the last stage commits. A
+ * late or repeated vote changes nothing: the decision went to every participant asked when it was
+ * taken and is re-sent until each acks it. A participant never asked is never told: it holds
+ * nothing, and presumed abort answers it if it ever asks.
  */
 export function onVote(recorded: Recorded, sender: string, vote: VotePayload): Effect {
   if (recorded.state === 'NONE') {
@@ -86,6 +93,11 @@ export function onVote(recorded: Recorded, sender: string, vote: VotePayload): E
   }
   const allYes = Object.values(next.participants).every((participant) => participant.vote?.vote === 'yes');
   if (!allYes) return { next, recordVote: vote };
+  const [stage, ...later] = next.later;
+  if (stage) {
+    const asked = Object.fromEntries(stage.map((name) => [name, { vote: null, acked: false }]));
+    return { next: { ...next, participants: { ...next.participants, ...asked }, later }, recordVote: vote, ask: stage };
+  }
   return { next: decided(next, 'commit', null), recordVote: vote, decide: { outcome: 'commit', reason: null } };
 }
 

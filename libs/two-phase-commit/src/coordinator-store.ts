@@ -3,7 +3,8 @@ import type { UnitOfWork } from '@shop/outbox';
 import type { Decided, ParticipantRecord, Recorded } from './coordinator-rules';
 
 /*
- * The coordinator's SQL (its tables: schema.migration.ts, tpc_transactions and tpc_participants).
+ * The coordinator's SQL (its tables: schema.migration.ts, tpc_transactions and tpc_participants,
+ * the participants asked so far; held-prepares.migration.ts, tpc_held_prepares, the later stages').
  * A batch locks every checkout it will touch in one statement, in id order, reads their
  * participants in the next, and writes its votes, its decisions and its acks in one statement
  * each, whatever the number of messages.
@@ -12,11 +13,29 @@ import type { Decided, ParticipantRecord, Recorded } from './coordinator-rules';
 /** What a batch writes, collected as its messages are applied (`coordinator.ts`). */
 export interface CoordinatorChanges {
   votes: Array<{ transactionId: string; participant: string; vote: VotePayload }>;
+  /** The held prepares to send now (a stage whose turn came). */
+  asks: Array<{ transactionId: string; participant: string }>;
   decisions: Decided[];
   acks: Array<{ transactionId: string; participant: string; completed: boolean }>;
 }
 
-export const noChanges = (): CoordinatorChanges => ({ votes: [], decisions: [], acks: [] });
+export const noChanges = (): CoordinatorChanges => ({ votes: [], asks: [], decisions: [], acks: [] });
+
+/** A prepare held for a later stage: what its participant is asked (the kit adds its name and the deadline). */
+export interface HeldPrepare {
+  participant: string;
+  stage: number;
+  request: object;
+}
+
+/** A held prepare released: to send now, with the checkout's deadline and the database's now. */
+export interface ReleasedPrepare {
+  transactionId: string;
+  participant: string;
+  request: object;
+  deadline: Date;
+  now: Date;
+}
 
 /** An ack's round trip: from the decision to the ack recorded, and how often the decision was re-sent. */
 export interface AckSample {
@@ -25,22 +44,34 @@ export interface AckSample {
 }
 
 /**
- * Records a new checkout and its participants; answers its prepare deadline, `timeoutMs` after
- * now by the database's clock (the one every deadline is judged by), and that now.
+ * Records a new checkout, the participants asked now and the prepares held for later stages;
+ * answers its prepare deadline, `timeoutMs` after now by the database's clock (the one every
+ * deadline is judged by), and that now.
  */
 export async function insertCheckout(
   unit: UnitOfWork<unknown>,
   id: string,
   timeoutMs: number,
-  participants: readonly string[],
+  asked: readonly string[],
+  held: readonly HeldPrepare[],
 ): Promise<{ deadline: Date; now: Date }> {
   const [row] = await unit.manager.query<Array<{ deadline: Date; now: Date }>>(
     `WITH transaction AS (
        INSERT INTO tpc_transactions (id, state, deadline)
        VALUES ($1, 'PREPARING', now() + make_interval(secs => $2::double precision / 1000)) RETURNING deadline),
-     participants AS (INSERT INTO tpc_participants (transaction_id, participant) SELECT $1, unnest($3::text[]))
+     participants AS (INSERT INTO tpc_participants (transaction_id, participant) SELECT $1, unnest($3::text[])),
+     held AS (
+       INSERT INTO tpc_held_prepares (transaction_id, participant, stage, payload)
+       SELECT $1, h.participant, h.stage, h.payload FROM unnest($4::text[], $5::int[], $6::jsonb[]) AS h(participant, stage, payload))
      SELECT deadline, now() AS now FROM transaction`,
-    [id, timeoutMs, participants],
+    [
+      id,
+      timeoutMs,
+      asked,
+      held.map((prepare) => prepare.participant),
+      held.map((prepare) => prepare.stage),
+      held.map((prepare) => JSON.stringify(prepare.request)),
+    ],
   );
   return row;
 }
@@ -70,7 +101,7 @@ export async function lockCheckouts(
   );
   if (locked.length === 0) return new Map();
   // A statement of its own: it sees what a batch that held these locks before this one committed
-  // (the locking statement's snapshot is older than its wait for the lock).
+  // (the locking statement's snapshot is older than its wait for the lock). Stage 0: asked.
   const participants = await unit.manager.query<
     Array<{
       transaction_id: string;
@@ -78,40 +109,57 @@ export async function lockCheckouts(
       vote: 'yes' | 'no' | null;
       vote_reason: string | null;
       acked: boolean;
+      stage: number;
     }>
   >(
-    `SELECT transaction_id, participant, vote, vote_reason, acked_at IS NOT NULL AS acked
-       FROM tpc_participants WHERE transaction_id = ANY($1::uuid[])`,
+    `SELECT transaction_id, participant, vote, vote_reason, acked_at IS NOT NULL AS acked, 0 AS stage
+       FROM tpc_participants WHERE transaction_id = ANY($1::uuid[])
+     UNION ALL
+     SELECT transaction_id, participant, NULL, NULL, false, stage
+       FROM tpc_held_prepares WHERE transaction_id = ANY($1::uuid[])`,
     [locked.map((row) => row.id)],
   );
-  const recorded = new Map<string, Recorded>();
-  const byCheckout = new Map<string, Record<string, ParticipantRecord>>();
-  for (const row of locked) {
-    const own: Record<string, ParticipantRecord> = {};
-    byCheckout.set(row.id, own);
-    recorded.set(row.id, { state: row.state, reason: row.decision_reason, expired: row.expired, participants: own });
-  }
-  for (const { transaction_id, participant, vote, vote_reason, acked } of participants) {
+  const byCheckout = new Map<string, { asked: Record<string, ParticipantRecord>; later: string[][] }>();
+  for (const row of locked) byCheckout.set(row.id, { asked: {}, later: [] });
+  for (const { transaction_id, participant, vote, vote_reason, acked, stage } of participants) {
+    const own = byCheckout.get(transaction_id)!;
+    if (stage > 0) {
+      (own.later[stage - 1] ??= []).push(participant);
+      continue;
+    }
     const payload: VotePayload | null =
       vote === 'yes' ? { vote } : vote === 'no' ? ({ vote, reason: vote_reason } as VotePayload) : null;
-    byCheckout.get(transaction_id)![participant] = { vote: payload, acked };
+    own.asked[participant] = { vote: payload, acked };
+  }
+  const recorded = new Map<string, Recorded>();
+  for (const row of locked) {
+    const { asked, later } = byCheckout.get(row.id)!;
+    recorded.set(row.id, {
+      state: row.state,
+      reason: row.decision_reason,
+      expired: row.expired,
+      participants: asked,
+      later: later.filter(Boolean).map((stage) => stage.sort()),
+    });
   }
   return recorded;
 }
 
 /**
- * Writes a batch's changes, in the order they depend on one another: votes, then decisions
- * (state, reason, and when each participant's copy is re-sent unless acked: `resendAfterMs`),
- * then acks (completing each checkout whose last ack this was). Answers each decision's latency
- * (creation to decision) and each ack's round trip, keyed `transactionId/participant`.
+ * Writes a batch's changes, in the order they depend on one another: votes, then asks (a held
+ * prepare's participant joins the asked ones; answered, to be sent), then decisions (state,
+ * reason, the prepares still held dropped, and when each participant's copy is re-sent unless
+ * acked: `resendAfterMs`), then acks (completing each checkout whose last ack this was). Answers
+ * the released prepares, each decision's latency (creation to decision) and each ack's round
+ * trip, keyed `transactionId/participant`.
  */
 export async function writeChanges(
   unit: UnitOfWork<unknown>,
   changes: CoordinatorChanges,
   resendAfterMs: () => number,
-): Promise<{ latencySeconds: Map<string, number>; ackSamples: Map<string, AckSample> }> {
+): Promise<{ released: ReleasedPrepare[]; latencySeconds: Map<string, number>; ackSamples: Map<string, AckSample> }> {
   const { manager } = unit;
-  const { votes, decisions, acks } = changes;
+  const { votes, asks, decisions, acks } = changes;
   if (votes.length > 0) {
     await manager.query(
       `UPDATE tpc_participants p SET vote = v.vote, vote_reason = v.reason, voted_at = now()
@@ -125,6 +173,31 @@ export async function writeChanges(
       ],
     );
   }
+  const released: ReleasedPrepare[] = [];
+  if (asks.length > 0) {
+    const rows = await manager.query<
+      Array<{ transaction_id: string; participant: string; payload: object; deadline: Date; now: Date }>
+    >(
+      `WITH released AS (
+         DELETE FROM tpc_held_prepares h USING unnest($1::uuid[], $2::text[]) AS a(transaction_id, participant)
+          WHERE h.transaction_id = a.transaction_id AND h.participant = a.participant
+         RETURNING h.transaction_id, h.participant, h.payload),
+       asked AS (INSERT INTO tpc_participants (transaction_id, participant) SELECT transaction_id, participant FROM released)
+       SELECT r.transaction_id, r.participant, r.payload, t.deadline, now() AS now
+         FROM released r JOIN tpc_transactions t ON t.id = r.transaction_id
+        ORDER BY r.transaction_id, r.participant`,
+      [asks.map((ask) => ask.transactionId), asks.map((ask) => ask.participant)],
+    );
+    for (const row of rows) {
+      released.push({
+        transactionId: row.transaction_id,
+        participant: row.participant,
+        request: row.payload,
+        deadline: row.deadline,
+        now: row.now,
+      });
+    }
+  }
   const latencySeconds = new Map<string, number>();
   if (decisions.length > 0) {
     // (TypeORM answers an UPDATE with [rows, affected count].)
@@ -133,7 +206,8 @@ export async function writeChanges(
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[]) AS d(id, state, reason, resend_after)),
        resends AS (
          UPDATE tpc_participants p SET next_resend_at = now() + make_interval(secs => d.resend_after)
-           FROM decision d WHERE p.transaction_id = d.id)
+           FROM decision d WHERE p.transaction_id = d.id),
+       never_asked AS (DELETE FROM tpc_held_prepares h USING decision d WHERE h.transaction_id = d.id)
        UPDATE tpc_transactions t SET state = d.state, decision_reason = d.reason, decided_at = now()
          FROM decision d WHERE t.id = d.id
        RETURNING t.id, extract(epoch FROM t.decided_at - t.created_at)::float8 AS latency`,
@@ -168,7 +242,7 @@ export async function writeChanges(
       ackSamples.set(`${row.transaction_id}/${row.participant}`, { seconds: row.round_trip, resends: row.resends });
     }
   }
-  return { latencySeconds, ackSamples };
+  return { released, latencySeconds, ackSamples };
 }
 
 /** Takes up to `limit` checkouts still collecting votes past their deadline (rows another replica holds are skipped). */

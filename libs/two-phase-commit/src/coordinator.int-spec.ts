@@ -6,7 +6,7 @@ import { asBatch, counting, handleAlone } from '../../../test/support/batches';
 import { eventually } from '../../../test/support/eventually';
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { AckRoundTrip } from './ack-round-trip';
-import { Coordinator, CoordinatorMessage, CreateCoordinatorTables1764000000100, Decided } from './index';
+import { Coordinator, CoordinatorMessage, COORDINATOR_MIGRATIONS, Decided } from './index';
 
 const HOUR = 3_600_000;
 /** The kit's own participant set, whatever services.json lists: these tests vote and ack for these. */
@@ -36,7 +36,7 @@ describe('two-phase-commit kit on a real Postgres', () => {
     const handle = (message: CoordinatorMessage) => handleAlone(transactions, coordinator, message);
 
     beforeEach(async () => {
-      schema = await createTestSchema('tpc_coordinator', [CreateCoordinatorTables1764000000100]);
+      schema = await createTestSchema('tpc_coordinator', COORDINATOR_MIGRATIONS);
       decided.length = 0;
       transactions = new Transactions(schema.dataSource);
       ackRoundTrip = new AckRoundTrip(60);
@@ -339,6 +339,90 @@ describe('two-phase-commit kit on a real Postgres', () => {
         jest.restoreAllMocks();
       }
       expect(decided.map((d) => d.reason)).toEqual(['TIMEOUT']);
+    });
+
+    describe('in stages (payment first: money before stock)', () => {
+      beforeEach(() => {
+        coordinator = new Coordinator({
+          participants: PARTICIPANTS,
+          stages: [['payment']],
+          transactions,
+          ackRoundTrip,
+          logger: silentLogger,
+          hooks: {
+            onDecided: async (_unit, decisions: readonly Decided[]) => {
+              decisions.forEach(({ transactionId: id, outcome, reason }) => decided.push({ id, outcome, reason }));
+            },
+          },
+        });
+      });
+      const held = async (id: string) =>
+        (
+          await schema.dataSource.query<Array<{ participant: string }>>(
+            `SELECT participant FROM tpc_held_prepares WHERE transaction_id = $1`,
+            [id],
+          )
+        ).map((row) => row.participant);
+      const asked = async (id: string) =>
+        (
+          await schema.dataSource.query<Array<{ participant: string }>>(
+            `SELECT participant FROM tpc_participants WHERE transaction_id = $1 ORDER BY participant`,
+            [id],
+          )
+        ).map((row) => row.participant);
+
+      it("asks payment only; at its yes, asks the inventory with the same deadline and the database's now", async () => {
+        const id = await begin();
+        const [first] = (await outbox()) as Array<CheckoutMessage & { payload: { deadline: string } }>;
+        expect((await outbox()).map((m) => [m.type, m.recipient])).toEqual([['prepare', 'payment']]);
+        expect(await held(id)).toEqual(['inventory']);
+        expect(await asked(id)).toEqual(['payment']);
+
+        await handle(vote(id, 'payment', { vote: 'yes' }));
+        const [second] = await sentSince(1);
+        expect(second).toMatchObject({
+          type: 'prepare',
+          recipient: 'inventory',
+          payload: { participant: 'inventory', deadline: first.payload.deadline, items: [{ sku: 'A', quantity: 1 }] },
+        });
+        expect(Date.parse(second.sentAt!)).toBeGreaterThanOrEqual(Date.parse(first.sentAt!));
+        expect(await held(id)).toEqual([]);
+        expect(await asked(id)).toEqual(['inventory', 'payment']);
+        expect(await state(id)).toMatchObject({ state: 'PREPARING' });
+
+        await handle(vote(id, 'inventory', { vote: 'yes' }));
+        expect(await state(id)).toMatchObject({ state: 'COMMITTED' });
+        await handle(ack(id, 'payment', 'commit'));
+        await handle(ack(id, 'inventory', 'commit'));
+        expect(await state(id)).toMatchObject({ state: 'COMMITTED', completed: true });
+      });
+
+      it("aborts at payment's no without ever asking the inventory: it is not told, and the checkout completes at payment's ack", async () => {
+        const id = await begin();
+        await handle(vote(id, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
+        expect((await sentSince(1)).map((m) => [m.type, m.recipient, m.payload])).toEqual([
+          ['decision', 'payment', { outcome: 'abort', reason: 'INSUFFICIENT_FUNDS' }],
+        ]);
+        expect(await held(id)).toEqual([]);
+        expect(await asked(id)).toEqual(['payment']);
+        await handle(ack(id, 'payment', 'abort'));
+        expect(await state(id)).toMatchObject({ state: 'ABORTED', completed: true });
+        await schema.dataSource.query(`UPDATE tpc_participants SET next_resend_at = now() - interval '1 second'`);
+        expect(await coordinator.resendUnacked()).toBe(0);
+      });
+
+      it('takes a vote or an ack from the inventory before it was asked as poison', async () => {
+        const id = await begin();
+        await expect(handle(vote(id, 'inventory', { vote: 'yes' }))).rejects.toThrow(PoisonMessageError);
+        expect(await state(id)).toMatchObject({ state: 'PREPARING' });
+      });
+
+      it('drops the held prepare when the deadline passes first (TIMEOUT to payment only)', async () => {
+        const id = await begin(-1);
+        expect(await coordinator.abortExpired()).toBe(1);
+        expect(await held(id)).toEqual([]);
+        expect((await sentSince(1)).map((m) => [m.type, m.recipient])).toEqual([['decision', 'payment']]);
+      });
     });
   });
 });

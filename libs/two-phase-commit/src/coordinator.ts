@@ -48,6 +48,12 @@ export interface CoordinatorHooks {
 export interface CoordinatorOptions<P extends Participant = Participant> {
   /** Who takes part in every checkout: asked to prepare, told the decision (a service passes PARTICIPANTS). */
   participants: readonly P[];
+  /**
+   * Who is asked first, in stages: each stage's prepares go out once every participant of the
+   * stages before it said yes (money before stock: an order that cannot be paid never holds
+   * stock); the participants no stage names are the last stage. Default: all at once.
+   */
+  stages?: ReadonlyArray<readonly P[]>;
   /** Opens the coordinator's own units of work (the sweeps) on its database. */
   transactions: Transactions;
   hooks: CoordinatorHooks;
@@ -74,8 +80,11 @@ export class Coordinator<P extends Participant = Participant> {
   private readonly inbox: Inbox;
   private readonly resend: { baseMs: number; capMs: number };
   private readonly ackRoundTrip: AckRoundTrip;
+  /** The participants in the order they are asked: stage by stage, each stage sorted. */
+  private readonly stages: ReadonlyArray<readonly P[]>;
 
   constructor(private readonly options: CoordinatorOptions<P>) {
+    this.stages = prepareStages(options.participants, options.stages ?? []);
     this.inbox = new Inbox(options.transactions.dataSource, 'coordinator');
     this.resend = { baseMs: options.resendBaseMs ?? 1_000, capMs: options.resendCapMs ?? 60_000 };
     this.ackRoundTrip = options.ackRoundTrip ?? new AckRoundTrip(this.resend.capMs / 1000);
@@ -92,20 +101,14 @@ export class Coordinator<P extends Participant = Participant> {
     transaction: { id: string; timeoutMs: number; requests: PrepareRequests<P> },
   ): Promise<Date> {
     const { id, timeoutMs, requests } = transaction;
-    const { deadline, now } = await insertCheckout(unit, id, timeoutMs, this.options.participants);
+    const [first, ...later] = this.stages;
+    const held = later.flatMap((stage, index) =>
+      stage.map((participant) => ({ participant, stage: index + 1, request: requests[participant] })),
+    );
+    const { deadline, now } = await insertCheckout(unit, id, timeoutMs, first, held);
     send(
       unit,
-      this.options.participants.map((participant) =>
-        createMessage(Prepare, {
-          transactionId: id,
-          sender: COORDINATOR,
-          recipient: participant,
-          sentAt: now,
-          payload: { participant, deadline: deadline.toISOString(), ...requests[participant] } as z.input<
-            typeof PreparePayload
-          >,
-        }),
-      ),
+      first.map((participant) => prepareMessage(id, participant, requests[participant], deadline, now)),
     );
     return deadline;
   }
@@ -198,6 +201,7 @@ export class Coordinator<P extends Participant = Participant> {
     if (effect.recordVote && sender)
       changes.votes.push({ transactionId, participant: sender, vote: effect.recordVote });
     if (effect.recordAck && sender) changes.acks.push({ transactionId, participant: sender, ...effect.recordAck });
+    for (const participant of effect.ask ?? []) changes.asks.push({ transactionId, participant });
     if (effect.tell && sender) {
       send(unit, [decisionMessage(transactionId, sender, effect.tell.outcome, effect.tell.reason, causationId)]);
     }
@@ -217,7 +221,19 @@ export class Coordinator<P extends Participant = Participant> {
    * committed, reports them and feeds the acks' round trips to the re-send timer.
    */
   private async write(unit: UnitOfWork<unknown>, changes: CoordinatorChanges): Promise<void> {
-    const { latencySeconds, ackSamples } = await writeChanges(unit, changes, () => backoffMs(0, this.resend));
+    const { released, latencySeconds, ackSamples } = await writeChanges(unit, changes, () => backoffMs(0, this.resend));
+    send(
+      unit,
+      released.map((held) =>
+        prepareMessage(
+          held.transactionId,
+          held.participant as P,
+          held.request as PrepareRequest<P>,
+          held.deadline,
+          held.now,
+        ),
+      ),
+    );
     if (changes.decisions.length > 0) await this.options.hooks.onDecided(unit, changes.decisions);
     unit.afterCommit(() => {
       for (const decision of changes.decisions) {
@@ -234,6 +250,41 @@ export class Coordinator<P extends Participant = Participant> {
     );
     this.options.observer?.decided?.(decision);
   }
+}
+
+/**
+ * The participants in stages: the given ones (each named once, each a participant), then one of
+ * everyone they leave out; empty stages dropped; each stage sorted, so its prepares go out in one order.
+ */
+export function prepareStages<P extends Participant>(
+  participants: readonly P[],
+  stages: ReadonlyArray<readonly P[]>,
+): Array<readonly P[]> {
+  const named = stages.flat();
+  const stray = named.filter((name, index) => !participants.includes(name) || named.indexOf(name) !== index);
+  if (stray.length) throw new Error(`prepare stages: ${stray.join(', ')} named twice, or not a participant`);
+  const rest = participants.filter((name) => !named.includes(name));
+  return [...stages, rest].filter((stage) => stage.length > 0).map((stage) => [...stage].sort());
+}
+
+/**
+ * One prepare: what `participant` is asked, with the checkout's deadline, sent at `sentAt` by the
+ * database's clock (so a participant with another clock can tell the two apart).
+ */
+function prepareMessage<P extends Participant>(
+  transactionId: string,
+  participant: P,
+  request: PrepareRequest<P>,
+  deadline: Date,
+  sentAt: Date,
+): CheckoutMessage {
+  return createMessage(Prepare, {
+    transactionId,
+    sender: COORDINATOR,
+    recipient: participant,
+    sentAt,
+    payload: { participant, deadline: deadline.toISOString(), ...request } as z.input<typeof PreparePayload>,
+  });
 }
 
 /** The one decision message: the outcome (and why, for an abort) to one participant. */

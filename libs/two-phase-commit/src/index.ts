@@ -2,6 +2,8 @@ export * from './coordinator';
 export * from './participant';
 export * from './outgoing';
 export * from './schema.migration';
+export * from './held-prepares.migration';
+export * from './migrations';
 export * from './protocol-config';
 export * from './two-phase-commit.module';
 export * from './observer';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PARTICIPANTS } from '@shop/contracts';
 
 /** Protocol timings, from the environment, with defaults that suit a local stack. */
 export const ProtocolConfig = z.object({
@@ -15,3 +16,26 @@ export const ProtocolConfig = z.object({
   INQUIRY_EVERY_MS: z.coerce.number().int().min(10).default(15_000),
 });
 export type ProtocolConfig = z.infer<typeof ProtocolConfig>;
+
+/** A comma-separated list of participants ('' for none), each named once. */
+const participantList = z
+  .string()
+  .transform((list) =>
+    list
+      .split(',')
+      .map((name) => name.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.enum(PARTICIPANTS)).refine((names) => new Set(names).size === names.length, 'each participant once'));
+
+/** The coordinator's settings: the protocol's, and the order in which it asks. */
+export const CoordinatorConfig = ProtocolConfig.extend({
+  /**
+   * The participants asked to prepare first; the others are asked once these all said yes. Money
+   * before stock (`payment`): an order that cannot be paid never holds stock, so a customer
+   * without money cannot keep the shop's stock from others (one hop more per checkout). Empty:
+   * all at once.
+   */
+  PREPARE_FIRST: participantList.default([]),
+});
+export type CoordinatorConfig = z.infer<typeof CoordinatorConfig>;

@@ -12,7 +12,7 @@ import { PeriodicTask } from '@shop/messaging';
 import { Transactions } from '@shop/outbox';
 import { Coordinator, CoordinatorHooks, CoordinatorMessages } from './coordinator';
 import { Participant, ParticipantMessages, ParticipantResource } from './participant';
-import type { ProtocolConfig } from './protocol-config';
+import type { CoordinatorConfig, ProtocolConfig } from './protocol-config';
 import { ProtocolMetrics } from './protocol-metrics';
 
 export const COORDINATOR_HOOKS = Symbol('COORDINATOR_HOOKS');
@@ -73,7 +73,7 @@ class ParticipantSweeps extends Sweeps {
  */
 @Module({})
 export class TwoPhaseCommitModule {
-  static coordinator(hooks: Type<CoordinatorHooks>, config: ProtocolConfig): DynamicModule {
+  static coordinator(hooks: Type<CoordinatorHooks>, config: CoordinatorConfig): DynamicModule {
     return {
       module: TwoPhaseCommitModule,
       controllers: [CoordinatorMessages],
@@ -86,6 +86,7 @@ export class TwoPhaseCommitModule {
           useFactory: (transactions: Transactions, decisionHooks: CoordinatorHooks, metrics: ProtocolMetrics) =>
             new Coordinator({
               participants: PARTICIPANTS,
+              stages: [config.PREPARE_FIRST],
               transactions,
               hooks: decisionHooks,
               logger: new Logger('Coordinator'),

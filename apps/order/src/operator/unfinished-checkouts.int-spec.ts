@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Transactions } from '@shop/outbox';
-import { CreateCoordinatorTables1764000000100 } from '@shop/two-phase-commit';
+import { COORDINATOR_MIGRATIONS } from '@shop/two-phase-commit';
 import { createTestSchema, type TestSchema } from '../../../../test/support/postgres';
 import { inDoubtCheckouts, unfinishedCheckouts } from './unfinished-checkouts';
 
@@ -8,7 +8,7 @@ describe("the operator's read model of the coordinator's tables", () => {
   let schema: TestSchema;
 
   beforeAll(async () => {
-    schema = await createTestSchema('operator_read_model', [CreateCoordinatorTables1764000000100]);
+    schema = await createTestSchema('operator_read_model', COORDINATOR_MIGRATIONS);
   });
   afterAll(() => schema.drop());
 

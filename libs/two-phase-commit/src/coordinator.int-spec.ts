@@ -385,7 +385,7 @@ describe('two-phase-commit kit on a real Postgres', () => {
           recipient: 'inventory',
           payload: { participant: 'inventory', deadline: first.payload.deadline, items: [{ sku: 'A', quantity: 1 }] },
         });
-        expect(Date.parse(second.sentAt!)).toBeGreaterThanOrEqual(Date.parse(first.sentAt!));
+        expect(Date.parse(second.sentAt)).toBeGreaterThanOrEqual(Date.parse(first.sentAt));
         expect(await held(id)).toEqual([]);
         expect(await asked(id)).toEqual(['inventory', 'payment']);
         expect(await state(id)).toMatchObject({ state: 'PREPARING' });

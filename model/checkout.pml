@@ -25,6 +25,10 @@
  *   -DBUG_NO_TIMEOUT        a coordinator without the prepare deadline: a lost vote leaves the
  *                           participant asking and the coordinator answering "not yet" for ever
  *                           (a livelock; caught by the liveness claim). FAILS.
+ *   -DSTAGED                the coordinator asks in stages (PREPARE_FIRST=payment): payment (P1)
+ *                           first, the inventory (P0) only once payment voted yes; a participant
+ *                           never asked is never told (tpc_held_prepares, coordinator-rules.ts).
+ *                           Not with -DSYMMETRY: the participants no longer play the same part.
  *   -DREACH                 adds the ghost that the reach_barrier sanity claim needs.
  *   -DSYMMETRY              symmetry reduction, for the safety checks (see canonical()).
  *   -DMAXCRASH=n -DMAXDUP=n -DMAXLOSS=n -DCAP=n   the fault bounds (defaults below).
@@ -90,6 +94,7 @@ byte net[NK];
 byte cst = NONE;  /* tpc_transactions.state */
 byte cvote[2];    /* tpc_participants.vote: the first vote recorded */
 bool cack[2];     /* tpc_participants.acked_at IS NOT NULL */
+bool casked[2];   /* a tpc_participants row: its prepare was sent (else held, tpc_held_prepares) */
 byte pst[2];      /* tpc_participant_transactions.state */
 byte reserved[2]; /* the resource: stock reserved / money held for this order */
 byte sold[2];     /* the resource: stock sold / money captured for this order */
@@ -106,8 +111,9 @@ bool barrierHit; /* ghost: a late prepare met the tombstone and voted no (ALREAD
 /* ================================================================ properties */
 
 #define DECIDED (cst == COMMITTED || cst == ABORTED)
-#define COMPLETE (cack[0] && cack[1]) /* tpc_transactions.completed_at is set */
-#define TERMINAL(p) (pst[p] == COMMITTED || pst[p] == ABORTED)
+#define COMPLETE ((cack[0] || !casked[0]) && (cack[1] || !casked[1])) /* completed_at: every one asked acked */
+/* Ended: committed or aborted; or never asked, so never holding anything (presumed abort). */
+#define TERMINAL(p) (pst[p] == COMMITTED || pst[p] == ABORTED || (!casked[p] && pst[p] == NONE))
 #define DONE (DECIDED && COMPLETE && TERMINAL(0) && TERMINAL(1))
 
 /* Atomicity: never one participant committed and the other aborted... */
@@ -149,7 +155,7 @@ inline canonical() {
   keyOf(1, key1);
   if
   :: key1 < key0 ->
-    SWAP(pst[0], pst[1]); SWAP(cvote[0], cvote[1]); SWAP(cack[0], cack[1]);
+    SWAP(pst[0], pst[1]); SWAP(cvote[0], cvote[1]); SWAP(cack[0], cack[1]); SWAP(casked[0], casked[1]);
     SWAP(reserved[0], reserved[1]); SWAP(sold[0], sold[1]);
     SWAP(net[PREP(0)], net[PREP(1)]); SWAP(net[VYES(0)], net[VYES(1)]); SWAP(net[VNO(0)], net[VNO(1)]);
     SWAP(net[DCOMMIT(0)], net[DCOMMIT(1)]); SWAP(net[DABORT(0)], net[DABORT(1)]);
@@ -242,11 +248,17 @@ inline decide(o) {
   assert(cst == PREPARING); /* decided once, never changed */
   cst = o;
   if
-  :: o == COMMITTED -> printf("    coordinator: COMMITTED, sends commit to both\n")
-  :: else -> printf("    coordinator: ABORTED, sends abort to both\n")
+  :: o == COMMITTED -> printf("    coordinator: COMMITTED, sends commit to the participants asked\n")
+  :: else -> printf("    coordinator: ABORTED, sends abort to the participants asked\n")
   fi;
-  send(DEC(o, 0));
-  send(DEC(o, 1))
+  if
+  :: casked[0] -> send(DEC(o, 0))
+  :: else -> printf("    P0 never asked: not told\n")
+  fi;
+  if
+  :: casked[1] -> send(DEC(o, 1))
+  :: else
+  fi
 }
 
 /* Coordinator.onVote */
@@ -266,6 +278,9 @@ inline onVote(p, v) {
     if
     :: cst == PREPARING && v == NO -> decide(ABORTED) /* the first "no" aborts */
     :: cst == PREPARING && v == YES && cvote[0] == YES && cvote[1] == YES -> decide(COMMITTED) /* pending === 0 */
+    /* The last yes of a stage: the next stage's prepare goes out, in this transaction. */
+    :: cst == PREPARING && v == YES && !casked[0] && cvote[1] == YES ->
+      casked[0] = true; send(PREP(0)); printf("    payment said yes: asks P0\n")
     /* A late yes is not answered: the abort was sent to that participant with the decision, and
        is re-sent until it acks (resendUnacked). */
     :: cst == ABORTED && v == YES -> printf("    late yes from P%d: its abort is on its way, re-sent until acked\n", p)
@@ -310,10 +325,18 @@ active proctype Coordinator() {
   /* POST /orders in ONE local transaction (orders.service.ts place -> Coordinator.begin): the
    * order PENDING, tpc_transactions PREPARING, one prepare per participant in the outbox. */
   atomic {
-    printf("POST /orders: PREPARING, prepare to both\n");
     cst = PREPARING;
+#ifdef STAGED
+    printf("POST /orders: PREPARING, prepare to P1 (payment first), P0's held\n");
+    casked[1] = true;
+    send(PREP(1))
+#else
+    printf("POST /orders: PREPARING, prepare to both\n");
+    casked[0] = true;
+    casked[1] = true;
     send(PREP(0));
     send(PREP(1))
+#endif
   };
 end:
   do
@@ -330,7 +353,7 @@ end:
  * nor its ack is in flight (the backoff grows past the round trip; a re-sent copy crossing an ack
  * is the late duplicate that MAXDUP and inquiries produce anyway). Weak fairness: a sweep that
  * stays possible eventually happens (the deadline passes; re-sends go on until acked). */
-#define RESEND_DUE(p) (DECIDED && !cack[p] && net[DEC(cst, p)] == 0 && net[ACK(cst, p)] == 0)
+#define RESEND_DUE(p) (DECIDED && casked[p] && !cack[p] && net[DEC(cst, p)] == 0 && net[ACK(cst, p)] == 0)
 active proctype CoordinatorSweeper() {
 end:
   do

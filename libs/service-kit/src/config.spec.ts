@@ -4,7 +4,12 @@ import { SERVICE_NAMES } from '@shop/contracts';
 import { CustomerAuthConfig } from './auth.config';
 import { BaseConfig, ConfigError, loadConfig } from './config';
 
-const required = { PORT: '3000', DATABASE_URL: 'postgres://u:p@h/db', AMQP_URL: 'amqp://u:p@h/v' };
+const required = {
+  NODE_ENV: 'development',
+  PORT: '3000',
+  DATABASE_URL: 'postgres://u:p@h/db',
+  AMQP_URL: 'amqp://u:p@h/v',
+};
 
 describe('observability settings', () => {
   it('default to info logs, the format chosen by the terminal, and no trace export', () => {
@@ -159,6 +164,14 @@ describe('production refuses development defaults', () => {
     const allowed = [...read('docker-compose.yml').matchAll(/ALLOW_DEVELOPMENT_SECRETS: *(.*)/g)].map((m) => m[1]);
     expect(allowed.length).toBeGreaterThan(0);
     for (const value of allowed) expect(value.trim()).toMatch(/^\$\{ALLOW_DEVELOPMENT_SECRETS:-false\}$/);
+  });
+
+  it('runs as production when NODE_ENV is unset: development is asked for, never assumed', () => {
+    const { NODE_ENV: _unset, ...unset } = { ...own, ADMIN_TOKEN: 'dev-admin-token' };
+    expect(loadConfig(BaseConfig, { ...unset, ADMIN_TOKEN: 'a-production-admin-token' }).NODE_ENV).toBe('production');
+    expect(() => loadConfig(BaseConfig, unset)).toThrow(/^ {2}ADMIN_TOKEN: must be set in production/m);
+    // The harness asks for `test`, `npm start` for `development`: both still run on the development secrets.
+    for (const NODE_ENV of ['test', 'development']) expect(loadConfig(BaseConfig, { ...unset, NODE_ENV })).toBeDefined();
   });
 
   it('accepts the deployment’s own secrets', () => {

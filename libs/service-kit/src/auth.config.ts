@@ -63,7 +63,8 @@ export type CustomerAuthConfig = z.infer<typeof CustomerAuthConfig>;
 
 /**
  * In production, the development admin tokens and (for a service with customer routes) the
- * development token key are refused; with REQUIRE_TLS, the key set is fetched over https only.
+ * development token key are refused; in production or with REQUIRE_TLS, the key set is fetched
+ * over https only.
  */
 export function authConfigProblems(config: DeploymentConfig & AdminAuthConfig & Partial<CustomerAuthConfig>): string[] {
   const problems: string[] = [];
@@ -79,8 +80,10 @@ export function authConfigProblems(config: DeploymentConfig & AdminAuthConfig & 
       }
     }
   }
-  if (config.REQUIRE_TLS && config.JWT_JWKS_URL?.startsWith('http://')) {
-    problems.push(`  JWT_JWKS_URL: REQUIRE_TLS is set: an https:// URL`);
+  // Over plain http, whoever is on the path can serve their own keys, then sign any customer's token.
+  if (config.JWT_JWKS_URL?.startsWith('http://')) {
+    if (config.REQUIRE_TLS) problems.push(`  JWT_JWKS_URL: REQUIRE_TLS is set: an https:// URL`);
+    else if (config.NODE_ENV === 'production') problems.push(`  JWT_JWKS_URL: an https:// URL in production`);
   }
   return problems;
 }

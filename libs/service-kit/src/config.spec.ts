@@ -167,11 +167,13 @@ describe('production refuses development defaults', () => {
   });
 
   it('runs as production when NODE_ENV is unset: development is asked for, never assumed', () => {
-    const { NODE_ENV: _unset, ...unset } = { ...own, ADMIN_TOKEN: 'dev-admin-token' };
+    const unset: Record<string, string> = { ...own, ADMIN_TOKEN: 'dev-admin-token' };
+    delete unset.NODE_ENV;
     expect(loadConfig(BaseConfig, { ...unset, ADMIN_TOKEN: 'a-production-admin-token' }).NODE_ENV).toBe('production');
     expect(() => loadConfig(BaseConfig, unset)).toThrow(/^ {2}ADMIN_TOKEN: must be set in production/m);
     // The harness asks for `test`, `npm start` for `development`: both still run on the development secrets.
-    for (const NODE_ENV of ['test', 'development']) expect(loadConfig(BaseConfig, { ...unset, NODE_ENV })).toBeDefined();
+    for (const NODE_ENV of ['test', 'development'])
+      expect(loadConfig(BaseConfig, { ...unset, NODE_ENV })).toBeDefined();
   });
 
   it('accepts the deployment’s own secrets', () => {
@@ -276,6 +278,19 @@ describe('customer token settings (CustomerAuthConfig)', () => {
 
   it('are not asked of a service without customer routes', () => {
     expect(loadConfig(BaseConfig, { ...production, JWT_JWKS_URL: '' })).toBeDefined();
+  });
+
+  it('want an https:// key set URL in production: over http anyone on the path serves their own keys', () => {
+    const load = (env: Record<string, string>) => () => loadConfig(WithCustomers, { ...production, ...env });
+    expect(load({ JWT_JWKS_URL: 'http://id.internal/jwks.json' })).toThrow(
+      /^ {2}JWT_JWKS_URL: an https:\/\/ URL in production$/m,
+    );
+    // Whatever else says the setup is a development one.
+    expect(load({ JWT_JWKS_URL: 'http://id.internal/jwks.json', ALLOW_DEVELOPMENT_SECRETS: 'true' })).toThrow(
+      /^ {2}JWT_JWKS_URL: /m,
+    );
+    expect(load({ JWT_JWKS_URL: 'https://id.internal/jwks.json' })()).toBeDefined();
+    expect(load({ JWT_JWKS_URL: 'http://127.0.0.1:8080/jwks.json', NODE_ENV: 'test' })()).toBeDefined();
   });
 
   it('want an https:// key set URL with REQUIRE_TLS', () => {

@@ -1,5 +1,5 @@
 import { Controller, Get, INestApplication, Module } from '@nestjs/common';
-import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
@@ -251,4 +251,55 @@ describe('customer tokens, with the identity provider’s key set (JWT_JWKS_URL)
       await unreachable.close();
     }
   });
+
+  it.each([
+    ['answers 500', (res: ServerResponse) => res.writeHead(500).end('{"error":"internal"}')],
+    ['answers 503', (res: ServerResponse) => res.writeHead(503, { 'retry-after': '30' }).end()],
+    [
+      'redirects (to a set that would verify)',
+      (res: ServerResponse) => res.writeHead(302, { location: '/.well-known/jwks.json' }).end(),
+    ],
+    [
+      'answers 200 with HTML, not JSON',
+      (res: ServerResponse) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>login</html>'),
+    ],
+    [
+      'answers JSON that is no key set',
+      (res: ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":"none"}'),
+    ],
+  ])(
+    'answer 503 + Retry-After, a problem body without internals, when the key set endpoint %s',
+    async (_case, answer) => {
+      const failing = createServer((req, res) =>
+        req.url === '/.well-known/jwks.json' ? res.end(JSON.stringify(served)) : answer(res),
+      );
+      await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+      const { port } = failing.address() as AddressInfo;
+      const failingApp = await appWith({
+        JWT_JWKS_URL: `http://127.0.0.1:${port}/jwks`,
+        JWT_ISSUER: ISSUER,
+        JWT_AUDIENCE: AUDIENCE,
+      });
+      try {
+        const response = await request(failingApp.getHttpServer() as Server)
+          .get('/mine')
+          .set('authorization', `Bearer ${await idpToken('idp-1')}`);
+        expect({ status: response.status, body: response.body as unknown }).toEqual({
+          status: 503,
+          body: {
+            type: 'about:blank',
+            title: 'Service Unavailable',
+            status: 503,
+            detail: 'the signing keys of customer tokens could not be fetched; retry',
+          },
+        });
+        expect(response.headers['retry-after']).toBe('1');
+        expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+        expect(response.headers['www-authenticate']).toBeUndefined();
+      } finally {
+        await failingApp.close();
+        await new Promise((resolve) => failing.close(resolve));
+      }
+    },
+  );
 });

@@ -11,9 +11,10 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { CustomerId } from '@shop/contracts';
 import type { CustomerAuthConfig } from './auth.config';
+import { customerTokenKeys, KeySetUnavailable } from './auth/customer-token-keys';
 import { DEVELOPMENT_JWT } from './development-token';
 import { RetryLaterException } from './problem-details.filter';
 import { SERVICE_CONFIG } from './tokens';
@@ -26,9 +27,11 @@ export class InvalidCustomerToken extends Error {
   override readonly name = 'InvalidCustomerToken';
 }
 
-/** A failure of the identity provider's key set (unreachable, slow, malformed): not the client's fault. */
-const isKeySetFailure = (err: unknown) =>
-  err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || !(err instanceof errors.JOSEError);
+/** A failure of the identity provider's key set, or of the check itself: not the client's fault. */
+const isKeySetFailure = (err: unknown) => err instanceof KeySetUnavailable || !(err instanceof errors.JOSEError);
+
+/** Seconds a client waits before retrying while the key set cannot be had (jose refetches it then). */
+const KEY_SET_RETRY_AFTER_SECONDS = 1;
 
 /**
  * Verifies customer tokens: a JWT whose signature checks against the identity provider's keys
@@ -54,9 +57,7 @@ export class CustomerTokens {
   private readonly verified = new Map<string, { customerId: string; until: number }>();
 
   constructor(@Inject(SERVICE_CONFIG) config: CustomerAuthConfig) {
-    this.keys = config.JWT_JWKS_URL
-      ? createRemoteJWKSet(new URL(config.JWT_JWKS_URL))
-      : createLocalJWKSet({ keys: [DEVELOPMENT_JWT.publicJwk] });
+    this.keys = customerTokenKeys(config);
     this.options = {
       issuer: config.JWT_ISSUER ?? DEVELOPMENT_JWT.issuer,
       audience: config.JWT_AUDIENCE ?? DEVELOPMENT_JWT.audience,
@@ -92,8 +93,12 @@ export class CustomerTokens {
       expiresAt = payload.exp! * 1000; // a required claim
     } catch (err) {
       if (isKeySetFailure(err)) {
-        this.logger.warn(`customer token keys unavailable: ${String(err)}`);
-        throw new RetryLaterException('the signing keys of customer tokens could not be fetched; retry', 1);
+        // The cause (jose's words, the provider's status) is for the operator, not the client.
+        this.logger.warn(`customer token keys unavailable: ${String((err as Error).cause ?? err)}`);
+        throw new RetryLaterException(
+          'the signing keys of customer tokens could not be fetched; retry',
+          KEY_SET_RETRY_AFTER_SECONDS,
+        );
       }
       throw new InvalidCustomerToken(
         err instanceof errors.JWTExpired ? 'the token has expired' : (err as Error).message,

@@ -228,6 +228,9 @@ function compose() {
   # Production refuses the development secrets above, naming each, unless told this is a demo:
   # \`ALLOW_DEVELOPMENT_SECRETS=true docker compose up\` (the demo's servers know only those).
   ALLOW_DEVELOPMENT_SECRETS: \${ALLOW_DEVELOPMENT_SECRETS:-false}
+  # And accept customer tokens signed with the development key (npm run token): the demo's only
+  # identity provider. Its private half is public: never outside a demo.
+  TRUST_DEVELOPMENT_JWT_KEY: \${TRUST_DEVELOPMENT_JWT_KEY:-false}
   ADMIN_TOKEN: \${ADMIN_TOKEN:-compose-dev-admin-token} # dev only: set your own
   DATABASE_URL: \${${upper(svc)}_DATABASE_URL:-${pgUrl(dbRole(svc), dbPassword(svc), 'postgres')}}
   AMQP_URL: \${${upper(svc)}_AMQP_URL:-${amqpUrl(svc, 'rabbitmq')}}

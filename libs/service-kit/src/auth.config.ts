@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { type DeploymentConfig, refusesDevelopmentSecrets } from './deployment.config';
-import { httpUrl, unsetIfEmpty } from './setting-schemas';
+import { flag, httpUrl, unsetIfEmpty } from './setting-schemas';
 
 /** The admin token of local development (and the tests); refused in production. */
 export const DEVELOPMENT_ADMIN_TOKEN = 'dev-admin-token';
@@ -58,6 +58,13 @@ export const CustomerAuthConfig = z.object({
     .pipe(z.array(z.enum(JWT_ALGORITHMS)).min(1)),
   /** Clock skew allowed when checking `exp` and `nbf`, in seconds. */
   JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(5),
+  /**
+   * In production, accept tokens signed with the development key (whose private half is in the
+   * repository: anyone can then act as any customer) in place of JWT_JWKS_URL, JWT_ISSUER and
+   * JWT_AUDIENCE. For the benchmark and the compose demo only; logged at boot. Distinct from
+   * ALLOW_DEVELOPMENT_SECRETS, which only lets the development passwords connect.
+   */
+  TRUST_DEVELOPMENT_JWT_KEY: flag('false'),
 });
 export type CustomerAuthConfig = z.infer<typeof CustomerAuthConfig>;
 
@@ -73,9 +80,15 @@ export function authConfigProblems(config: DeploymentConfig & AdminAuthConfig & 
     if (config.ADMIN_TOKEN.some((token) => DEVELOPMENT_ADMIN_TOKENS.includes(token))) {
       problems.push('  ADMIN_TOKEN: must be set in production (a development default is for development only)');
     }
-    // Without these, tokens are checked against the development key pair, whose private half is public.
+  }
+  // Without these, tokens are checked against the development key pair, whose private half is
+  // public: in production only when that is asked for by name (not by ALLOW_DEVELOPMENT_SECRETS).
+  if (hasCustomerRoutes && config.NODE_ENV === 'production') {
+    if (config.TRUST_DEVELOPMENT_JWT_KEY && config.JWT_JWKS_URL !== undefined) {
+      problems.push('  TRUST_DEVELOPMENT_JWT_KEY: true beside JWT_JWKS_URL; one key set or the other');
+    }
     for (const setting of ['JWT_JWKS_URL', 'JWT_ISSUER', 'JWT_AUDIENCE'] as const) {
-      if (hasCustomerRoutes && config[setting] === undefined) {
+      if (!config.TRUST_DEVELOPMENT_JWT_KEY && config[setting] === undefined) {
         problems.push(`  ${setting}: must be set in production (unset, customer tokens use the development key)`);
       }
     }

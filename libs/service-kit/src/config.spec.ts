@@ -270,11 +270,27 @@ describe('customer token settings (CustomerAuthConfig)', () => {
     (setting) => {
       const load = () => loadConfig(WithCustomers, { ...production, [setting]: '' });
       expect(load).toThrow(new RegExp(`^ {2}${setting}: must be set in production`, 'm'));
-      expect(
+      // ALLOW_DEVELOPMENT_SECRETS lets the development passwords connect, not the development key sign.
+      expect(() =>
         loadConfig(WithCustomers, { ...production, [setting]: '', ALLOW_DEVELOPMENT_SECRETS: 'true' }),
+      ).toThrow(new RegExp(`^ {2}${setting}: must be set in production`, 'm'));
+      const trusting = { ...production, JWT_JWKS_URL: '', TRUST_DEVELOPMENT_JWT_KEY: 'true' };
+      expect(
+        loadConfig(WithCustomers, { ...trusting, [setting]: '', ALLOW_DEVELOPMENT_SECRETS: 'true' }),
       ).toBeDefined();
     },
   );
+
+  it('trust the development key in production only when asked by name, and never beside a key set', () => {
+    const trusting = { ...production, JWT_JWKS_URL: '', JWT_ISSUER: '', JWT_AUDIENCE: '' };
+    expect(() => loadConfig(WithCustomers, trusting)).toThrow(/JWT_JWKS_URL: must be set in production/);
+    expect(loadConfig(WithCustomers, { ...trusting, TRUST_DEVELOPMENT_JWT_KEY: 'true' })).toMatchObject({
+      TRUST_DEVELOPMENT_JWT_KEY: true,
+    });
+    expect(() => loadConfig(WithCustomers, { ...production, TRUST_DEVELOPMENT_JWT_KEY: 'true' })).toThrow(
+      /^ {2}TRUST_DEVELOPMENT_JWT_KEY: true beside JWT_JWKS_URL/m,
+    );
+  });
 
   it('are not asked of a service without customer routes', () => {
     expect(loadConfig(BaseConfig, { ...production, JWT_JWKS_URL: '' })).toBeDefined();

@@ -1,4 +1,4 @@
-import { Controller, Get, INestApplication, Module } from '@nestjs/common';
+import { Controller, Get, INestApplication, Logger, Module } from '@nestjs/common';
 import { createServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -136,6 +136,23 @@ describe('customer tokens, with the development key', () => {
     } finally {
       await strict.close();
     }
+  });
+});
+
+describe('customer tokens, with the development key trusted in production (TRUST_DEVELOPMENT_JWT_KEY)', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it('say so loudly at boot, and accept development tokens', async () => {
+    const warned = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const config = CustomerAuthConfig.parse({ TRUST_DEVELOPMENT_JWT_KEY: 'true' });
+    const verifier = new CustomerTokens(config);
+    expect(warned).toHaveBeenCalledWith(
+      expect.stringMatching(/^TRUST_DEVELOPMENT_JWT_KEY=true: .*ANYONE CAN ACT AS ANY CUSTOMER/),
+    );
+    expect(await verifier.verify(await signDevelopmentToken('alice'))).toBe('alice');
+    warned.mockClear();
+    new CustomerTokens(CustomerAuthConfig.parse({}));
+    expect(warned).not.toHaveBeenCalled();
   });
 });
 

@@ -58,6 +58,12 @@ export class CustomerTokens {
 
   constructor(@Inject(SERVICE_CONFIG) config: CustomerAuthConfig) {
     this.keys = customerTokenKeys(config);
+    if (config.TRUST_DEVELOPMENT_JWT_KEY && config.JWT_JWKS_URL === undefined) {
+      this.logger.warn(
+        'TRUST_DEVELOPMENT_JWT_KEY=true: customer tokens signed with the DEVELOPMENT key are accepted; ' +
+          'its private half is public, so ANYONE CAN ACT AS ANY CUSTOMER. A demo or a benchmark only, never a deployment.',
+      );
+    }
     this.options = {
       issuer: config.JWT_ISSUER ?? DEVELOPMENT_JWT.issuer,
       audience: config.JWT_AUDIENCE ?? DEVELOPMENT_JWT.audience,

@@ -59,6 +59,22 @@ export const CustomerAuthConfig = z.object({
   /** Clock skew allowed when checking `exp` and `nbf`, in seconds. */
   JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(5),
   /**
+   * The `typ` header a token must carry, comma-separated (case-insensitive, `application/` aside):
+   * an access token (`at+jwt`, RFC 9068) or a plain `JWT`, so that the provider's other tokens
+   * (logout, events, DPoP proofs) are not taken for one.
+   */
+  JWT_TYPES: z
+    .string()
+    .default('at+jwt,JWT')
+    .transform((list) => list.split(',').map((typ) => typ.trim()))
+    .pipe(z.array(z.string().min(1)).min(1)),
+  /**
+   * The longest a token may be valid, in seconds: `exp - iat`, and `exp` from now (a token with
+   * no `iat`, or one dated ahead). A stolen token stops working within this bound. Default 24 h
+   * (development tokens last 12 h; identity providers' access tokens minutes to an hour).
+   */
+  JWT_MAX_LIFETIME_SECONDS: z.coerce.number().int().min(60).default(86_400),
+  /**
    * In production, accept tokens signed with the development key (whose private half is in the
    * repository: anyone can then act as any customer) in place of JWT_JWKS_URL, JWT_ISSUER and
    * JWT_AUDIENCE. For the benchmark and the compose demo only; logged at boot. Distinct from

@@ -34,6 +34,13 @@ const claims = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+/** A token signed with the development key, with this header (beside alg and kid) and claims. */
+async function signedWith(header: Record<string, string>, extra: Record<string, unknown> = {}): Promise<string> {
+  return new SignJWT(claims(extra))
+    .setProtectedHeader({ ...header, alg: 'EdDSA', kid: DEVELOPMENT_JWT.publicJwk.kid })
+    .sign(await importJWK(developmentKey.privateJwk, 'EdDSA'));
+}
+
 /** A real HTTP app with one customer route (no database or broker needed). */
 async function appWith(env: Record<string, string> = {}): Promise<INestApplication> {
   const config = BaseConfig.extend(CustomerAuthConfig.shape).parse({
@@ -114,6 +121,18 @@ describe('customer tokens, with the development key', () => {
       /signature verification failed/,
     ],
     ['for a sub that is no customer id', () => signDevelopmentToken('alice bob/..'), /sub/],
+    ['without a typ header', () => signedWith({}), /"typ" is not one of at\+jwt, jwt/],
+    ['of another type (a logout token)', () => signedWith({ typ: 'logout+jwt' }), /"typ"/],
+    [
+      'valid until the year 33658 (exp = 1e12)',
+      () => signDevelopmentToken('alice', { expiresAt: 1e12 }),
+      /valid longer than 86400 s/,
+    ],
+    [
+      'issued for 25 hours (iat 23 h ago, exp in 2 h)',
+      () => signedWith({ typ: 'JWT' }, { iat: now() - 23 * 3600, exp: now() + 2 * 3600 }),
+      /valid longer than 86400 s/,
+    ],
     ['that is not a JWT at all', () => Promise.resolve('not-a-jwt'), /./],
   ];
 
@@ -124,6 +143,26 @@ describe('customer tokens, with the development key', () => {
     );
     expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(response.body.detail).toMatch(why);
+  });
+
+  it.each(['at+jwt', 'application/at+jwt', 'AT+JWT', 'JWT'])('let a token of typ %s through', async (typ) => {
+    await withToken(await signedWith({ typ })).expect(200, { customerId: 'alice' });
+  });
+
+  it('refuse a token valid longer than JWT_MAX_LIFETIME_SECONDS, and a typ left out of JWT_TYPES', async () => {
+    const strict = await appWith({ JWT_MAX_LIFETIME_SECONDS: '3600', JWT_TYPES: 'at+jwt' });
+    const as = (token: string) =>
+      request(strict.getHttpServer() as Server)
+        .get('/mine')
+        .set('authorization', `Bearer ${token}`);
+    try {
+      const twoHours = await signedWith({ typ: 'at+jwt' }, { exp: now() + 7200 });
+      expect((await as(twoHours).expect(401)).body.detail).toMatch(/longer than 3600 s/);
+      expect((await as(await signedWith({ typ: 'JWT' })).expect(401)).body.detail).toMatch(/"typ"/);
+      await as(await signedWith({ typ: 'at+jwt' })).expect(200, { customerId: 'alice' });
+    } finally {
+      await strict.close();
+    }
   });
 
   it('refuse an algorithm left out of JWT_ALGORITHMS', async () => {
@@ -219,7 +258,7 @@ describe('customer tokens, with the identity provider’s key set (JWT_JWKS_URL)
 
   const idpToken = (kid: string, key: SigningKey = signer) =>
     new SignJWT({ sub: 'carol' })
-      .setProtectedHeader({ alg: 'ES256', kid })
+      .setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' })
       .setIssuer(ISSUER)
       .setAudience(AUDIENCE)
       .setExpirationTime('5m')

@@ -2,7 +2,9 @@
 -- (POSTGRES_DB). Same layout as scripts/lib/postgres.mjs builds for the local stack: per service,
 -- a migration role `<svc>_svc_migrator` owning a schema `<svc>_svc` (it creates and changes the
 -- tables), and a runtime role `<svc>_svc` that may only read and write the rows of that schema's
--- tables and use its sequences (default privileges cover the tables the migrations add).
+-- tables and use its sequences (default privileges cover the tables the migrations add), and only
+-- read the migrations table, made here so that it never gets those privileges (a name inserted
+-- there would make the migrator skip that migration; TypeORM uses the table when it exists).
 -- SHOP_SERVICES (space-separated) names the services this server holds, as docker-compose.yml
 -- (generated from services.json) sets it: every service on the shared server; one on a server of
 -- its own (compose profile `cluster`), which then knows no other service's roles.
@@ -42,6 +44,11 @@ BEGIN
                    migrator, runtime, runtime);
     EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %I',
                    migrator, runtime, runtime);
+    EXECUTE format('CREATE TABLE IF NOT EXISTS %I.migrations (id serial PRIMARY KEY, "timestamp" int8 NOT NULL, name varchar NOT NULL)',
+                   runtime);
+    EXECUTE format('ALTER TABLE %I.migrations OWNER TO %I', runtime, migrator);
+    EXECUTE format('REVOKE ALL ON %I.migrations, %I.migrations_id_seq FROM %I, PUBLIC', runtime, runtime, runtime);
+    EXECUTE format('GRANT SELECT ON %I.migrations TO %I', runtime, runtime);
   END LOOP;
 END
 $$;

@@ -8,14 +8,21 @@
 -- SHOP_SERVICES (space-separated) names the services this server holds, as docker-compose.yml
 -- (generated from services.json) sets it: every service on the shared server; one on a server of
 -- its own (compose profile `cluster`), which then knows no other service's roles.
--- The passwords are development-only defaults.
+-- SHOP_ROLE_PASSWORDS (`<role>=<password> …`, written by `npm run compose:env` to .env) gives each
+-- role its password: there is no default.
 \set ON_ERROR_STOP on
 \getenv services SHOP_SERVICES
 \if :{?services}
 \else
   DO $$ BEGIN RAISE EXCEPTION 'SHOP_SERVICES is not set: name the services this server holds'; END $$;
 \endif
+\getenv passwords SHOP_ROLE_PASSWORDS
+\if :{?passwords}
+\else
+  DO $$ BEGIN RAISE EXCEPTION 'SHOP_ROLE_PASSWORDS is not set: run npm run compose:env'; END $$;
+\endif
 SELECT set_config('shop.services', :'services', false) AS services;
+SELECT set_config('shop.passwords', :'passwords', false) IS NOT NULL AS passwords;
 
 DO $$
 DECLARE
@@ -23,6 +30,7 @@ DECLARE
   runtime text;
   migrator text;
   login text;
+  password text;
 BEGIN
   EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
   FOREACH svc IN ARRAY regexp_split_to_array(trim(current_setting('shop.services')), '\s+') LOOP
@@ -32,8 +40,14 @@ BEGIN
       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = login) THEN
         EXECUTE format('CREATE ROLE %I', login);
       END IF;
+      SELECT substr(pair, length(login) + 2) INTO password
+        FROM regexp_split_to_table(trim(current_setting('shop.passwords')), '\s+') AS pair
+       WHERE starts_with(pair, login || '=');
+      IF coalesce(password, '') = '' THEN
+        RAISE EXCEPTION 'SHOP_ROLE_PASSWORDS has no password for %', login;
+      END IF;
       EXECUTE format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD %L',
-                     login, login || '_dev_password');
+                     login, password);
       EXECUTE format('ALTER ROLE %I SET search_path = %I', login, runtime);
       EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), login);
     END LOOP;

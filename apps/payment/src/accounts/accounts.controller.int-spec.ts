@@ -71,7 +71,9 @@ describe('accounts (repository)', () => {
     const before = await row('erin');
     await expect(accounts.put('erin', { balance: 11 }, ADMIN)).rejects.toThrow(UnprocessableEntityException);
     expect(await row('erin')).toEqual(before);
-    await expect(accounts.put('frank', { balance: MAX_DEPOSITED }, ADMIN)).resolves.toMatchObject({ balance: MAX_DEPOSITED });
+    await expect(accounts.put('frank', { balance: MAX_DEPOSITED }, ADMIN)).resolves.toMatchObject({
+      balance: MAX_DEPOSITED,
+    });
   });
 
   it("answers a customer's own account, and another's like one that does not exist", async () => {

@@ -255,6 +255,9 @@ export function serviceEnv(svc, prof, pg, amqp) {
     AMQP_URL: amqpUrls(amqp, amqpUser(svc.name), amqpPassword(svc.name), prof.vhost),
     // These URLs carry the development passwords: a production build (the benchmark) may use them.
     ALLOW_DEVELOPMENT_SECRETS: 'true',
+    // The benchmark's customers hold development tokens (scripts/lib/tokens.mjs): a production
+    // build must be told by name to trust that key (it says so at boot).
+    ...(prof.nodeEnv === 'production' ? { TRUST_DEVELOPMENT_JWT_KEY: 'true' } : {}),
   };
 }
 

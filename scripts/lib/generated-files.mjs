@@ -9,12 +9,9 @@ import {
   RABBIT_ADMIN,
   SERVICES,
   SHARED_EXCHANGES,
-  amqpPassword,
   amqpUser,
   brokerPermissions,
-  dbMigratorPassword,
   dbMigratorRole,
-  dbPassword,
   dbRole,
 } from './config.mjs';
 
@@ -27,6 +24,11 @@ const perServicePgPort = (svc) => 5433 + names.indexOf(svc);
 const RABBIT_NODES = [1, 2, 3];
 const q = (s) => `'${s}'`;
 const upper = (svc) => svc.toUpperCase();
+/** A variable docker-compose.yml requires: the demo's come from `npm run compose:env` (.env). */
+const required = (name) => `\${${name}:?run npm run compose:env}`;
+/** Where the demo's broker definitions, with its users' password hashes, are written (gitignored). */
+export const COMPOSE_SECRETS_DIR = '.compose';
+const DEMO_DEFINITIONS = `./${COMPOSE_SECRETS_DIR}/rabbitmq-definitions.json`;
 
 /** [{ path (from the repo root), text, parser (prettier's, or none) }] */
 export function generatedFiles() {
@@ -34,7 +36,6 @@ export function generatedFiles() {
     { path: 'libs/contracts/src/services.generated.ts', text: servicesTs(), parser: 'typescript' },
     { path: 'libs/contracts/src/participants/index.ts', text: participantsIndexTs(), parser: 'typescript' },
     { path: 'docker/rabbitmq/definitions.json', text: rabbitDefinitions(), parser: 'json' },
-    { path: 'docker/cluster.env', text: clusterEnv(), parser: null },
     { path: 'docker/observability/prometheus.yml', text: prometheus(), parser: 'yaml' },
     { path: 'docker-compose.yml', text: compose(), parser: 'yaml' },
     { path: 'nest-cli.json', text: nestCli(), parser: 'json' },
@@ -72,11 +73,9 @@ export const PARTICIPANT_CONTRACTS = { ${PARTICIPANT_NAMES.join(', ')} } as cons
 
 /**
  * RabbitMQ wants password hashes (rabbit_password_hashing_sha256: base64(salt + sha256(salt +
- * password)), 4 bytes of salt). The salt is derived from the user name so that regenerating changes
- * nothing: these are development-only credentials, known to anyone who reads config.mjs anyway.
+ * password)), 4 bytes of salt, random).
  */
-function rabbitPasswordHash(user, password) {
-  const salt = crypto.createHash('sha256').update(`shop-dev-salt:${user}`).digest().subarray(0, 4);
+export function rabbitPasswordHash(password, salt = crypto.randomBytes(4)) {
   const digest = crypto
     .createHash('sha256')
     .update(Buffer.concat([salt, Buffer.from(password, 'utf8')]))
@@ -84,12 +83,16 @@ function rabbitPasswordHash(user, password) {
   return Buffer.concat([salt, digest]).toString('base64');
 }
 
-/** vhost `shop`, its shared exchanges, the admin and the service users with least privilege. */
-function rabbitDefinitions() {
+/**
+ * vhost `shop`, its shared exchanges, the admin and the service users with least privilege.
+ * `secrets` (scripts/compose-env.mjs, for the compose demo): their passwords. Without (the file
+ * committed), no user has a password: no hash of a known password is ever shipped.
+ */
+export function rabbitDefinitions(secrets) {
   const vhost = 'shop';
   const user = (name, password, tags) => ({
     name,
-    password_hash: rabbitPasswordHash(name, password),
+    password_hash: password === undefined ? '' : rabbitPasswordHash(password),
     hashing_algorithm: 'rabbit_password_hashing_sha256',
     tags,
   });
@@ -97,8 +100,8 @@ function rabbitDefinitions() {
   const grants = names.map((svc) => ({ user: amqpUser(svc), ...brokerPermissions(svc) }));
   const definitions = {
     users: [
-      user(RABBIT_ADMIN.user, RABBIT_ADMIN.password, ['administrator']),
-      ...names.map((svc) => user(amqpUser(svc), amqpPassword(svc), [])),
+      user(RABBIT_ADMIN.user, secrets?.rabbitAdmin, ['administrator']),
+      ...names.map((svc) => user(amqpUser(svc), secrets?.amqp[svc], [])),
     ],
     vhosts: [{ name: vhost }],
     permissions: [
@@ -125,61 +128,67 @@ function rabbitDefinitions() {
   return `${JSON.stringify(definitions, null, 2)}\n`;
 }
 
-/** `postgres://role:password@host:5432/shop` (the development passwords need no escaping). */
+/** `postgres://role:password@host:5432/shop` (the generated passwords are hex: no escaping). */
 const pgUrl = (role, password, host) => `postgres://${role}:${password}@${host}:5432/shop`;
-const amqpUrl = (svc, node) => `amqp://${amqpUser(svc)}:${amqpPassword(svc)}@${node}:5672/shop`;
+const amqpUrl = (svc, password, node) => `amqp://${amqpUser(svc)}:${password}@${node}:5672/shop`;
 
-function clusterEnv() {
-  const nodeNames = RABBIT_NODES.map((i) => `rabbitmq-${i}`);
+/** The compose demo's secrets, fresh: every password, the Erlang cookie, the admin token (hex). */
+export function composeSecrets(random = () => crypto.randomBytes(18).toString('hex')) {
+  return {
+    postgres: random(),
+    rabbitAdmin: random(),
+    erlangCookie: random(),
+    adminToken: random(),
+    db: Object.fromEntries(names.map((svc) => [svc, { runtime: random(), migrator: random() }])),
+    amqp: Object.fromEntries(names.map((svc) => [svc, random()])),
+  };
+}
+
+/**
+ * The compose demo's `.env` (written by scripts/compose-env.mjs, gitignored): its secrets, each
+ * service's URLs with them, and with `cluster` the layout of the profile \`cluster\` (a 3-node
+ * RabbitMQ cluster, a Postgres server per service). docker-compose.yml requires every one.
+ */
+export function composeEnv(secrets, { cluster = false } = {}) {
+  const nodeNames = cluster ? RABBIT_NODES.map((i) => `rabbitmq-${i}`) : ['rabbitmq'];
   // Service i starts from node i (mod 3), then the next ones: the connections spread over the cluster.
   const nodesFor = (i) => nodeNames.map((_, k) => nodeNames[(i + k) % nodeNames.length]);
-  const first = perServicePgPort(names[0]);
-  const last = perServicePgPort(names.at(-1));
-  return `# ${NOTICE}
-# The compose stack on a 3-node RabbitMQ cluster and one Postgres server per service:
-#
-#   docker compose --env-file docker/cluster.env --profile cluster up --build
-#   (docker-compose --env-file docker/cluster.env --profile cluster up --build)
-#
-# The profile \`cluster\` starts rabbitmq-1..3 (one cluster; management UIs on 127.0.0.1:15673-15675)
-# and a Postgres server per service, postgres-<service> (127.0.0.1:${first}-${last}, in the order of
-# services.json). This file points each service, its migration step and its replicas at them.
-# Without it, \`docker compose up\` is the single-server layout. Variables set in your shell win
-# over this file.
-# Every password here is a development-only default.
-
-# Each service lists every node; it connects to the first that answers and fails over to the next.
-# Each one starts from another node, so the connections spread over the cluster.
-${names
-  .map(
-    (svc, i) =>
+  const pgHost = (svc) => (cluster ? `postgres-${svc}` : 'postgres');
+  const rolePasswords = names.flatMap((svc) => [
+    `${dbRole(svc)}=${secrets.db[svc].runtime}`,
+    `${dbMigratorRole(svc)}=${secrets.db[svc].migrator}`,
+  ]);
+  const lines = [
+    '# Generated by `npm run compose:env` for the compose demo: fresh secrets, not committed (.env',
+    '# is gitignored). Run it again to change them; then `docker compose down -v` (the volumes keep',
+    '# the passwords they were first started with).',
+    `POSTGRES_PASSWORD=${secrets.postgres}`,
+    `# The management UI's user \`${RABBIT_ADMIN.user}\` (in .compose/rabbitmq-definitions.json, hashed).`,
+    `RABBITMQ_ADMIN_PASSWORD=${secrets.rabbitAdmin}`,
+    `RABBITMQ_ERLANG_COOKIE=${secrets.erlangCookie}`,
+    `ADMIN_TOKEN=${secrets.adminToken}`,
+    '# Each role and its password, for docker/postgres/init/01-shop.sql.',
+    `SHOP_ROLE_PASSWORDS=${rolePasswords.join(' ')}`,
+    "# The demo's customers hold tokens signed with the development key (npm run token): trusted",
+    '# here only, and said so at boot.',
+    'TRUST_DEVELOPMENT_JWT_KEY=true',
+    ...names.flatMap((svc, i) => [
+      `${upper(svc)}_DATABASE_URL=${pgUrl(dbRole(svc), secrets.db[svc].runtime, pgHost(svc))}`,
+      `${upper(svc)}_MIGRATION_DATABASE_URL=${pgUrl(dbMigratorRole(svc), secrets.db[svc].migrator, pgHost(svc))}`,
       `${upper(svc)}_AMQP_URL=${nodesFor(i)
-        .map((node) => amqpUrl(svc, node))
+        .map((node) => amqpUrl(svc, secrets.amqp[svc], node))
         .join(',')}`,
-  )
-  .join('\n')}
-
-# Each service on its own server, which holds only its role and schema.
-${names.map((svc) => `${upper(svc)}_DATABASE_URL=${pgUrl(dbRole(svc), dbPassword(svc), `postgres-${svc}`)}`).join('\n')}
-# The migrations run as each schema's owner (see docker/postgres/init/01-shop.sql).
-${names
-  .map(
-    (svc) =>
-      `${upper(svc)}_MIGRATION_DATABASE_URL=${pgUrl(dbMigratorRole(svc), dbMigratorPassword(svc), `postgres-${svc}`)}`,
-  )
-  .join('\n')}
-
-# The migrations and services wait for \`postgres\` to be healthy: in this layout that also means
-# the per-service servers accept connections, so each migration finds its server up.
-POSTGRES_READY_CHECK=${['pg_isready -U postgres -d shop', ...names.map((svc) => `pg_isready -q -h postgres-${svc} -U postgres -d shop`)].join(' && ')}
-
-# Shared by the three RabbitMQ nodes. Set your own outside development.
-RABBITMQ_ERLANG_COOKIE=shop-cluster-dev-only-cookie
-
-# This file alone turns the profile on. With another profile on the command line, name this one
-# too: --profile cluster --profile observability.
-COMPOSE_PROFILES=cluster
-`;
+    ]),
+  ];
+  if (cluster) {
+    lines.push(
+      '# The profile `cluster`: rabbitmq-1..3 and a Postgres server per service. The migrations and',
+      '# services wait for `postgres` to be healthy: here that also means the per-service servers are.',
+      `POSTGRES_READY_CHECK=${['pg_isready -U postgres -d shop', ...names.map((svc) => `pg_isready -q -h postgres-${svc} -U postgres -d shop`)].join(' && ')}`,
+      'COMPOSE_PROFILES=cluster',
+    );
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 function prometheus() {
@@ -225,12 +234,14 @@ function compose() {
   MANAGEMENT_PORT: '${managementPort(svc)}'
   ENABLE_DOCS: \${ENABLE_DOCS:-true} # the demo shows /docs; off by default in production
   NODE_ENV: production
-  # Production refuses the development secrets above, naming each, unless told this is a demo:
-  # \`ALLOW_DEVELOPMENT_SECRETS=true docker compose up\` (the demo's servers know only those).
+  # Every secret below is required: \`npm run compose:env\` writes fresh ones to .env for the demo.
   ALLOW_DEVELOPMENT_SECRETS: \${ALLOW_DEVELOPMENT_SECRETS:-false}
-  ADMIN_TOKEN: \${ADMIN_TOKEN:-compose-dev-admin-token} # dev only: set your own
-  DATABASE_URL: \${${upper(svc)}_DATABASE_URL:-${pgUrl(dbRole(svc), dbPassword(svc), 'postgres')}}
-  AMQP_URL: \${${upper(svc)}_AMQP_URL:-${amqpUrl(svc, 'rabbitmq')}}
+  # And accept customer tokens signed with the development key (npm run token): the demo's only
+  # identity provider. Its private half is public: never outside a demo.
+  TRUST_DEVELOPMENT_JWT_KEY: \${TRUST_DEVELOPMENT_JWT_KEY:-false}
+  ADMIN_TOKEN: ${required('ADMIN_TOKEN')}
+  DATABASE_URL: ${required(`${upper(svc)}_DATABASE_URL`)}
+  AMQP_URL: ${required(`${upper(svc)}_AMQP_URL`)}
   OTEL_EXPORTER_OTLP_ENDPOINT: \${OTEL_EXPORTER_OTLP_ENDPOINT:-} # traces go nowhere unless set
 `;
   const migrate = (svc) => `  migrate-${svc}:
@@ -239,7 +250,7 @@ function compose() {
     environment:
       <<: *env-${svc}
       # The schema's owner: only the migrations hold it; the service runs as ${dbRole(svc)} (rows only).
-      MIGRATION_DATABASE_URL: \${${upper(svc)}_MIGRATION_DATABASE_URL:-${pgUrl(dbMigratorRole(svc), dbMigratorPassword(svc), 'postgres')}}
+      MIGRATION_DATABASE_URL: ${required(`${upper(svc)}_MIGRATION_DATABASE_URL`)}
     depends_on: *infra-ready
     restart: 'no'
 `;
@@ -247,8 +258,8 @@ function compose() {
     <<: *app
     command: ['node', 'dist/apps/${svc}/src/main.js']
     environment: *env-${svc}
-    ports:
-      - '${port(svc)}:${port(svc)}'
+    ports: # on this machine only: the demo is no deployment
+      - '127.0.0.1:${port(svc)}:${port(svc)}'
       - '127.0.0.1:${managementPort(svc)}:${managementPort(svc)}'
     restart: unless-stopped
     depends_on:
@@ -274,16 +285,17 @@ function compose() {
     profiles: [replicas]
     command: ['node', 'dist/apps/${svc}/src/main.js']
     environment: *env-${svc}
-${svc === COORDINATOR ? `    ports:\n      - '${port(svc) + 100}:${port(svc)}'\n` : ''}    restart: unless-stopped
+${svc === COORDINATOR ? `    ports:\n      - '127.0.0.1:${port(svc) + 100}:${port(svc)}'\n` : ''}    restart: unless-stopped
     depends_on:
       ${svc}:
         condition: service_healthy
 `;
   const pgEnvironment = (svc) => `    environment:
       POSTGRES_USER: postgres
-      POSTGRES_PASSWORD: postgres # dev only
+      POSTGRES_PASSWORD: ${required('POSTGRES_PASSWORD')}
       POSTGRES_DB: shop
       SHOP_SERVICES: ${svc}
+      SHOP_ROLE_PASSWORDS: ${required('SHOP_ROLE_PASSWORDS')}
     volumes:
       - ./docker/postgres/init:/docker-entrypoint-initdb.d:ro
       - pgdata-${svc}:/var/lib/postgresql/data
@@ -309,7 +321,7 @@ ${pgEnvironment(svc)}`;
   const rabbitNode = (i) => `    volumes:
       - ./docker/rabbitmq/rabbitmq.conf:/etc/rabbitmq/conf.d/20-shop.conf:ro
       - ./docker/rabbitmq/cluster.conf:/etc/rabbitmq/conf.d/30-cluster.conf:ro
-      - ./docker/rabbitmq/definitions.json:/etc/rabbitmq/definitions.json:ro
+      - ${DEMO_DEFINITIONS}:/etc/rabbitmq/definitions.json:ro # users: npm run compose:env
       - rabbitdata-${i}:/var/lib/rabbitmq
     ports:
       - '127.0.0.1:${5672 + i}:5672'
@@ -317,16 +329,18 @@ ${pgEnvironment(svc)}`;
 `;
   const [coordinator, ...participants] = names;
   return `# ${NOTICE}
-# The shop as containers:  docker compose up --build   (or docker-compose up --build)
-# ${[`${upper(coordinator[0])}${coordinator.slice(1)} http://localhost:${port(coordinator)}`, ...participants.map((svc) => `${svc} :${port(svc)}`)].join(', ')}, RabbitMQ UI http://localhost:15672.
+# The shop as containers, on this machine only (every port is published on 127.0.0.1):
+#   npm run compose:env && docker compose up --build   (or docker-compose up --build)
+# ${[`${upper(coordinator[0])}${coordinator.slice(1)} http://127.0.0.1:${port(coordinator)}`, ...participants.map((svc) => `${svc} :${port(svc)}`)].join(', ')}, RabbitMQ UI http://127.0.0.1:15672.
 # Their health, metrics and docs: ${names.map((svc, i) => `${i === 0 ? `http://127.0.0.1:` : ':'}${managementPort(svc)} (${svc})`).join(', ')}.
 #
-# The same services on a 3-node RabbitMQ cluster and one Postgres server per service:
-#   docker compose --env-file docker/cluster.env --profile cluster up --build
-# The profile adds the servers; the env file points the services (and their migrations) at them
-# (see docker/cluster.env and docs/production.md).
+# No secret has a default here: \`npm run compose:env\` (scripts/compose-env.mjs) writes fresh ones
+# to .env (the passwords, the Erlang cookie, the admin token, the services' URLs) and the broker's
+# users to ${DEMO_DEFINITIONS}, both gitignored; a missing one stops \`docker compose\` naming it.
 #
-# Every password in this file and under docker/ is a development-only default.
+# The same services on a 3-node RabbitMQ cluster and one Postgres server per service:
+#   npm run compose:env -- --cluster && docker compose up --build
+# (the .env then turns the profile \`cluster\` on and points the services at its servers).
 
 x-app: &app
   build:
@@ -347,16 +361,17 @@ services:
     command: ['postgres', '-c', 'max_connections=${MAX_CONNECTIONS_PER_SERVICE * names.length}', '-c', 'shared_buffers=256MB']
     environment:
       POSTGRES_USER: postgres
-      POSTGRES_PASSWORD: postgres # dev only
+      POSTGRES_PASSWORD: ${required('POSTGRES_PASSWORD')}
       POSTGRES_DB: shop
       SHOP_SERVICES: ${names.join(' ')} # every service's role and schema (docker/postgres/init/01-shop.sql)
+      SHOP_ROLE_PASSWORDS: ${required('SHOP_ROLE_PASSWORDS')}
     volumes:
       - ./docker/postgres/init:/docker-entrypoint-initdb.d:ro # roles + schemas, first start only
       - pgdata:/var/lib/postgresql/data
     ports:
       - '127.0.0.1:5432:5432'
     healthcheck:
-      # POSTGRES_READY_CHECK (docker/cluster.env) also waits for the per-service servers, so the
+      # POSTGRES_READY_CHECK (.env of \`npm run compose:env -- --cluster\`) also waits for the per-service servers, so the
       # migrations, which wait for this one, start only once their own server is up.
       test: ['CMD-SHELL', '\${POSTGRES_READY_CHECK:-pg_isready -U postgres -d shop}']
       interval: 2s
@@ -368,7 +383,7 @@ services:
     hostname: rabbitmq # the node name (and so its data folder) must not change between runs
     volumes:
       - ./docker/rabbitmq/rabbitmq.conf:/etc/rabbitmq/conf.d/20-shop.conf:ro
-      - ./docker/rabbitmq/definitions.json:/etc/rabbitmq/definitions.json:ro
+      - ${DEMO_DEFINITIONS}:/etc/rabbitmq/definitions.json:ro # users: npm run compose:env
       - rabbitdata:/var/lib/rabbitmq
     ports:
       - '127.0.0.1:5672:5672'
@@ -388,8 +403,8 @@ ${names.map(service).join('\n')}
   # sweeper and relay claims rows with FOR UPDATE SKIP LOCKED (see the fault suite's replica test).
 ${names.map(replica).join('\n')}
   # --- Profile \`cluster\`: a 3-node RabbitMQ cluster and one Postgres server per service -------
-  #   docker compose --env-file docker/cluster.env --profile cluster up --build
-  # docker/cluster.env points each service's AMQP_URL at the three nodes (each service starting
+  #   npm run compose:env -- --cluster && docker compose up --build
+  # That .env points each service's AMQP_URL at the three nodes (each service starting
   # from another node) and its DATABASE_URL at its own server. \`postgres\` and \`rabbitmq\` above
   # still start (a profile can only add services) but hold nothing for the services.
   rabbitmq-1: &rabbitmq-node
@@ -398,7 +413,7 @@ ${names.map(replica).join('\n')}
     hostname: rabbitmq-1 # node rabbit@rabbitmq-1: its name (and data folder) must not change
     environment:
       # The nodes (and the CLI tools of the healthcheck) authenticate to each other with it.
-      RABBITMQ_ERLANG_COOKIE: \${RABBITMQ_ERLANG_COOKIE:-shop-cluster-dev-only-cookie}
+      RABBITMQ_ERLANG_COOKIE: ${required('RABBITMQ_ERLANG_COOKIE')}
 ${rabbitNode(1)}    restart: unless-stopped
     healthcheck:
       test: ['CMD-SHELL', 'rabbitmq-diagnostics -q check_running && rabbitmq-diagnostics -q check_local_alarms']

@@ -272,8 +272,8 @@ const lit = (s) => `'${s.replaceAll("'", "''")}'`;
  * shared server, only its own on a service's server) two LOGIN roles and a schema: the migration
  * role `<svc>_svc_migrator` owns the schema `<svc>_svc` (it creates and changes the tables); the
  * runtime role `<svc>_svc` may only read and write the rows of its tables and use their sequences,
- * now and in any table the migrations add (default privileges). Nothing else, no PUBLIC access.
- * With `recreate`, the database is dropped first.
+ * now and in any table the migrations add (default privileges), except the migrations table,
+ * which it may only read. Nothing else, no PUBLIC access. With `recreate`, the database is dropped first.
  */
 export async function provisionPostgres(pg, db, { recreate = false } = {}) {
   const services = pg.services ?? SERVICES;
@@ -315,10 +315,24 @@ export async function provisionPostgres(pg, db, { recreate = false } = {}) {
       `GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role};`,
       `ALTER DEFAULT PRIVILEGES FOR ROLE ${migrator} IN SCHEMA ${schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role};`,
       `ALTER DEFAULT PRIVILEGES FOR ROLE ${migrator} IN SCHEMA ${schema} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${role};`,
+      ...migrationsTableGrants(schema, migrator, role),
     );
   }
   await psql(pg.adminUrlFor(db), inDb.join('\n'));
 }
+
+/**
+ * The migrations table (TypeORM's `migrations`), made here rather than by the first migration so
+ * that it never gets the runtime role's default privileges: a service that could insert a name
+ * there would make the migrator skip that migration. TypeORM uses the table when it exists; the
+ * columns are the ones it would create. Also run on a database whose table TypeORM made.
+ */
+const migrationsTableGrants = (schema, migrator, role) => [
+  `CREATE TABLE IF NOT EXISTS ${schema}.migrations (id serial PRIMARY KEY, "timestamp" int8 NOT NULL, name varchar NOT NULL);`,
+  `ALTER TABLE ${schema}.migrations OWNER TO ${migrator};`,
+  `REVOKE ALL ON ${schema}.migrations, ${schema}.migrations_id_seq FROM ${role}, PUBLIC;`,
+  `GRANT SELECT ON ${schema}.migrations TO ${role};`,
+];
 
 /**
  * Database per service: `<db>_federated` on the coordinator's server (recreated), in which each service's

@@ -193,6 +193,31 @@ describe('Postgres: the runtime role reads and writes rows; only the migration r
     const migrator = `${schemaOf(service)}_migrator`;
     expect(outcomes).toEqual({ owner: migrator, tables: [migrator], change: 'allowed', otherSchema: '42501' });
   });
+
+  it.each(SERVICES)(
+    '%s (runtime role) may read the migrations table, never write it (a name there skips a migration)',
+    async (service) => {
+      const forged = `INSERT INTO migrations ("timestamp", name) VALUES (9999999999999, 'Skipped9999999999999')`;
+      const runtime = await asRole(service, (client) =>
+        rolledBack(client, async () => ({
+          read: await attempt(client, 'SELECT count(*) FROM migrations'),
+          insert: await attempt(client, forged),
+          update: await attempt(client, `UPDATE migrations SET name = name`),
+          delete: await attempt(client, 'DELETE FROM migrations WHERE false'),
+          truncate: await attempt(client, 'TRUNCATE migrations'),
+        })),
+      );
+      expect(runtime).toEqual({
+        read: 'allowed',
+        insert: '42501',
+        update: '42501',
+        delete: '42501',
+        truncate: '42501',
+      });
+      const migrator = await asRole(service, (client) => rolledBack(client, () => attempt(client, forged)), 'migrator');
+      expect(migrator).toBe('allowed');
+    },
+  );
 });
 
 describe('RabbitMQ: each service user may do only what its role needs', () => {

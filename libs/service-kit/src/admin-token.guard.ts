@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import {
   applyDecorators,
   CanActivate,
+  createParamDecorator,
   ExecutionContext,
   Inject,
   Injectable,
@@ -19,6 +20,15 @@ export const ADMIN_CHALLENGE = 'Bearer realm="admin"';
 const digest = (token: string): Buffer => createHash('sha256').update(token, 'utf8').digest();
 
 /**
+ * Which admin token a request presented, for the logs: the first 12 hex digits of its SHA-256
+ * (`printf %s "$TOKEN" | sha256sum | cut -c1-12`), never the token. Tells the tokens of a
+ * rotation list apart, and whose change it was when each operator has their own.
+ */
+export const adminTokenFingerprint = (digested: Buffer): string => digested.toString('hex').slice(0, 12);
+
+type AdminRequest = Request & { adminFingerprint?: string };
+
+/**
  * Admin routes (set stock, balances, prices) need `Authorization: Bearer <token>`, the token one
  * of ADMIN_TOKEN's (several while one is rotated out). Tokens are compared as SHA-256 digests, all
  * of them, in constant time: neither the length of a token nor which one matched shows in the timing.
@@ -33,11 +43,15 @@ export class AdminTokenGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const http = context.switchToHttp();
-    const header = http.getRequest<Request>().headers.authorization ?? '';
+    const request = http.getRequest<AdminRequest>();
+    const header = request.headers.authorization ?? '';
     const presented = digest(header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '');
     let matched = false;
     for (const expected of this.expected) matched = timingSafeEqual(presented, expected) || matched;
-    if (matched) return true;
+    if (matched) {
+      request.adminFingerprint = adminTokenFingerprint(presented);
+      return true;
+    }
     http.getResponse<Response>().setHeader('WWW-Authenticate', ADMIN_CHALLENGE);
     throw new UnauthorizedException('this route needs Authorization: Bearer <admin token>');
   }
@@ -50,3 +64,10 @@ export const AdminOnly = () =>
     ApiBearerAuth(),
     ApiUnauthorizedResponse({ description: 'No or wrong admin token' }),
   );
+
+/** The admin of an `AdminOnly` route, as the logs name them: their token's fingerprint. */
+export const CurrentAdmin = createParamDecorator((_data: unknown, context: ExecutionContext): string => {
+  const admin = context.switchToHttp().getRequest<AdminRequest>().adminFingerprint;
+  if (admin === undefined) throw new Error('CurrentAdmin needs the route to be AdminOnly');
+  return admin;
+});

@@ -4,7 +4,12 @@ import { SERVICE_NAMES } from '@shop/contracts';
 import { CustomerAuthConfig } from './auth.config';
 import { BaseConfig, ConfigError, loadConfig } from './config';
 
-const required = { PORT: '3000', DATABASE_URL: 'postgres://u:p@h/db', AMQP_URL: 'amqp://u:p@h/v' };
+const required = {
+  NODE_ENV: 'development',
+  PORT: '3000',
+  DATABASE_URL: 'postgres://u:p@h/db',
+  AMQP_URL: 'amqp://u:p@h/v',
+};
 
 describe('observability settings', () => {
   it('default to info logs, the format chosen by the terminal, and no trace export', () => {
@@ -93,8 +98,9 @@ describe('production refuses development defaults', () => {
     AMQP_URL: 'amqp://order:K3m9TqW1zP@mq-1.internal:5672/shop,amqp://order:K3m9TqW1zP@mq-2.internal:5672/shop',
   };
 
-  // Every default the repository ships: the env examples, docker-compose.yml (`${NAME:-default}`),
-  // docker/cluster.env, and the URLs the stack script builds (scripts/lib/config.mjs).
+  // Every default the repository ships: the env examples and the URLs the stack script builds
+  // (scripts/lib/config.mjs). docker-compose.yml ships none (`${NAME:?…}`: test/compose-demo.spec.ts),
+  // but an older copy's `${NAME:-default}` still counts.
   type Setting = 'ADMIN_TOKEN' | 'DATABASE_URL' | 'MIGRATION_DATABASE_URL' | 'AMQP_URL';
   const shipped: Array<[source: string, setting: Setting, value: string]> = [];
   for (const service of SERVICE_NAMES) {
@@ -121,11 +127,11 @@ describe('production refuses development defaults', () => {
   )) {
     shipped.push(['docker-compose.yml', setting as 'ADMIN_TOKEN', value]);
   }
-  for (const [, setting, value] of read('docker/cluster.env').matchAll(
-    /^[A-Z]+_(DATABASE_URL|MIGRATION_DATABASE_URL|AMQP_URL)=(.+)$/gm,
-  )) {
-    shipped.push(['docker/cluster.env', setting as 'DATABASE_URL', value]);
-  }
+  shipped.push(
+    ['the compose file of old', 'ADMIN_TOKEN', 'compose-dev-admin-token'],
+    ['the compose file of old', 'DATABASE_URL', 'postgres://order_svc:order_svc_dev_password@postgres:5432/shop'],
+    ['the compose file of old', 'AMQP_URL', 'amqp://order:order_dev_password@rabbitmq-1:5672/shop'],
+  );
   shipped.push(
     ['the superuser (scripts/lib/config.mjs, docker-compose.yml)', 'DATABASE_URL', 'postgres://postgres:postgres@h/db'],
     ['the broker admin (scripts/lib/config.mjs)', 'AMQP_URL', 'amqp://admin:admin@h/shop'],
@@ -135,15 +141,13 @@ describe('production refuses development defaults', () => {
 
   it('finds the defaults it checks in the files that ship them', () => {
     const sources = new Set(shipped.map(([source]) => source));
-    for (const file of ['docker-compose.yml', 'docker/cluster.env', 'apps/order/.env.example']) {
+    for (const file of ['apps/order/.env.example', 'scripts/lib/config.mjs']) {
       expect(sources).toContain(file);
       expect(
         shipped.filter(([source, setting]) => source === file && setting === 'MIGRATION_DATABASE_URL'),
       ).not.toEqual([]);
     }
-    expect(
-      shipped.filter(([source, setting]) => source === 'docker-compose.yml' && setting === 'ADMIN_TOKEN'),
-    ).not.toEqual([]);
+    expect(sources).not.toContain('docker-compose.yml'); // it requires every secret now
   });
 
   it.each(shipped)('refuses %s’s %s in production, naming the setting', (_source, setting, value) => {
@@ -159,6 +163,16 @@ describe('production refuses development defaults', () => {
     const allowed = [...read('docker-compose.yml').matchAll(/ALLOW_DEVELOPMENT_SECRETS: *(.*)/g)].map((m) => m[1]);
     expect(allowed.length).toBeGreaterThan(0);
     for (const value of allowed) expect(value.trim()).toMatch(/^\$\{ALLOW_DEVELOPMENT_SECRETS:-false\}$/);
+  });
+
+  it('runs as production when NODE_ENV is unset: development is asked for, never assumed', () => {
+    const unset: Record<string, string> = { ...own, ADMIN_TOKEN: 'dev-admin-token' };
+    delete unset.NODE_ENV;
+    expect(loadConfig(BaseConfig, { ...unset, ADMIN_TOKEN: 'a-production-admin-token' }).NODE_ENV).toBe('production');
+    expect(() => loadConfig(BaseConfig, unset)).toThrow(/^ {2}ADMIN_TOKEN: must be set in production/m);
+    // The harness asks for `test`, `npm start` for `development`: both still run on the development secrets.
+    for (const NODE_ENV of ['test', 'development'])
+      expect(loadConfig(BaseConfig, { ...unset, NODE_ENV })).toBeDefined();
   });
 
   it('accepts the deployment’s own secrets', () => {
@@ -255,14 +269,43 @@ describe('customer token settings (CustomerAuthConfig)', () => {
     (setting) => {
       const load = () => loadConfig(WithCustomers, { ...production, [setting]: '' });
       expect(load).toThrow(new RegExp(`^ {2}${setting}: must be set in production`, 'm'));
-      expect(
+      // ALLOW_DEVELOPMENT_SECRETS lets the development passwords connect, not the development key sign.
+      expect(() =>
         loadConfig(WithCustomers, { ...production, [setting]: '', ALLOW_DEVELOPMENT_SECRETS: 'true' }),
+      ).toThrow(new RegExp(`^ {2}${setting}: must be set in production`, 'm'));
+      const trusting = { ...production, JWT_JWKS_URL: '', TRUST_DEVELOPMENT_JWT_KEY: 'true' };
+      expect(
+        loadConfig(WithCustomers, { ...trusting, [setting]: '', ALLOW_DEVELOPMENT_SECRETS: 'true' }),
       ).toBeDefined();
     },
   );
 
+  it('trust the development key in production only when asked by name, and never beside a key set', () => {
+    const trusting = { ...production, JWT_JWKS_URL: '', JWT_ISSUER: '', JWT_AUDIENCE: '' };
+    expect(() => loadConfig(WithCustomers, trusting)).toThrow(/JWT_JWKS_URL: must be set in production/);
+    expect(loadConfig(WithCustomers, { ...trusting, TRUST_DEVELOPMENT_JWT_KEY: 'true' })).toMatchObject({
+      TRUST_DEVELOPMENT_JWT_KEY: true,
+    });
+    expect(() => loadConfig(WithCustomers, { ...production, TRUST_DEVELOPMENT_JWT_KEY: 'true' })).toThrow(
+      /^ {2}TRUST_DEVELOPMENT_JWT_KEY: true beside JWT_JWKS_URL/m,
+    );
+  });
+
   it('are not asked of a service without customer routes', () => {
     expect(loadConfig(BaseConfig, { ...production, JWT_JWKS_URL: '' })).toBeDefined();
+  });
+
+  it('want an https:// key set URL in production: over http anyone on the path serves their own keys', () => {
+    const load = (env: Record<string, string>) => () => loadConfig(WithCustomers, { ...production, ...env });
+    expect(load({ JWT_JWKS_URL: 'http://id.internal/jwks.json' })).toThrow(
+      /^ {2}JWT_JWKS_URL: an https:\/\/ URL in production$/m,
+    );
+    // Whatever else says the setup is a development one.
+    expect(load({ JWT_JWKS_URL: 'http://id.internal/jwks.json', ALLOW_DEVELOPMENT_SECRETS: 'true' })).toThrow(
+      /^ {2}JWT_JWKS_URL: /m,
+    );
+    expect(load({ JWT_JWKS_URL: 'https://id.internal/jwks.json' })()).toBeDefined();
+    expect(load({ JWT_JWKS_URL: 'http://127.0.0.1:8080/jwks.json', NODE_ENV: 'test' })()).toBeDefined();
   });
 
   it('want an https:// key set URL with REQUIRE_TLS', () => {

@@ -1,5 +1,5 @@
-import { Controller, Get, INestApplication, Module } from '@nestjs/common';
-import { createServer, type Server as HttpServer } from 'node:http';
+import { Controller, Get, INestApplication, Logger, Module } from '@nestjs/common';
+import { createServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
@@ -33,6 +33,13 @@ const claims = (extra: Record<string, unknown> = {}) => ({
   exp: now() + 600,
   ...extra,
 });
+
+/** A token signed with the development key, with this header (beside alg and kid) and claims. */
+async function signedWith(header: Record<string, string>, extra: Record<string, unknown> = {}): Promise<string> {
+  return new SignJWT(claims(extra))
+    .setProtectedHeader({ ...header, alg: 'EdDSA', kid: DEVELOPMENT_JWT.publicJwk.kid })
+    .sign(await importJWK(developmentKey.privateJwk, 'EdDSA'));
+}
 
 /** A real HTTP app with one customer route (no database or broker needed). */
 async function appWith(env: Record<string, string> = {}): Promise<INestApplication> {
@@ -114,6 +121,18 @@ describe('customer tokens, with the development key', () => {
       /signature verification failed/,
     ],
     ['for a sub that is no customer id', () => signDevelopmentToken('alice bob/..'), /sub/],
+    ['without a typ header', () => signedWith({}), /"typ" is not one of at\+jwt, jwt/],
+    ['of another type (a logout token)', () => signedWith({ typ: 'logout+jwt' }), /"typ"/],
+    [
+      'valid until the year 33658 (exp = 1e12)',
+      () => signDevelopmentToken('alice', { expiresAt: 1e12 }),
+      /valid longer than 86400 s/,
+    ],
+    [
+      'issued for 25 hours (iat 23 h ago, exp in 2 h)',
+      () => signedWith({ typ: 'JWT' }, { iat: now() - 23 * 3600, exp: now() + 2 * 3600 }),
+      /valid longer than 86400 s/,
+    ],
     ['that is not a JWT at all', () => Promise.resolve('not-a-jwt'), /./],
   ];
 
@@ -126,6 +145,26 @@ describe('customer tokens, with the development key', () => {
     expect(response.body.detail).toMatch(why);
   });
 
+  it.each(['at+jwt', 'application/at+jwt', 'AT+JWT', 'JWT'])('let a token of typ %s through', async (typ) => {
+    await withToken(await signedWith({ typ })).expect(200, { customerId: 'alice' });
+  });
+
+  it('refuse a token valid longer than JWT_MAX_LIFETIME_SECONDS, and a typ left out of JWT_TYPES', async () => {
+    const strict = await appWith({ JWT_MAX_LIFETIME_SECONDS: '3600', JWT_TYPES: 'at+jwt' });
+    const as = (token: string) =>
+      request(strict.getHttpServer() as Server)
+        .get('/mine')
+        .set('authorization', `Bearer ${token}`);
+    try {
+      const twoHours = await signedWith({ typ: 'at+jwt' }, { exp: now() + 7200 });
+      expect((await as(twoHours).expect(401)).body.detail).toMatch(/longer than 3600 s/);
+      expect((await as(await signedWith({ typ: 'JWT' })).expect(401)).body.detail).toMatch(/"typ"/);
+      await as(await signedWith({ typ: 'at+jwt' })).expect(200, { customerId: 'alice' });
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('refuse an algorithm left out of JWT_ALGORITHMS', async () => {
     const strict = await appWith({ JWT_ALGORITHMS: 'ES256' });
     try {
@@ -136,6 +175,23 @@ describe('customer tokens, with the development key', () => {
     } finally {
       await strict.close();
     }
+  });
+});
+
+describe('customer tokens, with the development key trusted in production (TRUST_DEVELOPMENT_JWT_KEY)', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it('say so loudly at boot, and accept development tokens', async () => {
+    const warned = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const config = CustomerAuthConfig.parse({ TRUST_DEVELOPMENT_JWT_KEY: 'true' });
+    const verifier = new CustomerTokens(config);
+    expect(warned).toHaveBeenCalledWith(
+      expect.stringMatching(/^TRUST_DEVELOPMENT_JWT_KEY=true: .*ANYONE CAN ACT AS ANY CUSTOMER/),
+    );
+    expect(await verifier.verify(await signDevelopmentToken('alice'))).toBe('alice');
+    warned.mockClear();
+    new CustomerTokens(CustomerAuthConfig.parse({}));
+    expect(warned).not.toHaveBeenCalled();
   });
 });
 
@@ -202,7 +258,7 @@ describe('customer tokens, with the identity provider’s key set (JWT_JWKS_URL)
 
   const idpToken = (kid: string, key: SigningKey = signer) =>
     new SignJWT({ sub: 'carol' })
-      .setProtectedHeader({ alg: 'ES256', kid })
+      .setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' })
       .setIssuer(ISSUER)
       .setAudience(AUDIENCE)
       .setExpirationTime('5m')
@@ -251,4 +307,55 @@ describe('customer tokens, with the identity provider’s key set (JWT_JWKS_URL)
       await unreachable.close();
     }
   });
+
+  it.each([
+    ['answers 500', (res: ServerResponse) => res.writeHead(500).end('{"error":"internal"}')],
+    ['answers 503', (res: ServerResponse) => res.writeHead(503, { 'retry-after': '30' }).end()],
+    [
+      'redirects (to a set that would verify)',
+      (res: ServerResponse) => res.writeHead(302, { location: '/.well-known/jwks.json' }).end(),
+    ],
+    [
+      'answers 200 with HTML, not JSON',
+      (res: ServerResponse) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>login</html>'),
+    ],
+    [
+      'answers JSON that is no key set',
+      (res: ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":"none"}'),
+    ],
+  ])(
+    'answer 503 + Retry-After, a problem body without internals, when the key set endpoint %s',
+    async (_case, answer) => {
+      const failing = createServer((req, res) =>
+        req.url === '/.well-known/jwks.json' ? res.end(JSON.stringify(served)) : answer(res),
+      );
+      await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+      const { port } = failing.address() as AddressInfo;
+      const failingApp = await appWith({
+        JWT_JWKS_URL: `http://127.0.0.1:${port}/jwks`,
+        JWT_ISSUER: ISSUER,
+        JWT_AUDIENCE: AUDIENCE,
+      });
+      try {
+        const response = await request(failingApp.getHttpServer() as Server)
+          .get('/mine')
+          .set('authorization', `Bearer ${await idpToken('idp-1')}`);
+        expect({ status: response.status, body: response.body as unknown }).toEqual({
+          status: 503,
+          body: {
+            type: 'about:blank',
+            title: 'Service Unavailable',
+            status: 503,
+            detail: 'the signing keys of customer tokens could not be fetched; retry',
+          },
+        });
+        expect(response.headers['retry-after']).toBe('1');
+        expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+        expect(response.headers['www-authenticate']).toBeUndefined();
+      } finally {
+        await failingApp.close();
+        await new Promise((resolve) => failing.close(resolve));
+      }
+    },
+  );
 });

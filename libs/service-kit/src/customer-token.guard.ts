@@ -11,9 +11,10 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { CustomerId } from '@shop/contracts';
 import type { CustomerAuthConfig } from './auth.config';
+import { customerTokenKeys, KeySetUnavailable } from './auth/customer-token-keys';
 import { DEVELOPMENT_JWT } from './development-token';
 import { RetryLaterException } from './problem-details.filter';
 import { SERVICE_CONFIG } from './tokens';
@@ -26,14 +27,20 @@ export class InvalidCustomerToken extends Error {
   override readonly name = 'InvalidCustomerToken';
 }
 
-/** A failure of the identity provider's key set (unreachable, slow, malformed): not the client's fault. */
-const isKeySetFailure = (err: unknown) =>
-  err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || !(err instanceof errors.JOSEError);
+/** A failure of the identity provider's key set, or of the check itself: not the client's fault. */
+const isKeySetFailure = (err: unknown) => err instanceof KeySetUnavailable || !(err instanceof errors.JOSEError);
+
+/** A `typ` as RFC 8725 §3.11 compares it: case-insensitive, without the `application/` prefix. */
+const mediaType = (typ: string) => typ.toLowerCase().replace(/^application\//, '');
+
+/** Seconds a client waits before retrying while the key set cannot be had (jose refetches it then). */
+const KEY_SET_RETRY_AFTER_SECONDS = 1;
 
 /**
  * Verifies customer tokens: a JWT whose signature checks against the identity provider's keys
  * (JWT_JWKS_URL; unset, the development key), with one of the allowed asymmetric algorithms, the
- * configured `iss` and `aud`, an `exp` not passed, and a `sub` that is a valid customer id: the
+ * configured `iss` and `aud`, a `typ` of JWT_TYPES, an `exp` not passed and no further off than
+ * JWT_MAX_LIFETIME_SECONDS, and a `sub` that is a valid customer id: the
  * customer it speaks for. The one place that decides who a customer is; `CustomerOnly` guards
  * the routes with it.
  */
@@ -50,13 +57,20 @@ export class CustomerTokens {
   private readonly logger = new Logger(CustomerTokens.name);
   private readonly keys: JWTVerifyGetKey;
   private readonly options: Parameters<typeof jwtVerify>[2];
+  private readonly types: ReadonlySet<string>;
+  private readonly maxLifetimeSeconds: number;
+  private readonly clockToleranceSeconds: number;
   /** Tokens verified lately: their customer, and until when (ms) that answer holds. Oldest first. */
   private readonly verified = new Map<string, { customerId: string; until: number }>();
 
   constructor(@Inject(SERVICE_CONFIG) config: CustomerAuthConfig) {
-    this.keys = config.JWT_JWKS_URL
-      ? createRemoteJWKSet(new URL(config.JWT_JWKS_URL))
-      : createLocalJWKSet({ keys: [DEVELOPMENT_JWT.publicJwk] });
+    this.keys = customerTokenKeys(config);
+    if (config.TRUST_DEVELOPMENT_JWT_KEY && config.JWT_JWKS_URL === undefined) {
+      this.logger.warn(
+        'TRUST_DEVELOPMENT_JWT_KEY=true: customer tokens signed with the DEVELOPMENT key are accepted; ' +
+          'its private half is public, so ANYONE CAN ACT AS ANY CUSTOMER. A demo or a benchmark only, never a deployment.',
+      );
+    }
     this.options = {
       issuer: config.JWT_ISSUER ?? DEVELOPMENT_JWT.issuer,
       audience: config.JWT_AUDIENCE ?? DEVELOPMENT_JWT.audience,
@@ -64,6 +78,9 @@ export class CustomerTokens {
       clockTolerance: config.JWT_CLOCK_TOLERANCE_SECONDS,
       requiredClaims: ['exp', 'sub'],
     };
+    this.types = new Set(config.JWT_TYPES.map(mediaType));
+    this.maxLifetimeSeconds = config.JWT_MAX_LIFETIME_SECONDS;
+    this.clockToleranceSeconds = config.JWT_CLOCK_TOLERANCE_SECONDS;
   }
 
   /**
@@ -82,18 +99,32 @@ export class CustomerTokens {
     return customerId;
   }
 
-  /** Checks the token itself: signature, algorithm, claims. */
+  /** Checks the token itself: signature, algorithm, claims, type, lifetime. */
   private async check(token: string): Promise<{ customerId: string; expiresAt: number }> {
     let subject: string | undefined;
     let expiresAt: number;
     try {
-      const { payload } = await jwtVerify(token, this.keys, this.options);
+      const { payload, protectedHeader } = await jwtVerify(token, this.keys, this.options);
+      if (protectedHeader.typ === undefined || !this.types.has(mediaType(protectedHeader.typ))) {
+        throw new InvalidCustomerToken(`the token's "typ" is not one of ${[...this.types].join(', ')}`);
+      }
+      const exp = payload.exp!; // a required claim
+      const now = Date.now() / 1000;
+      const lifetime = Math.max(exp - (payload.iat ?? now), exp - now - this.clockToleranceSeconds);
+      if (lifetime > this.maxLifetimeSeconds) {
+        throw new InvalidCustomerToken(`the token is valid longer than ${this.maxLifetimeSeconds} s`);
+      }
       subject = payload.sub;
-      expiresAt = payload.exp! * 1000; // a required claim
+      expiresAt = exp * 1000;
     } catch (err) {
+      if (err instanceof InvalidCustomerToken) throw err;
       if (isKeySetFailure(err)) {
-        this.logger.warn(`customer token keys unavailable: ${String(err)}`);
-        throw new RetryLaterException('the signing keys of customer tokens could not be fetched; retry', 1);
+        // The cause (jose's words, the provider's status) is for the operator, not the client.
+        this.logger.warn(`customer token keys unavailable: ${String((err as Error).cause ?? err)}`);
+        throw new RetryLaterException(
+          'the signing keys of customer tokens could not be fetched; retry',
+          KEY_SET_RETRY_AFTER_SECONDS,
+        );
       }
       throw new InvalidCustomerToken(
         err instanceof errors.JWTExpired ? 'the token has expired' : (err as Error).message,

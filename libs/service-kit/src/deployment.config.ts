@@ -3,7 +3,11 @@ import { flag, parsedUrl } from './setting-schemas';
 
 /** What kind of setup runs the service: the switches that the other settings' checks read. */
 export const DeploymentConfig = z.object({
-  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /**
+   * Unset means production: development (no secrets checked, `POST /dev/tokens`, the development
+   * admin token) must be asked for. `npm start` sets `development`, the test harness `test`.
+   */
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
   /**
    * A production build on a development setup (the compose demo, the benchmark), whose servers
    * only know the development passwords: development secrets are then accepted in production.

@@ -27,6 +27,7 @@ class RoutesModule {}
 
 const settings = (extra: Record<string, string>) =>
   BaseConfig.parse({
+    NODE_ENV: 'development',
     PORT: '3000',
     DATABASE_URL: 'postgres://unused',
     AMQP_URL: 'amqp://unused',

@@ -19,6 +19,7 @@ class CreateThings1764999999999 implements MigrationInterface {
 
 const ThingsConfig = BaseConfig.extend({ THINGS_PER_PAGE: z.coerce.number().int().default(10) });
 const env = {
+  NODE_ENV: 'development',
   PORT: '3000',
   DATABASE_URL: 'postgres://things_svc:p@db/shop',
   MIGRATION_DATABASE_URL: 'postgres://things_svc_migrator:p@db/shop',

@@ -1,11 +1,22 @@
-import { Body, Controller, Get, NotFoundException, Param, Put, UnprocessableEntityException } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Get,
+  Logger,
+  NotFoundException,
+  Param,
+  Put,
+  UnprocessableEntityException,
+} from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import { AdminOnly, RequestDatabase } from '@shop/service-kit';
+import { AdminOnly, CurrentAdmin, RequestDatabase } from '@shop/service-kit';
 import { MAX_STOCKED, PutStockBody, SkuParam, StockView } from './stock.schemas';
 
 @ApiTags('stock')
 @Controller('stock')
 export class StockController {
+  private readonly logger = new Logger(StockController.name);
+
   constructor(private readonly database: RequestDatabase) {}
 
   /**
@@ -15,7 +26,11 @@ export class StockController {
   @Put(':sku')
   @AdminOnly()
   @ApiOkResponse({ standardSchema: StockView })
-  async put(@Param('sku', { schema: SkuParam }) sku: string, @Body({ schema: PutStockBody }) body: PutStockBody) {
+  async put(
+    @Param('sku', { schema: SkuParam }) sku: string,
+    @Body({ schema: PutStockBody }) body: PutStockBody,
+    @CurrentAdmin() admin: string,
+  ) {
     const [row] = await this.database.query<StockView[]>(
       `INSERT INTO stock (sku, available, stocked) VALUES ($1, $2, $2)
        ON CONFLICT (sku) DO UPDATE
@@ -30,6 +45,8 @@ export class StockController {
         `${body.quantity} available with what is reserved and sold would count more than ${MAX_STOCKED} units of ${sku}`,
       );
     }
+    // Who set which stock, at info (the audit trail), by token fingerprint.
+    this.logger.log(`admin ${admin} set the stock of ${sku}: ${body.quantity} available`);
     return row;
   }
 

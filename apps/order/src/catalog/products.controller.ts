@@ -1,6 +1,6 @@
-import { Body, Controller, Get, NotFoundException, Param, Put } from '@nestjs/common';
+import { Body, Controller, Get, Logger, NotFoundException, Param, Put } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import { AdminOnly, RequestDatabase } from '@shop/service-kit';
+import { AdminOnly, CurrentAdmin, RequestDatabase } from '@shop/service-kit';
 import { ProductView, PutProductBody, SkuParam } from './catalog.schemas';
 
 interface ProductRow {
@@ -21,17 +21,27 @@ const toView = (row: ProductRow): ProductView => ({
 @ApiTags('products')
 @Controller('products')
 export class ProductsController {
+  private readonly logger = new Logger(ProductsController.name);
+
   constructor(private readonly database: RequestDatabase) {}
 
   @Put(':sku')
   @AdminOnly()
   @ApiOkResponse({ standardSchema: ProductView, description: 'The product as stored' })
-  async put(@Param('sku', { schema: SkuParam }) sku: string, @Body({ schema: PutProductBody }) body: PutProductBody) {
+  async put(
+    @Param('sku', { schema: SkuParam }) sku: string,
+    @Body({ schema: PutProductBody }) body: PutProductBody,
+    @CurrentAdmin() admin: string,
+  ) {
     const [row] = await this.database.query<ProductRow[]>(
       `INSERT INTO products (sku, name, unit_price) VALUES ($1, $2, $3)
        ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, unit_price = EXCLUDED.unit_price, updated_at = now()
        RETURNING sku, name, unit_price, updated_at`,
       [sku, body.name, body.unitPrice],
+    );
+    // Prices are money: who set which, at info (the audit trail), by token fingerprint.
+    this.logger.log(
+      `admin ${admin} set product ${sku}: unit price ${body.unitPrice}, name ${JSON.stringify(body.name)}`,
     );
     return toView(row);
   }

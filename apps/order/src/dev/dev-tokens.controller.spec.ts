@@ -7,10 +7,10 @@ import { developmentControllers } from './dev-tokens.controller';
 
 /** The order service's controllers that depend on NODE_ENV, on a real HTTP app (no database or broker). */
 async function appIn(
-  NODE_ENV: 'development' | 'production',
+  NODE_ENV: 'development' | 'production' | undefined,
 ): Promise<{ app: INestApplication; tokens: CustomerTokens }> {
   const config = OrderConfig.parse({
-    NODE_ENV,
+    ...(NODE_ENV === undefined ? {} : { NODE_ENV }),
     PORT: '3000',
     DATABASE_URL: 'postgres://unused',
     AMQP_URL: 'amqp://unused',
@@ -44,8 +44,11 @@ describe('POST /dev/tokens', () => {
     }
   });
 
-  it('does not exist with NODE_ENV=production: 404', async () => {
-    const { app } = await appIn('production');
+  it.each([
+    ['NODE_ENV=production', 'production'],
+    ['NODE_ENV unset (production unless development is asked for)', undefined],
+  ] as const)('does not exist with %s: 404', async (_case, NODE_ENV) => {
+    const { app } = await appIn(NODE_ENV);
     try {
       const response = await request(app.getHttpServer() as Server)
         .post('/dev/tokens')

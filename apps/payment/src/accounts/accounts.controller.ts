@@ -1,6 +1,15 @@
-import { Body, Controller, Get, NotFoundException, Param, Put, UnprocessableEntityException } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Get,
+  Logger,
+  NotFoundException,
+  Param,
+  Put,
+  UnprocessableEntityException,
+} from '@nestjs/common';
 import { ApiNotFoundResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import { AdminOnly, CurrentCustomer, CustomerOnly, RequestDatabase } from '@shop/service-kit';
+import { AdminOnly, CurrentAdmin, CurrentCustomer, CustomerOnly, RequestDatabase } from '@shop/service-kit';
 import { Account } from './account.entity';
 import { AccountView, CustomerIdParam, MAX_DEPOSITED, PutAccountBody } from './account.schemas';
 
@@ -14,6 +23,8 @@ const toView = ({ customerId, balance, held, captured }: Account): AccountView =
 @ApiTags('accounts')
 @Controller('accounts')
 export class AccountsController {
+  private readonly logger = new Logger(AccountsController.name);
+
   constructor(private readonly database: RequestDatabase) {}
 
   /**
@@ -26,8 +37,9 @@ export class AccountsController {
   async put(
     @Param('customerId', { schema: CustomerIdParam }) customerId: string,
     @Body({ schema: PutAccountBody }) body: PutAccountBody,
+    @CurrentAdmin() admin: string,
   ) {
-    return this.database.transaction(async (unit) => {
+    const view = await this.database.transaction(async (unit) => {
       const accounts = unit.manager.getRepository(Account);
       // The row first (an empty one for a new customer), then locked: two PUTs for a new
       // customer at once do not both insert it, and a hold in flight is not overwritten.
@@ -46,8 +58,11 @@ export class AccountsController {
       }
       const deposited = account.deposited - account.balance + body.balance;
       await accounts.update({ customerId }, { balance: body.balance, deposited });
-      return toView({ ...account, balance: body.balance, deposited });
+      return { was: account.balance, view: toView({ ...account, balance: body.balance, deposited }) };
     });
+    // Money: who set which balance, from what, at info (the audit trail), by token fingerprint.
+    this.logger.log(`admin ${admin} set the balance of ${customerId}: ${body.balance} (was ${view.was})`);
+    return view.view;
   }
 
   /** The customer's own account: someone else's is answered exactly like one that does not exist. */

@@ -1,38 +1,20 @@
 import { Controller } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { CheckoutBatchPattern, CheckoutContext } from '@shop/checkout-transport';
-import {
-  CheckoutMessage,
-  COORDINATOR,
-  createMessage,
-  Decision,
-  MessageOfType,
-  Outcome,
-  Participant,
-  PreparePayload,
-  Prepare,
-  PrepareRequest,
-} from '@shop/contracts';
+import { CheckoutMessage, MessageOfType, Participant, PrepareRequest } from '@shop/contracts';
 import { Inbox } from '@shop/inbox';
 import { backoffMs, currentLogContext, Logger, PoisonMessageError, withLogContext } from '@shop/messaging';
 import type { Transactions, UnitOfWork } from '@shop/outbox';
-import { z } from 'zod';
 import { AckRoundTrip } from './ack-round-trip';
 import { Decided, Effect, onAck, onDeadline, onInquiry, onVote, Recorded } from './coordinator-rules';
-import {
-  CoordinatorChanges,
-  insertCheckout,
-  lockCheckouts,
-  noChanges,
-  scheduleResends,
-  takeExpired,
-  takeUnacked,
-  writeChanges,
-} from './coordinator-store';
+import { decisionMessage, prepareMessage, prepareStages } from './coordinator-messages';
+import { CoordinatorChanges, insertCheckout, lockCheckouts, noChanges, writeChanges } from './coordinator-store';
+import { scheduleResends, takeExpired, takeUnacked } from './coordinator-sweep-store';
 import type { DecisionTaken, ProtocolObserver } from './observer';
 import { send } from './outgoing';
 
 export { TIMEOUT, type Decided } from './coordinator-rules';
+export { prepareStages } from './coordinator-messages';
 
 /** What each participant is asked to prepare, keyed by participant (the kit adds deadline and name). */
 export type PrepareRequests<P extends Participant = Participant> = { [Q in P]: PrepareRequest<Q> };
@@ -250,58 +232,6 @@ export class Coordinator<P extends Participant = Participant> {
     );
     this.options.observer?.decided?.(decision);
   }
-}
-
-/**
- * The participants in stages: the given ones (each named once, each a participant), then one of
- * everyone they leave out; empty stages dropped; each stage sorted, so its prepares go out in one order.
- */
-export function prepareStages<P extends Participant>(
-  participants: readonly P[],
-  stages: ReadonlyArray<readonly P[]>,
-): Array<readonly P[]> {
-  const named = stages.flat();
-  const stray = named.filter((name, index) => !participants.includes(name) || named.indexOf(name) !== index);
-  if (stray.length) throw new Error(`prepare stages: ${stray.join(', ')} named twice, or not a participant`);
-  const rest = participants.filter((name) => !named.includes(name));
-  return [...stages, rest].filter((stage) => stage.length > 0).map((stage) => [...stage].sort());
-}
-
-/**
- * One prepare: what `participant` is asked, with the checkout's deadline, sent at `sentAt` by the
- * database's clock (so a participant with another clock can tell the two apart).
- */
-function prepareMessage<P extends Participant>(
-  transactionId: string,
-  participant: P,
-  request: PrepareRequest<P>,
-  deadline: Date,
-  sentAt: Date,
-): CheckoutMessage {
-  return createMessage(Prepare, {
-    transactionId,
-    sender: COORDINATOR,
-    recipient: participant,
-    sentAt,
-    payload: { participant, deadline: deadline.toISOString(), ...request } as z.input<typeof PreparePayload>,
-  });
-}
-
-/** The one decision message: the outcome (and why, for an abort) to one participant. */
-function decisionMessage(
-  transactionId: string,
-  recipient: string,
-  outcome: Outcome,
-  reason: string | null,
-  causationId: string | null,
-): CheckoutMessage {
-  return createMessage(Decision, {
-    transactionId,
-    sender: COORDINATOR,
-    recipient: recipient as Participant,
-    payload: { outcome, ...(reason ? { reason } : {}) },
-    causationId,
-  });
 }
 
 /** The Nest handler of the coordinator's checkout messages: each batch, in its unit of work (the transport's). */

@@ -160,15 +160,25 @@ describe('per-customer limits', () => {
       { idempotencyKey: randomUUID() },
     );
     expect(tooManyLines.status).toBe(400);
-    expect((tooManyLines.json as ProblemView).errors).toEqual([`items: at most ${MAX_LINES} lines per order in this shop`]);
+    expect((tooManyLines.json as ProblemView).errors).toEqual([
+      `items: at most ${MAX_LINES} lines per order in this shop`,
+    ]);
 
     const tooMany = await shop.api.placeOrder(
-      { customerId: dave, items: [{ sku: skus[0], quantity: 1 }, { sku: skus[1], quantity: MAX_QUANTITY + 1 }] },
+      {
+        customerId: dave,
+        items: [
+          { sku: skus[0], quantity: 1 },
+          { sku: skus[1], quantity: MAX_QUANTITY + 1 },
+        ],
+      },
       { idempotencyKey: randomUUID() },
     );
     expect(tooMany.status).toBe(400);
     expect(tooMany.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect((tooMany.json as ProblemView).errors).toEqual([`items.1.quantity: at most ${MAX_QUANTITY} per line in this shop`]);
+    expect((tooMany.json as ProblemView).errors).toEqual([
+      `items.1.quantity: at most ${MAX_QUANTITY} per line in this shop`,
+    ]);
     expect(await writtenFor(dave)).toEqual({ orders: 0, keys: [], messages: 0 });
 
     // At the bounds: accepted.

@@ -22,6 +22,14 @@ import { order } from './service';
     UnfinishedCheckoutsController,
     ...developmentControllers(order.config),
   ],
-  providers: [OrdersService, DecisionListener, DecisionWaits, AdmissionControl, CustomerLimits, CustomerTokens, InDoubtGauges],
+  providers: [
+    OrdersService,
+    DecisionListener,
+    DecisionWaits,
+    AdmissionControl,
+    CustomerLimits,
+    CustomerTokens,
+    InDoubtGauges,
+  ],
 })
 export class OrderModule {}

@@ -70,8 +70,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     }
     if (exception instanceof RetryLaterException || exception instanceof TooManyRequestsException) {
       response.setHeader('Retry-After', exception.retryAfterSeconds);
-    }
-    else if (isTransientDatabaseError(exception)) response.setHeader('Retry-After', DATABASE_RETRY_AFTER_SECONDS);
+    } else if (isTransientDatabaseError(exception)) response.setHeader('Retry-After', DATABASE_RETRY_AFTER_SECONDS);
     response.status(problem.status).type('application/problem+json').json(problem);
   }
 

@@ -43,8 +43,8 @@ const REMEMBER_DECIDED = 10_000;
 @Injectable()
 export class AdmissionControl implements DecisionSubscriber, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(AdmissionControl.name);
-  /** Accepted orders not yet known to be decided: id → when accepted (ms, monotonic), whom to tell when freed. */
-  private readonly accepted = new Map<string, { at: number; freed: () => void }>();
+  /** Accepted orders not yet known to be decided: id → when accepted (ms, monotonic), whom to tell when decided. */
+  private readonly accepted = new Map<string, { at: number; decided: () => void }>();
   /**
    * Decisions announced for orders this process did not know: another replica's, or one of its
    * own whose `accepted()` is still to come (a shared group's set-aside requests ran first, say).
@@ -116,11 +116,11 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   }
 
   /**
-   * Takes a slot for a new order, waiting at most ADMISSION_WAIT_MS; else throws a 503. `freed` is
-   * called once the slot is free again (the order decided, or the ticket cancelled): the customer's
-   * own slot (CustomerLimits) follows this one, with its decision signal and its reconciliation.
+   * Takes a slot for a new order, waiting at most ADMISSION_WAIT_MS; else throws a 503. `decided`
+   * is called when the accepted order's slot is freed by its decision: the customer's own slot
+   * (CustomerLimits) follows this one, its announcements and its reconciliation.
    */
-  async admit(freed: () => void = () => undefined): Promise<AdmissionTicket> {
+  async admit(decided: () => void = () => undefined): Promise<AdmissionTicket> {
     if (this.inFlight < this.bound && this.waiting.length === 0) {
       this.reserved += 1;
     } else if (!(await this.waitForSlot())) {
@@ -141,15 +141,14 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
           // accepted is not known, so it gives no decision-time sample.
           this.decidedSinceTick += 1;
           this.handOver();
-          freed();
-        } else this.accepted.set(orderId, { at: performance.now(), freed });
+          decided();
+        } else this.accepted.set(orderId, { at: performance.now(), decided });
       },
       cancel: () => {
         if (settled) return;
         settled = true;
         this.reserved -= 1;
         this.handOver();
-        freed();
       },
     };
   }
@@ -196,12 +195,12 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     }
   }
 
-  private release(orderId: string, accepted: { at: number; freed: () => void }): void {
+  private release(orderId: string, accepted: { at: number; decided: () => void }): void {
     this.accepted.delete(orderId);
     this.decidedSinceTick += 1;
     this.decisionSeconds += LATENCY_SMOOTHING * ((performance.now() - accepted.at) / 1000 - this.decisionSeconds);
     this.handOver();
-    accepted.freed();
+    accepted.decided();
   }
 
   /** About how long until a retry finds a slot (seconds): the time an order now takes to be decided. */

@@ -72,7 +72,7 @@ describe('CustomerLimits', () => {
     /** Both doors, as POST /orders takes them; returns the global ticket. */
     const enter = async (customerId: string, key?: string) => {
       const slot = customers.take(customerId, key);
-      return { slot, ticket: await admission.admit(() => slot.free()) };
+      return { slot, ticket: await admission.admit(() => slot.decided()) };
     };
     const limited = async (limit: string) =>
       (await metrics.registry.getSingleMetric('checkout_customer_limited_total')!.get()).values.find(
@@ -104,17 +104,14 @@ describe('CustomerLimits', () => {
     expect(customers.checkoutsOf('mallory')).toBe(2);
   });
 
-  it('frees the slot of a request that wrote nothing, and of one shed at the global door', async () => {
-    const { customers, enter } = limits({
-      MAX_CHECKOUTS_IN_FLIGHT_PER_CUSTOMER: '1',
-      ADMISSION_MIN_IN_FLIGHT: '1',
-      ADMISSION_MAX_IN_FLIGHT: '1',
-    });
-    (await enter('c')).ticket.cancel();
+  it('keeps the slot of an accepted order until its decision, however it was learnt', async () => {
+    const { customers, admission, enter, announce } = limits({ MAX_CHECKOUTS_IN_FLIGHT_PER_CUSTOMER: '1' });
+    const { ticket } = await enter('c');
+    announce('o1'); // announced before this process knew the order was its own
+    expect(customers.checkoutsOf('c')).toBe(1);
+    ticket.accepted('o1');
     expect(customers.checkoutsOf('c')).toBe(0);
-    (await enter('other')).ticket.accepted('o1'); // the one global slot
-    await expect(enter('c')).rejects.toThrow(/too many checkouts in progress/);
-    expect(customers.checkoutsOf('c')).toBe(1); // held until the caller frees it, as the controller does
+    expect(admission.inFlight).toBe(0);
   });
 
   it('counts requests with one Idempotency-Key as one checkout, and spends one token for them', async () => {
@@ -123,20 +120,18 @@ describe('CustomerLimits', () => {
     const retries = Array.from({ length: 5 }, () => customers.take('c', 'k'));
     expect(customers.checkoutsOf('c')).toBe(1);
     expect(() => customers.take('c', 'other-key')).toThrow(TooManyRequestsException);
-    for (const retry of retries) retry.free();
+    for (const retry of retries) retry.cancel(); // replays: they spent no token, so give none back
     expect(customers.checkoutsOf('c')).toBe(1);
-    first.free();
+    first.decided();
     expect(customers.checkoutsOf('c')).toBe(0);
-    // The burst of 1 went to the first request: the retries spent none, refunding them gives none.
-    for (const retry of retries) retry.refund();
-    expect(() => customers.take('c', 'k2')).toThrow(/faster than 1 a second/);
+    expect(() => customers.take('c', 'k2')).toThrow(/faster than 1 a second/); // the burst of 1 was the first's
   });
 
-  it('limits the rate per customer, with a Retry-After until the next token, and refunds a replay', async () => {
+  it('limits the rate per customer (orders written), with a Retry-After until the next token', async () => {
     const { customers, limited } = limits({ CUSTOMER_ORDER_RATE: '0.5', CUSTOMER_ORDER_BURST: '2' });
-    customers.take('c', undefined).free();
-    const second = customers.take('c', undefined);
-    second.free();
+    customers.take('c', undefined).cancel(); // wrote nothing: its token is given back
+    customers.take('c', undefined).decided();
+    customers.take('c', undefined).decided();
     let refused: unknown;
     try {
       customers.take('c', undefined);
@@ -147,9 +142,21 @@ describe('CustomerLimits', () => {
     expect((refused as TooManyRequestsException).retryAfterSeconds).toBe(2); // 0.5 a second: a token in 2 s
     expect(await limited('rate')).toBe(1);
     expect(customers.take('d', undefined)).toBeDefined(); // another customer has their own bucket
-    second.refund(); // it turned out a replay
-    second.refund(); // once only
-    customers.take('c', undefined).free();
+  });
+
+  it('gives back the slot and the token of a request shed at the global door, once', async () => {
+    const { customers, admission, enter } = limits({
+      CUSTOMER_ORDER_BURST: '1',
+      ADMISSION_MIN_IN_FLIGHT: '1',
+      ADMISSION_MAX_IN_FLIGHT: '1',
+    });
+    (await enter('other')).ticket.accepted('o1'); // the one global slot
+    const slot = customers.take('c', undefined);
+    await expect(admission.admit(() => slot.decided())).rejects.toThrow(/too many checkouts in progress/);
+    slot.cancel(); // as the controller does
+    slot.cancel();
+    expect(customers.checkoutsOf('c')).toBe(0);
+    customers.take('c', undefined).decided(); // the token came back (once: the burst is 1)
     expect(() => customers.take('c', undefined)).toThrow(TooManyRequestsException);
   });
 });

@@ -56,12 +56,12 @@ interface CustomerCheckouts {
   keyed: Map<string, number>;
 }
 
-/** A customer's slot (and token) taken for one request: say what became of it. */
+/** A customer's slot (and token) taken for one request: say what became of it (once). */
 export interface CustomerSlot {
-  /** The request's checkout is over here (its order decided, or nothing written): the slot is free. */
-  free(): void;
-  /** Nothing new was written for the customer (a replay, a 503 at the global door): the token is given back. */
-  refund(): void;
+  /** Its order was decided: the slot is free; the token stays spent. */
+  decided(): void;
+  /** Nothing new was written (a replay, refused input, a 503 at the global door): slot and token back. */
+  cancel(): void;
 }
 
 /**
@@ -70,7 +70,9 @@ export interface CustomerSlot {
  * accepted and undecided, and new orders at CUSTOMER_ORDER_RATE a second after a burst of
  * CUSTOMER_ORDER_BURST. Past either: 429 + Retry-After, before anything is written or a global
  * admission slot is taken. A slot is freed with the order's admission slot (`AdmissionControl.admit`'s
- * `freed`), so it follows the same decision announcements and reconciliation.
+ * `decided`), so it follows the same decision announcements and reconciliation. The rate counts
+ * orders written: a request that wrote nothing gives its token back (the in-flight bound and the
+ * request's own cost, a read of the products, are what such requests meet).
  *
  * In memory, per process: with R replicas behind a balancer a customer gets up to R times each
  * limit. A database check would be shared, but costs a query (or a lock) on every order.
@@ -87,7 +89,11 @@ export class CustomerLimits {
     private readonly admission: AdmissionControl,
     metrics: ServiceMetrics,
   ) {
-    this.rates = new TokenBuckets(config.CUSTOMER_ORDER_RATE, config.CUSTOMER_ORDER_BURST, config.CUSTOMER_RATE_MAX_TRACKED);
+    this.rates = new TokenBuckets(
+      config.CUSTOMER_ORDER_RATE,
+      config.CUSTOMER_ORDER_BURST,
+      config.CUSTOMER_RATE_MAX_TRACKED,
+    );
     this.limited = new Counter({
       name: 'checkout_customer_limited_total',
       help: 'New orders refused at the door (429 + Retry-After) by a per-customer limit: in_flight or rate',
@@ -148,24 +154,23 @@ export class CustomerLimits {
     idempotencyKey: string | undefined,
     spentToken: boolean,
   ): CustomerSlot {
-    let freed = false;
-    let refundable = spentToken;
+    let settled = false;
+    const free = () => {
+      if (settled) return false;
+      settled = true;
+      if (idempotencyKey === undefined) checkouts.unkeyed -= 1;
+      else {
+        const holders = checkouts.keyed.get(idempotencyKey)! - 1;
+        if (holders > 0) checkouts.keyed.set(idempotencyKey, holders);
+        else checkouts.keyed.delete(idempotencyKey);
+      }
+      if (checkouts.unkeyed === 0 && checkouts.keyed.size === 0) this.inFlight.delete(customerId);
+      return true;
+    };
     return {
-      free: () => {
-        if (freed) return;
-        freed = true;
-        if (idempotencyKey === undefined) checkouts.unkeyed -= 1;
-        else {
-          const holders = checkouts.keyed.get(idempotencyKey)! - 1;
-          if (holders > 0) checkouts.keyed.set(idempotencyKey, holders);
-          else checkouts.keyed.delete(idempotencyKey);
-        }
-        if (checkouts.unkeyed === 0 && checkouts.keyed.size === 0) this.inFlight.delete(customerId);
-      },
-      refund: () => {
-        if (!refundable) return;
-        refundable = false;
-        this.rates.refund(customerId);
+      decided: () => void free(),
+      cancel: () => {
+        if (free() && spentToken) this.rates.refund(customerId);
       },
     };
   }

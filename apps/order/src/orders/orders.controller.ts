@@ -112,19 +112,21 @@ export class OrdersController {
       if (replay) return replay;
       throw err;
     }
-    const ticket = await this.admission.admit(() => slot.free()).catch((err: unknown) => {
-      slot.refund(); // shed at the global door: the customer was not served
-      slot.free();
-      throw err;
-    });
+    const ticket = await this.admission
+      .admit(() => slot.decided())
+      .catch((err: unknown) => {
+        slot.cancel(); // shed at the global door: the customer was not served
+        throw err;
+      });
+    const cancel = () => {
+      ticket.cancel();
+      slot.cancel();
+    };
     const placed = await this.orders.place(request, idempotencyKey, ticket).catch((err: unknown) => {
-      ticket.cancel();
+      cancel();
       throw err;
     });
-    if (placed.replayed) {
-      slot.refund();
-      ticket.cancel();
-    }
+    if (placed.replayed) cancel();
     return placed;
   }
 

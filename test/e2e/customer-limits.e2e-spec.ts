@@ -160,7 +160,7 @@ describe('per-customer limits', () => {
       { idempotencyKey: randomUUID() },
     );
     expect(tooManyLines.status).toBe(400);
-    expect((tooManyLines.json as ProblemView).errors).toEqual([
+    expect((tooManyLines.json as unknown as ProblemView).errors).toEqual([
       `items: at most ${MAX_LINES} lines per order in this shop`,
     ]);
 
@@ -176,7 +176,7 @@ describe('per-customer limits', () => {
     );
     expect(tooMany.status).toBe(400);
     expect(tooMany.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect((tooMany.json as ProblemView).errors).toEqual([
+    expect((tooMany.json as unknown as ProblemView).errors).toEqual([
       `items.1.quantity: at most ${MAX_QUANTITY} per line in this shop`,
     ]);
     expect(await writtenFor(dave)).toEqual({ orders: 0, keys: [], messages: 0 });

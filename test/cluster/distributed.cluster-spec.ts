@@ -7,7 +7,7 @@ import { eventually } from '../support/eventually';
 import { ShopApi } from '../support/http';
 import { waitUntilDecided } from '../support/invariants';
 import { adminChannel, management } from '../support/rabbitmq';
-import { Services, startServices } from '../support/services';
+import { NO_CUSTOMER_LIMITS, Services, startServices } from '../support/services';
 import {
   type Catalog,
   placeOrders,
@@ -135,7 +135,7 @@ afterAll(async () => {
 });
 
 beforeAll(async () => {
-  shop = await startServices({ env: { all: { SWEEP_INTERVAL_MS: '250' } } });
+  shop = await startServices({ env: { all: { SWEEP_INTERVAL_MS: '250' }, order: NO_CUSTOMER_LIMITS } });
 });
 
 /** Orders placed and decided, and how long they took to settle after the faults. */

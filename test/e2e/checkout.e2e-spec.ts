@@ -15,7 +15,8 @@ const ids = runIds('checkout');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DECIDE_MS = 20_000;
 
-const shop = useShop();
+// The metrics test's buyer places 20 orders back to back, past the default burst of one customer.
+const shop = useShop({ env: { order: { CUSTOMER_ORDER_BURST: '50' } } });
 
 /** A product with a price and (unless `stock` is null) a stock row. */
 async function product(name: string, unitPrice: number, stock: number | null): Promise<string> {

@@ -13,7 +13,7 @@ import { closeDb, db, sql } from '../support/db';
 import { eventually } from '../support/eventually';
 import { OrderView, ProblemView, ShopApi } from '../support/http';
 import { waitUntilDecided } from '../support/invariants';
-import { Services, startServices, ServiceName } from '../support/services';
+import { NO_CUSTOMER_LIMITS, Services, startServices, ServiceName } from '../support/services';
 import { PARTICIPANTS, SERVICE_NAMES, type CheckoutMessage } from '@shop/contracts';
 import { schemaOf } from '../../scripts/lib/checkout-invariants.mjs';
 import {
@@ -74,7 +74,8 @@ async function stack(
   only: readonly ServiceName[] | undefined = undefined,
 ): Promise<Services> {
   const started = await startServices({
-    env: { all: { SWEEP_INTERVAL_MS: '250', ...env } },
+    // Eight customers place every order: the per-customer limits are not what is tested here.
+    env: { all: { SWEEP_INTERVAL_MS: '250', ...env }, order: NO_CUSTOMER_LIMITS },
     stack: stackIndex,
     services: only,
   });

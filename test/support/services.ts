@@ -32,6 +32,16 @@ export const ADMIN_TOKEN = process.env.ADMIN_TOKEN ?? 'dev-admin-token';
 
 export type EnvOverrides = Record<string, string | undefined>;
 
+/**
+ * The order service's per-customer limits out of the way, for suites that play many customers'
+ * orders through a few (contention, faults, the cluster): what they test is not the door.
+ */
+export const NO_CUSTOMER_LIMITS: EnvOverrides = {
+  MAX_CHECKOUTS_IN_FLIGHT_PER_CUSTOMER: '1000000',
+  CUSTOMER_ORDER_RATE: '1000000',
+  CUSTOMER_ORDER_BURST: '1000000',
+};
+
 export interface StartOptions {
   /** Extra environment for every service (`all`) and per service; later wins. */
   env?: Partial<Record<ServiceName | 'all', EnvOverrides>>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { BaseConfig, CustomerAuthConfig, unsetIfEmpty } from '@shop/service-kit';
-import { PARTICIPANTS } from '@shop/contracts';
+import { LIMITS, PARTICIPANTS } from '@shop/contracts';
 import { CoordinatorConfig } from '@shop/two-phase-commit';
 
 /** The order service's settings, validated at boot. See apps/order/.env.example. */
@@ -33,6 +33,26 @@ export const OrderConfig = BaseConfig.extend(CoordinatorConfig.shape)
     ADMISSION_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
     /** How long a new order may wait for a slot before it is answered 503 + Retry-After. */
     ADMISSION_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(10),
+    /**
+     * Per-customer limits at the door of POST /orders (docs/production.md, "Per-customer limits"),
+     * checked before a global admission slot is taken; past them: 429 + Retry-After, nothing
+     * written. Per process: with R replicas behind a balancer a customer gets up to R times each.
+     * Checkouts of one customer accepted and not yet decided (requests with one Idempotency-Key count once):
+     */
+    MAX_CHECKOUTS_IN_FLIGHT_PER_CUSTOMER: z.coerce.number().int().min(1).max(1_000_000).default(4),
+    /** New orders a customer may place: CUSTOMER_ORDER_RATE a second, after a burst of CUSTOMER_ORDER_BURST. */
+    CUSTOMER_ORDER_RATE: z.coerce.number().positive().max(1_000_000).default(1),
+    CUSTOMER_ORDER_BURST: z.coerce.number().int().min(1).max(1_000_000).default(10),
+    /** Customers whose rate is remembered at once (least recently seen forgotten first): bounds the memory. */
+    CUSTOMER_RATE_MAX_TRACKED: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
+    /** What one order may ask for: lower than the contract's limits if the shop wants, never higher. */
+    MAX_LINES_PER_ORDER: z.coerce.number().int().min(1).max(LIMITS.maxLinesPerOrder).default(LIMITS.maxLinesPerOrder),
+    MAX_QUANTITY_PER_LINE: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(LIMITS.maxQuantityPerLine)
+      .default(LIMITS.maxQuantityPerLine),
     /** Requests waiting at once for a decision (`Prefer: wait`); beyond it they are answered at once. */
     PREFER_WAIT_MAX_WAITERS: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
   })

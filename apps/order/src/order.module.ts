@@ -5,6 +5,7 @@ import { ProductsController } from './catalog/products.controller';
 import { developmentControllers } from './dev/dev-tokens.controller';
 import { InDoubtGauges, UnfinishedCheckoutsController } from './operator/operator.controller';
 import { AdmissionControl } from './orders/admission-control';
+import { CustomerLimits } from './orders/customer-limits';
 import { DecisionListener } from './orders/decision-listener';
 import { DecisionWaits } from './orders/decision-waits';
 import { OrderDecisions } from './orders/order-decisions';
@@ -21,6 +22,14 @@ import { order } from './service';
     UnfinishedCheckoutsController,
     ...developmentControllers(order.config),
   ],
-  providers: [OrdersService, DecisionListener, DecisionWaits, AdmissionControl, CustomerTokens, InDoubtGauges],
+  providers: [
+    OrdersService,
+    DecisionListener,
+    DecisionWaits,
+    AdmissionControl,
+    CustomerLimits,
+    CustomerTokens,
+    InDoubtGauges,
+  ],
 })
 export class OrderModule {}

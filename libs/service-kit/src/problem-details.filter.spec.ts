@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import request from 'supertest';
 import { createServiceApp } from './bootstrap';
 import { BaseConfig } from './config';
+import { TooManyRequestsException } from './problem-details.filter';
 
 /** What the database driver throws (TypeORM wraps the pg error as `driverError`). */
 const databaseError = (code: string, message: string) =>
@@ -23,6 +24,11 @@ class FailingController {
   @Get('out-of-range')
   outOfRange() {
     throw databaseError('22003', 'integer out of range');
+  }
+
+  @Get('too-many')
+  tooMany() {
+    throw new TooManyRequestsException('this customer places orders too fast', 7);
   }
 
   @Get('bug')
@@ -63,6 +69,18 @@ describe('problem details for database errors', () => {
     expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(response.body).toMatchObject({ status: 422, title: 'Unprocessable Entity' });
     expect(JSON.stringify(response.body)).not.toContain('integer'); // no internals
+  });
+
+  it('answers a per-client limit with 429, its Retry-After and a problem body, not logged as an error', async () => {
+    const response = await request(server()).get('/fails/too-many').expect(429);
+    expect(response.headers['retry-after']).toBe('7');
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(response.body).toEqual({
+      type: 'about:blank',
+      title: 'Too Many Requests',
+      status: 429,
+      detail: 'this customer places orders too fast',
+    });
   });
 
   it('still answers a bug with a plain 500', async () => {

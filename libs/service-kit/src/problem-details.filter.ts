@@ -29,6 +29,19 @@ export class RetryLaterException extends ServiceUnavailableException {
   }
 }
 
+/**
+ * 429 with `Retry-After`: this client asks for more than the service gives one client (a
+ * per-customer limit); nothing was done. A retry after `Retry-After` seconds may be served.
+ */
+export class TooManyRequestsException extends HttpException {
+  constructor(
+    detail: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(detail, HttpStatus.TOO_MANY_REQUESTS);
+  }
+}
+
 interface ProblemDetails {
   type: string;
   title: string;
@@ -55,8 +68,9 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       if (exception instanceof Error) this.logger.error(exception);
       else this.logger.error(String(exception));
     }
-    if (exception instanceof RetryLaterException) response.setHeader('Retry-After', exception.retryAfterSeconds);
-    else if (isTransientDatabaseError(exception)) response.setHeader('Retry-After', DATABASE_RETRY_AFTER_SECONDS);
+    if (exception instanceof RetryLaterException || exception instanceof TooManyRequestsException) {
+      response.setHeader('Retry-After', exception.retryAfterSeconds);
+    } else if (isTransientDatabaseError(exception)) response.setHeader('Retry-After', DATABASE_RETRY_AFTER_SECONDS);
     response.status(problem.status).type('application/problem+json').json(problem);
   }
 

@@ -43,8 +43,8 @@ const REMEMBER_DECIDED = 10_000;
 @Injectable()
 export class AdmissionControl implements DecisionSubscriber, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(AdmissionControl.name);
-  /** Accepted orders not yet known to be decided: id → when accepted (ms, monotonic). */
-  private readonly accepted = new Map<string, number>();
+  /** Accepted orders not yet known to be decided: id → when accepted (ms, monotonic), whom to tell when decided. */
+  private readonly accepted = new Map<string, { at: number; decided: () => void }>();
   /**
    * Decisions announced for orders this process did not know: another replica's, or one of its
    * own whose `accepted()` is still to come (a shared group's set-aside requests ran first, say).
@@ -115,15 +115,19 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     return this.bound;
   }
 
-  /** Takes a slot for a new order, waiting at most ADMISSION_WAIT_MS; else throws a 503. */
-  async admit(): Promise<AdmissionTicket> {
+  /**
+   * Takes a slot for a new order, waiting at most ADMISSION_WAIT_MS; else throws a 503. `decided`
+   * is called when the accepted order's slot is freed by its decision: the customer's own slot
+   * (CustomerLimits) follows this one, its announcements and its reconciliation.
+   */
+  async admit(decided: () => void = () => undefined): Promise<AdmissionTicket> {
     if (this.inFlight < this.bound && this.waiting.length === 0) {
       this.reserved += 1;
     } else if (!(await this.waitForSlot())) {
       this.shed.inc();
       throw new RetryLaterException(
         `too many checkouts in progress (${this.inFlight}); retry with the same Idempotency-Key`,
-        this.retryAfterSeconds(),
+        this.retryAfterSeconds,
       );
     }
     let settled = false;
@@ -137,7 +141,8 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
           // accepted is not known, so it gives no decision-time sample.
           this.decidedSinceTick += 1;
           this.handOver();
-        } else this.accepted.set(orderId, performance.now());
+          decided();
+        } else this.accepted.set(orderId, { at: performance.now(), decided });
       },
       cancel: () => {
         if (settled) return;
@@ -149,8 +154,8 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   }
 
   decided(orderId: string): void {
-    const acceptedAt = this.accepted.get(orderId);
-    if (acceptedAt !== undefined) this.release(orderId, acceptedAt);
+    const accepted = this.accepted.get(orderId);
+    if (accepted !== undefined) this.release(orderId, accepted);
     else this.rememberDecided(orderId); // another replica's order, or ours not accepted yet
   }
 
@@ -190,15 +195,16 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     }
   }
 
-  private release(orderId: string, acceptedAt: number): void {
+  private release(orderId: string, accepted: { at: number; decided: () => void }): void {
     this.accepted.delete(orderId);
     this.decidedSinceTick += 1;
-    this.decisionSeconds += LATENCY_SMOOTHING * ((performance.now() - acceptedAt) / 1000 - this.decisionSeconds);
+    this.decisionSeconds += LATENCY_SMOOTHING * ((performance.now() - accepted.at) / 1000 - this.decisionSeconds);
     this.handOver();
+    accepted.decided();
   }
 
-  /** About how long until a retry finds a slot: the time an order now takes to be decided. */
-  private retryAfterSeconds(): number {
+  /** About how long until a retry finds a slot (seconds): the time an order now takes to be decided. */
+  get retryAfterSeconds(): number {
     return Math.min(30, Math.max(1, Math.ceil(this.decisionSeconds)));
   }
 
@@ -221,7 +227,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
       this.decidedUnknown.delete(id);
     }
     if (now - this.lastReconcile >= RECONCILE_EVERY_MS) {
-      const overdue = [...this.accepted].filter(([, acceptedAt]) => acceptedAt < stale).map(([id]) => id);
+      const overdue = [...this.accepted].filter(([, { at }]) => at < stale).map(([id]) => id);
       if (overdue.length > 0) void this.reconcile(overdue);
     }
   }

@@ -5,6 +5,7 @@ import {
   ForbiddenException,
   Get,
   Headers,
+  Inject,
   Param,
   Post,
   Res,
@@ -17,14 +18,17 @@ import {
   ApiOkResponse,
   ApiServiceUnavailableResponse,
   ApiTags,
+  ApiTooManyRequestsResponse,
   ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { addLogContext } from '@shop/messaging';
-import { CurrentCustomer, CustomerOnly } from '@shop/service-kit';
+import { CurrentCustomer, CustomerOnly, SERVICE_CONFIG, TooManyRequestsException } from '@shop/service-kit';
+import type { OrderConfig } from '../config';
 import { AdmissionControl } from './admission-control';
+import { type CustomerSlot, CustomerLimits } from './customer-limits';
 import { IdempotencyKey, OrderIdParam, OrderView, PlaceOrderBody, preferredWaitSeconds } from './order.schemas';
-import { OrdersService } from './orders.service';
+import { type OrderRequest, type PlacedOrder, OrdersService } from './orders.service';
 
 const PREFER_HEADER = {
   name: 'Prefer',
@@ -38,6 +42,8 @@ export class OrdersController {
   constructor(
     private readonly orders: OrdersService,
     private readonly admission: AdmissionControl,
+    private readonly customerLimits: CustomerLimits,
+    @Inject(SERVICE_CONFIG) private readonly config: OrderConfig,
   ) {}
 
   @Post()
@@ -52,6 +58,10 @@ export class OrdersController {
   @ApiAcceptedResponse({ standardSchema: OrderView, description: 'Accepted: the checkout is running (PENDING)' })
   @ApiOkResponse({ standardSchema: OrderView, description: 'Already decided (with Prefer: wait, or a replay)' })
   @ApiUnprocessableEntityResponse({ description: 'Unknown SKU, or an Idempotency-Key reused with another body' })
+  @ApiTooManyRequestsResponse({
+    description:
+      "Past this customer's limits (checkouts in flight, orders a second): nothing was written; retry after `Retry-After` seconds",
+  })
   @ApiServiceUnavailableResponse({
     description:
       'Too many checkouts in progress: nothing was written; retry after `Retry-After` seconds with the same Idempotency-Key',
@@ -69,16 +79,9 @@ export class OrdersController {
     if (body.customerId !== undefined && body.customerId !== customerId) {
       throw new ForbiddenException("customerId must be the token's customer (or left out)");
     }
-    // Refused here (503) when too many checkouts are undecided: before anything is written.
-    const ticket = await this.admission.admit();
-    // The whole body: all of it enters the request hash. A new order takes the slot as it commits.
-    const { order, replayed } = await this.orders
-      .place({ ...body, customerId }, idempotencyKey, ticket)
-      .catch((err: unknown) => {
-        ticket.cancel();
-        throw err;
-      });
-    if (replayed) ticket.cancel();
+    this.checkBounds(body);
+    // The whole body: all of it enters the request hash.
+    const { order, replayed } = await this.placeAtTheDoor({ ...body, customerId }, idempotencyKey);
     // The order id is the checkout's transaction id: the request's log lines carry it from here on.
     addLogContext({ transactionId: order.id });
     const wait = preferredWaitSeconds(prefer);
@@ -89,6 +92,52 @@ export class OrdersController {
     response.status(view.status === 'PENDING' ? 202 : 200).location(`/orders/${view.id}`);
     if (replayed) response.setHeader('Idempotent-Replayed', 'true');
     return view;
+  }
+
+  /**
+   * Refused before anything is written: past the customer's own limits (429), then when too many
+   * checkouts are undecided (503), so a limited customer never takes a global slot. A new order
+   * takes both slots as it commits; they are freed when it is decided. A replay is answered as
+   * ever, however busy its customer: it writes nothing.
+   */
+  private async placeAtTheDoor(request: OrderRequest, idempotencyKey: string | undefined): Promise<PlacedOrder> {
+    let slot: CustomerSlot;
+    try {
+      slot = this.customerLimits.take(request.customerId, idempotencyKey);
+    } catch (err) {
+      const replay =
+        err instanceof TooManyRequestsException && idempotencyKey !== undefined
+          ? await this.orders.findReplay(request, idempotencyKey)
+          : undefined;
+      if (replay) return replay;
+      throw err;
+    }
+    const ticket = await this.admission
+      .admit(() => slot.decided())
+      .catch((err: unknown) => {
+        slot.cancel(); // shed at the global door: the customer was not served
+        throw err;
+      });
+    const cancel = () => {
+      ticket.cancel();
+      slot.cancel();
+    };
+    const placed = await this.orders.place(request, idempotencyKey, ticket).catch((err: unknown) => {
+      cancel();
+      throw err;
+    });
+    if (placed.replayed) cancel();
+    return placed;
+  }
+
+  /** The shop's own bounds on one order (within the contract's LIMITS, which the schema checks). */
+  private checkBounds(body: PlaceOrderBody): void {
+    const { MAX_LINES_PER_ORDER: maxLines, MAX_QUANTITY_PER_LINE: maxQuantity } = this.config;
+    const errors = body.items.flatMap((item, index) =>
+      item.quantity > maxQuantity ? [`items.${index}.quantity: at most ${maxQuantity} per line in this shop`] : [],
+    );
+    if (body.items.length > maxLines) errors.unshift(`items: at most ${maxLines} lines per order in this shop`);
+    if (errors.length) throw new BadRequestException(errors);
   }
 
   @Get(':id')

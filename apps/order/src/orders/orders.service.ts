@@ -142,6 +142,16 @@ export class OrdersService {
     });
   }
 
+  /**
+   * What `place` would answer a replay of this request (the key's order, or 422 if the request
+   * differs), or undefined when the key has no order (or is past retention): a read only, for a
+   * request refused at the door (429) that may be a replay, which writes nothing and is answered.
+   */
+  async findReplay(body: OrderRequest, idempotencyKey: string): Promise<PlacedOrder | undefined> {
+    const earlier = await this.database.read((manager) => this.findByKey(manager, body.customerId, idempotencyKey));
+    return earlier && !earlier.expired ? replay(earlier.order, hashRequest(body)) : undefined;
+  }
+
   /** The customer's order: someone else's is answered exactly like one that does not exist. */
   async get(id: string, customerId: string): Promise<OrderView> {
     const [row] = await this.database.query<OrderRow[]>(`${ORDER_SELECT} WHERE o.id = $1 AND o.customer_id = $2`, [

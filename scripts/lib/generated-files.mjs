@@ -8,10 +8,11 @@ import {
   PARTICIPANT_NAMES,
   RABBIT_ADMIN,
   SERVICES,
-  SHARED_EXCHANGES,
+  BROKER_LIMITS,
   amqpPassword,
   amqpUser,
   brokerPermissions,
+  brokerTopology,
   dbMigratorPassword,
   dbMigratorRole,
   dbPassword,
@@ -95,10 +96,15 @@ function rabbitDefinitions() {
   });
   // The same rules as the local stack gives them (brokerPermissions).
   const grants = names.map((svc) => ({ user: amqpUser(svc), ...brokerPermissions(svc) }));
+  const topology = brokerTopology(names);
+  const userLimits = {
+    'max-connections': BROKER_LIMITS.userMaxConnections,
+    'max-channels': BROKER_LIMITS.userMaxChannels,
+  };
   const definitions = {
     users: [
       user(RABBIT_ADMIN.user, RABBIT_ADMIN.password, ['administrator']),
-      ...names.map((svc) => user(amqpUser(svc), amqpPassword(svc), [])),
+      ...names.map((svc) => ({ ...user(amqpUser(svc), amqpPassword(svc), []), limits: userLimits })),
     ],
     vhosts: [{ name: vhost }],
     permissions: [
@@ -106,12 +112,25 @@ function rabbitDefinitions() {
       ...grants.map(({ user: name, configure, write, read }) => ({ user: name, vhost, configure, write, read })),
     ],
     topic_permissions: grants.flatMap(({ user: name, topics }) => topics.map((t) => ({ user: name, vhost, ...t }))),
-    parameters: [],
+    parameters: [
+      {
+        vhost,
+        component: 'vhost-limits',
+        name: 'limits',
+        value: { 'max-connections': BROKER_LIMITS.vhostMaxConnections, 'max-queues': BROKER_LIMITS.vhostMaxQueues },
+      },
+    ],
     global_parameters: [],
-    policies: [],
-    queues: [],
-    // The services declare their own queues and dead-letter exchanges; they may not declare these.
-    exchanges: SHARED_EXCHANGES.map(({ name, type }) => ({
+    // The whole topology: no service user may declare anything (brokerPermissions), they check it at boot.
+    policies: topology.policies.map((policy) => ({ vhost, ...policy })),
+    queues: topology.queues.map(({ name, arguments: args }) => ({
+      name,
+      vhost,
+      durable: true,
+      auto_delete: false,
+      arguments: args,
+    })),
+    exchanges: topology.exchanges.map(({ name, type }) => ({
       name,
       vhost,
       type,
@@ -120,7 +139,12 @@ function rabbitDefinitions() {
       internal: false,
       arguments: {},
     })),
-    bindings: [],
+    bindings: topology.bindings.map((binding) => ({
+      ...binding,
+      vhost,
+      destination_type: 'queue',
+      arguments: {},
+    })),
   };
   return `${JSON.stringify(definitions, null, 2)}\n`;
 }

@@ -78,14 +78,18 @@ interface ManagementQueue {
 
 describe('RabbitMQ: the checkout queues, the vhost and the users are bounded', () => {
   it('every provisioned checkout queue has a length limit that refuses publishes when full', async () => {
-    const response = await management(`/api/queues/${encodeURIComponent(vhost())}?columns=name,effective_policy_definition`);
+    const response = await management(
+      `/api/queues/${encodeURIComponent(vhost())}?columns=name,effective_policy_definition`,
+    );
     const queues = ((await response.json()) as ManagementQueue[]).filter((q) =>
       /^checkout\.(order|payment|inventory)(\.|$)/.test(q.name),
     );
     const services = ['order', 'payment', 'inventory'];
     // Each service: its queue, its dead-letter queue, a retry queue per delay.
     expect(queues.map((q) => q.name)).toEqual(
-      expect.arrayContaining(services.flatMap((s) => [`checkout.${s}`, `checkout.${s}.dead-letter`, `checkout.${s}.retry.100ms`])),
+      expect.arrayContaining(
+        services.flatMap((s) => [`checkout.${s}`, `checkout.${s}.dead-letter`, `checkout.${s}.retry.100ms`]),
+      ),
     );
     for (const queue of queues) {
       expect({ queue: queue.name, ...queue.effective_policy_definition }).toMatchObject({
@@ -143,15 +147,17 @@ describe('RabbitMQ: the checkout queues, the vhost and the users are bounded', (
       const publisher = new ConfirmPublisher(broker, exchange);
       await publisher.start();
       try {
-        const messages = Array.from({ length: 5 }, (_, i) => ({
-          messageId: randomUUID(),
-          routingKey: 'flood',
-          type: 'test',
-          body: { i },
-        }));
-        const result = await publisher.publish(messages);
-        expect(result.failed.length).toBe(2);
-        expect(await readyCount(queue)).toBe(3);
+        // One at a time, each confirmed before the next. A quorum queue refuses once it holds
+        // more than its limit: the publish that crosses it is taken (3 + 1), the next ones nacked.
+        const outcomes: string[] = [];
+        for (let i = 0; i < 6; i++) {
+          const result = await publisher.publish([
+            { messageId: randomUUID(), routingKey: 'flood', type: 'test', body: { i } },
+          ]);
+          outcomes.push(result.failed[0]?.error.name ?? 'confirmed'); // NackedError: basic.nack
+        }
+        expect(outcomes).toEqual(['confirmed', 'confirmed', 'confirmed', 'confirmed', 'NackedError', 'NackedError']);
+        expect(await readyCount(queue)).toBe(4);
       } finally {
         await publisher.stop();
         await broker.close();

@@ -21,7 +21,9 @@ const voteOf = (padBytes: number) => {
     payload: { vote: 'yes' },
   });
   const entry = 'x'.repeat(500);
-  const traceContext = Object.fromEntries(Array.from({ length: Math.ceil(padBytes / 500) }, (_, i) => [`k${i}`, entry]));
+  const traceContext = Object.fromEntries(
+    Array.from({ length: Math.ceil(padBytes / 500) }, (_, i) => [`k${i}`, entry]),
+  );
   return { raw: { ...asRaw(vote), body: { ...vote, traceContext } }, messageId: vote.messageId };
 };
 

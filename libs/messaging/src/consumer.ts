@@ -181,7 +181,8 @@ export class Consumer<T> {
         const message = within(traced, () => {
           const { length } = traced.message.content;
           const maxBytes = this.options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
-          if (length > maxBytes) throw new PoisonMessageError(`body of ${length} bytes is over the ${maxBytes}-byte bound`);
+          if (length > maxBytes)
+            throw new PoisonMessageError(`body of ${length} bytes is over the ${maxBytes}-byte bound`);
           const decodedMessage = this.options.decode(traced.message.content, traced.delivery);
           Object.assign(traced.logFields, currentLogContext()); // what decoding learned (the transaction id)
           return decodedMessage;

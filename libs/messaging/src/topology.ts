@@ -101,6 +101,7 @@ async function checkProvisioned(channel: Channel, kind: 'exchange' | 'queue', na
     throw new Error(
       `the broker has no ${kind} ${name}: the checkout topology is provisioned by the broker's administrator ` +
         `(npm run stack:up, or docker/rabbitmq/definitions.json), not by the service (${(err as Error).message})`,
+      { cause: err },
     );
   }
 }

@@ -98,7 +98,7 @@ export class Consumer<T> {
     return this.batches.size;
   }
 
-  /** Declares (on a channel of its own, closed after) the retry queues, and with `topology` the service's topology first. */
+  /** Declares or checks (`declareTopology`; on a channel of its own, closed after) the retry queues, and with `topology` the service's topology first. */
   private async declare(channel: amqp.Channel, { topology }: { topology: boolean }): Promise<void> {
     try {
       if (topology) await declareTopology(channel, this.options.topology);

@@ -7,6 +7,7 @@ import {
   drainQueue,
   management,
   uniqueExchange,
+  vhost,
 } from '../../../test/support/rabbitmq';
 import { eventually } from '../../../test/support/eventually';
 import { testEnv } from '../../../test/support/env';
@@ -475,6 +476,20 @@ describe('messaging on a real RabbitMQ', () => {
       { attempt: 2, routingKey: 'svc.test' },
       { attempt: 3, routingKey: 'svc.test' },
     ]);
+  });
+
+  it('only checks a provisioned topology (the checkout exchange), and names what the broker lacks', async () => {
+    const admin = await adminChannel();
+    admin.channel.on('error', () => undefined); // the missing exchange closes the channel
+    try {
+      await expect(declareTopology(admin.channel, topologyFor('unprovisioned'))).rejects.toThrow(
+        /the broker has no exchange checkout\.unprovisioned\.dlx: the checkout topology is provisioned/,
+      );
+    } finally {
+      await admin.close().catch(() => undefined);
+    }
+    const check = await management(`/api/exchanges/${encodeURIComponent(vhost())}/checkout.unprovisioned.dlx`);
+    expect(check.status).toBe(404); // nothing declared, even with the admin's rights
   });
 
   it('consumes again after the broker cancelled its consumer (queue deleted), declaring the queue again', async () => {

@@ -504,7 +504,11 @@ export async function provisionRabbit(h, vhost, { recreate = false } = {}) {
   for (const { name, type } of exchanges)
     await must(h, 'PUT', `/exchanges/${v}/${encodeURIComponent(name)}`, { type, durable: true, auto_delete: false });
   for (const { name, arguments: args } of queues)
-    await must(h, 'PUT', `/queues/${v}/${encodeURIComponent(name)}`, { durable: true, auto_delete: false, arguments: args });
+    await must(h, 'PUT', `/queues/${v}/${encodeURIComponent(name)}`, {
+      durable: true,
+      auto_delete: false,
+      arguments: args,
+    });
   for (const { source, destination, routing_key } of bindings)
     await must(h, 'POST', `/bindings/${v}/e/${encodeURIComponent(source)}/q/${encodeURIComponent(destination)}`, {
       routing_key,

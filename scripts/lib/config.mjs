@@ -73,16 +73,17 @@ export const SHARED_EXCHANGES = [
 ];
 
 /**
- * Least privilege on the broker, per service user: it may declare only its own queues
- * (`checkout.<svc>`, `.retry.<delay>ms`, `.dead-letter`) and its own dead-letter exchange
- * (`checkout.<svc>.dlx`), so that no other user can park a message where its operator re-drives
- * from; it may use the shared exchanges but not declare, delete or redeclare them; it reads only
- * its own queues; and it publishes on the checkout exchange only the routing keys its role sends
- * (libs/contracts ALLOWED_SENDERS): the coordinator prepares and decides, a participant votes,
- * acks and inquires, and only towards the coordinator.
+ * Least privilege on the broker, per service user: it may configure nothing (`^$`): the whole
+ * checkout topology is provisioned (`brokerTopology`) and the service only checks it at boot, so
+ * it can neither declare an exchange or queue that forwards or dead-letters into another
+ * service's queue nor delete one. It writes to the shared exchanges and its own dead-letter
+ * exchange, reads (consumes) only its own queue and dead-letter queue, and publishes on the
+ * checkout exchange only the routing keys its role sends (libs/contracts ALLOWED_SENDERS): the
+ * coordinator prepares and decides, a participant votes, acks and inquires, and only towards
+ * the coordinator. (RabbitMQ checks topic permissions only on a client's own publishes: hence
+ * no configure at all, and no exchange-to-exchange binding a service could add.)
  */
 export function brokerPermissions(svc) {
-  const own = `checkout\\.${svc}(\\..*)?`;
   const shared = SHARED_EXCHANGES.map((e) => e.name.replaceAll('.', '\\.')).join('|');
   const sends =
     svc === COORDINATOR
@@ -92,14 +93,105 @@ export function brokerPermissions(svc) {
   // `<svc>` to the single retry queue of old) and re-drives (`<svc>.redrive`) to itself only.
   const toItself = `^${svc}(\\.redrive|\\.retry\\.[0-9]+ms)?$`;
   return {
-    configure: `^${own}$`,
-    write: `^(${shared}|${own})$`,
-    read: `^(${shared}|${own})$`,
+    configure: '^$',
+    write: `^(${shared}|checkout\\.${svc}\\.dlx)$`,
+    read: `^checkout\\.${svc}(\\.dead-letter)?$`,
     topics: [
       { exchange: 'checkout', write: sends, read: `^${svc}\\.` },
       { exchange: 'checkout.retry', write: toItself, read: toItself },
     ],
   };
+}
+
+/**
+ * The retry delays of every service (RETRY_DELAYS_MS in libs/checkout-transport/src/checkout-messaging.ts;
+ * its transient delay, the longest, is one of them): one provisioned retry queue each.
+ */
+export const BROKER_RETRY_DELAYS_MS = [100, 500, 2_000, 5_000];
+/** The broker-side redelivery limit of a service's queue (`deliveryLimit` in libs/messaging/src/topology.ts). */
+const DELIVERY_LIMIT = 20;
+
+/**
+ * Bounds on the broker (docs/production.md#queue-limits says how to size them). A full queue
+ * refuses new messages (`reject-publish`: the publisher gets a nack, and an outbox row stays to
+ * be retried) instead of growing until the memory or disk alarm blocks every publisher.
+ */
+export const BROKER_LIMITS = {
+  /** Messages in one checkout queue (a service's queue, retry or dead-letter queue). */
+  queueMaxLength: envPositive('RABBITMQ_QUEUE_MAX_LENGTH', 100_000),
+  /** Bytes of message bodies in one checkout queue. */
+  queueMaxBytes: envPositive('RABBITMQ_QUEUE_MAX_BYTES', 256 * 1024 * 1024),
+  /** The broker refuses a larger message (rabbitmq.conf `max_message_size`). */
+  maxMessageBytes: 4 * 1024 * 1024,
+  /** Connections and queues in the vhost (test suites declare their own queues in theirs). */
+  vhostMaxConnections: 1_000,
+  vhostMaxQueues: 2_000,
+  /** Connections and channels of one service user (its replicas together). */
+  userMaxConnections: 100,
+  userMaxChannels: 1_000,
+};
+
+function envPositive(name, fallback) {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
+  return value;
+}
+
+/**
+ * The whole checkout topology, as libs/messaging/src/topology.ts names it (`topologyFor`):
+ * per service its queue (bound `<svc>.*` on `checkout`, `<svc>.redrive` on `checkout.retry`),
+ * its dead-letter exchange and queue, a retry queue per delay; and the length-limit policy on
+ * every checkout queue. Provisioned by the stack (provisionRabbit) and the compose definitions.
+ */
+export function brokerTopology(services = SERVICES.map((s) => s.name)) {
+  const exchanges = [...SHARED_EXCHANGES];
+  const queues = [];
+  const bindings = [];
+  for (const svc of services) {
+    const queue = `checkout.${svc}`;
+    const dlx = `${queue}.dlx`;
+    exchanges.push({ name: dlx, type: 'direct' });
+    queues.push({
+      name: queue,
+      arguments: {
+        'x-queue-type': 'quorum',
+        'x-delivery-limit': DELIVERY_LIMIT,
+        'x-dead-letter-exchange': dlx,
+        'x-dead-letter-routing-key': svc,
+      },
+    });
+    bindings.push({ source: 'checkout', destination: queue, routing_key: `${svc}.*` });
+    bindings.push({ source: 'checkout.retry', destination: queue, routing_key: `${svc}.redrive` });
+    queues.push({ name: `${queue}.dead-letter`, arguments: { 'x-queue-type': 'quorum' } });
+    bindings.push({ source: dlx, destination: `${queue}.dead-letter`, routing_key: svc });
+    for (const delay of BROKER_RETRY_DELAYS_MS) {
+      const retry = `${queue}.retry.${delay}ms`;
+      queues.push({
+        name: retry,
+        arguments: {
+          'x-queue-type': 'quorum',
+          'x-message-ttl': delay,
+          'x-dead-letter-exchange': 'checkout.retry',
+          'x-dead-letter-routing-key': `${svc}.redrive`,
+        },
+      });
+      bindings.push({ source: 'checkout.retry', destination: retry, routing_key: `${svc}.retry.${delay}ms` });
+    }
+  }
+  const policies = [
+    {
+      name: 'checkout-queue-limits',
+      pattern: '^checkout\\.',
+      'apply-to': 'queues',
+      priority: 0,
+      definition: {
+        'max-length': BROKER_LIMITS.queueMaxLength,
+        'max-length-bytes': BROKER_LIMITS.queueMaxBytes,
+        overflow: 'reject-publish',
+      },
+    },
+  ];
+  return { exchanges, queues, bindings, policies };
 }
 
 export const RABBIT_ADMIN = { user: 'admin', password: 'admin' }; // dev only

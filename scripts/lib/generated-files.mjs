@@ -8,9 +8,10 @@ import {
   PARTICIPANT_NAMES,
   RABBIT_ADMIN,
   SERVICES,
-  SHARED_EXCHANGES,
+  BROKER_LIMITS,
   amqpUser,
   brokerPermissions,
+  brokerTopology,
   dbMigratorRole,
   dbRole,
 } from './config.mjs';
@@ -98,10 +99,15 @@ export function rabbitDefinitions(secrets) {
   });
   // The same rules as the local stack gives them (brokerPermissions).
   const grants = names.map((svc) => ({ user: amqpUser(svc), ...brokerPermissions(svc) }));
+  const topology = brokerTopology(names);
+  const userLimits = {
+    'max-connections': BROKER_LIMITS.userMaxConnections,
+    'max-channels': BROKER_LIMITS.userMaxChannels,
+  };
   const definitions = {
     users: [
       user(RABBIT_ADMIN.user, secrets?.rabbitAdmin, ['administrator']),
-      ...names.map((svc) => user(amqpUser(svc), secrets?.amqp[svc], [])),
+      ...names.map((svc) => ({ ...user(amqpUser(svc), secrets?.amqp[svc], []), limits: userLimits })),
     ],
     vhosts: [{ name: vhost }],
     permissions: [
@@ -109,12 +115,25 @@ export function rabbitDefinitions(secrets) {
       ...grants.map(({ user: name, configure, write, read }) => ({ user: name, vhost, configure, write, read })),
     ],
     topic_permissions: grants.flatMap(({ user: name, topics }) => topics.map((t) => ({ user: name, vhost, ...t }))),
-    parameters: [],
+    parameters: [
+      {
+        vhost,
+        component: 'vhost-limits',
+        name: 'limits',
+        value: { 'max-connections': BROKER_LIMITS.vhostMaxConnections, 'max-queues': BROKER_LIMITS.vhostMaxQueues },
+      },
+    ],
     global_parameters: [],
-    policies: [],
-    queues: [],
-    // The services declare their own queues and dead-letter exchanges; they may not declare these.
-    exchanges: SHARED_EXCHANGES.map(({ name, type }) => ({
+    // The whole topology: no service user may declare anything (brokerPermissions), they check it at boot.
+    policies: topology.policies.map((policy) => ({ vhost, ...policy })),
+    queues: topology.queues.map(({ name, arguments: args }) => ({
+      name,
+      vhost,
+      durable: true,
+      auto_delete: false,
+      arguments: args,
+    })),
+    exchanges: topology.exchanges.map(({ name, type }) => ({
       name,
       vhost,
       type,
@@ -123,7 +142,12 @@ export function rabbitDefinitions(secrets) {
       internal: false,
       arguments: {},
     })),
-    bindings: [],
+    bindings: topology.bindings.map((binding) => ({
+      ...binding,
+      vhost,
+      destination_type: 'queue',
+      arguments: {},
+    })),
   };
   return `${JSON.stringify(definitions, null, 2)}\n`;
 }

@@ -10,11 +10,12 @@ import {
   RABBIT,
   RABBIT_ADMIN,
   RABBIT_CLUSTER,
+  BROKER_LIMITS,
   SERVICES,
-  SHARED_EXCHANGES,
   amqpPassword,
   amqpUser,
   brokerPermissions,
+  brokerTopology,
 } from './config.mjs';
 import { asUser, ensureTraversable, isRoot, osUser, ownedDir } from './system.mjs';
 import {
@@ -144,6 +145,8 @@ function writeNodeFiles(inst, user) {
       'default_user_tags.administrator = true',
       'log.console = false',
       'log.file.level = info',
+      '# a larger message is refused (the transport also dead-letters what passes this but exceeds its own bound)',
+      `max_message_size = ${BROKER_LIMITS.maxMessageBytes}`,
       ...(seed
         ? [
             '# first boot: join the cluster of node 1 (started and ready before this one)',
@@ -473,9 +476,10 @@ async function must(h, method, p, body, okStatuses = [200, 201, 204]) {
 }
 
 /**
- * Idempotent: the vhost, the shared exchanges (no service user may declare them), one user per
- * service, permissions on the vhost, admin's permissions. With `recreate`, the vhost (and all its
- * queues) is deleted first.
+ * Idempotent: the vhost and its limits, the whole checkout topology (exchanges, queues, bindings,
+ * length-limit policies: no service user may declare anything, see brokerPermissions in
+ * config.mjs), one user per service with its limits, permissions on the vhost, admin's
+ * permissions. With `recreate`, the vhost (and all its queues) is deleted first.
  */
 export async function provisionRabbit(h, vhost, { recreate = false } = {}) {
   const v = encodeURIComponent(vhost);
@@ -491,15 +495,32 @@ export async function provisionRabbit(h, vhost, { recreate = false } = {}) {
     },
     { timeoutMs: 30_000 },
   );
-  for (const { name, type } of SHARED_EXCHANGES) {
+  await must(h, 'PUT', `/vhost-limits/${v}/max-connections`, { value: BROKER_LIMITS.vhostMaxConnections });
+  await must(h, 'PUT', `/vhost-limits/${v}/max-queues`, { value: BROKER_LIMITS.vhostMaxQueues });
+  const { exchanges, queues, bindings, policies } = brokerTopology();
+  // Policies first: the queues are bounded from their first message.
+  for (const { name, ...policy } of policies)
+    await must(h, 'PUT', `/policies/${v}/${encodeURIComponent(name)}`, policy);
+  for (const { name, type } of exchanges)
     await must(h, 'PUT', `/exchanges/${v}/${encodeURIComponent(name)}`, { type, durable: true, auto_delete: false });
-  }
+  for (const { name, arguments: args } of queues)
+    await must(h, 'PUT', `/queues/${v}/${encodeURIComponent(name)}`, {
+      durable: true,
+      auto_delete: false,
+      arguments: args,
+    });
+  for (const { source, destination, routing_key } of bindings)
+    await must(h, 'POST', `/bindings/${v}/e/${encodeURIComponent(source)}/q/${encodeURIComponent(destination)}`, {
+      routing_key,
+    });
   // Each service user gets only what its role needs (see brokerPermissions in config.mjs).
   const all = { configure: '.*', write: '.*', read: '.*' };
   for (const svc of SERVICES) {
     const user = encodeURIComponent(amqpUser(svc.name));
     const { topics, ...permissions } = brokerPermissions(svc.name);
     await must(h, 'PUT', `/users/${user}`, { password: amqpPassword(svc.name), tags: '' });
+    await must(h, 'PUT', `/user-limits/${user}/max-connections`, { value: BROKER_LIMITS.userMaxConnections });
+    await must(h, 'PUT', `/user-limits/${user}/max-channels`, { value: BROKER_LIMITS.userMaxChannels });
     await must(h, 'PUT', `/permissions/${v}/${user}`, permissions);
     for (const topic of topics) await must(h, 'PUT', `/topic-permissions/${v}/${user}`, topic);
   }

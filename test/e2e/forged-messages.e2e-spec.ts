@@ -203,12 +203,12 @@ describe('forged messages', () => {
       {
         route: "a queue of its own that the broker dead-letters into payment's queue with the re-drive key",
         send: viaOwnQueue(payment.retryExchange, redriveKey(payment)),
-        broker: 'allowed',
+        broker: 'refused', // it may configure nothing (the topology is provisioned)
       },
       {
         route: 'an exchange of its own bound into the checkout exchange with payment.decision',
         send: viaOwnExchange(payment.exchange, 'payment.decision'),
-        broker: 'allowed',
+        broker: 'refused', // it may configure nothing (the topology is provisioned)
       },
     ];
 
@@ -233,7 +233,19 @@ describe('forged messages', () => {
         );
         attempts.push({ route, forged, broker });
       }
-      const parkedIds = attempts.filter((a) => a.broker === 'allowed').map((a) => a.forged.messageId);
+      // A forgery the broker does take (the test's admin, no user-id, the header claiming the
+      // coordinator) reaches payment's queue and is parked there as forged.
+      const viaAdmin = createMessage(Decision, {
+        transactionId: randomUUID(),
+        sender: 'order',
+        recipient: 'payment',
+        payload: { outcome: 'commit' },
+      });
+      await publishAs('admin', [asRaw(viaAdmin)], { userId: null, headers: { 'x-original-user-id': 'order' } });
+      const parkedIds = [
+        ...attempts.filter((a) => a.broker === 'allowed').map((a) => a.forged.messageId),
+        viaAdmin.messageId,
+      ];
       await eventually(
         async () => {
           const parked = new Set((await peekDeadLetters('payment')).map((m) => m.messageId));
@@ -252,7 +264,7 @@ describe('forged messages', () => {
       for (const parked of parkedAgain) {
         expect(parked.reason).toMatch(/sender order not verified: published by broker user (\(none\)|inventory)$/);
       }
-      for (const { forged } of attempts) {
+      for (const forged of [...attempts.map((a) => a.forged), viaAdmin]) {
         expect(await inInbox('payment', forged.messageId)).toBe(false);
         await expectUntouched(forged.transactionId);
       }

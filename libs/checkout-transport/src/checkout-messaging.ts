@@ -38,7 +38,7 @@ export interface CheckoutMessagingOptions {
 }
 
 /**
- * A service's whole checkout messaging life: declares its topology, opens its units of work
+ * A service's whole checkout messaging life: checks its (provisioned) topology, opens its units of work
  * (`transactions`: each publishes its outbox rows right after its commit, with the relay as the
  * safety net), and holds the transport that consumes its queue, each delivery's sender verified
  * (connect it to the app with `connectCheckoutTransport`: the handlers are the app's
@@ -86,7 +86,7 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
   }
 
   async onModuleInit(): Promise<void> {
-    // Topology first, so the queue exists before anything consumes or publishes.
+    // Topology first: the service stops at boot, naming what is missing, if the broker lacks any of it.
     await this.broker.onConnect(async (connection) => {
       const channel = await connection.createChannel();
       await declareTopology(channel, this.topology);

@@ -2,7 +2,7 @@ import type * as amqp from 'amqplib';
 import { backoffMs } from './backoff';
 import { BatchHandler, BatchQueue, outcomesOf } from './batching';
 import { BrokerConnection, ConnectionSetup } from './broker-connection';
-import { Delivery, deliveryOf } from './delivery';
+import { Delivery, deliveryOf, PoisonMessageError } from './delivery';
 import { settleTraced, startTracing, TracedDelivery, within } from './delivery-tracing';
 import { currentLogContext, errorMessage, Logger } from './logger';
 import { checkRetryPolicy, Republishing, RetryPolicy, retryDelays } from './retry-policy';
@@ -25,9 +25,18 @@ export interface ConsumerOptions<T> {
    */
   handleBatch: BatchHandler<T>;
   logger: Logger;
+  /** A larger body is dead-lettered before it is decoded (default `MAX_MESSAGE_BYTES`). */
+  maxMessageBytes?: number;
   /** Called after each delivery is settled (observability). */
   onSettled?(settlement: Settlement<T>): void;
 }
+
+/**
+ * The default bound on a body: a checkout message is a few KiB; the broker refuses anything over
+ * its `max_message_size` (4 MiB, scripts/lib/config.mjs BROKER_LIMITS), this stops what passes it
+ * before JSON.parse spends memory and CPU on it.
+ */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /** Between tries to consume again after the broker cancelled the consumer. */
 const CONSUME_AGAIN_BACKOFF = { baseMs: 100, capMs: 5_000 };
@@ -89,7 +98,7 @@ export class Consumer<T> {
     return this.batches.size;
   }
 
-  /** Declares (on a channel of its own, closed after) the retry queues, and with `topology` the service's topology first. */
+  /** Declares or checks (`declareTopology`; on a channel of its own, closed after) the retry queues, and with `topology` the service's topology first. */
   private async declare(channel: amqp.Channel, { topology }: { topology: boolean }): Promise<void> {
     try {
       if (topology) await declareTopology(channel, this.options.topology);
@@ -170,6 +179,10 @@ export class Consumer<T> {
     for (const traced of batch) {
       try {
         const message = within(traced, () => {
+          const { length } = traced.message.content;
+          const maxBytes = this.options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+          if (length > maxBytes)
+            throw new PoisonMessageError(`body of ${length} bytes is over the ${maxBytes}-byte bound`);
           const decodedMessage = this.options.decode(traced.message.content, traced.delivery);
           Object.assign(traced.logFields, currentLogContext()); // what decoding learned (the transaction id)
           return decodedMessage;

@@ -62,13 +62,19 @@ export function verifiedPublisher(message: amqp.Message, self: string): string |
 
 /**
  * The delivery of `message` to the consumer logged in as `self`: the routing key it was first
- * published with (a retry comes back with another), its attempt, its verified publisher.
+ * published with (a retry comes back with another), its attempt, its verified publisher. The
+ * first two come from headers only on a message `self` re-published; from anyone else, a
+ * delivery is the first attempt of its routing key.
  */
 export function deliveryOf(message: amqp.Message, self: string): Delivery {
   const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
+  // Our retry headers are believed only on our own re-publishes (the broker validated user-id
+  // `self`): anyone else could forge an attempt count that dead-letters on the first failure.
+  const ours = message.properties.userId === self;
+  const originalRoutingKey = ours ? headers[HEADERS.originalRoutingKey] : undefined;
   return {
-    routingKey: (headers[HEADERS.originalRoutingKey] as string | undefined) ?? message.fields.routingKey,
-    attempt: attemptFrom(headers[HEADERS.attempt]),
+    routingKey: typeof originalRoutingKey === 'string' ? originalRoutingKey : message.fields.routingKey,
+    attempt: ours ? attemptFrom(headers[HEADERS.attempt]) : 1,
     redelivered: message.fields.redelivered,
     userId: verifiedPublisher(message, self),
     headers,

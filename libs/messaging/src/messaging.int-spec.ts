@@ -7,6 +7,7 @@ import {
   drainQueue,
   management,
   uniqueExchange,
+  vhost,
 } from '../../../test/support/rabbitmq';
 import { eventually } from '../../../test/support/eventually';
 import { testEnv } from '../../../test/support/env';
@@ -292,6 +293,7 @@ describe('messaging on a real RabbitMQ', () => {
       admin.channel.publish(retryExchange, service, Buffer.from(JSON.stringify({ id: 'waiting' })), {
         messageId: randomUUID(),
         expiration: '50',
+        userId: env.broker.username, // a retry is this service's own re-publish
         headers: { [HEADERS.attempt]: 2, [HEADERS.originalRoutingKey]: 'svc.test' },
       });
     } finally {
@@ -448,6 +450,46 @@ describe('messaging on a real RabbitMQ', () => {
       what: 'the message dead-lettered',
     });
     expect(attempts).toEqual([1, 2, 3]);
+  });
+
+  it('believes x-attempt and x-original-routing-key only on its own re-publishes, so a forged count cannot shorten the retries', async () => {
+    const seen: Array<{ attempt: number; routingKey: string }> = [];
+    env = await setUp(async (_message, delivery) => {
+      seen.push({ attempt: delivery.attempt, routingKey: delivery.routingKey });
+      throw new Error('always fails');
+    });
+    // Another publisher (not this consumer's user: here, no user-id) forges the last attempt.
+    const admin = await adminChannel();
+    try {
+      admin.channel.publish(env.topology.exchange, 'svc.test', Buffer.from(JSON.stringify({ id: 'forged' })), {
+        messageId: randomUUID(),
+        headers: { [HEADERS.attempt]: TEST_RETRY.maxAttempts, [HEADERS.originalRoutingKey]: 'svc.other' },
+      });
+    } finally {
+      await admin.close();
+    }
+    await eventually(async () => (await deadLetters(env!.topology)).length === 1, {
+      what: 'the message dead-lettered',
+    });
+    expect(seen).toEqual([
+      { attempt: 1, routingKey: 'svc.test' },
+      { attempt: 2, routingKey: 'svc.test' },
+      { attempt: 3, routingKey: 'svc.test' },
+    ]);
+  });
+
+  it('only checks a provisioned topology (the checkout exchange), and names what the broker lacks', async () => {
+    const admin = await adminChannel();
+    admin.channel.on('error', () => undefined); // the missing exchange closes the channel
+    try {
+      await expect(declareTopology(admin.channel, topologyFor('unprovisioned'))).rejects.toThrow(
+        /the broker has no exchange checkout\.unprovisioned\.dlx: the checkout topology is provisioned/,
+      );
+    } finally {
+      await admin.close().catch(() => undefined);
+    }
+    const check = await management(`/api/exchanges/${encodeURIComponent(vhost())}/checkout.unprovisioned.dlx`);
+    expect(check.status).toBe(404); // nothing declared, even with the admin's rights
   });
 
   it('consumes again after the broker cancelled its consumer (queue deleted), declaring the queue again', async () => {

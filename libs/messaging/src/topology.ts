@@ -25,15 +25,16 @@ export interface ServiceTopology {
   /** Broker-side safety net: a message redelivered this often (e.g. it crashes the process) is dead-lettered. */
   deliveryLimit: number;
   /**
-   * Whether `exchange` and `retryExchange`, which every service shares, are declared here (a
-   * private exchange, in tests) or only checked, as provisioned by the broker's administrator
-   * (the checkout exchanges: no service user may configure them, so none can delete or redeclare
-   * them; see brokerPermissions in scripts/lib/config.mjs).
+   * Whether the broker's administrator provisioned all of it (the checkout exchange: definitions
+   * and scripts/lib/rabbitmq.mjs, with its length-limit policies), so the service only checks
+   * that it is there: a service user may configure nothing (brokerPermissions in
+   * scripts/lib/config.mjs), so it can neither declare a queue or exchange that reaches past its
+   * own queues nor delete or redeclare one. A private exchange (tests) is declared here.
    */
-  declaresSharedExchanges: boolean;
+  provisioned: boolean;
 }
 
-/** The checkout exchange, provisioned with the broker (see `declaresSharedExchanges`). */
+/** The checkout exchange, provisioned with the broker (see `provisioned`). */
 export const CHECKOUT_EXCHANGE = 'checkout';
 
 export function topologyFor(
@@ -49,30 +50,26 @@ export function topologyFor(
     deadLetterQueue: `${exchange}.${service}.dead-letter`,
     service,
     deliveryLimit: options.deliveryLimit ?? 20,
-    declaresSharedExchanges: exchange !== CHECKOUT_EXCHANGE,
+    provisioned: exchange === CHECKOUT_EXCHANGE,
   };
 }
 
 /**
- * Declares this service's exchange and queues, and the shared exchanges or (provisioned) checks
- * that they exist; the retry queues are the consumer's (`declareRetryQueues`, from its retry
- * policy). Idempotent; run on every (re)connect.
+ * Declares this service's exchanges and queues (a private exchange), or, when they are
+ * `provisioned`, checks that each exists and fails with what is missing; the retry queues are the
+ * consumer's (`declareRetryQueues`, from its retry policy). Idempotent; run on every (re)connect.
  */
 export async function declareTopology(channel: Channel, topology: ServiceTopology): Promise<void> {
-  for (const shared of [topology.exchange, topology.retryExchange]) {
-    if (topology.declaresSharedExchanges) await channel.assertExchange(shared, 'topic', { durable: true });
-    else await channel.checkExchange(shared);
+  if (topology.provisioned) {
+    for (const shared of [topology.exchange, topology.retryExchange, topology.deadLetterExchange])
+      await checkProvisioned(channel, 'exchange', shared);
+    for (const queue of [topology.queue, topology.deadLetterQueue]) await checkProvisioned(channel, 'queue', queue);
+    return;
   }
+  for (const shared of [topology.exchange, topology.retryExchange])
+    await channel.assertExchange(shared, 'topic', { durable: true });
   await channel.assertExchange(topology.deadLetterExchange, 'direct', { durable: true });
-  await channel.assertQueue(topology.queue, {
-    durable: true,
-    arguments: {
-      'x-queue-type': 'quorum',
-      'x-delivery-limit': topology.deliveryLimit,
-      'x-dead-letter-exchange': topology.deadLetterExchange,
-      'x-dead-letter-routing-key': topology.service,
-    },
-  });
+  await channel.assertQueue(topology.queue, { durable: true, arguments: serviceQueueArguments(topology) });
   await channel.bindQueue(topology.queue, topology.exchange, `${topology.service}.*`);
   await channel.bindQueue(topology.queue, topology.retryExchange, redriveKey(topology));
   await channel.assertQueue(topology.deadLetterQueue, {
@@ -80,6 +77,33 @@ export async function declareTopology(channel: Channel, topology: ServiceTopolog
     arguments: { 'x-queue-type': 'quorum' },
   });
   await channel.bindQueue(topology.deadLetterQueue, topology.deadLetterExchange, topology.service);
+}
+
+/** The arguments of the service's queue (the provisioning in scripts/lib/config.mjs gives the same). */
+function serviceQueueArguments(topology: ServiceTopology): Record<string, unknown> {
+  return {
+    'x-queue-type': 'quorum',
+    'x-delivery-limit': topology.deliveryLimit,
+    'x-dead-letter-exchange': topology.deadLetterExchange,
+    'x-dead-letter-routing-key': topology.service,
+  };
+}
+
+/**
+ * A passive declare: needs no configure permission. A missing object closes the channel (404),
+ * so the first one missing ends the check, named, with what to do.
+ */
+async function checkProvisioned(channel: Channel, kind: 'exchange' | 'queue', name: string): Promise<void> {
+  try {
+    if (kind === 'exchange') await channel.checkExchange(name);
+    else await channel.checkQueue(name);
+  } catch (err) {
+    throw new Error(
+      `the broker has no ${kind} ${name}: the checkout topology is provisioned by the broker's administrator ` +
+        `(npm run stack:up, or docker/rabbitmq/definitions.json), not by the service (${(err as Error).message})`,
+      { cause: err },
+    );
+  }
 }
 
 /** Routing key on the retry exchange that puts a message back on the service's own queue. */
@@ -107,7 +131,7 @@ export function retryQueueFor(topology: ServiceTopology, delayMs: number): Retry
 }
 
 /**
- * Declares a retry queue for each delay (`retryDelays` of the consumer's policy). A broker
+ * Declares (or, provisioned, checks) a retry queue for each delay (`retryDelays` of the consumer's policy). A broker
  * upgraded from before still has the single retry queue of old (`<queue>.retry`, bound with
  * `<service>`): it is left alone, and what it holds still comes back as it expires.
  */
@@ -118,16 +142,22 @@ export async function declareRetryQueues(
 ): Promise<void> {
   for (const delayMs of delaysMs) {
     const { queue, routingKey } = retryQueueFor(topology, delayMs);
+    if (topology.provisioned) {
+      await checkProvisioned(channel, 'queue', queue);
+      continue;
+    }
     // Expired messages go back to the main queue through the retry exchange's re-drive key.
-    await channel.assertQueue(queue, {
-      durable: true,
-      arguments: {
-        'x-queue-type': 'quorum',
-        'x-message-ttl': delayMs,
-        'x-dead-letter-exchange': topology.retryExchange,
-        'x-dead-letter-routing-key': redriveKey(topology),
-      },
-    });
+    await channel.assertQueue(queue, { durable: true, arguments: retryQueueArguments(topology, delayMs) });
     await channel.bindQueue(queue, topology.retryExchange, routingKey);
   }
+}
+
+/** The arguments of a retry queue (the provisioning in scripts/lib/config.mjs gives the same). */
+function retryQueueArguments(topology: ServiceTopology, delayMs: number): Record<string, unknown> {
+  return {
+    'x-queue-type': 'quorum',
+    'x-message-ttl': delayMs,
+    'x-dead-letter-exchange': topology.retryExchange,
+    'x-dead-letter-routing-key': redriveKey(topology),
+  };
 }

@@ -10,13 +10,23 @@ export function currentTraceContext(): Record<string, string> {
   return carrier;
 }
 
-/** The trace context a message carries in its headers, to parent the span that handles it. */
+/** The headers a trace context travels in (W3C trace context and baggage): no other header is read. */
+const TRACE_HEADERS = ['traceparent', 'tracestate', 'baggage'] as const;
+/**
+ * A longer trace header is ignored: W3C bounds `tracestate` at 32 entries (~512 characters) and
+ * `baggage` at 8192 bytes; a publisher cannot make every handling span parse and carry more.
+ */
+export const MAX_TRACE_HEADER_CHARS = 8192;
+
+/** The trace context a message carries in its headers, to parent the span that handles it; bounded. */
 export function traceContextFrom(headers: Record<string, unknown>): Context {
   return propagation.extract(ROOT_CONTEXT, headers, {
-    keys: (carrier) => Object.keys(carrier),
+    keys: () => [...TRACE_HEADERS],
     get: (carrier, key) => {
+      if (!(TRACE_HEADERS as readonly string[]).includes(key)) return undefined;
       const value = carrier[key];
-      return typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : undefined;
+      const text = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : undefined;
+      return text !== undefined && text.length <= MAX_TRACE_HEADER_CHARS ? text : undefined;
     },
   });
 }

@@ -62,13 +62,13 @@ describe('idempotency', () => {
       expect(r.headers.get('location')).toBe(`/orders/${orderId}`);
     }
 
-    // The database holds one order, one line, one prepare per participant.
+    // The database holds one order, one line, and (once decided: payment is asked first, the
+    // others after its yes) one prepare per participant.
     expect(await ordersWithKey(key)).toEqual([{ id: orderId, customer_id: buyer, total: '1800' }]);
     expect(await itemsOf(orderId)).toEqual([{ sku, quantity: 2 }]);
+    expect((await waitUntilDecided([orderId], DECIDE_MS)).get(orderId)?.status).toBe('CONFIRMED');
     const prepares = (await outboxOf(orderId)).filter((m) => m.type === 'prepare' && m.service === 'order');
     expect(prepares.map((m) => m.routingKey).sort()).toEqual(PARTICIPANTS.map((p) => `${p}.prepare`).sort());
-
-    expect((await waitUntilDecided([orderId], DECIDE_MS)).get(orderId)?.status).toBe('CONFIRMED');
     await waitUntilQuiescent({ orderIds: [orderId] }, DECIDE_MS);
     // Only one order's worth of stock and money moved.
     expect(await shop.api.stock(sku)).toEqual({ ...before, available: before.available - 2, sold: before.sold + 2 });

@@ -10,6 +10,9 @@ import { useShop } from '../support/shop';
  * in flight or their rate is answered 429 + Retry-After with a problem body, and nothing is
  * written; another customer is served meanwhile; a replay of an order already placed is answered
  * as ever. The shop's own bounds on lines and quantity refuse an order with a 400, nothing written.
+ *
+ * With the fault suites, alone: it holds checkouts undecided by pausing payment, which the
+ * payment processes of concurrently running suites (replicas on the same queues) would undo.
  */
 
 const ids = runIds('limits');

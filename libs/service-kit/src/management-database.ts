@@ -47,8 +47,15 @@ export class ManagementDatabase {
     });
     // An idle connection that dies (server restart) must not crash the process; the next read reconnects.
     this.pool.on('error', () => undefined);
-    this.connection = { query: async <T>(sql: string, parameters?: unknown[]) => (await this.pool.query(sql, parameters)).rows as T };
-    this.task = new PeriodicTask('management reads', intervalMs, () => this.refresh(), new Logger(ManagementDatabase.name));
+    this.connection = {
+      query: async <T>(sql: string, parameters?: unknown[]) => (await this.pool.query(sql, parameters)).rows as T,
+    };
+    this.task = new PeriodicTask(
+      'management reads',
+      intervalMs,
+      () => this.refresh(),
+      new Logger(ManagementDatabase.name),
+    );
   }
 
   /** `gauge` is set from `read` on every refresh (NaN when it fails: unknown, never a reassuring 0). */

@@ -65,6 +65,7 @@ describe('the management port', () => {
 
   it('a flood of probes and scrapes holds one database connection of its own, none of the pool', async () => {
     const url = shop.stack.managementUrl('order');
+    const management = `order management (pid ${shop.stack.order.pid})`;
     const connections = () =>
       sql<{ name: string; count: number }>(
         `SELECT application_name AS name, count(*)::int AS count FROM pg_stat_activity
@@ -75,6 +76,6 @@ describe('the management port', () => {
         fetch(`${url}${i % 2 ? '/metrics' : '/health/ready'}`).then((response) => response.text()),
       ),
     );
-    expect((await connections()).find((row) => row.name === 'order management')?.count).toBe(1);
+    expect((await connections()).find((row) => row.name === management)?.count).toBe(1);
   });
 });

@@ -90,6 +90,6 @@ export class ManagementDatabase {
 
   async stop(): Promise<void> {
     await this.task.stop();
-    await this.pool.end();
+    if (!this.pool.ended) await this.pool.end();
   }
 }

@@ -59,7 +59,8 @@ describe('the management port', () => {
   });
 
   it('closes with the app', async () => {
-    const other = new ManagementServer(new ServiceMetrics('order', database), database, broker);
+    const own = new ManagementDatabase('postgres://x:y@127.0.0.1:1/none', 'management test');
+    const other = new ManagementServer(new ServiceMetrics('order', own), own, broker);
     const otherUrl = `http://127.0.0.1:${await other.listen(0, '127.0.0.1')}`;
     expect(await statusOf(`${otherUrl}/health/live`)).toBe(200);
     await other.onApplicationShutdown();

@@ -75,7 +75,8 @@ export class ServiceKitModule {
         // Its own connection, apart from the pool: probes and gauges never take one of the pool's.
         {
           provide: ManagementDatabase,
-          useFactory: () => new ManagementDatabase(options.config.DATABASE_URL, `${options.name} management`),
+          useFactory: () =>
+            new ManagementDatabase(options.config.DATABASE_URL, `${options.name} management (pid ${process.pid})`),
         },
         ManagementServer,
         ServiceMetrics,

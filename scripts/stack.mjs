@@ -25,6 +25,7 @@ import {
   DEFAULT_LAYOUT,
   DISTRIBUTED_LAYOUT,
   LOCAL,
+  MANAGEMENT_PORT_OFFSET,
   PG,
   PG_PER_SERVICE,
   RABBIT,
@@ -32,6 +33,7 @@ import {
   ROOT,
   SERVICES,
   layoutFrom,
+  managementPortOf,
   pgOf,
   profile,
   testEnv,
@@ -298,8 +300,9 @@ async function cmdStart() {
       });
     // A second `npm start` would otherwise crash-loop on taken ports; say so up front.
     for (const row of supervisor.table)
-      if (!(await portFree(row.port)))
-        throw new StackError(`port ${row.port} (${row.label}) is taken: is another \`npm start\` running?`);
+      for (const port of [row.port, row.managementPort])
+        if (!(await portFree(port)))
+          throw new StackError(`port ${port} (${row.label}) is taken: is another \`npm start\` running?`);
     supervisor.start();
     log('waiting for /health/ready on all services…');
     await supervisor.waitReady();
@@ -320,9 +323,10 @@ function printBanner(prof, pg, amqp, replicas) {
     '',
     ...SERVICES.map((s) => {
       const base = `http://localhost:${prof.portOf(s)}`;
+      const management = `http://localhost:${managementPortOf(prof.portOf(s))}`;
       const more = Array.from({ length: replicas - 1 }, (_, i) => prof.portOf(s) + (i + 1) * 100);
-      const extra = more.length ? `   replicas also on ${more.join(', ')}` : '';
-      return `  ${s.name.padEnd(10)} ${base}   docs ${base}/docs   ready ${base}/health/ready${extra}`;
+      const extra = more.length ? `   replicas also on ${more.join(', ')} (+${MANAGEMENT_PORT_OFFSET})` : '';
+      return `  ${s.name.padEnd(10)} ${base}   docs ${base}/docs   ready ${management}/health/ready   metrics ${management}/metrics${extra}`;
     }),
     '',
     ...infraLines(prof, pg, amqp),

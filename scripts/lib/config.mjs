@@ -22,6 +22,15 @@ export const SERVICES_FILE = path.join(ROOT, 'services.json');
 /** A service's name: it names its app folder, schema, roles, broker user and queues. */
 export const SERVICE_NAME = /^[a-z][a-z0-9]*$/;
 
+/**
+ * A service's management port (health and metrics, never on its HTTP port) is its HTTP port plus
+ * this, in every mode: 3000 serves on 9100, test port 13000 on 19100, bench port 23000 on 29100.
+ * The service's own default is the same (MANAGEMENT_PORT_OFFSET in libs/service-kit/src/http.config.ts).
+ */
+export const MANAGEMENT_PORT_OFFSET = 6100;
+export const managementPortOf = (port) => port + MANAGEMENT_PORT_OFFSET;
+const HIGHEST_PORT = 65535 - 20000 - MANAGEMENT_PORT_OFFSET;
+
 /** Reads and checks services.json: names `^[a-z][a-z0-9]*$`, each name and port used once. */
 export function readServices(file = SERVICES_FILE) {
   const list = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -31,8 +40,10 @@ export function readServices(file = SERVICES_FILE) {
   if (!list.participants?.length) problems.push('no "participants"');
   for (const svc of declared.filter(Boolean)) {
     if (!SERVICE_NAME.test(svc.name ?? '')) problems.push(`name ${JSON.stringify(svc.name)} is not ${SERVICE_NAME}`);
-    if (!Number.isInteger(svc.port) || svc.port < 1 || svc.port > 45535)
-      problems.push(`${svc.name}: port ${svc.port} is not an integer from 1 to 45535 (its bench port is +20000)`);
+    if (!Number.isInteger(svc.port) || svc.port < 1 || svc.port > HIGHEST_PORT)
+      problems.push(
+        `${svc.name}: port ${svc.port} is not an integer from 1 to ${HIGHEST_PORT} (its bench port is +20000, its management port +${MANAGEMENT_PORT_OFFSET} more)`,
+      );
   }
   for (const key of ['name', 'port']) {
     const values = declared.filter(Boolean).map((svc) => svc[key]);
@@ -295,10 +306,10 @@ const PROFILES = {
 const SERVICE_PORT_OFFSET = (() => {
   const raw = process.env.SERVICE_PORT_OFFSET ?? '';
   const n = raw === '' ? 0 : Number(raw);
-  const highest = Math.max(...declared.services.map((svc) => svc.benchPort));
+  const highest = Math.max(...declared.services.map((svc) => managementPortOf(svc.benchPort)));
   if (!Number.isInteger(n) || n < 0 || highest + n > 65535)
     throw new Error(
-      `SERVICE_PORT_OFFSET=${raw}: an integer from 0 to ${65535 - highest} (the highest bench port is ${highest})`,
+      `SERVICE_PORT_OFFSET=${raw}: an integer from 0 to ${65535 - highest} (the highest bench management port is ${highest})`,
     );
   return n;
 })();
@@ -342,6 +353,7 @@ export function serviceEnv(svc, prof, pg, amqp) {
   return {
     SERVICE_NAME: svc.name,
     PORT: String(prof.portOf(svc)),
+    MANAGEMENT_PORT: String(managementPortOf(prof.portOf(svc))),
     NODE_ENV: prof.nodeEnv,
     DATABASE_URL: databaseUrl(svc, prof, pg, dbRole(svc.name), dbPassword(svc.name)),
     AMQP_URL: amqpUrls(amqp, amqpUser(svc.name), amqpPassword(svc.name), prof.vhost),

@@ -14,12 +14,13 @@ import {
   brokerTopology,
   dbMigratorRole,
   dbRole,
+  managementPortOf,
 } from './config.mjs';
 
 const NOTICE = 'Generated from services.json by `npm run generate`; edit that instead.';
 const names = SERVICES.map((s) => s.name);
-/** The compose stack's management port (health, metrics, docs) of a service: 9100, 9101, … */
-const managementPort = (svc) => 9100 + names.indexOf(svc);
+/** A service's management port (health and metrics, never on its PORT), as the stack derives it: 3000 → 9100. */
+const managementPort = (svc) => managementPortOf(SERVICES.find((s) => s.name === svc).port);
 /** A service's own Postgres server in the compose profile `cluster`, published on 5433, 5434, … */
 const perServicePgPort = (svc) => 5433 + names.indexOf(svc);
 const RABBIT_NODES = [1, 2, 3];
@@ -254,7 +255,8 @@ function compose() {
   const envBlock = (svc) => `x-env-${svc}: &env-${svc}
   SERVICE_NAME: ${svc}
   PORT: '${port(svc)}'
-  # /health/*, /metrics and /docs: here only, not on PORT (published on 127.0.0.1 for the demo).
+  # /health/* and /metrics: here only, never on PORT (published on 127.0.0.1 for the demo; probes
+  # and Prometheus use it). /docs is on PORT.
   MANAGEMENT_PORT: '${managementPort(svc)}'
   ENABLE_DOCS: \${ENABLE_DOCS:-true} # the demo shows /docs; off by default in production
   NODE_ENV: production
@@ -356,7 +358,7 @@ ${pgEnvironment(svc)}`;
 # The shop as containers, on this machine only (every port is published on 127.0.0.1):
 #   npm run compose:env && docker compose up --build   (or docker-compose up --build)
 # ${[`${upper(coordinator[0])}${coordinator.slice(1)} http://127.0.0.1:${port(coordinator)}`, ...participants.map((svc) => `${svc} :${port(svc)}`)].join(', ')}, RabbitMQ UI http://127.0.0.1:15672.
-# Their health, metrics and docs: ${names.map((svc, i) => `${i === 0 ? `http://127.0.0.1:` : ':'}${managementPort(svc)} (${svc})`).join(', ')}.
+# Their health and metrics: ${names.map((svc, i) => `${i === 0 ? `http://127.0.0.1:` : ':'}${managementPort(svc)} (${svc})`).join(', ')}.
 #
 # No secret has a default here: \`npm run compose:env\` (scripts/compose-env.mjs) writes fresh ones
 # to .env (the passwords, the Erlang cookie, the admin token, the services' URLs) and the broker's

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, SERVICES, serviceEnv } from './config.mjs';
+import { ROOT, SERVICES, managementPortOf, serviceEnv } from './config.mjs';
 import { entry, labelOf, pipeLines, prefixer } from './project.mjs';
 import { StackError, color, fail, http, log, sleep, waitFor, warn } from './util.mjs';
 
@@ -30,8 +30,11 @@ export class Supervisor {
       for (let replica = 0; replica < replicas; replica++) {
         const env = { ...serviceEnv(svc, prof, pg, amqp), ...extraEnv(svc) };
         const port = Number(env.PORT) + replica * 100; // replica ports: 3000, 3100, 3200…
+        const managementPort = managementPortOf(port); // health and metrics: 9100, 9200, 9300…
         env.PORT = String(port);
-        this.table.push({ svc, replica, port, file, env, child: null, crashes: [], label: labelOf(svc, replica) });
+        env.MANAGEMENT_PORT = String(managementPort);
+        const label = labelOf(svc, replica);
+        this.table.push({ svc, replica, port, managementPort, file, env, child: null, crashes: [], label });
       }
     }
   }
@@ -78,17 +81,18 @@ export class Supervisor {
     if (!this.stopping) this.#spawn(row);
   }
 
-  /** Wait until every process answers 200 on /health/ready. */
+  /** Wait until every process answers 200 on /health/ready (on its management port). */
   async waitReady(timeoutMs = 90_000) {
     await Promise.all(
       this.table.map((row) =>
         waitFor(
-          `${row.label} to answer GET http://127.0.0.1:${row.port}/health/ready with 200`,
+          `${row.label} to answer GET http://127.0.0.1:${row.managementPort}/health/ready with 200`,
           async () => {
             if (this.stopping) throw new StackError('stopped while waiting for the services');
             try {
               return (
-                (await http('GET', `http://127.0.0.1:${row.port}/health/ready`, { timeoutMs: 2000 })).status === 200
+                (await http('GET', `http://127.0.0.1:${row.managementPort}/health/ready`, { timeoutMs: 2000 }))
+                  .status === 200
               );
             } catch {
               return false;

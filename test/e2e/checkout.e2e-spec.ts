@@ -240,7 +240,7 @@ describe('checkout', () => {
     const total = async (metric: string) => {
       let sum = 0;
       for (const service of SERVICE_NAMES) {
-        const text = await (await fetch(`${shop.stack.url(service)}/metrics`)).text();
+        const text = await (await fetch(`${shop.stack.managementUrl(service)}/metrics`)).text();
         for (const line of text.split('\n')) if (line.startsWith(`${metric}{`)) sum += Number(line.split(' ').pop());
       }
       return sum;

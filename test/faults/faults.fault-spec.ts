@@ -420,7 +420,7 @@ it('sheds at the door while nothing can be decided, and a retry with the same ke
   const ordersWithKey = () => sql(`SELECT id FROM order_svc.orders WHERE idempotency_key = $1`, [key]);
   expect(await ordersWithKey()).toEqual([]);
   expect(await outboxRows()).toBe(outboxBefore);
-  const metrics = await (await fetch(`${shop.url('order')}/metrics`)).text();
+  const metrics = await (await fetch(`${shop.managementUrl('order')}/metrics`)).text();
   expect(Number(/^checkout_admission_shed_total(?:\{.*\})? (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
 
   await Promise.all(PARTICIPANTS.map((p) => shop.start(p)));

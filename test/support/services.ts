@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { SERVICE_NAMES, type ServiceName } from '@shop/contracts';
+import { MANAGEMENT_PORT_OFFSET } from '@shop/service-kit';
 import { requireEnv } from './env';
 
 /**
@@ -76,6 +77,9 @@ export function portFor(service: ServiceName, stack = 0): number {
   return base + perStack * (STACKS_PER_WORKER * workerIndex() + stack) + runOffset;
 }
 
+/** A service's management port, derived from its port as the stack derives it (scripts/lib/config.mjs). */
+const managementPortFor = (port: number) => port + MANAGEMENT_PORT_OFFSET;
+
 function portTaken(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
@@ -131,6 +135,11 @@ export class ServiceProcess {
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Health and metrics: never on `url`, only on the management port (PORT + its offset). */
+  get managementUrl(): string {
+    return `http://127.0.0.1:${managementPortFor(this.port)}`;
   }
 
   get running(): boolean {
@@ -190,14 +199,14 @@ export class ServiceProcess {
     }
   }
 
-  /** Polls GET /health/ready until 200, failing early if the process exits. */
+  /** Polls GET /health/ready (on the management port) until 200, failing early if the process exits. */
   async waitReady(timeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last: string;
     for (;;) {
       if (!this.child) throw new Error(`process exited (${describeExit(this.lastExit)})`);
       try {
-        const response = await fetch(`${this.url}/health/ready`, { signal: AbortSignal.timeout(2_000) });
+        const response = await fetch(`${this.managementUrl}/health/ready`, { signal: AbortSignal.timeout(2_000) });
         const body = await response.text();
         if (response.status === 200) return;
         last = `${response.status} ${body.slice(0, 200)}`;
@@ -292,6 +301,11 @@ export class Services {
     return this.processes[service].url;
   }
 
+  /** Where `service` serves /health/* and /metrics. */
+  managementUrl(service: ServiceName): string {
+    return this.processes[service].managementUrl;
+  }
+
   /** Signals one service and waits for it to exit (default SIGKILL: a crash). */
   kill(service: ServiceName, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     return this.processes[service].kill(signal);
@@ -331,6 +345,7 @@ function serviceEnv(service: ServiceName, port: number, options: StartOptions): 
     NODE_ENV: 'test',
     SERVICE_NAME: service,
     PORT: String(port),
+    MANAGEMENT_PORT: String(managementPortFor(port)),
     DATABASE_URL: requireEnv(`${key}_DATABASE_URL`),
     AMQP_URL: requireEnv(`${key}_AMQP_URL`),
     ADMIN_TOKEN,

@@ -2,15 +2,13 @@ import { INestApplication, Logger, Module, StandardSchemaValidationPipe, Type } 
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Logger as PinoNestLogger } from 'nestjs-pino';
 import { CheckoutMessaging, connectCheckoutTransport } from '@shop/checkout-transport';
 import type { BaseConfig } from './config';
-import { docsEnabled } from './http.config';
+import { docsEnabled, managementPortOf } from './http.config';
 import { createServiceLogger, requestLogging, serviceLoggerModule } from './logging';
+import { ManagementServer } from './management-server';
 import { ProblemDetailsFilter } from './problem-details.filter';
 import { startTracing } from './tracing';
 
@@ -27,29 +25,6 @@ function refusePrototypeKeys(key: string, value: unknown): unknown {
     throw new SyntaxError(`the key "${key}" is not allowed`);
   }
   return value;
-}
-
-/**
- * The management routes: health probes, Prometheus metrics, the OpenAPI document and its UI.
- * Matched as Express routes them (case-insensitively, a trailing slash allowed).
- */
-const MANAGEMENT_ROUTE = /^\/+(?:health|metrics|docs)(?:[/-]|$)/i;
-export const isManagementPath = (path: string): boolean => MANAGEMENT_ROUTE.test(path);
-
-/** Requests that came in on a management port (see `listenForManagement`). */
-const managementRequests = new WeakSet<IncomingMessage>();
-
-/**
- * With a management port, each port serves only its own routes: the main port answers 404 for
- * the management routes, the management port for everything else.
- */
-function separateManagementRoutes(request: Request, response: Response, next: NextFunction): void {
-  const path = request.url.split('?')[0];
-  if (isManagementPath(path) === managementRequests.has(request)) return next();
-  response
-    .status(404)
-    .type('application/problem+json')
-    .json({ type: 'about:blank', title: 'Not Found', status: 404, detail: `Cannot ${request.method} ${path}` });
 }
 
 /** The root of every service's app: its logging (nestjs-pino), then the service's own module. */
@@ -76,7 +51,6 @@ export async function createServiceApp(module: Type<unknown>, options: Bootstrap
   // /docs when served over plain HTTP inside a network.
   app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   app.use(...requestLogging(logger));
-  if (options.config.MANAGEMENT_PORT !== undefined) app.use(separateManagementRoutes);
   // Small JSON bodies only; anything else is refused before it reaches a handler. Keys that
   // could reach an object's prototype are refused outright (validation would silently drop them).
   app.useBodyParser('json', { limit: '100kb', strict: true, reviver: refusePrototypeKeys });
@@ -100,33 +74,11 @@ export async function createServiceApp(module: Type<unknown>, options: Bootstrap
 }
 
 /**
- * Serves the app's management routes (health, metrics, docs) on `port` as well, and only those
- * (the app must have been created with MANAGEMENT_PORT set). It closes with the app's server.
- * Answers the port it listens on.
- */
-export async function listenForManagement(app: INestApplication, port: number, host = '0.0.0.0'): Promise<number> {
-  const handle = app.getHttpAdapter().getInstance() as (request: IncomingMessage, response: unknown) => void;
-  const server: Server = createServer((request, response) => {
-    managementRequests.add(request);
-    handle(request, response);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  (app.getHttpServer() as Server).once('close', () => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return (server.address() as AddressInfo).port;
-}
-
-/**
  * Starts one service the same way as every other: tracing, JSON logs, security headers, strict
  * JSON bodies, schema validation, problem-style errors, OpenAPI at /docs (unless off), shutdown
  * hooks (SIGTERM drains messaging before the database closes), its checkout messages to its
  * `@EventPattern` handlers (once the app is initialized: its topology declared, its outbox
- * relayed), listening on its port, and on its management port if it has one.
+ * relayed), listening on its port, and health and metrics on its management port (only there).
  */
 export async function bootstrapService(module: Type<unknown>, options: BootstrapOptions): Promise<INestApplication> {
   const app = await createServiceApp(module, options);
@@ -134,11 +86,9 @@ export async function bootstrapService(module: Type<unknown>, options: Bootstrap
   await app.init();
   await app.startAllMicroservices();
   await app.listen(options.config.PORT, '0.0.0.0');
-  const { MANAGEMENT_PORT } = options.config;
-  if (MANAGEMENT_PORT !== undefined) await listenForManagement(app, MANAGEMENT_PORT);
+  const managementPort = await app.get(ManagementServer).listen(managementPortOf(options.config));
   new Logger('Bootstrap').log(
-    `${options.service} listening on port ${options.config.PORT}` +
-      (MANAGEMENT_PORT === undefined ? '' : `, health, metrics and docs on port ${MANAGEMENT_PORT}`),
+    `${options.service} listening on port ${options.config.PORT}, health and metrics on port ${managementPort}`,
   );
   return app;
 }

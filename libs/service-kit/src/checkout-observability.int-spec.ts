@@ -30,6 +30,7 @@ import { eventually } from '../../../test/support/eventually';
 import { testEnv } from '../../../test/support/env';
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { deleteExchangeAndQueues, uniqueExchange } from '../../../test/support/rabbitmq';
+import { ManagementDatabase } from './management-database';
 import { ServiceMetrics } from './metrics';
 import { startTracing } from './tracing';
 
@@ -79,6 +80,7 @@ describe('observability of checkout messages', () => {
     let relay: OutboxRelay;
     let consumer: Consumer<CheckoutMessage>;
     let metrics: ServiceMetrics;
+    let management: ManagementDatabase;
     let exchange: string;
     const handled: Array<{ log: LogContext | undefined; traceId?: string; spanId?: string }> = [];
     const inventory = () => topologyFor('inventory', { exchange });
@@ -98,7 +100,10 @@ describe('observability of checkout messages', () => {
         await declareTopology(channel, order()); // the votes' destination; nobody consumes it here
         await channel.close();
       });
-      metrics = new ServiceMetrics('inventory', schema.dataSource);
+      // The backlog gauge is read on the management connection's timer (fast here).
+      management = new ManagementDatabase(schema.url, 'observability', 50);
+      metrics = new ServiceMetrics('inventory', management);
+      management.start();
       publisher = new ConfirmPublisher(broker, exchange);
       await publisher.start();
       relay = new OutboxRelay({
@@ -144,6 +149,7 @@ describe('observability of checkout messages', () => {
     });
 
     afterAll(async () => {
+      await management.stop();
       await consumer.stop();
       await relay.stop();
       await publisher.stop();
@@ -262,7 +268,7 @@ describe('observability of checkout messages', () => {
 
     beforeAll(async () => {
       schema = await createTestSchema('observability_coordinator', COORDINATOR_MIGRATIONS);
-      metrics = new ServiceMetrics('order', schema.dataSource);
+      metrics = new ServiceMetrics('order', new ManagementDatabase(schema.url, 'observability'));
       transactions = new Transactions(schema.dataSource);
       coordinator = new Coordinator({
         participants: ['inventory', 'payment'], // the kit's own set, whatever services.json lists

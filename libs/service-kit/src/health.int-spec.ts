@@ -1,45 +1,32 @@
-import { INestApplication, Module } from '@nestjs/common';
-import { TerminusModule } from '@nestjs/terminus';
-import { TypeOrmModule } from '@nestjs/typeorm';
-import type { Server } from 'node:http';
 import request from 'supertest';
-import { DataSource } from 'typeorm';
-import { BrokerConnection } from '@shop/messaging';
+import type { BrokerConnection } from '@shop/messaging';
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
-import { createServiceApp } from './bootstrap';
-import { BaseConfig } from './config';
-import { serviceDataSourceOptions } from './data-source';
-import { BrokerHealthIndicator, ConsumerHealthIndicator, HealthController } from './health.controller';
+import { ManagementDatabase } from './management-database';
+import { ManagementServer } from './management-server';
+import { ServiceMetrics } from './metrics';
+
+/** A management port on `databaseUrl`, its first database reads done, on a free port. */
+async function managementOn(databaseUrl: string, broker: Pick<BrokerConnection, 'isConnected' | 'address'>) {
+  const database = new ManagementDatabase(databaseUrl, 'health');
+  const server = new ManagementServer(new ServiceMetrics('order', database), database, broker as BrokerConnection);
+  const url = `http://127.0.0.1:${await server.listen(0, '127.0.0.1')}`;
+  await database.refresh();
+  return { server, url };
+}
 
 /** /health/live and /health/ready on a real Postgres, with a broker connection we can take down. */
 describe('health endpoints', () => {
   let schema: TestSchema;
-  let app: INestApplication;
-  const server = () => app.getHttpServer() as Server;
+  let management: Awaited<ReturnType<typeof managementOn>>;
+  const server = () => management.url;
   const broker = { isConnected: true, address: '127.0.0.1:5672' };
 
   beforeAll(async () => {
     schema = await createTestSchema('health');
-    @Module({
-      imports: [
-        TypeOrmModule.forRoot(serviceDataSourceOptions({ url: schema.url, migrations: [], applicationName: 'health' })),
-        TerminusModule.forRoot({ logger: false }),
-      ],
-      controllers: [HealthController],
-      providers: [BrokerHealthIndicator, ConsumerHealthIndicator, { provide: BrokerConnection, useValue: broker }],
-    })
-    class HealthTestModule {}
-    const config = BaseConfig.parse({
-      PORT: '3000',
-      DATABASE_URL: schema.url,
-      AMQP_URL: 'amqp://unused',
-      LOG_LEVEL: 'silent',
-    });
-    app = await createServiceApp(HealthTestModule, { service: 'order', config });
-    await app.init();
+    management = await managementOn(schema.url, broker);
   });
   afterAll(async () => {
-    await app?.close();
+    await management?.server.onApplicationShutdown();
     await schema?.drop();
   });
 
@@ -70,13 +57,13 @@ describe('health endpoints', () => {
   });
 
   it('is not ready while the database does not answer', async () => {
-    const dataSource = app.get(DataSource);
-    await dataSource.destroy();
+    // Nothing listens on port 1: the management connection's ping fails as against a stopped server.
+    const unreachable = await managementOn('postgres://health:x@127.0.0.1:1/none', broker);
     try {
-      const ready = await request(server()).get('/health/ready').expect(503);
+      const ready = await request(unreachable.url).get('/health/ready').expect(503);
       expect(ready.body).toMatchObject({ status: 'error', error: { database: { status: 'down' } } });
     } finally {
-      await dataSource.initialize();
+      await unreachable.server.onApplicationShutdown();
     }
   });
 });

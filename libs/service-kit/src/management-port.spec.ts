@@ -1,29 +1,24 @@
 import { Controller, Get, INestApplication, Module } from '@nestjs/common';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createServiceApp, listenForManagement } from './bootstrap';
+import type { BrokerConnection } from '@shop/messaging';
+import { createServiceApp } from './bootstrap';
 import { BaseConfig, loadConfig } from './config';
+import { managementPortOf } from './http.config';
+import { ManagementDatabase } from './management-database';
+import { ManagementServer } from './management-server';
+import { ServiceMetrics } from './metrics';
 
 @Controller()
-class RoutesController {
-  @Get('health/ready')
-  ready() {
-    return { status: 'ok' };
-  }
-
-  @Get('metrics')
-  metrics() {
-    return 'checkout_up 1\n';
-  }
-
+class ThingsController {
   @Get('things')
   things() {
     return ['a thing'];
   }
 }
 
-@Module({ controllers: [RoutesController] })
-class RoutesModule {}
+@Module({ controllers: [ThingsController] })
+class ThingsModule {}
 
 const settings = (extra: Record<string, string>) =>
   BaseConfig.parse({
@@ -35,72 +30,80 @@ const settings = (extra: Record<string, string>) =>
     ...extra,
   });
 
-/** An app listening on free ports: its main port, and its management port if it has one. */
-async function started(extra: Record<string, string>) {
-  const config = settings(extra);
-  const app = await createServiceApp(RoutesModule, { service: 'order', config });
-  await app.listen(0, '127.0.0.1');
-  const main = `http://127.0.0.1:${((app.getHttpServer() as Server).address() as AddressInfo).port}`;
-  const management =
-    config.MANAGEMENT_PORT === undefined
-      ? undefined
-      : `http://127.0.0.1:${await listenForManagement(app, 0, '127.0.0.1')}`;
-  return { app, main, management };
-}
-
-const statusOf = async (url: string) => (await fetch(url)).status;
-const MANAGEMENT_PATHS = ['/health/ready', '/metrics', '/docs', '/docs-json', '/METRICS', '/health/ready/'];
+const statusOf = async (url: string, init?: RequestInit) => (await fetch(url, init)).status;
 
 describe('the management port', () => {
-  let app: INestApplication | undefined;
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
+  // Nothing listens on port 1: readiness says the database is down, the rest answers all the same.
+  const database = new ManagementDatabase('postgres://x:y@127.0.0.1:1/none', 'management test');
+  const broker = { isConnected: true, address: '127.0.0.1:5672' } as BrokerConnection;
+  let management: ManagementServer;
+  let url: string;
+  beforeAll(async () => {
+    management = new ManagementServer(new ServiceMetrics('order', database), database, broker);
+    url = `http://127.0.0.1:${await management.listen(0, '127.0.0.1')}`;
   });
+  afterAll(() => management.onApplicationShutdown());
 
-  it('without MANAGEMENT_PORT, the main port serves everything (as before)', async () => {
-    const s = await started({});
-    app = s.app;
-    for (const path of ['/things', '/health/ready', '/metrics', '/docs', '/docs-json']) {
-      expect([path, await statusOf(s.main + path)]).toEqual([path, 200]);
+  it('serves health and metrics, with query strings too, and nothing else', async () => {
+    for (const path of ['/health/live', '/metrics', '/metrics?x=1', '/health/live?probe=1']) {
+      expect([path, await statusOf(url + path)]).toEqual([path, 200]);
     }
-  });
-
-  it('with MANAGEMENT_PORT, health, metrics and docs are only on it, and the rest only on the main port', async () => {
-    const s = await started({ MANAGEMENT_PORT: '9100' });
-    app = s.app;
-    for (const path of MANAGEMENT_PATHS) {
-      expect([path, await statusOf(s.main + path)]).toEqual([path, 404]);
-      expect([path, await statusOf(s.management! + path)]).toEqual([path, 200]);
+    expect(await statusOf(`${url}/health/ready`)).toBe(503);
+    for (const path of ['/things', '/docs', '/operator/dead-letters', '/metrics/x', '/METRICS']) {
+      expect([path, await statusOf(url + path)]).toEqual([path, 404]);
     }
-    const refused = await fetch(`${s.main}/metrics`);
-    expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect(await refused.json()).toMatchObject({ status: 404, title: 'Not Found' });
-    expect(await statusOf(`${s.main}/things`)).toBe(200);
-    expect(await statusOf(`${s.management!}/things`)).toBe(404);
+    expect(await statusOf(`${url}/metrics`, { method: 'POST' })).toBe(404);
+    const metrics = await fetch(`${url}/metrics`);
+    expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(await metrics.text()).toMatch(/^process_cpu_seconds_total\{service="order"\}/m);
   });
 
-  it('closes the management port with the app', async () => {
-    const s = await started({ MANAGEMENT_PORT: '9100' });
-    await s.app.close();
-    await expect(fetch(`${s.management!}/health/ready`)).rejects.toThrow();
+  it('closes with the app', async () => {
+    const own = new ManagementDatabase('postgres://x:y@127.0.0.1:1/none', 'management test');
+    const other = new ManagementServer(new ServiceMetrics('order', own), own, broker);
+    const otherUrl = `http://127.0.0.1:${await other.listen(0, '127.0.0.1')}`;
+    expect(await statusOf(`${otherUrl}/health/live`)).toBe(200);
+    await other.onApplicationShutdown();
+    await expect(fetch(`${otherUrl}/health/live`)).rejects.toThrow();
   });
 
-  it('has no /docs in production unless ENABLE_DOCS=true', async () => {
-    const off = await started({ NODE_ENV: 'production', MANAGEMENT_PORT: '9100' });
-    app = off.app;
-    for (const path of ['/docs', '/docs-json']) {
-      expect([path, await statusOf(off.management! + path), await statusOf(off.main + path)]).toEqual([path, 404, 404]);
-    }
-    expect(await statusOf(`${off.management!}/health/ready`)).toBe(200);
-    await app.close();
-    const on = await started({ NODE_ENV: 'production', ENABLE_DOCS: 'true' });
-    app = on.app;
-    expect(await statusOf(`${on.main}/docs`)).toBe(200);
+  describe('the service app (the public port)', () => {
+    let app: INestApplication | undefined;
+    afterEach(async () => {
+      await app?.close();
+      app = undefined;
+    });
+    const started = async (extra: Record<string, string>) => {
+      app = await createServiceApp(ThingsModule, { service: 'order', config: settings(extra) });
+      await app.listen(0, '127.0.0.1');
+      return `http://127.0.0.1:${((app.getHttpServer() as Server).address() as AddressInfo).port}`;
+    };
+
+    it('has /docs in development, and none in production unless ENABLE_DOCS=true', async () => {
+      const development = await started({});
+      for (const path of ['/things', '/docs', '/docs-json']) {
+        expect([path, await statusOf(development + path)]).toEqual([path, 200]);
+      }
+      await app!.close();
+      const production = await started({ NODE_ENV: 'production' });
+      for (const path of ['/docs', '/docs-json']) {
+        expect([path, await statusOf(production + path)]).toEqual([path, 404]);
+      }
+      await app!.close();
+      const on = await started({ NODE_ENV: 'production', ENABLE_DOCS: 'true' });
+      expect(await statusOf(`${on}/docs`)).toBe(200);
+    });
   });
 
-  it('refuses a management port that is the main port', () => {
+  it('is on by default: PORT + 6100 unless MANAGEMENT_PORT says otherwise', () => {
+    expect(managementPortOf(settings({}))).toBe(9100);
+    expect(managementPortOf(settings({ PORT: '13004' }))).toBe(19104);
+    expect(managementPortOf(settings({ MANAGEMENT_PORT: '9200' }))).toBe(9200);
+  });
+
+  it('refuses a management port that is the main port, or a default past 65535', () => {
     const env = { PORT: '3000', MANAGEMENT_PORT: '3000', DATABASE_URL: 'postgres://x', AMQP_URL: 'amqp://x' };
     expect(() => loadConfig(BaseConfig, env)).toThrow(/MANAGEMENT_PORT: 3000 is PORT too/);
+    expect(() => loadConfig(BaseConfig, { ...env, PORT: '60000', MANAGEMENT_PORT: '' })).toThrow(/past 65535; set it/);
   });
 });

@@ -1,14 +1,12 @@
-import { Controller, Get, Inject, Injectable, Res } from '@nestjs/common';
-import { ApiExcludeController } from '@nestjs/swagger';
-import type { Response } from 'express';
+import { Inject, Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { DataSource } from 'typeorm';
 import type { ServiceName } from '@shop/contracts';
 import type { Settlement } from '@shop/messaging';
+import { ManagementDatabase, type Queryable } from './management-database';
 import { SERVICE_NAME } from './tokens';
 
 /**
- * The service's Prometheus metrics, served at /metrics: Node's default process metrics and its
+ * The service's Prometheus metrics, served at /metrics on the management port (`ManagementServer`): Node's default process metrics and its
  * messaging's (consumer, outbox relay). Labels are low-cardinality on purpose (message type,
  * outcome, reason class), never an id. The libraries report through plain hooks; libraries with
  * metrics of their own (the protocol kit, the order service's admission) add them to `registry`.
@@ -20,7 +18,10 @@ export class ServiceMetrics {
   private readonly deadLettered: Counter<'reason'>;
   private readonly relayLag: Histogram;
 
-  constructor(@Inject(SERVICE_NAME) service: ServiceName, dataSource: DataSource) {
+  constructor(
+    @Inject(SERVICE_NAME) service: ServiceName,
+    private readonly database: ManagementDatabase,
+  ) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ service });
     collectDefaultMetrics({ register: this.registry });
@@ -42,8 +43,8 @@ export class ServiceMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    this.gaugeOnScrape('checkout_outbox_unsent_messages', 'Outbox messages not yet published (backlog)', async () => {
-      const [row] = await dataSource.query<Array<{ count: number }>>(
+    this.databaseGauge('checkout_outbox_unsent_messages', 'Outbox messages not yet published (backlog)', async (db) => {
+      const [row] = await db.query<Array<{ count: number }>>(
         `SELECT count(*)::int AS count FROM outbox WHERE sent_at IS NULL`,
       );
       return row.count;
@@ -51,8 +52,18 @@ export class ServiceMetrics {
   }
 
   /**
-   * A gauge read on every scrape (e.g. from the database). When reading fails it reports NaN
-   * (unknown), never a reassuring 0: an alert on it must not go quiet because the database is down.
+   * A gauge read from the database on a timer, through the management connection (see
+   * `ManagementDatabase`), never on a scrape nor through the service's pool. NaN (unknown) until
+   * read and when reading fails, never a reassuring 0: an alert on it must not go quiet because
+   * the database is down.
+   */
+  databaseGauge(name: string, help: string, read: (database: Queryable) => Promise<number>): void {
+    this.database.refreshGauge(new Gauge({ name, help, registers: [this.registry] }), read);
+  }
+
+  /**
+   * A gauge read on every scrape, from memory only (a count the process keeps): a read that
+   * queries the database belongs in `databaseGauge`. When reading fails it reports NaN.
    */
   gaugeOnScrape(name: string, help: string, read: () => Promise<number>): void {
     new Gauge({
@@ -78,18 +89,5 @@ export class ServiceMetrics {
   /** Outbox relay hook: messages were published, each this many seconds after being written. */
   sent(lagSeconds: readonly number[]): void {
     for (const lag of lagSeconds) this.relayLag.observe(lag);
-  }
-}
-
-/** Prometheus scrape endpoint. Unauthenticated, like /health: keep it on an internal network. */
-@ApiExcludeController()
-@Controller('metrics')
-export class MetricsController {
-  constructor(private readonly metrics: ServiceMetrics) {}
-
-  @Get()
-  async scrape(@Res({ passthrough: true }) response: Response): Promise<string> {
-    response.type(this.metrics.registry.contentType);
-    return this.metrics.registry.metrics();
   }
 }

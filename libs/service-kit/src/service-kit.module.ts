@@ -1,5 +1,4 @@
 import { DynamicModule, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
-import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import type { ServiceName } from '@shop/contracts';
@@ -8,8 +7,9 @@ import { Transactions } from '@shop/outbox';
 import { CheckoutMessaging } from '@shop/checkout-transport';
 import { Registry } from 'prom-client';
 import type { BaseConfig } from './config';
-import { BrokerHealthIndicator, ConsumerHealthIndicator, HealthController } from './health.controller';
-import { MetricsController, ServiceMetrics } from './metrics';
+import { ManagementDatabase } from './management-database';
+import { ManagementServer } from './management-server';
+import { ServiceMetrics } from './metrics';
 import { OperatorController } from './operator.controller';
 import { RequestDatabase } from './request-database';
 import { Retention } from './retention';
@@ -35,7 +35,7 @@ class TracingShutdown implements OnApplicationShutdown {
 /**
  * What every service shares: its database, its broker connection, checkout messaging (outbox
  * relay, and the transport that hands consumed messages to the app's `@EventPattern` handlers),
- * health and metrics endpoints. An app imports it once, with its definition (`forRoot(service)`).
+ * health and metrics on a port of their own (`ManagementServer`), the operator's routes. An app imports it once, with its definition (`forRoot(service)`).
  */
 @Module({})
 export class ServiceKitModule {
@@ -43,8 +43,9 @@ export class ServiceKitModule {
     return {
       module: ServiceKitModule,
       global: true,
-      imports: [TypeOrmModule.forRoot({ ...options.dataSource, migrationsRun: false }), TerminusModule.forRoot()],
-      controllers: [HealthController, MetricsController, OperatorController],
+      imports: [TypeOrmModule.forRoot({ ...options.dataSource, migrationsRun: false })],
+      // Health and metrics are not among them: they are served by ManagementServer only.
+      controllers: [OperatorController],
       providers: [
         { provide: SERVICE_NAME, useValue: options.name },
         { provide: SERVICE_CONFIG, useValue: options.config },
@@ -71,8 +72,13 @@ export class ServiceKitModule {
         { provide: Transactions, inject: [CheckoutMessaging], useFactory: (m: CheckoutMessaging) => m.transactions },
         // The metrics registry, for libraries that add metrics of their own (the protocol kit).
         { provide: Registry, inject: [ServiceMetrics], useFactory: (m: ServiceMetrics) => m.registry },
-        BrokerHealthIndicator,
-        ConsumerHealthIndicator,
+        // Its own connection, apart from the pool: probes and gauges never take one of the pool's.
+        {
+          provide: ManagementDatabase,
+          useFactory: () =>
+            new ManagementDatabase(options.config.DATABASE_URL, `${options.name} management (pid ${process.pid})`),
+        },
+        ManagementServer,
         ServiceMetrics,
         RequestDatabase,
         Retention,

@@ -27,24 +27,19 @@ export class UnfinishedCheckoutsController {
 /** The in-doubt gauges: checkouts still collecting votes, and the oldest one's age. */
 @Injectable()
 export class InDoubtGauges implements OnModuleInit {
-  constructor(
-    private readonly dataSource: DataSource,
-    private readonly metrics: ServiceMetrics,
-  ) {}
+  constructor(private readonly metrics: ServiceMetrics) {}
 
   onModuleInit(): void {
-    // Both gauges are collected together on a scrape: one query serves them.
-    let inDoubt: Promise<{ count: number; oldestAgeSeconds: number }> | undefined;
-    const read = () => (inDoubt ??= inDoubtCheckouts(this.dataSource).finally(() => (inDoubt = undefined)));
-    this.metrics.gaugeOnScrape(
+    // Read on the management connection's timer, never on a scrape (see `databaseGauge`).
+    this.metrics.databaseGauge(
       'checkout_in_doubt_transactions',
       'Checkouts still collecting votes (undecided)',
-      async () => (await read()).count,
+      async (db) => (await inDoubtCheckouts(db)).count,
     );
-    this.metrics.gaugeOnScrape(
+    this.metrics.databaseGauge(
       'checkout_in_doubt_oldest_age_seconds',
       'Age of the oldest checkout still collecting votes (0 when none)',
-      async () => (await read()).oldestAgeSeconds,
+      async (db) => (await inDoubtCheckouts(db)).oldestAgeSeconds,
     );
   }
 }

@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import type { Queryable } from '@shop/service-kit';
 
 /** A checkout not yet complete, as the operator sees it: in doubt, or decided and not acknowledged. */
 export interface UnfinishedCheckout {
@@ -46,7 +47,7 @@ export function unfinishedCheckouts(
 }
 
 /** How many checkouts are still collecting votes, and how long the oldest has been. */
-export async function inDoubtCheckouts(dataSource: DataSource): Promise<{ count: number; oldestAgeSeconds: number }> {
+export async function inDoubtCheckouts(dataSource: Queryable): Promise<{ count: number; oldestAgeSeconds: number }> {
   const [row] = await dataSource.query<Array<{ count: number; oldest: number | null }>>(
     `SELECT count(*)::int AS count, extract(epoch FROM now() - min(created_at))::float8 AS oldest
        FROM tpc_transactions WHERE state = 'PREPARING'`,

@@ -81,7 +81,7 @@ interface PrettyEntry {
 /**
  * The HTTP request log, one line per response (`POST /orders 202`: at debug, a 4xx at warn, a 5xx at
  * error), and a log context per request that a controller fills in (the order's `transactionId`).
- * Health and metrics polls are not logged.
+ * (Health and metrics are served by the management listener, not through this log.)
  */
 export function requestLogging(logger: pino.Logger): RequestHandler[] {
   return [
@@ -94,7 +94,6 @@ export function requestLogging(logger: pino.Logger): RequestHandler[] {
         req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
-      autoLogging: { ignore: (req) => /^\/(health|metrics)(\/|\?|$)/.test(req.url ?? '') },
       // An answered request is in the metrics, and its order's decision is logged at info; a line
       // each would add to the load (and so would a shed one's, a 503 under load). Failures are not.
       customLogLevel: (_req, res, err) =>

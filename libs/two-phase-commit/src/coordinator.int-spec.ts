@@ -40,8 +40,13 @@ describe('two-phase-commit kit on a real Postgres', () => {
       decided.length = 0;
       transactions = new Transactions(schema.dataSource);
       ackRoundTrip = new AckRoundTrip(60);
-      coordinator = new Coordinator({
+      coordinator = coordinatorAsking([]);
+    });
+    /** A coordinator over the test schema that asks in `stages` (none: all at once), recording its decisions. */
+    const coordinatorAsking = (stages: ReadonlyArray<ReadonlyArray<(typeof PARTICIPANTS)[number]>>) =>
+      new Coordinator({
         participants: PARTICIPANTS,
+        stages,
         transactions,
         ackRoundTrip,
         logger: silentLogger,
@@ -51,7 +56,6 @@ describe('two-phase-commit kit on a real Postgres', () => {
           },
         },
       });
-    });
     afterEach(() => schema.drop());
 
     async function begin(timeoutMs = 60_000): Promise<string> {
@@ -343,18 +347,7 @@ describe('two-phase-commit kit on a real Postgres', () => {
 
     describe('in stages (payment first: money before stock)', () => {
       beforeEach(() => {
-        coordinator = new Coordinator({
-          participants: PARTICIPANTS,
-          stages: [['payment']],
-          transactions,
-          ackRoundTrip,
-          logger: silentLogger,
-          hooks: {
-            onDecided: async (_unit, decisions: readonly Decided[]) => {
-              decisions.forEach(({ transactionId: id, outcome, reason }) => decided.push({ id, outcome, reason }));
-            },
-          },
-        });
+        coordinator = coordinatorAsking([['payment']]);
       });
       const held = async (id: string) =>
         (

@@ -16,6 +16,9 @@ export const PlaceOrderBody = z
   .meta({ id: 'PlaceOrderBody' });
 export type PlaceOrderBody = z.infer<typeof PlaceOrderBody>;
 
+/** What an order request asks for (the whole validated body), once its customer is known (the token's). */
+export type OrderRequest = Omit<PlaceOrderBody, 'customerId'> & { customerId: string };
+
 export const OrderIdParam = z.uuid();
 
 /** Any visible ASCII, as most APIs that take an Idempotency-Key accept. */

@@ -27,8 +27,15 @@ import { CurrentCustomer, CustomerOnly, SERVICE_CONFIG, TooManyRequestsException
 import type { OrderConfig } from '../config';
 import { AdmissionControl } from './admission-control';
 import { type CustomerSlot, CustomerLimits } from './customer-limits';
-import { IdempotencyKey, OrderIdParam, OrderView, PlaceOrderBody, preferredWaitSeconds } from './order.schemas';
-import { type OrderRequest, type PlacedOrder, OrdersService } from './orders.service';
+import {
+  IdempotencyKey,
+  OrderIdParam,
+  type OrderRequest,
+  OrderView,
+  PlaceOrderBody,
+  preferredWaitSeconds,
+} from './order.schemas';
+import { type PlacedOrder, OrdersService } from './orders.service';
 
 const PREFER_HEADER = {
   name: 'Prefer',

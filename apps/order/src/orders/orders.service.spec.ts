@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { hashRequest, type OrderRequest } from './orders.service';
+import type { OrderRequest } from './order.schemas';
+import { hashRequest } from './orders.service';
 
 describe('hashRequest', () => {
   const sha256 = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex');

@@ -7,7 +7,7 @@ import { Coordinator } from '@shop/two-phase-commit';
 import type { OrderConfig } from '../config';
 import type { AdmissionTicket } from './admission-control';
 import { DecisionWaits } from './decision-waits';
-import { OrderView, PlaceOrderBody } from './order.schemas';
+import { type OrderRequest, OrderView } from './order.schemas';
 import { prepareRequests } from './prepare-requests';
 
 interface OrderRow {
@@ -28,9 +28,6 @@ const ORDER_COLUMNS = `
   (SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity, 'unit_price', i.unit_price) ORDER BY i.sku COLLATE "C")
      FROM order_items i WHERE i.order_id = o.id) AS items`;
 const ORDER_SELECT = `SELECT ${ORDER_COLUMNS} FROM orders o`;
-
-/** What an order request asks for (the whole validated body), once its customer is known (the token's). */
-export type OrderRequest = Omit<PlaceOrderBody, 'customerId'> & { customerId: string };
 
 export interface PlacedOrder {
   order: OrderView;

@@ -1,6 +1,6 @@
 import { PARTICIPANTS, type Participant } from '@shop/contracts';
 import type { PrepareRequests } from '@shop/two-phase-commit';
-import type { OrderRequest } from './orders.service';
+import type { OrderRequest } from './order.schemas';
 
 /** An order as its participants are asked about it: the customer's request, priced. */
 export interface PricedOrder {

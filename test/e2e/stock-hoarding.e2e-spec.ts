@@ -1,5 +1,5 @@
 import { runIds } from '../support/ids';
-import { expectInvariants, waitUntilDecided } from '../support/invariants';
+import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
 import { useShop } from '../support/shop';
 
 /**
@@ -70,6 +70,8 @@ describe('a customer who cannot pay cannot hold the stock', () => {
       reserved: 0,
       sold: ALICE_ORDERS,
     });
+    // At rest (every decision acknowledged) before the checks that hold only at rest.
+    await waitUntilQuiescent({ customerIds: [alice, mallory] }, DECIDE_MS);
     await expectInvariants({ customerIds: [alice, mallory] }, { quiescent: true });
   });
 });

@@ -15,9 +15,10 @@ const STALE_AFTER_MS = 3 * MANAGEMENT_REFRESH_MS;
 /** Each read's budget (connect, then run). */
 const QUERY_TIMEOUT_MS = 1_000;
 
-interface DatabaseGauge {
-  gauge: Gauge;
-  read: (database: Queryable) => Promise<number>;
+/** Gauges set from one read, in order: one query per refresh however many numbers it answers. */
+interface DatabaseGauges {
+  gauges: readonly Gauge[];
+  read: (database: Queryable) => Promise<readonly number[]>;
 }
 
 /** The database as the readiness probe last saw it. */
@@ -32,7 +33,7 @@ export type DatabaseState = { up: true } | { up: false; reason: string };
 export class ManagementDatabase {
   private readonly pool: Pool;
   private readonly connection: Queryable;
-  private readonly gauges: DatabaseGauge[] = [];
+  private readonly gauges: DatabaseGauges[] = [];
   private readonly task: PeriodicTask;
   private lastPingAt: number | undefined;
   private lastError = 'not checked yet';
@@ -58,10 +59,13 @@ export class ManagementDatabase {
     );
   }
 
-  /** `gauge` is set from `read` on every refresh (NaN when it fails: unknown, never a reassuring 0). */
-  refreshGauge(gauge: Gauge, read: (database: Queryable) => Promise<number>): void {
-    gauge.set(Number.NaN);
-    this.gauges.push({ gauge, read });
+  /**
+   * `gauges` are set from one `read` on every refresh, the i-th from its i-th number (NaN when it
+   * fails: unknown, never a reassuring 0).
+   */
+  refreshGauges(gauges: readonly Gauge[], read: (database: Queryable) => Promise<readonly number[]>): void {
+    for (const gauge of gauges) gauge.set(Number.NaN);
+    this.gauges.push({ gauges, read });
   }
 
   get state(): DatabaseState {
@@ -78,8 +82,9 @@ export class ManagementDatabase {
       this.lastPingAt = undefined;
       this.lastError = error instanceof Error ? error.message : String(error);
     }
-    for (const { gauge, read } of this.gauges) {
-      gauge.set(await read(this.connection).catch(() => Number.NaN));
+    for (const { gauges, read } of this.gauges) {
+      const values = await read(this.connection).catch(() => undefined);
+      gauges.forEach((gauge, index) => gauge.set(values?.[index] ?? Number.NaN));
     }
   }
 

@@ -58,7 +58,16 @@ export class ServiceMetrics {
    * the database is down.
    */
   databaseGauge(name: string, help: string, read: (database: Queryable) => Promise<number>): void {
-    this.database.refreshGauge(new Gauge({ name, help, registers: [this.registry] }), read);
+    this.databaseGauges([{ name, help }], async (database) => [await read(database)]);
+  }
+
+  /** Several database gauges from one read (one query per refresh), the i-th from its i-th number. */
+  databaseGauges(
+    gauges: ReadonlyArray<{ name: string; help: string }>,
+    read: (database: Queryable) => Promise<readonly number[]>,
+  ): void {
+    const made = gauges.map(({ name, help }) => new Gauge({ name, help, registers: [this.registry] }));
+    this.database.refreshGauges(made, read);
   }
 
   /**

@@ -31,15 +31,18 @@ export class InDoubtGauges implements OnModuleInit {
 
   onModuleInit(): void {
     // Read on the management connection's timer, never on a scrape (see `databaseGauge`).
-    this.metrics.databaseGauge(
-      'checkout_in_doubt_transactions',
-      'Checkouts still collecting votes (undecided)',
-      async (db) => (await inDoubtCheckouts(db)).count,
-    );
-    this.metrics.databaseGauge(
-      'checkout_in_doubt_oldest_age_seconds',
-      'Age of the oldest checkout still collecting votes (0 when none)',
-      async (db) => (await inDoubtCheckouts(db)).oldestAgeSeconds,
+    this.metrics.databaseGauges(
+      [
+        { name: 'checkout_in_doubt_transactions', help: 'Checkouts still collecting votes (undecided)' },
+        {
+          name: 'checkout_in_doubt_oldest_age_seconds',
+          help: 'Age of the oldest checkout still collecting votes (0 when none)',
+        },
+      ],
+      async (db) => {
+        const { count, oldestAgeSeconds } = await inDoubtCheckouts(db);
+        return [count, oldestAgeSeconds];
+      },
     );
   }
 }

@@ -34,6 +34,7 @@ import {
   SERVICES,
   layoutFrom,
   managementPortOf,
+  parseReplicas,
   pgOf,
   profile,
   testEnv,
@@ -260,13 +261,18 @@ function printSummary({ passed, failed, skipped, missing }) {
   console.log(`tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}${incomplete}`);
 }
 
-/** `npm start -- --replicas=2` or `REPLICAS=2 npm start`: N processes per service. */
+/** `npm start -- --replicas=2` or `REPLICAS=2 npm start`: N processes per service (`order=2`: per service). */
 function replicaCount() {
-  const flag = args.find((a) => a.startsWith('--replicas='))?.split('=')[1];
-  const raw = flag ?? process.env.REPLICAS ?? '1';
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 9) throw new StackError(`replicas must be 1 to 9 (got ${raw})`);
-  return n;
+  const flag = args
+    .find((a) => a.startsWith('--replicas='))
+    ?.split('=')
+    .slice(1)
+    .join('=');
+  try {
+    return parseReplicas(flag ?? process.env.REPLICAS ?? '1');
+  } catch (err) {
+    throw new StackError(err.message);
+  }
 }
 
 async function cmdStart() {
@@ -324,7 +330,7 @@ function printBanner(prof, pg, amqp, replicas) {
     ...SERVICES.map((s) => {
       const base = `http://localhost:${prof.portOf(s)}`;
       const management = `http://localhost:${managementPortOf(prof.portOf(s))}`;
-      const more = Array.from({ length: replicas - 1 }, (_, i) => prof.portOf(s) + (i + 1) * 100);
+      const more = Array.from({ length: replicas(s.name) - 1 }, (_, i) => prof.portOf(s) + (i + 1) * 100);
       const extra = more.length ? `   replicas also on ${more.join(', ')} (+${MANAGEMENT_PORT_OFFSET})` : '';
       return `  ${s.name.padEnd(10)} ${base}   docs ${base}/docs   ready ${management}/health/ready   metrics ${management}/metrics${extra}`;
     }),

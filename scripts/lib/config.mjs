@@ -64,6 +64,31 @@ export const COORDINATOR = declared.coordinator;
 export const PARTICIPANTS = SERVICES.filter((s) => s.name !== COORDINATOR);
 export const PARTICIPANT_NAMES = PARTICIPANTS.map((s) => s.name);
 
+/**
+ * Processes per service: `2` (every service), or per service, `order=2` or `order=2,payment=1`
+ * (the others 1). Answers `(svcName) => n`, 1 to 9 each; replica ports step by 100.
+ */
+export function parseReplicas(raw) {
+  const text = String(raw ?? '1').trim();
+  const count = (value, what) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > 9) throw new Error(`${what} must be 1 to 9 (got ${value})`);
+    return n;
+  };
+  if (/^\d+$/.test(text)) {
+    const n = count(text, 'replicas');
+    return () => n;
+  }
+  const perService = {};
+  for (const part of text.split(',')) {
+    const [name, value] = part.split('=').map((x) => x?.trim());
+    if (!SERVICES.some((s) => s.name === name) || value === undefined)
+      throw new Error(`replicas: "${part}" is not <service>=<n> (services: ${SERVICES.map((s) => s.name).join(', ')})`);
+    perService[name] = count(value, `replicas of ${name}`);
+  }
+  return (name) => perService[name] ?? 1;
+}
+
 export const dbRole = (svc) => `${svc}_svc`;
 /** A Postgres server's connections per service it holds: its replicas' pools and the test suites'. */
 export const MAX_CONNECTIONS_PER_SERVICE = 100;

@@ -13,12 +13,12 @@ const STOP_TIMEOUT_MS = 10_000;
 
 export class Supervisor {
   /**
-   * One row per running process. Each service has one replica today; the rows are keyed by
-   * (service, replica) so REPLICAS=N only needs a port per replica.
+   * One row per running process, keyed by (service, replica). `replicas(name)` is a service's
+   * process count (`parseReplicas`); each replica has its own port.
    * `extraEnv(svc)` adds settings to a service's environment (the benchmark's token and knobs);
    * `sink` takes the services' output instead of the terminal.
    */
-  constructor(prof, pg, amqp, { replicas = 1, onGiveUp, extraEnv = () => ({}), sink } = {}) {
+  constructor(prof, pg, amqp, { replicas = () => 1, onGiveUp, extraEnv = () => ({}), sink } = {}) {
     this.onGiveUp = onGiveUp;
     this.sink = sink;
     this.stopping = false;
@@ -27,7 +27,7 @@ export class Supervisor {
       const file = entry(svc, 'main');
       if (!fs.existsSync(file))
         throw new StackError(`${path.relative(ROOT, file)} does not exist (did the build produce it?)`);
-      for (let replica = 0; replica < replicas; replica++) {
+      for (let replica = 0; replica < replicas(svc.name); replica++) {
         const env = { ...serviceEnv(svc, prof, pg, amqp), ...extraEnv(svc) };
         const port = Number(env.PORT) + replica * 100; // replica ports: 3000, 3100, 3200…
         const managementPort = managementPortOf(port); // health and metrics: 9100, 9200, 9300…

@@ -1,5 +1,5 @@
 // Command line of `npm run bench`. No npm dependencies: --help must work before `npm ci`.
-import { COORDINATOR, DEFAULT_LAYOUT, SERVICES, layoutFrom } from '../config.mjs';
+import { COORDINATOR, DEFAULT_LAYOUT, SERVICES, layoutFrom, parseReplicas } from '../config.mjs';
 import { StackError } from '../util.mjs';
 
 // One URL option per service: --order-url, --payment-url, … (every service of config.mjs).
@@ -33,7 +33,8 @@ Output:
 
 Stack (default: its own database and vhost shop_bench, services on 23000-23002):
   --skip-build         use the existing dist/ (also SKIP_BUILD=1)
-  --replicas N         N processes per service (order POSTs go round-robin)
+  --replicas N         N processes per service (order POSTs go round-robin); per service:
+                       --replicas order=2 (the others 1)
   --env [svc:]K=V      extra setting for every service, or one (repeatable), e.g.
                        --env AMQP_PREFETCH=200 --env order:DB_POOL_SIZE=40
   --settle-timeout S   how long to wait for every order to be decided and acked (default 120)
@@ -102,6 +103,16 @@ const positive = (name, raw, { integer = false } = {}) => {
   return n;
 };
 
+/** `--replicas`, checked now (a usage error before anything starts); kept as written for the report. */
+const replicasOption = (raw) => {
+  try {
+    parseReplicas(raw);
+  } catch (err) {
+    throw new StackError(`--${err.message}`);
+  }
+  return String(raw);
+};
+
 /** Parses argv (without node and the script) into the options object the benchmark runs with. */
 export function parseOptions(argv) {
   const raw = { env: [] };
@@ -168,7 +179,7 @@ export function parseOptions(argv) {
     out: raw.out ?? 'bench-results',
     skipBuild: Boolean(raw['skip-build']) || process.env.SKIP_BUILD === '1',
     layout: { ...DEFAULT_LAYOUT, brokerCluster },
-    replicas: raw.replicas ? positive('--replicas', raw.replicas, { integer: true }) : 1,
+    replicas: replicasOption(raw.replicas ?? '1'),
     serviceEnv: parseServiceEnv(raw.env),
     settleTimeoutS: raw['settle-timeout'] ? positive('--settle-timeout', raw['settle-timeout']) : 120,
     ceiling: !raw['no-ceiling'] && !smoke,

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PG, SERVICES, profile } from '../config.mjs';
+import { PG, SERVICES, parseReplicas, profile } from '../config.mjs';
 import { findBinDir } from '../postgres.mjs';
 import { build, ensureInfra, migrate } from '../project.mjs';
 import { localRabbitPids } from '../rabbitmq.mjs';
@@ -29,7 +29,7 @@ export async function startOwnStack(opts, ctx, logFile) {
   const sink = fs.createWriteStream(logFile, { flags: 'a' });
   ctx.cleanups.push(() => new Promise((resolve) => sink.end(resolve)));
   const supervisor = new Supervisor(prof, pg, amqp, {
-    replicas: opts.replicas,
+    replicas: parseReplicas(opts.replicas),
     sink,
     extraEnv: (svc) => ({ ADMIN_TOKEN: adminToken, ...opts.serviceEnv.all, ...(opts.serviceEnv[svc.name] ?? {}) }),
     onGiveUp: (row) => ctx.fail(`${row.label} keeps crashing; see ${logFile}`),

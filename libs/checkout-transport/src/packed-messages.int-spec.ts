@@ -253,6 +253,7 @@ describe('packed checkout messages', () => {
   it('redelivers a pack whose consumer crashed after its commit and before its ack, and processes nothing twice', async () => {
     const prepares = [prepare(), prepare(), prepare(), prepare()];
     expect((await publisher.publish(prepares.map(outgoing))).confirmed).toHaveLength(4);
+    expect(await brokerMessagesQueued()).toBe(1);
     let crashed = false;
     // The first consumer commits the pack's batch, then loses its connection before acking.
     await startConsumer(async (broker) => {

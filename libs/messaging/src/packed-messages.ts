@@ -28,6 +28,9 @@ export interface PackLimits {
 
 export const DEFAULT_PACK_LIMITS: PackLimits = { maxMessages: 50, maxBytes: 256 * 1024 };
 
+/** `{"messages":[` and `]}`, around the packed entries (separated by commas). */
+const PACK_FRAME_BYTES = '{"messages":[]}'.length;
+
 /** One broker message to publish, and the ids of the messages it carries (one, or the packed ones). */
 export interface BrokerMessage {
   messageId: string;
@@ -54,11 +57,11 @@ export function packMessages(messages: readonly OutgoingMessage[], limits = DEFA
   const published: BrokerMessage[] = [];
   for (const group of byKey.values()) {
     let pack: Array<{ message: OutgoingMessage; framed: string }> = [];
-    let bytes = 0;
+    let bytes = PACK_FRAME_BYTES;
     const flush = () => {
       if (pack.length > 0) published.push(pack.length === 1 ? single(pack[0].message) : packed(pack));
       pack = [];
-      bytes = 0;
+      bytes = PACK_FRAME_BYTES;
     };
     for (const { message, json } of group) {
       const framed = frame(message, json);

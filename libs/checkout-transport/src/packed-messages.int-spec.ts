@@ -1,4 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { CheckoutMessage, createMessage, Prepare, routingKey } from '@shop/contracts';
 import { Inbox } from '@shop/inbox';
 import {
@@ -6,6 +10,7 @@ import {
   BrokerConnection,
   ConfirmPublisher,
   Consumer,
+  currentTraceContext,
   declareTopology,
   HEADERS,
   OutgoingMessage,
@@ -41,7 +46,14 @@ describe('packed checkout messages', () => {
   /** What the handler does with a message (by transaction id): refuse it, or fail it for its first attempts. */
   const behaviour = new Map<string, { refuse?: string; unavailableFor?: number }>();
 
+  const spans = new InMemorySpanExporter();
+  const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: spans })] });
+
   beforeAll(async () => {
+    // Spans kept in memory (what the service kit's tracing registers, without patching modules).
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    trace.setGlobalTracerProvider(provider);
     schema = await createTestSchema('packed');
     await schema.dataSource.query(`CREATE TABLE effects (message_id uuid NOT NULL)`);
     exchange = uniqueExchange('packed');
@@ -76,6 +88,10 @@ describe('packed checkout messages', () => {
     await admin?.close();
     if (exchange) await deleteExchangeAndQueues(exchange, [queue, deadLetterQueue]);
     await schema?.drop();
+    await provider.shutdown();
+    trace.disable();
+    propagation.disable();
+    context.disable();
   });
 
   /**
@@ -152,7 +168,7 @@ describe('packed checkout messages', () => {
     routingKey: routingKey('inventory', 'prepare'),
     type: 'prepare',
     body: message,
-    headers: {},
+    headers: (message.traceContext as Record<string, string> | undefined) ?? {},
   });
   /** Writes messages to the outbox in one committed transaction (no fast path: only a relay sends them). */
   const writeToOutbox = (messages: readonly CheckoutMessage[]) =>
@@ -314,5 +330,38 @@ describe('packed checkout messages', () => {
     } finally {
       await singles.stop();
     }
+  });
+
+  it('traces a batch with one span linked to the trace of each message it handled, and a publish with one span', async () => {
+    // Three checkouts, each begun in a trace of its own (as three POST /orders are).
+    const origins = ['POST /orders', 'POST /orders', 'POST /orders'].map((name) =>
+      trace.getTracer('test').startActiveSpan(name, (span) => {
+        const message = { ...prepare(), traceContext: currentTraceContext() };
+        span.end();
+        return { message, traceId: span.spanContext().traceId, spanId: span.spanContext().spanId };
+      }),
+    );
+    spans.reset();
+    expect((await publisher.publish(origins.map(({ message }) => outgoing(message)))).confirmed).toHaveLength(3);
+    await startConsumer();
+    await eventually(() => settled.length === 3, { what: 'three handled' });
+    await eventually(() => spans.getFinishedSpans().find((span) => span.kind === SpanKind.CONSUMER), {
+      what: 'the batch span',
+    });
+    const finished = spans.getFinishedSpans();
+    const consumed = finished.filter((span) => span.kind === SpanKind.CONSUMER);
+    expect(consumed.map((span) => span.name)).toEqual([`process ${topology().queue}`]); // one, not one per message
+    const [batch] = consumed;
+    expect(batch.attributes['messaging.batch.message_count']).toBe(3);
+    expect(
+      batch.links.map((link) => [
+        link.context.traceId,
+        link.context.spanId,
+        link.attributes?.['checkout.transaction_id'],
+      ]),
+    ).toEqual(origins.map(({ message, traceId, spanId }) => [traceId, spanId, message.transactionId]));
+    const published = finished.filter((span) => span.kind === SpanKind.PRODUCER);
+    expect(published).toHaveLength(1);
+    expect(published[0].links.map((link) => link.context.traceId)).toEqual(origins.map(({ traceId }) => traceId));
   });
 });

@@ -2,6 +2,7 @@ import type * as amqp from 'amqplib';
 import { CheckoutMessage, routingKey } from '@shop/contracts';
 import {
   Delivery,
+  MAX_PACKED_MESSAGES,
   OutgoingMessage,
   PACKED_CONTENT_TYPE,
   packMessages,
@@ -103,5 +104,9 @@ describe('the packed wire format', () => {
     expect(() =>
       unpack(delivered(Buffer.from('{"messages":[]}'), { contentType: PACKED_CONTENT_TYPE }, 'order.vote')),
     ).toThrow(/without messages/);
+    const tooMany = { messages: Array.from({ length: MAX_PACKED_MESSAGES + 1 }, () => ({ body: {} })) };
+    expect(() =>
+      unpack(delivered(Buffer.from(JSON.stringify(tooMany)), { contentType: PACKED_CONTENT_TYPE }, 'order.vote')),
+    ).toThrow(/over the bound of 100/);
   });
 });

@@ -28,6 +28,12 @@ export interface PackLimits {
 
 export const DEFAULT_PACK_LIMITS: PackLimits = { maxMessages: 50, maxBytes: 256 * 1024 };
 
+/**
+ * A reader's bound on the messages of one pack (a writer packs at most this many too): a pack of
+ * more is dead-lettered whole, so one delivery cannot make a batch of any size.
+ */
+export const MAX_PACKED_MESSAGES = 100;
+
 /** `{"messages":[` and `]}`, around the packed entries (separated by commas). */
 const PACK_FRAME_BYTES = '{"messages":[]}'.length;
 
@@ -65,7 +71,10 @@ export function packMessages(messages: readonly OutgoingMessage[], limits = DEFA
     };
     for (const { message, json } of group) {
       const framed = frame(message, json);
-      if (pack.length >= limits.maxMessages || (pack.length > 0 && bytes + framed.length + 1 > limits.maxBytes))
+      if (
+        pack.length >= Math.min(limits.maxMessages, MAX_PACKED_MESSAGES) ||
+        (pack.length > 0 && bytes + framed.length + 1 > limits.maxBytes)
+      )
         flush();
       pack.push({ message, framed });
       bytes += framed.length + 1;
@@ -124,18 +133,18 @@ export function isPacked(message: amqp.Message): boolean {
 
 /**
  * How many messages a delivery says it carries, for sizing batches only (a header: believed
- * within `[1, maxMessages]`; the body decides what is handled).
+ * within `[1, MAX_PACKED_MESSAGES]`; the body decides what is handled).
  */
-export function declaredCount(message: amqp.Message, maxMessages = DEFAULT_PACK_LIMITS.maxMessages): number {
+export function declaredCount(message: amqp.Message): number {
   if (!isPacked(message)) return 1;
   const count = Number(message.properties.headers?.[PACKED_COUNT_HEADER]);
-  return Number.isSafeInteger(count) ? Math.min(Math.max(count, 1), maxMessages) : 1;
+  return Number.isSafeInteger(count) ? Math.min(Math.max(count, 1), MAX_PACKED_MESSAGES) : 1;
 }
 
 /**
  * The messages of a delivery: one, or those it packs. Throws PoisonMessageError for a body that
- * is not JSON, or a pack without a list of messages (nothing in it can be told apart: the whole
- * delivery is dead-lettered); a packed entry that is not a message is that entry's failure alone.
+ * is not JSON, or a pack without a list of messages or with more than MAX_PACKED_MESSAGES (the
+ * whole delivery is dead-lettered); a packed entry that is not a message is that entry's failure alone.
  */
 export function unpack(message: amqp.Message): UnpackedMessage[] {
   const { properties, content } = message;
@@ -160,6 +169,8 @@ export function unpack(message: amqp.Message): UnpackedMessage[] {
   }
   const entries = (parsed as { messages?: unknown } | null)?.messages;
   if (!Array.isArray(entries) || entries.length === 0) throw new PoisonMessageError('a pack without messages');
+  if (entries.length > MAX_PACKED_MESSAGES)
+    throw new PoisonMessageError(`a pack of ${entries.length} messages is over the bound of ${MAX_PACKED_MESSAGES}`);
   return entries.map((entry: unknown) => unpackEntry(entry));
 }
 

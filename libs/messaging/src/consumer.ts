@@ -50,9 +50,13 @@ const CONSUME_AGAIN_BACKOFF = { baseMs: 100, capMs: 5_000 };
  * Consumes the service's queue with manual acks, in batches: the deliveries already prefetched
  * are handed over together (one batch at a time, so batches of one process never wait on each
  * other's locks), and each is acked only after the batch's handler (and so its database
- * transaction) finished. A failing message is retried alone after a delay through the retry
- * queue of that delay, and dead-lettered with the reason after `retry.maxAttempts`; an
- * undecodable message is dead-lettered at once. Never requeues forever.
+ * transaction) finished. A packed delivery (`packed-messages.ts`) is unpacked: each message it
+ * carries is an entry of the batch of its own, and the delivery is acked once all are settled. A
+ * failing message is retried alone after a delay through the retry queue of that delay, and
+ * dead-lettered with the reason after `retry.maxAttempts`; an undecodable message is
+ * dead-lettered at once. Never requeues forever. A whole pack the broker dead-letters (its
+ * delivery limit: it keeps crashing the consumer) carries its handled messages too: re-driven,
+ * the inbox drops those.
  */
 export class Consumer<T> {
   private channel: amqp.ConfirmChannel | undefined;

@@ -6,6 +6,7 @@ import {
   ConfirmPublisher,
   Consumer,
   declareTopology,
+  type PackLimits,
   type ServiceTopology,
   type Settlement,
   topologyFor,
@@ -32,6 +33,11 @@ export interface CheckoutMessagingOptions {
   outboxPollIntervalMs: number;
   /** Sent outbox rows are pruned past this. */
   outboxRetentionMs: number;
+  /**
+   * How many messages of one routing key go in one broker message, in how many bytes (default
+   * `DEFAULT_PACK_LIMITS`); `maxMessages: 1` sends each alone, for readers older than packing.
+   */
+  packLimits?: PackLimits;
   /** Metrics hooks: messages published (each this many seconds after it was written), a delivery settled. */
   onSent?: (lagSeconds: readonly number[]) => void;
   onSettled?: (settlement: Settlement<CheckoutMessage>) => void;
@@ -60,7 +66,7 @@ export class CheckoutMessaging implements OnModuleInit, OnApplicationBootstrap, 
     const { service, broker, dataSource } = options;
     this.broker = broker;
     this.topology = topologyFor(service);
-    this.publisher = new ConfirmPublisher(broker, this.topology.exchange);
+    this.publisher = new ConfirmPublisher(broker, this.topology.exchange, options.packLimits);
     this.relay = new OutboxRelay({
       dataSource,
       publish: (messages) => this.publisher.publish(messages),

@@ -1,23 +1,17 @@
-import { trace } from '@opentelemetry/api';
 import { ALLOWED_SENDERS, CheckoutMessage, parseCheckoutMessage, ServiceName } from '@shop/contracts';
 import { addLogContext, Delivery, ForgedMessageError, PoisonMessageError } from '@shop/messaging';
 
 /**
- * Parses and authenticates a delivery for `recipient`. The broker validated the publisher's user
- * id; each service publishes as the broker user named like it, so `sender` must match it and be
- * allowed to send this type (a prepare or decision only from the coordinator, and so on). Once
- * parsed, the checkout's transaction id joins the delivery's log context and span.
+ * Validates (the one schema check of a received message: the edge) and authenticates a message
+ * for `recipient`, its body parsed by the consumer. The broker validated the publisher's user
+ * id (of a packed delivery: of the pack, so of every message in it); each service publishes as
+ * the broker user named like it, so `sender` must match it and be allowed to send this type (a
+ * prepare or decision only from the coordinator, and so on). Once parsed, the checkout's
+ * transaction id joins the message's log context (and so its span or its batch span's link).
  */
-export function decodeCheckoutMessage(recipient: ServiceName, content: Buffer, delivery: Delivery): CheckoutMessage {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(content.toString('utf8'));
-  } catch {
-    throw new PoisonMessageError('body is not JSON');
-  }
-  const message = parseCheckoutMessage(raw);
+export function decodeCheckoutMessage(recipient: ServiceName, body: unknown, delivery: Delivery): CheckoutMessage {
+  const message = parseCheckoutMessage(body);
   addLogContext({ transactionId: message.transactionId, messageType: message.type });
-  trace.getActiveSpan()?.setAttribute('checkout.transaction_id', message.transactionId);
   if (message.recipient !== recipient) {
     throw new PoisonMessageError(`addressed to ${message.recipient}, not ${recipient}`);
   }

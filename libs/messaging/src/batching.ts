@@ -51,7 +51,9 @@ export async function outcomesOf<T>(
 /**
  * Gathers items (deliveries) into batches of at most `batchSize` and hands them to `process`,
  * one batch at a time: items that arrive while a batch is processed wait and go together in the
- * next one, so the batches of one consumer never wait on each other's locks.
+ * next one, so the batches of one consumer never wait on each other's locks. An item may weigh
+ * more than one (a delivery packing several messages): a batch holds at most `batchSize` of
+ * weight, and at least one item.
  */
 export class BatchQueue<I> {
   private readonly waiting: I[] = [];
@@ -61,6 +63,7 @@ export class BatchQueue<I> {
   constructor(
     private readonly batchSize: number,
     private readonly process: (batch: I[]) => Promise<void>,
+    private readonly weight: (item: I) => number = () => 1,
   ) {}
 
   push(item: I): void {
@@ -87,11 +90,23 @@ export class BatchQueue<I> {
     });
   }
 
+  /** How many of the waiting items fit in the next batch. */
+  private takeable(): number {
+    let weight = 0;
+    let count = 0;
+    while (count < this.waiting.length && count < this.batchSize) {
+      weight += this.weight(this.waiting[count]);
+      if (count > 0 && weight > this.batchSize) break;
+      count += 1;
+    }
+    return count;
+  }
+
   private async drain(): Promise<void> {
     // Items that arrived together (a prefetch refill) join one batch.
     await new Promise((resolve) => setImmediate(resolve));
     while (this.waiting.length > 0) {
-      const batch = this.waiting.splice(0, this.batchSize);
+      const batch = this.waiting.splice(0, this.takeable());
       this.processing = batch.length;
       try {
         await this.process(batch);

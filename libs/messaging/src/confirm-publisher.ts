@@ -1,5 +1,10 @@
+import { SpanKind, trace } from '@opentelemetry/api';
 import type * as amqp from 'amqplib';
 import { BrokerConnection, ConnectionSetup } from './broker-connection';
+import { DEFAULT_PACK_LIMITS, PackLimits, packMessages } from './packed-messages';
+import { linksTo } from './trace-context';
+
+const tracer = trace.getTracer('@shop/messaging');
 
 export interface OutgoingMessage {
   messageId: string;
@@ -23,6 +28,8 @@ export class BrokerUnavailableError extends Error {
  * Publishes persistent JSON messages on a confirm channel and resolves only when the broker has
  * confirmed every one of them. Messages are `mandatory`: one that no queue would take is
  * reported as failed instead of silently dropped, so the caller keeps it and tries again.
+ * Messages of one routing key go packed in one broker message (`packMessages`, within `pack`);
+ * each is confirmed (or failed) with the broker message that carries it.
  */
 export class ConfirmPublisher {
   private channel: amqp.ConfirmChannel | undefined;
@@ -34,6 +41,7 @@ export class ConfirmPublisher {
   constructor(
     private readonly broker: BrokerConnection,
     private readonly exchange: string,
+    private readonly pack: PackLimits = DEFAULT_PACK_LIMITS,
   ) {}
 
   async start(): Promise<void> {
@@ -48,31 +56,55 @@ export class ConfirmPublisher {
     return this.channel !== undefined || this.broker.isConnected;
   }
 
-  /** Publishes all messages and reports which were confirmed and routed, and which were not. */
+  /**
+   * Publishes all messages and reports which were confirmed and routed, and which were not: one
+   * span for the lot, linked to each message's trace.
+   */
   async publish(messages: readonly OutgoingMessage[]): Promise<PublishResult> {
+    const span = tracer.startSpan(`publish ${this.exchange}`, {
+      kind: SpanKind.PRODUCER,
+      attributes: { 'messaging.system': 'rabbitmq', 'messaging.batch.message_count': messages.length },
+    });
+    try {
+      if (span.isRecording()) span.addLinks(linksTo(messages.map((message) => message.headers ?? {})));
+      const outcome = await this.publishPacked(messages);
+      span.setAttribute('messaging.rabbitmq.broker_messages', outcome.brokerMessages);
+      return { confirmed: outcome.confirmed, failed: outcome.failed };
+    } finally {
+      span.end();
+    }
+  }
+
+  private async publishPacked(
+    messages: readonly OutgoingMessage[],
+  ): Promise<PublishResult & { brokerMessages: number }> {
     const channel = await this.openChannel();
-    const confirms = messages.map((message) =>
-      publishMandatory(channel, this.exchange, message.routingKey, Buffer.from(JSON.stringify(message.body)), {
+    const brokerMessages = packMessages(messages, this.pack);
+    const confirms = brokerMessages.map((message) =>
+      publishMandatory(channel, this.exchange, message.routingKey, message.content, {
         persistent: true,
-        contentType: 'application/json',
+        contentType: message.contentType,
         messageId: message.messageId,
         type: message.type,
         timestamp: Math.floor(Date.now() / 1000),
         // The broker checks this equals the authenticated user, so receivers can trust the sender.
         userId: this.broker.username,
-        headers: message.headers ?? {},
+        headers: message.headers,
       }),
     );
     const results = await Promise.allSettled(confirms);
-    const outcome: PublishResult = { confirmed: [], failed: [] };
+    const outcome = {
+      confirmed: [] as string[],
+      failed: [] as PublishResult['failed'],
+      brokerMessages: confirms.length,
+    };
     results.forEach((result, index) => {
-      const { messageId } = messages[index];
-      if (result.status === 'fulfilled') outcome.confirmed.push(messageId);
-      else
-        outcome.failed.push({
-          messageId,
-          error: result.reason instanceof Error ? result.reason : new Error(String(result.reason)),
-        });
+      const { carries } = brokerMessages[index];
+      if (result.status === 'fulfilled') outcome.confirmed.push(...carries);
+      else {
+        const error = result.reason instanceof Error ? result.reason : new Error(String(result.reason));
+        for (const messageId of carries) outcome.failed.push({ messageId, error });
+      }
     });
     // A nack: a queue could not take the message (e.g. a quorum queue electing a new leader after
     // its node was lost). RabbitMQ 3.10 keeps nacking on that channel even once the queue has a

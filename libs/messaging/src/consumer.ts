@@ -2,23 +2,28 @@ import type * as amqp from 'amqplib';
 import { backoffMs } from './backoff';
 import { BatchHandler, BatchQueue, outcomesOf } from './batching';
 import { BrokerConnection, ConnectionSetup } from './broker-connection';
-import { Delivery, deliveryOf, PoisonMessageError } from './delivery';
-import { settleTraced, startTracing, TracedDelivery, within } from './delivery-tracing';
-import { currentLogContext, errorMessage, Logger } from './logger';
+import type { Delivery } from './delivery';
+import type { BrokerDelivery } from './delivery-tracing';
+import { inboundMessages, settleBatch } from './inbound-batch';
+import { errorMessage, Logger } from './logger';
+import { declaredCount } from './packed-messages';
 import { checkRetryPolicy, Republishing, RetryPolicy, retryDelays } from './retry-policy';
-import { ackHandled, isHandled, settle, Settlement, settleUndecodable } from './settlement';
+import type { Settlement } from './settlement';
 import { declareRetryQueues, declareTopology, ServiceTopology } from './topology';
 
 export interface ConsumerOptions<T> {
   topology: ServiceTopology;
   /** Unacked deliveries at once: the batch being handled and the next one gathering. */
   prefetch: number;
-  /** At most this many deliveries are handed to `handleBatch` at once. */
+  /** At most this many messages are handed to `handleBatch` at once (a packed delivery counts its messages). */
   batchSize: number;
   /** Its delays name the retry queues the consumer declares (one per delay). */
   retry: RetryPolicy;
-  /** Turns the body into a typed message; throws PoisonMessageError (or anything) for an invalid one. */
-  decode(content: Buffer, delivery: Delivery): T;
+  /**
+   * Turns a message's body (parsed JSON: the consumer parses each delivery once, a pack's messages
+   * with it) into a typed message; throws PoisonMessageError (or anything) for an invalid one.
+   */
+  decode(body: unknown, delivery: Delivery): T;
   /**
    * Handles the deliveries that are waiting (one batch at a time), typically in one database
    * transaction; answers one outcome per entry, in order. A failed one is retried alone later.
@@ -27,7 +32,7 @@ export interface ConsumerOptions<T> {
   logger: Logger;
   /** A larger body is dead-lettered before it is decoded (default `MAX_MESSAGE_BYTES`). */
   maxMessageBytes?: number;
-  /** Called after each delivery is settled (observability). */
+  /** Called after each message is settled (observability). */
   onSettled?(settlement: Settlement<T>): void;
 }
 
@@ -45,15 +50,19 @@ const CONSUME_AGAIN_BACKOFF = { baseMs: 100, capMs: 5_000 };
  * Consumes the service's queue with manual acks, in batches: the deliveries already prefetched
  * are handed over together (one batch at a time, so batches of one process never wait on each
  * other's locks), and each is acked only after the batch's handler (and so its database
- * transaction) finished. A failing message is retried alone after a delay through the retry
- * queue of that delay, and dead-lettered with the reason after `retry.maxAttempts`; an
- * undecodable message is dead-lettered at once. Never requeues forever.
+ * transaction) finished. A packed delivery (`packed-messages.ts`) is unpacked: each message it
+ * carries is an entry of the batch of its own, and the delivery is acked once all are settled. A
+ * failing message is retried alone after a delay through the retry queue of that delay, and
+ * dead-lettered with the reason after `retry.maxAttempts`; an undecodable message is
+ * dead-lettered at once. Never requeues forever. A whole pack the broker dead-letters (its
+ * delivery limit: it keeps crashing the consumer) carries its handled messages too: re-driven,
+ * the inbox drops those.
  */
 export class Consumer<T> {
   private channel: amqp.ConfirmChannel | undefined;
   private consumerTag: string | undefined;
   private stopping = false;
-  private readonly batches: BatchQueue<{ channel: amqp.ConfirmChannel; message: amqp.Message }>;
+  private readonly batches: BatchQueue<BrokerDelivery>;
   private readonly republishing: Republishing;
   /** On every (re)connect: the retry queues of the policy, then the channel that consumes. */
   private readonly setup: ConnectionSetup = async (connection) => {
@@ -66,8 +75,10 @@ export class Consumer<T> {
     private readonly options: ConsumerOptions<T>,
   ) {
     checkRetryPolicy(options.retry);
-    this.batches = new BatchQueue(options.batchSize, (batch) =>
-      this.processBatch(batch.map(({ channel, message }) => this.begin(channel, message))),
+    this.batches = new BatchQueue(
+      options.batchSize,
+      (batch) => this.processBatch(batch),
+      ({ message }) => declaredCount(message),
     );
     const { topology, retry: policy, logger } = options;
     this.republishing = { topology, self: broker.username, policy, logger };
@@ -165,56 +176,28 @@ export class Consumer<T> {
     );
   }
 
-  private begin(channel: amqp.ConfirmChannel, message: amqp.Message): TracedDelivery {
-    return startTracing(channel, message, deliveryOf(message, this.broker.username), this.options.topology.queue);
-  }
-
   /**
-   * Decodes each delivery in its span and log context (an undecodable one is dead-lettered at
-   * once), hands the decoded ones to the batch handler together, acks the handled ones, then
-   * settles each of the others by its outcome.
+   * Unpacks and decodes the batch's messages (a delivery, or each message a packed one carries),
+   * hands the decoded ones to the batch handler together, then settles each message by its
+   * outcome and acks each delivery once all it carries are settled (`settleBatch`), all under
+   * one span. A delivery that could not be settled gets its channel replaced: the broker
+   * delivers it again (what it carried that was handled is then dropped by the inbox).
    */
-  private async processBatch(batch: TracedDelivery[]): Promise<void> {
-    const decoded: Array<{ traced: TracedDelivery; message: T }> = [];
-    for (const traced of batch) {
-      try {
-        const message = within(traced, () => {
-          const { length } = traced.message.content;
-          const maxBytes = this.options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
-          if (length > maxBytes)
-            throw new PoisonMessageError(`body of ${length} bytes is over the ${maxBytes}-byte bound`);
-          const decodedMessage = this.options.decode(traced.message.content, traced.delivery);
-          Object.assign(traced.logFields, currentLogContext()); // what decoding learned (the transaction id)
-          return decodedMessage;
-        });
-        decoded.push({ traced, message });
-      } catch (err) {
-        await this.finish(traced, () => settleUndecodable(traced, err, this.republishing));
-      }
-    }
-    if (decoded.length === 0) return;
-    const outcomes = await outcomesOf(
-      this.options.handleBatch,
-      decoded.map(({ traced, message }) => ({
-        message,
-        delivery: traced.delivery,
-        within: (work) => within(traced, work),
-      })),
-    );
-    const handled = decoded.filter((_, index) => isHandled(outcomes[index])).map(({ traced }) => traced);
-    ackHandled(handled, handled.length === decoded.length, this.channel);
-    for (const [index, { traced, message }] of decoded.entries()) {
-      await this.finish(traced, () => settle(traced, message, outcomes[index], this.republishing));
-    }
-  }
-
-  /**
-   * Settles a delivery and reports it; one that could not be settled (the channel closed under
-   * us: the broker redelivers it; still open, a re-publish refused) gets its channel replaced,
-   * so the broker delivers it again.
-   */
-  private async finish(traced: TracedDelivery, settling: () => Promise<Settlement<T>>): Promise<void> {
-    const settled = await settleTraced(traced, settling, this.options);
-    if (!settled) void this.replace(traced.channel);
+  private async processBatch(batch: BrokerDelivery[]): Promise<void> {
+    const { topology, maxMessageBytes = MAX_MESSAGE_BYTES } = this.options;
+    const inbound = inboundMessages(batch, {
+      self: this.broker.username,
+      queue: topology.queue,
+      maxMessageBytes,
+      decode: (body, delivery) => this.options.decode(body, delivery),
+    });
+    const outcomes = inbound.entries.length > 0 ? await outcomesOf(this.options.handleBatch, inbound.entries) : [];
+    const unsettled = await settleBatch(inbound, outcomes, {
+      to: this.republishing,
+      liveChannel: this.channel,
+      logger: this.options.logger,
+      onSettled: (settlement) => this.options.onSettled?.(settlement),
+    });
+    for (const channel of unsettled) void this.replace(channel);
   }
 }

@@ -11,3 +11,4 @@ export * from './topology';
 export * from './trace-context';
 export * from './backoff';
 export * from './periodic-task';
+export * from './packed-messages';

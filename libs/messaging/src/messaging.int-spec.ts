@@ -72,9 +72,9 @@ async function setUp(
     prefetch: 10,
     batchSize: 10,
     retry,
-    decode: (content) => {
-      const body = JSON.parse(content.toString()) as TestMessage;
-      if (typeof body.id !== 'string') throw new PoisonMessageError('missing id');
+    decode: (parsed) => {
+      const body = parsed as TestMessage;
+      if (typeof body?.id !== 'string') throw new PoisonMessageError('missing id');
       return body;
     },
     handleBatch: oneAtATime(handle),

@@ -2,7 +2,8 @@ import type * as amqp from 'amqplib';
 import { publishMandatory } from './confirm-publisher';
 import { Delivery, HEADERS, ORIGINAL_USER_ID, verifiedPublisher } from './delivery';
 import { errorMessage, Logger } from './logger';
-import { retryQueueFor, ServiceTopology } from './topology';
+import { isPacked, UnpackedMessage } from './packed-messages';
+import { redriveKey, retryQueueFor, ServiceTopology } from './topology';
 
 export interface RetryPolicy {
   /** Handler attempts before the message is dead-lettered. */
@@ -74,10 +75,15 @@ export interface Republishing {
   logger: Logger;
 }
 
-/** A delivery to re-publish, and the channel it came on (whose confirms we wait for). */
+/**
+ * A message to re-publish alone: the broker delivery that carried it (`message`, on `channel`,
+ * whose confirms we wait for), the message itself (`unpacked`: the delivery's body, or one a pack
+ * carries) and its own delivery.
+ */
 export interface Received {
   channel: amqp.ConfirmChannel;
   message: amqp.Message;
+  unpacked: UnpackedMessage;
   delivery: Delivery;
 }
 
@@ -110,7 +116,7 @@ export async function retryOrDeadLetter(
 /** Moves a delivery to the service's dead-letter queue with the reason. Resolves once the broker confirmed it. */
 export async function deadLetter(to: Republishing, received: Received, reason: string): Promise<'dead-lettered'> {
   const { message, delivery } = received;
-  to.logger.error(`dead-lettering message ${String(message.properties.messageId)}: ${reason}`);
+  to.logger.error(`dead-lettering message ${String(received.unpacked.messageId)}: ${reason}`);
   await republish(to, received, to.topology.deadLetterExchange, to.topology.service, {
     ...delivery.headers,
     [HEADERS.deadLetterReason]: truncate(reason),
@@ -122,10 +128,27 @@ export async function deadLetter(to: Republishing, received: Received, reason: s
   return 'dead-lettered';
 }
 
-/** Re-publishes a delivery's body and properties with new headers, and waits for the broker's confirm. */
+/**
+ * Puts one message of a pack back on the service's queue at once, alone, keeping its attempt (a
+ * handler's `Requeue`): the pack's other messages are settled already. Resolves once confirmed.
+ */
+export async function requeueAlone(to: Republishing, received: Received): Promise<'requeued'> {
+  const { delivery } = received;
+  await republish(to, received, to.topology.retryExchange, redriveKey(to.topology), {
+    ...delivery.headers,
+    [HEADERS.attempt]: delivery.attempt,
+    [HEADERS.originalRoutingKey]: delivery.routingKey,
+  });
+  return 'requeued';
+}
+
+/**
+ * Re-publishes a message alone, with its properties and new headers, and waits for the broker's
+ * confirm: a packed one goes as a message of its own (its body, id and type from the pack).
+ */
 function republish(
   to: Republishing,
-  { channel, message }: Received,
+  { channel, message, unpacked }: Received,
   exchange: string,
   routingKey: string,
   headers: Record<string, unknown>,
@@ -134,11 +157,11 @@ function republish(
   // The broker only accepts our own user id; the original publisher travels in a header.
   const originalUserId = verifiedPublisher(message, to.self);
   // A re-publish that no queue takes must fail (and the delivery stay unacked), not vanish.
-  return publishMandatory(channel, exchange, routingKey, message.content, {
+  return publishMandatory(channel, exchange, routingKey, unpacked.content(), {
     persistent: true,
-    contentType: properties.contentType as string | undefined,
-    messageId: properties.messageId as string | undefined,
-    type: properties.type as string | undefined,
+    contentType: isPacked(message) ? 'application/json' : (properties.contentType as string | undefined),
+    messageId: unpacked.messageId,
+    type: unpacked.type,
     timestamp: properties.timestamp as number | undefined,
     userId: to.self,
     headers: { ...headers, [ORIGINAL_USER_ID]: originalUserId ?? '' },

@@ -1,9 +1,10 @@
 import type * as amqp from 'amqplib';
 import type { BatchOutcome } from './batching';
 import { Disposition, ForgedMessageError, PoisonMessageError } from './delivery';
-import { recordError, TracedDelivery } from './delivery-tracing';
+import type { BrokerDelivery } from './delivery-tracing';
 import { errorMessage } from './logger';
-import { deadLetter, Republishing, retryOrDeadLetter } from './retry-policy';
+import { isPacked } from './packed-messages';
+import { deadLetter, Received, Republishing, requeueAlone, retryOrDeadLetter } from './retry-policy';
 
 /**
  * Why a message was dead-lettered, in a few classes (for metrics): it could not be decoded, its
@@ -25,13 +26,14 @@ export function isHandled(outcome: BatchOutcome): boolean {
 }
 
 /**
- * Acks the handled deliveries of a batch, before the others are retried or dead-lettered. When
- * the whole batch was handled, with one `multiple` ack on the live channel (one settle command
- * for the queue instead of one per message): a batch holds the oldest unsettled deliveries of
- * its channel. Otherwise one by one, so that none that must be retried is acked with them.
+ * Acks deliveries whose every message was handled, before the others are retried or
+ * dead-lettered. When the whole batch was handled, with one `multiple` ack on the live channel
+ * (one settle command for the queue instead of one per message): a batch holds the oldest
+ * unsettled deliveries of its channel. Otherwise one by one, so that none that must be retried
+ * is acked with them.
  */
 export function ackHandled(
-  handled: ReadonlyArray<TracedDelivery>,
+  handled: ReadonlyArray<BrokerDelivery>,
   wholeBatch: boolean,
   liveChannel: amqp.ConfirmChannel | undefined,
 ): void {
@@ -47,57 +49,51 @@ export function ackHandled(
   for (const [channel, message] of newest) ackIgnoringClosed(channel, message, true);
 }
 
+/** What became of one message of a batch: its handler's outcome, or why it could not be decoded. */
+export type MessageOutcome = { decoded: true; outcome: BatchOutcome } | { decoded: false; error: unknown };
+
 /**
- * Settles a decoded delivery by its outcome (a handled one is acked already, with its batch): a
- * failure is retried, or dead-lettered when it is poison or out of attempts; `Requeue` puts it
- * back; `DeadLetter` parks it. A re-published delivery is acked only once the broker confirmed
- * the copy; a refused re-publish throws, and the delivery stays unacked.
+ * Settles one message that was not handled, alone, by its outcome: a failure is retried, or
+ * dead-lettered when it is poison or out of attempts; `Requeue` puts it back (a message of a
+ * pack alone, re-published: the others of its pack are settled); `DeadLetter` parks it; an
+ * undecodable one is dead-lettered at once, as forged or invalid. Resolves once the broker
+ * confirmed the re-publish; a refused one throws. Its delivery is acked by the caller, once
+ * every message it carries is settled (or, a single `Requeue`, nacked back to the queue).
  */
-export async function settle<T>(
-  traced: TracedDelivery,
-  message: T,
-  outcome: BatchOutcome,
+export async function settleAlone<T>(
+  received: Received,
+  message: T | undefined,
+  result: MessageOutcome,
   to: Republishing,
 ): Promise<Settlement<T>> {
-  const { channel } = traced;
-  if (isHandled(outcome)) return { message, outcome: 'handled' };
+  if (!result.decoded) {
+    const { error } = result;
+    await deadLetter(to, received, `invalid message: ${errorMessage(error)}`);
+    return {
+      message,
+      outcome: 'dead-lettered',
+      deadLetterClass: error instanceof ForgedMessageError ? 'forged' : 'invalid',
+    };
+  }
+  const { outcome } = result;
   if (!outcome.ok) {
     const err = outcome.error;
-    recordError(traced, err);
-    const result =
+    const settled =
       err instanceof PoisonMessageError
-        ? await deadLetter(to, traced, err.message)
-        : await retryOrDeadLetter(to, traced, err);
-    channel.ack(traced.message);
-    return { message, outcome: result, deadLetterClass: result === 'dead-lettered' ? 'handler-failed' : undefined };
+        ? await deadLetter(to, received, err.message)
+        : await retryOrDeadLetter(to, received, err);
+    return { message, outcome: settled, deadLetterClass: settled === 'dead-lettered' ? 'handler-failed' : undefined };
   }
   if (outcome.value === Disposition.Requeue) {
-    channel.nack(traced.message, false, true);
+    if (isPacked(received.message)) await requeueAlone(to, received);
     return { message, outcome: 'requeued' };
   }
-  await deadLetter(to, traced, 'rejected by handler'); // Disposition.DeadLetter
-  channel.ack(traced.message);
+  await deadLetter(to, received, 'rejected by handler'); // Disposition.DeadLetter
   return { message, outcome: 'dead-lettered', deadLetterClass: 'handler-failed' };
 }
 
-/** Settles a delivery that could not be decoded: dead-lettered at once, as forged or invalid. */
-export async function settleUndecodable(
-  traced: TracedDelivery,
-  err: unknown,
-  to: Republishing,
-): Promise<Settlement<never>> {
-  recordError(traced, err);
-  await deadLetter(to, traced, `invalid message: ${errorMessage(err)}`);
-  traced.channel.ack(traced.message);
-  return {
-    message: undefined,
-    outcome: 'dead-lettered',
-    deadLetterClass: err instanceof ForgedMessageError ? 'forged' : 'invalid',
-  };
-}
-
 /** Acks unless the channel closed under us (broker gone): the broker then redelivers it, and the inbox skips it. */
-function ackIgnoringClosed(channel: amqp.ConfirmChannel, message: amqp.Message, allUpTo: boolean): void {
+export function ackIgnoringClosed(channel: amqp.ConfirmChannel, message: amqp.Message, allUpTo: boolean): void {
   try {
     channel.ack(message, allUpTo);
   } catch {

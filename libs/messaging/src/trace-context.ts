@@ -1,4 +1,4 @@
-import { context, Context, propagation, ROOT_CONTEXT } from '@opentelemetry/api';
+import { Attributes, context, Context, Link, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 
 /**
  * The active trace context as W3C headers (`traceparent`, `tracestate`): what an outgoing message
@@ -29,4 +29,21 @@ export function traceContextFrom(headers: Record<string, unknown>): Context {
       return text !== undefined && text.length <= MAX_TRACE_HEADER_CHARS ? text : undefined;
     },
   });
+}
+
+/**
+ * Span links to the traces that messages carry (in their headers), one per message that carries
+ * one: a span for a batch of messages follows each message's trace without being any one's child.
+ */
+export function linksTo(
+  headersOfEach: ReadonlyArray<Record<string, unknown>>,
+  attributes?: (index: number) => Attributes,
+): Link[] {
+  const links: Link[] = [];
+  headersOfEach.forEach((headers, index) => {
+    const spanContext = trace.getSpanContext(traceContextFrom(headers));
+    if (spanContext && trace.isSpanContextValid(spanContext))
+      links.push({ context: spanContext, attributes: attributes?.(index) });
+  });
+  return links;
 }

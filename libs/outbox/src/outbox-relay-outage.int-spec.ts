@@ -7,6 +7,7 @@ import {
   OutgoingMessage,
   silentLogger,
   topologyFor,
+  unpack,
 } from '@shop/messaging';
 import { createTestSchema } from '../../../test/support/postgres';
 import { adminChannel, deleteExchangeAndQueues, drainQueue, uniqueExchange } from '../../../test/support/rabbitmq';
@@ -210,7 +211,9 @@ describe('outbox relay through a broker outage', () => {
 
       // Nothing lost, nothing twice: each one reached the queue once.
       const admin = await adminChannel();
-      const received = (await drainQueue(admin.channel, topology.queue)).map((m) => String(m.properties.messageId));
+      const received = (await drainQueue(admin.channel, topology.queue)).flatMap((m) =>
+        unpack(m).map((one) => String(one.messageId)),
+      );
       await admin.close();
       expect(received.sort()).toEqual([before, ...during].map((sent) => sent.messageId).sort());
       // Each was claimed once, by the publish that sent it.

@@ -6,6 +6,7 @@ import {
   OutgoingMessage,
   silentLogger,
   topologyFor,
+  unpack,
 } from '@shop/messaging';
 import { Inbox } from '@shop/inbox';
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
@@ -81,10 +82,13 @@ describe('outbox relay on a real Postgres and RabbitMQ', () => {
   async function queued(): Promise<Array<{ messageId: string; body: { n: number } }>> {
     const admin = await adminChannel();
     try {
-      return (await drainQueue(admin.channel, topology.queue)).map((m) => ({
-        messageId: m.properties.messageId as string,
-        body: JSON.parse(m.content.toString()) as { n: number },
-      }));
+      // Each message, as the consumer reads them: alone, or packed with others of its routing key.
+      return (await drainQueue(admin.channel, topology.queue)).flatMap((m) =>
+        unpack(m).map((one) => ({
+          messageId: one.messageId as string,
+          body: (one.body.ok ? one.body.value : undefined) as { n: number },
+        })),
+      );
     } finally {
       await admin.close();
     }

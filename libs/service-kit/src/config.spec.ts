@@ -87,6 +87,15 @@ describe('the pool and the prefetch', () => {
   });
 });
 
+describe('packing', () => {
+  it('packs up to 50 messages by default; 1 sends each alone (readers older than packing); 0 or past 100 is refused', () => {
+    expect(loadConfig(BaseConfig, required).MESSAGE_PACK_MAX).toBe(50);
+    expect(loadConfig(BaseConfig, { ...required, MESSAGE_PACK_MAX: '1' }).MESSAGE_PACK_MAX).toBe(1);
+    expect(() => loadConfig(BaseConfig, { ...required, MESSAGE_PACK_MAX: '0' })).toThrow(/MESSAGE_PACK_MAX/);
+    expect(() => loadConfig(BaseConfig, { ...required, MESSAGE_PACK_MAX: '101' })).toThrow(/MESSAGE_PACK_MAX/);
+  });
+});
+
 describe('production refuses development defaults', () => {
   const ROOT = path.resolve(__dirname, '..', '..', '..');
   const read = (file: string) => fs.readFileSync(path.join(ROOT, file), 'utf8');

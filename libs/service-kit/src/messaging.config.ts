@@ -8,6 +8,11 @@ export const MessagingConfig = z.object({
   MESSAGE_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(50),
   /** Handler attempts before a failing message is dead-lettered. */
   MESSAGE_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),
+  /**
+   * At most this many messages of one routing key travel in one broker message (packed). 1 sends
+   * each alone: set it while services older than packing still read the queues (a rolling upgrade).
+   */
+  MESSAGE_PACK_MAX: z.coerce.number().int().min(1).max(100).default(50),
   OUTBOX_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
   OUTBOX_RETENTION_HOURS: z.coerce.number().min(0).default(24),
   INBOX_RETENTION_HOURS: z.coerce

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { ServiceName } from '@shop/contracts';
 import { CheckoutMessaging } from '@shop/checkout-transport';
 import { pruneInbox } from '@shop/inbox';
-import type { BrokerConnection } from '@shop/messaging';
+import { DEFAULT_PACK_LIMITS, type BrokerConnection } from '@shop/messaging';
 import type { BaseConfig } from './config';
 import type { ServiceMetrics } from './metrics';
 import type { Retention } from './retention';
@@ -32,6 +32,7 @@ export function serviceMessaging(
     isTransient: isTransientDatabaseError,
     outboxPollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
     outboxRetentionMs: config.OUTBOX_RETENTION_HOURS * 3600_000,
+    packLimits: { ...DEFAULT_PACK_LIMITS, maxMessages: config.MESSAGE_PACK_MAX },
     onSent: (lagSeconds) => metrics.sent(lagSeconds),
     onSettled: (settlement) => metrics.settled(settlement),
   });

@@ -396,17 +396,22 @@ export function managementClient(urlWithCreds, vhost) {
 
 /**
  * The management API refreshes its counters every few seconds (collect_statistics_interval,
- * 5 s by default): wait until the publish count reaches what the outboxes say was sent, or
- * stops moving, so a snapshot is not a few seconds stale.
+ * 5 s by default): wait until the publish count reaches what the outboxes say was sent, or has
+ * not moved for longer than a refresh, so a snapshot is not a few seconds stale. Packed messages
+ * (several outbox rows in one broker message) never reach the outbox count: for them it is the
+ * count that stops moving.
  */
-export async function settledBrokerCounters(mgmt, expectedPublished, timeoutMs = 15_000) {
+export async function settledBrokerCounters(mgmt, expectedPublished, timeoutMs = 15_000, refreshMs = 5_500) {
   const deadline = Date.now() + timeoutMs;
   let last = await mgmt.counters();
-  while (last.published < expectedPublished && Date.now() < deadline) {
+  let movedAt = Date.now();
+  while (last.published < expectedPublished && Date.now() - movedAt < refreshMs && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 500));
-    last = await mgmt.counters();
+    const next = await mgmt.counters();
+    if (next.published !== last.published) movedAt = Date.now();
+    last = next;
   }
-  return { ...last, settled: last.published >= expectedPublished };
+  return { ...last, settled: last.published >= expectedPublished || Date.now() - movedAt >= refreshMs };
 }
 
 /** Samples queue depths (as often as the management API refreshes them) and keeps the maximum. */

@@ -50,7 +50,8 @@ export class ManagementServer implements OnApplicationShutdown {
   /** Serves `routes` on this port too; called while the app is assembled, before `listen`. */
   mount(routes: ManagementRoutes): void {
     if (this.server.listening) throw new Error(`${routes.prefix}: mount before the management port listens`);
-    if (this.mounted.some((other) => other.prefix === routes.prefix)) throw new Error(`${routes.prefix}: mounted twice`);
+    if (this.mounted.some((other) => other.prefix === routes.prefix))
+      throw new Error(`${routes.prefix}: mounted twice`);
     this.mounted.push(routes);
   }
 

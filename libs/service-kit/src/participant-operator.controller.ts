@@ -20,7 +20,6 @@ export interface ParticipantTransactionRecord {
   messages: Array<{ type: string; createdAt: string; sentAt: string | null }>;
 }
 
-const IdParam = z.uuid();
 const InDoubtQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
 
 const RECORD_COLUMNS = `transaction_id AS "transactionId", state, vote_reason AS "voteReason", created_at AS "createdAt",
@@ -59,7 +58,7 @@ export class ParticipantOperatorController {
   }
 
   @Get(':id')
-  async one(@Param('id', { schema: IdParam }) id: string): Promise<ParticipantTransactionRecord> {
+  async one(@Param('id', { schema: z.uuid() }) id: string): Promise<ParticipantTransactionRecord> {
     const [record] = await this.dataSource.query<Array<Omit<ParticipantTransactionRecord, 'messages'>>>(
       `SELECT ${RECORD_COLUMNS} FROM tpc_participant_transactions WHERE transaction_id = $1`,
       [id],

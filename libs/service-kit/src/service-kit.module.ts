@@ -99,6 +99,8 @@ export class ServiceKitModule {
         ServiceMetrics,
         RequestDatabase,
         Retention,
+        // For an app that mounts pages of its own on the management port (the order service's console).
+        ManagementServer,
       ],
     };
   }

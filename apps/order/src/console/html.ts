@@ -24,7 +24,7 @@ function write(value: HtmlValue): string {
   if (value instanceof Html) return value.text;
   if (Array.isArray(value)) return value.map(write).join('');
   if (value === null || value === undefined || value === false || value === true) return '';
-  return escapeHtml(String(value as string | number));
+  return escapeHtml(String(value));
 }
 
 /** `html\`<p>${text}</p>\``: every interpolated value is escaped unless it is `Html`. */

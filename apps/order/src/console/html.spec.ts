@@ -13,11 +13,9 @@ describe("the console's HTML template", () => {
 
   it('escapes the values of lists and leaves HTML it made as it is (no double escaping)', () => {
     const items = ['a&b', '<i>'].map((item) => html`<li>${item}</li>`);
-    expect(
-      html`<ul>
-        ${items}
-      </ul>`.text,
-    ).toBe('<ul><li>a&amp;b</li><li>&lt;i&gt;</li></ul>');
+    // prettier-ignore
+    const list = html`<ul>${items}</ul>`;
+    expect(list.text).toBe('<ul><li>a&amp;b</li><li>&lt;i&gt;</li></ul>');
   });
 
   it('writes numbers, and nothing for null, undefined and booleans', () => {

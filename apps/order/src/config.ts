@@ -31,6 +31,12 @@ export const OrderConfig = BaseConfig.extend(CoordinatorConfig.shape)
     /** The bound never goes below this (a burst after a quiet spell) nor above the max; equal: a fixed bound. */
     ADMISSION_MIN_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(20),
     ADMISSION_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+    /**
+     * Where the bound starts (within min and max) before any decision is measured: a guess of the
+     * capacity, not the floor, so the first burst after a start or a deploy is served. It then
+     * climbs while decisions stay within the target, and falls to rate × target above it.
+     */
+    ADMISSION_INITIAL_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(256),
     /** How long a new order may wait for a slot before it is answered 503 + Retry-After. */
     ADMISSION_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(10),
     /**

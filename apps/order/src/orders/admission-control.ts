@@ -29,11 +29,17 @@ const REMEMBER_DECIDED = 10_000;
 /**
  * Admission control for new orders: bounds the checkouts this process accepted and that are not
  * yet decided, so that overload is refused at the door (503 + Retry-After, nothing written)
- * instead of accepted and left to time out. The bound follows Little's law: decisions per second
- * × the target decision time. When more is offered than can be decided, the in-flight orders
- * settle at that bound and each is decided in about the target time; when less is offered, the
- * bound is above what is in flight and nothing is refused. A new order waits at most
- * ADMISSION_WAIT_MS for a slot.
+ * instead of accepted and left to time out. A new order waits at most ADMISSION_WAIT_MS for a slot.
+ *
+ * The bound is a concurrency limiter in the manner of TCP's slow start and back-off: it starts at
+ * ADMISSION_INITIAL_IN_FLIGHT, a guess of the capacity (the floor would shed most of the first
+ * burst after a start, which the system could have decided in time); each order decided within
+ * the target while the bound was at least half used adds a slot (the bound doubles per round of
+ * decisions), and the bound never stays below what Little's law says is served: decisions per
+ * second × the target decision time. When decisions are late (above the target), it falls to
+ * that. Always within ADMISSION_MIN_IN_FLIGHT and ADMISSION_MAX_IN_FLIGHT. So when
+ * more is offered than can be decided, the in-flight orders settle near that bound and each is
+ * decided in about the target time; when less is offered, nothing is refused.
  *
  * An order's slot is freed when its decision is announced (by any replica), and checked against
  * the database for orders past their deadline and after the announcements were interrupted.
@@ -60,7 +66,9 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   private bound: number;
   private decidedSinceTick = 0;
   private decisionRate = 0;
+  /** The smoothed decision time, once one was measured (until then 1 s, for Retry-After only). */
   private decisionSeconds = 1;
+  private decisionMeasured = false;
   private lastTick = performance.now();
   private readonly ticks: PeriodicTask;
   private unsubscribe: (() => void) | undefined;
@@ -77,7 +85,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     this.targetMs = config.ADMISSION_TARGET_DECISION_MS ?? Math.round(config.PREPARE_TIMEOUT_MS / 5);
     // Past its deadline an order is aborted by the sweeper within a sweep or two.
     this.staleAfterMs = config.PREPARE_TIMEOUT_MS + 2 * config.SWEEP_INTERVAL_MS;
-    this.bound = config.ADMISSION_MIN_IN_FLIGHT;
+    this.bound = clamp(config.ADMISSION_INITIAL_IN_FLIGHT, config);
     this.ticks = new PeriodicTask('admission tick', TICK_MS, () => this.tick(), this.logger);
     metrics.gaugeOnScrape(
       'checkout_admission_in_flight',
@@ -86,7 +94,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     );
     metrics.gaugeOnScrape(
       'checkout_admission_limit',
-      'The bound on checkouts in flight (decision rate × target decision time)',
+      'The bound on checkouts in flight (climbs while decisions are within target, else decision rate × target)',
       () => Promise.resolve(this.bound),
     );
     this.shed = new Counter({
@@ -196,9 +204,14 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   }
 
   private release(orderId: string, accepted: { at: number; decided: () => void }): void {
+    const tookMs = performance.now() - accepted.at;
+    // Decided in time while the bound was well used: one more would be served in time too.
+    if (tookMs <= this.targetMs && 2 * this.inFlight >= this.bound) this.bound = clamp(this.bound + 1, this.config);
     this.accepted.delete(orderId);
     this.decidedSinceTick += 1;
-    this.decisionSeconds += LATENCY_SMOOTHING * ((performance.now() - accepted.at) / 1000 - this.decisionSeconds);
+    const weight = this.decisionMeasured ? LATENCY_SMOOTHING : 1; // the first sample replaces the guess
+    this.decisionSeconds += weight * (tookMs / 1000 - this.decisionSeconds);
+    this.decisionMeasured = true;
     this.handOver();
     accepted.decided();
   }
@@ -218,8 +231,11 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     // shed at the door of a system that decided far more a moment ago).
     const saturated = this.inFlight >= this.bound || this.waiting.length > 0;
     if (sample > this.decisionRate || saturated) this.decisionRate += RATE_SMOOTHING * (sample - this.decisionRate);
-    const { ADMISSION_MIN_IN_FLIGHT: min, ADMISSION_MAX_IN_FLIGHT: max } = this.config;
-    this.bound = Math.min(max, Math.max(min, Math.round((this.decisionRate * this.targetMs) / 1000)));
+    // Late: decisions lately took longer than the target, or an order still undecided already has.
+    const oldest = this.accepted.values().next().value?.at ?? now;
+    const late = (this.decisionMeasured && this.decisionSeconds * 1000 > this.targetMs) || now - oldest > this.targetMs;
+    const served = Math.round((this.decisionRate * this.targetMs) / 1000);
+    this.bound = clamp(late ? served : Math.max(this.bound, served), this.config);
     this.handOver();
     const stale = now - this.staleAfterMs;
     for (const [id, decidedAt] of this.decidedUnknown) {
@@ -250,3 +266,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     }
   }
 }
+
+type Bounds = Pick<OrderConfig, 'ADMISSION_MIN_IN_FLIGHT' | 'ADMISSION_MAX_IN_FLIGHT'>;
+const clamp = (bound: number, { ADMISSION_MIN_IN_FLIGHT: min, ADMISSION_MAX_IN_FLIGHT: max }: Bounds) =>
+  Math.min(max, Math.max(min, bound));

@@ -17,7 +17,7 @@ import { randomOrder, seedCatalog, seededRandom, SEED } from './harness';
  */
 jest.setTimeout(180_000);
 
-/** Fewer than the initial bound (ADMISSION_INITIAL_IN_FLIGHT, 256 by default), ten times the floor (20). */
+/** Fewer than the initial bound (ADMISSION_INITIAL_IN_FLIGHT, 400 by default), ten times the floor (20). */
 const BURST = 200;
 
 const shop = useShop({

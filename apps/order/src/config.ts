@@ -36,7 +36,12 @@ export const OrderConfig = BaseConfig.extend(CoordinatorConfig.shape)
      * capacity, not the floor, so the first burst after a start or a deploy is served. It then
      * climbs while decisions stay within the target, and falls to rate × target above it.
      */
-    ADMISSION_INITIAL_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(256),
+    ADMISSION_INITIAL_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(400),
+    /**
+     * While it sheds, the door admits only as many orders at once as are written in this time: an
+     * accepted order is answered in about this, not after a queue in the order write.
+     */
+    ADMISSION_TARGET_WRITE_MS: z.coerce.number().int().min(1).max(60_000).default(100),
     /** How long a new order may wait for a slot before it is answered 503 + Retry-After. */
     ADMISSION_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(10),
     /**

@@ -96,8 +96,8 @@ describe('admission control', () => {
   });
 
   describe('where the bound starts', () => {
-    it('starts at a guess of the capacity (256 by default), not at the floor (20 by default)', () => {
-      expect(admission({}).control.limit).toBe(256);
+    it('starts at a guess of the capacity (400 by default), not at the floor (20 by default)', () => {
+      expect(admission({}).control.limit).toBe(400);
       expect(admission({ ADMISSION_INITIAL_IN_FLIGHT: '40' }).control.limit).toBe(40);
     });
 
@@ -252,6 +252,43 @@ describe('admission control', () => {
     while (control.inFlight < control.limit) (await control.admit()).accepted(`stuck-${n++}`);
     await jest.advanceTimersByTimeAsync(10_000);
     expect(control.limit).toBe(10);
+  });
+
+  describe('the orders being written at once', () => {
+    it('are bounded to writes/s × the write target while the door sheds, and not otherwise', async () => {
+      jest.useFakeTimers();
+      const { control, announce, shed } = admission({
+        ADMISSION_MIN_IN_FLIGHT: '60',
+        ADMISSION_MAX_IN_FLIGHT: '60',
+        ADMISSION_TARGET_WRITE_MS: '100',
+        ADMISSION_WAIT_MS: '0',
+      });
+      // 50 orders written and decided every 250 ms: 200 writes/s, so 20 in 100 ms.
+      let n = 0;
+      for (let tick = 0; tick < 40; tick++) {
+        for (let i = 0; i < 50; i++) {
+          const id = `order-${n++}`;
+          (await control.admit()).accepted(id);
+          announce(id);
+        }
+        await jest.advanceTimersByTimeAsync(250);
+      }
+      // Nothing shed yet: a burst is written as it comes, up to the bound on checkouts in flight.
+      const writing = await Promise.all(Array.from({ length: 60 }, () => control.admit()));
+      expect(await shed()).toBe(0);
+      await expect(control.admit()).rejects.toBeInstanceOf(RetryLaterException);
+      for (const ticket of writing) ticket.cancel();
+      // Shedding: at most 20 are written at once, though in flight there is room for 60.
+      const bounded = await Promise.all(Array.from({ length: 20 }, () => control.admit()));
+      await expect(control.admit()).rejects.toBeInstanceOf(RetryLaterException);
+      expect(control.inFlight).toBe(20);
+      for (const ticket of bounded) ticket.cancel();
+      // A second after the last order shed, the door writes bursts as they come again.
+      await jest.advanceTimersByTimeAsync(1_100);
+      const again = await Promise.all(Array.from({ length: 60 }, () => control.admit()));
+      expect(control.inFlight).toBe(60);
+      for (const ticket of again) ticket.cancel();
+    });
   });
 
   describe('when a decision is announced before its request said the order was accepted', () => {

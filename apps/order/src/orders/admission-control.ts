@@ -15,9 +15,8 @@ export interface AdmissionTicket {
 }
 
 /**
- * How often the bound follows the decision rate. The rate is smoothed over about 2.5 s: decisions
- * come in bursts (a batch of votes), and a bound that dipped with each lull would shed orders the
- * system was about to decide in time.
+ * How often the bound follows the decision rate, smoothed over about 2.5 s: decisions come in
+ * bursts (a batch of votes); a bound that dipped with each lull would shed what was about to be decided.
  */
 const TICK_MS = 250;
 const RATE_SMOOTHING = 0.1;
@@ -25,21 +24,29 @@ const LATENCY_SMOOTHING = 0.25;
 const RECONCILE_EVERY_MS = 1_000;
 /** At most this many decided orders this process did not know (see `decidedUnknown`). */
 const REMEMBER_DECIDED = 10_000;
+/** The bound on orders being written (`writeBound`): at least this, and until this long after the last shed. */
+const MIN_WRITING = 8;
+const SHEDDING_HOLDS_MS = 1_000;
 
 /**
  * Admission control for new orders: bounds the checkouts this process accepted and that are not
  * yet decided, so that overload is refused at the door (503 + Retry-After, nothing written)
  * instead of accepted and left to time out. A new order waits at most ADMISSION_WAIT_MS for a slot.
  *
- * The bound is a concurrency limiter in the manner of TCP's slow start and back-off: it starts at
+ * The bound is a concurrency limiter like TCP's slow start and back-off: it starts at
  * ADMISSION_INITIAL_IN_FLIGHT, a guess of the capacity (the floor would shed most of the first
  * burst after a start, which the system could have decided in time); each order decided within
- * the target while the bound was at least half used adds a slot (the bound doubles per round of
- * decisions), and the bound never stays below what Little's law says is served: decisions per
- * second × the target decision time. When decisions are late (above the target), it falls to
- * that. Always within ADMISSION_MIN_IN_FLIGHT and ADMISSION_MAX_IN_FLIGHT. So when
- * more is offered than can be decided, the in-flight orders settle near that bound and each is
- * decided in about the target time; when less is offered, nothing is refused.
+ * the target while the bound was at least half used adds a slot (it doubles per round of
+ * decisions); it never stays below what Little's law says is served, decisions per second × the
+ * target decision time, and falls to that when decisions are late. Always within the floor and
+ * the ceiling (ADMISSION_MIN/MAX_IN_FLIGHT). So when more is offered than can be decided, the
+ * in-flight orders settle near that bound, each decided in about the target time.
+ *
+ * While it sheds, the door also bounds the orders being written (slot taken, not yet committed)
+ * to writes per second × ADMISSION_TARGET_WRITE_MS, so an accepted order is answered in about
+ * that time rather than after seconds behind the others in the order write (requests share one
+ * commit at a time: RequestDatabase.sharedTransaction). Not shedding, a burst (a cold start's
+ * too) is written as fast as it comes.
  *
  * An order's slot is freed when its decision is announced (by any replica), and checked against
  * the database for orders past their deadline and after the announcements were interrupted.
@@ -60,14 +67,16 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   private readonly decidedUnknown = new Map<string, number>();
   /** Slots taken by requests still writing their order. */
   private reserved = 0;
+  private writtenSinceTick = 0;
+  private writeRate = 0; // orders written per second; falls only while the write bound holds orders back
+  private lastShed = -Infinity;
   private readonly waiting: Array<(admitted: boolean) => void> = [];
   private readonly targetMs: number;
   private readonly staleAfterMs: number;
   private bound: number;
   private decidedSinceTick = 0;
   private decisionRate = 0;
-  /** The smoothed decision time, once one was measured (until then 1 s, for Retry-After only). */
-  private decisionSeconds = 1;
+  private decisionSeconds = 1; // smoothed; until one is measured, a guess for Retry-After only
   private decisionMeasured = false;
   private lastTick = performance.now();
   private readonly ticks: PeriodicTask;
@@ -129,10 +138,11 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
    * (CustomerLimits) follows this one, its announcements and its reconciliation.
    */
   async admit(decided: () => void = () => undefined): Promise<AdmissionTicket> {
-    if (this.inFlight < this.bound && this.waiting.length === 0) {
+    if (this.hasRoom && this.waiting.length === 0) {
       this.reserved += 1;
     } else if (!(await this.waitForSlot())) {
       this.shed.inc();
+      this.lastShed = performance.now();
       throw new RetryLaterException(
         `too many checkouts in progress (${this.inFlight}); retry with the same Idempotency-Key`,
         this.retryAfterSeconds,
@@ -144,6 +154,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
         if (settled) return;
         settled = true;
         this.reserved -= 1;
+        this.writtenSinceTick += 1;
         if (this.decidedUnknown.delete(orderId)) {
           // Decided before it was known to be ours: the slot is free at once; when it was
           // accepted is not known, so it gives no decision-time sample.
@@ -156,6 +167,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
         if (settled) return;
         settled = true;
         this.reserved -= 1;
+        this.writtenSinceTick += 1;
         this.handOver();
       },
     };
@@ -197,7 +209,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
 
   /** Gives free slots to the requests waiting for one, first come first served (each reserved here). */
   private handOver(): void {
-    while (this.waiting.length > 0 && this.inFlight < this.bound) {
+    while (this.waiting.length > 0 && this.hasRoom) {
       this.reserved += 1;
       this.waiting.shift()!(true);
     }
@@ -216,6 +228,16 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     accepted.decided();
   }
 
+  private get hasRoom(): boolean {
+    return this.inFlight < this.bound && this.reserved < this.writeBound;
+  }
+
+  /** Orders written at once: unbounded unless shedding (then as many as are written in the target time). */
+  private get writeBound(): number {
+    if (performance.now() - this.lastShed > SHEDDING_HOLDS_MS) return Infinity;
+    return Math.max(MIN_WRITING, Math.round((this.writeRate * this.config.ADMISSION_TARGET_WRITE_MS) / 1000));
+  }
+
   /** About how long until a retry finds a slot (seconds): the time an order now takes to be decided. */
   get retryAfterSeconds(): number {
     return Math.min(30, Math.max(1, Math.ceil(this.decisionSeconds)));
@@ -224,8 +246,13 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   private tick(): void {
     const now = performance.now();
     const sample = (this.decidedSinceTick * 1000) / (now - this.lastTick);
+    const written = (this.writtenSinceTick * 1000) / (now - this.lastTick);
     this.lastTick = now;
     this.decidedSinceTick = 0;
+    this.writtenSinceTick = 0;
+    if (written > this.writeRate || this.reserved >= this.writeBound) {
+      this.writeRate += RATE_SMOOTHING * (written - this.writeRate);
+    }
     // Fewer decisions while the bound holds nothing back is a lull in demand, not less capacity:
     // the estimate falls only while orders wait at the bound (else a burst after a quiet spell is
     // shed at the door of a system that decided far more a moment ago).

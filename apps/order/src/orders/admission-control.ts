@@ -38,15 +38,13 @@ const SHEDDING_HOLDS_MS = 1_000;
  * burst after a start, which the system could have decided in time); each order decided within
  * the target while the bound was at least half used adds a slot (it doubles per round of
  * decisions); it never stays below what Little's law says is served, decisions per second × the
- * target decision time, and falls to that when decisions are late. Always within the floor and
- * the ceiling (ADMISSION_MIN/MAX_IN_FLIGHT). So when more is offered than can be decided, the
- * in-flight orders settle near that bound, each decided in about the target time.
+ * target decision time (a decision's time counts from the slot taken, the write included), and
+ * falls to that when decisions are late; within ADMISSION_MIN/MAX_IN_FLIGHT.
  *
  * While it sheds, the door also bounds the orders being written (slot taken, not yet committed)
  * to writes per second × ADMISSION_TARGET_WRITE_MS, so an accepted order is answered in about
- * that time rather than after seconds behind the others in the order write (requests share one
- * commit at a time: RequestDatabase.sharedTransaction). Not shedding, a burst (a cold start's
- * too) is written as fast as it comes.
+ * that time, not seconds later behind the others (requests share one commit at a time:
+ * RequestDatabase.sharedTransaction). Not shedding, a burst (a cold start's) is written as it comes.
  *
  * An order's slot is freed when its decision is announced (by any replica), and checked against
  * the database for orders past their deadline and after the announcements were interrupted.
@@ -59,25 +57,24 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   /** Accepted orders not yet known to be decided: id → when accepted (ms, monotonic), whom to tell when decided. */
   private readonly accepted = new Map<string, { at: number; decided: () => void }>();
   /**
-   * Decisions announced for orders this process did not know: another replica's, or one of its
-   * own whose `accepted()` is still to come (a shared group's set-aside requests ran first, say).
-   * id → when announced, oldest first; forgotten once past `staleAfterMs` (the reconciliation's
-   * turn by then) or beyond REMEMBER_DECIDED.
+   * Decisions announced for orders this process did not know (another replica's, or its own whose
+   * `accepted()` is still to come): id → when announced, oldest first; forgotten past
+   * `staleAfterMs` (the reconciliation's turn by then) or beyond REMEMBER_DECIDED.
    */
   private readonly decidedUnknown = new Map<string, number>();
-  /** Slots taken by requests still writing their order. */
-  private reserved = 0;
   private writtenSinceTick = 0;
   private writeRate = 0; // orders written per second; falls only while the write bound holds orders back
   private lastShed = -Infinity;
-  private readonly waiting: Array<(admitted: boolean) => void> = [];
+  /** Slots taken by requests still writing their order: ticket number → when taken (ms), oldest first. */
+  private readonly writing = new Map<number, number>();
+  private tickets = 0;
+  private readonly waiting: Array<(ticket: number | undefined) => void> = [];
   private readonly targetMs: number;
   private readonly staleAfterMs: number;
   private bound: number;
   private decidedSinceTick = 0;
   private decisionRate = 0;
-  private decisionSeconds = 1; // smoothed; until one is measured, a guess for Retry-After only
-  private decisionMeasured = false;
+  private decisionSeconds: number | undefined; // smoothed; none until one is measured
   private lastTick = performance.now();
   private readonly ticks: PeriodicTask;
   private unsubscribe: (() => void) | undefined;
@@ -120,12 +117,12 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
 
   async onModuleDestroy(): Promise<void> {
     this.unsubscribe?.();
-    for (const admit of this.waiting.splice(0)) admit(false);
+    for (const admit of this.waiting.splice(0)) admit(undefined);
     await this.ticks.stop();
   }
 
   get inFlight(): number {
-    return this.accepted.size + this.reserved;
+    return this.accepted.size + this.writing.size;
   }
 
   get limit(): number {
@@ -138,9 +135,8 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
    * (CustomerLimits) follows this one, its announcements and its reconciliation.
    */
   async admit(decided: () => void = () => undefined): Promise<AdmissionTicket> {
-    if (this.hasRoom && this.waiting.length === 0) {
-      this.reserved += 1;
-    } else if (!(await this.waitForSlot())) {
+    const ticket = this.hasRoom && this.waiting.length === 0 ? this.reserve() : await this.waitForSlot();
+    if (ticket === undefined) {
       this.shed.inc();
       this.lastShed = performance.now();
       throw new RetryLaterException(
@@ -148,26 +144,28 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
         this.retryAfterSeconds,
       );
     }
+    const admittedAt = this.writing.get(ticket)!;
     let settled = false;
+    const written = () => {
+      settled = true;
+      this.writtenSinceTick += 1;
+      this.writing.delete(ticket);
+    };
     return {
       accepted: (orderId) => {
         if (settled) return;
-        settled = true;
-        this.reserved -= 1;
-        this.writtenSinceTick += 1;
+        written();
         if (this.decidedUnknown.delete(orderId)) {
           // Decided before it was known to be ours: the slot is free at once; when it was
           // accepted is not known, so it gives no decision-time sample.
           this.decidedSinceTick += 1;
           this.handOver();
           decided();
-        } else this.accepted.set(orderId, { at: performance.now(), decided });
+        } else this.accepted.set(orderId, { at: admittedAt, decided }); // the write's wait counts too
       },
       cancel: () => {
         if (settled) return;
-        settled = true;
-        this.reserved -= 1;
-        this.writtenSinceTick += 1;
+        written();
         this.handOver();
       },
     };
@@ -191,28 +189,31 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     void this.reconcile([...this.accepted.keys()]);
   }
 
-  private waitForSlot(): Promise<boolean> {
-    if (this.config.ADMISSION_WAIT_MS === 0) return Promise.resolve(false);
-    return new Promise<boolean>((resolve) => {
-      const admit = (admitted: boolean) => {
+  private reserve(): number {
+    const ticket = this.tickets++;
+    this.writing.set(ticket, performance.now());
+    return ticket;
+  }
+
+  private waitForSlot(): Promise<number | undefined> {
+    if (this.config.ADMISSION_WAIT_MS === 0) return Promise.resolve(undefined);
+    return new Promise<number | undefined>((resolve) => {
+      const admit = (ticket: number | undefined) => {
         clearTimeout(timer);
-        resolve(admitted);
+        resolve(ticket);
       };
       const timer = setTimeout(() => {
         const index = this.waiting.indexOf(admit);
         if (index >= 0) this.waiting.splice(index, 1);
-        resolve(false);
+        resolve(undefined);
       }, this.config.ADMISSION_WAIT_MS);
       this.waiting.push(admit);
     });
   }
 
-  /** Gives free slots to the requests waiting for one, first come first served (each reserved here). */
+  /** Gives free slots to the requests waiting for one, first come first served (each taken here). */
   private handOver(): void {
-    while (this.waiting.length > 0 && this.hasRoom) {
-      this.reserved += 1;
-      this.waiting.shift()!(true);
-    }
+    while (this.waiting.length > 0 && this.hasRoom) this.waiting.shift()!(this.reserve());
   }
 
   private release(orderId: string, accepted: { at: number; decided: () => void }): void {
@@ -221,15 +222,14 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     if (tookMs <= this.targetMs && 2 * this.inFlight >= this.bound) this.bound = clamp(this.bound + 1, this.config);
     this.accepted.delete(orderId);
     this.decidedSinceTick += 1;
-    const weight = this.decisionMeasured ? LATENCY_SMOOTHING : 1; // the first sample replaces the guess
-    this.decisionSeconds += weight * (tookMs / 1000 - this.decisionSeconds);
-    this.decisionMeasured = true;
+    const last = this.decisionSeconds ?? tookMs / 1000;
+    this.decisionSeconds = last + LATENCY_SMOOTHING * (tookMs / 1000 - last);
     this.handOver();
     accepted.decided();
   }
 
   private get hasRoom(): boolean {
-    return this.inFlight < this.bound && this.reserved < this.writeBound;
+    return this.inFlight < this.bound && this.writing.size < this.writeBound;
   }
 
   /** Orders written at once: unbounded unless shedding (then as many as are written in the target time). */
@@ -240,7 +240,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
 
   /** About how long until a retry finds a slot (seconds): the time an order now takes to be decided. */
   get retryAfterSeconds(): number {
-    return Math.min(30, Math.max(1, Math.ceil(this.decisionSeconds)));
+    return Math.min(30, Math.max(1, Math.ceil(this.decisionSeconds ?? 1)));
   }
 
   private tick(): void {
@@ -250,7 +250,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     this.lastTick = now;
     this.decidedSinceTick = 0;
     this.writtenSinceTick = 0;
-    if (written > this.writeRate || this.reserved >= this.writeBound) {
+    if (written > this.writeRate || this.writing.size >= this.writeBound) {
       this.writeRate += RATE_SMOOTHING * (written - this.writeRate);
     }
     // Fewer decisions while the bound holds nothing back is a lull in demand, not less capacity:
@@ -258,9 +258,9 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     // shed at the door of a system that decided far more a moment ago).
     const saturated = this.inFlight >= this.bound || this.waiting.length > 0;
     if (sample > this.decisionRate || saturated) this.decisionRate += RATE_SMOOTHING * (sample - this.decisionRate);
-    // Late: decisions lately took longer than the target, or an order still undecided already has.
-    const oldest = this.accepted.values().next().value?.at ?? now;
-    const late = (this.decisionMeasured && this.decisionSeconds * 1000 > this.targetMs) || now - oldest > this.targetMs;
+    // Late: decisions lately took longer than the target, or one undecided (or unwritten) already has.
+    const oldest = Math.min(this.accepted.values().next().value?.at ?? now, this.writing.values().next().value ?? now);
+    const late = (this.decisionSeconds ?? 0) * 1000 > this.targetMs || now - oldest > this.targetMs;
     const served = Math.round((this.decisionRate * this.targetMs) / 1000);
     this.bound = clamp(late ? served : Math.max(this.bound, served), this.config);
     this.handOver();

@@ -254,6 +254,35 @@ describe('admission control', () => {
     expect(control.limit).toBe(10);
   });
 
+  describe('a decision counts from the slot taken, the write included', () => {
+    it('falls to decisions/s × the target once an order is still being written past the target', async () => {
+      jest.useFakeTimers();
+      const { control, announce } = admission({
+        ADMISSION_MIN_IN_FLIGHT: '5',
+        ADMISSION_INITIAL_IN_FLIGHT: '500',
+        ADMISSION_TARGET_DECISION_MS: '1000',
+      });
+      let n = 0;
+      const decideAtPace = async (ticks: number) => {
+        for (let tick = 0; tick < ticks; tick++) {
+          for (let i = 0; i < 25; i++) {
+            const id = `order-${n++}`;
+            (await control.admit()).accepted(id);
+            announce(id);
+          }
+          await jest.advanceTimersByTimeAsync(250);
+        }
+      };
+      await decideAtPace(40);
+      expect(control.limit).toBe(500);
+      const slowWrite = await control.admit(); // its order not committed yet
+      await decideAtPace(8);
+      expect(control.limit).toBeGreaterThanOrEqual(95);
+      expect(control.limit).toBeLessThanOrEqual(101);
+      slowWrite.cancel();
+    });
+  });
+
   describe('the orders being written at once', () => {
     it('are bounded to writes/s × the write target while the door sheds, and not otherwise', async () => {
       jest.useFakeTimers();

@@ -116,6 +116,23 @@ describe('admission control', () => {
     });
   });
 
+  describe('before the first decision (a cold process)', () => {
+    it('holds the bound while the first writes take up to twice the target (warm-up), and falls past that', async () => {
+      jest.useFakeTimers();
+      const { control } = admission({
+        ADMISSION_MIN_IN_FLIGHT: '5',
+        ADMISSION_INITIAL_IN_FLIGHT: '100',
+        ADMISSION_TARGET_DECISION_MS: '1000',
+      });
+      const writing = await Promise.all(Array.from({ length: 50 }, () => control.admit()));
+      await jest.advanceTimersByTimeAsync(1_750);
+      expect(control.limit).toBe(100);
+      await jest.advanceTimersByTimeAsync(500);
+      expect(control.limit).toBe(5); // nothing decided in twice the target: no capacity measured
+      for (const ticket of writing) ticket.cancel();
+    });
+  });
+
   describe('the climb while decisions are within the target', () => {
     const climbing = (env: Record<string, string> = {}) =>
       admission({

@@ -22,11 +22,9 @@ const TICK_MS = 250;
 const RATE_SMOOTHING = 0.1;
 const LATENCY_SMOOTHING = 0.25;
 const RECONCILE_EVERY_MS = 1_000;
-/** At most this many decided orders this process did not know (see `decidedUnknown`). */
-const REMEMBER_DECIDED = 10_000;
-/** The bound on orders being written (`writeBound`): at least this, and until this long after the last shed. */
-const MIN_WRITING = 8;
-const SHEDDING_HOLDS_MS = 1_000;
+const REMEMBER_DECIDED = 10_000; // at most this many decided orders this process did not know (`decidedUnknown`)
+const MIN_WRITING = 8; // the bound on orders being written (`writeBound`) is at least this,
+const SHEDDING_HOLDS_MS = 1_000; // and holds until this long after the last order shed
 
 /**
  * Admission control for new orders: bounds the checkouts this process accepted and that are not
@@ -145,16 +143,11 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
       );
     }
     const admittedAt = this.writing.get(ticket)!;
-    let settled = false;
-    const written = () => {
-      settled = true;
-      this.writtenSinceTick += 1;
-      this.writing.delete(ticket);
-    };
+    // Settled once: the first of accepted() and cancel() frees the write's slot.
     return {
       accepted: (orderId) => {
-        if (settled) return;
-        written();
+        if (!this.writing.delete(ticket)) return;
+        this.writtenSinceTick += 1;
         if (this.decidedUnknown.delete(orderId)) {
           // Decided before it was known to be ours: the slot is free at once; when it was
           // accepted is not known, so it gives no decision-time sample.
@@ -164,8 +157,8 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
         } else this.accepted.set(orderId, { at: admittedAt, decided }); // the write's wait counts too
       },
       cancel: () => {
-        if (settled) return;
-        written();
+        if (!this.writing.delete(ticket)) return;
+        this.writtenSinceTick += 1;
         this.handOver();
       },
     };
@@ -257,10 +250,13 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     // the estimate falls only while orders wait at the bound (else a burst after a quiet spell is
     // shed at the door of a system that decided far more a moment ago).
     const saturated = this.inFlight >= this.bound || this.waiting.length > 0;
-    if (sample > this.decisionRate || saturated) this.decisionRate += RATE_SMOOTHING * (sample - this.decisionRate);
-    // Late: decisions lately took longer than the target, or one undecided (or unwritten) already has.
+    const weight = this.decisionRate === 0 ? 1 : RATE_SMOOTHING; // the first decisions replace the 0 of boot
+    if (sample > this.decisionRate || saturated) this.decisionRate += weight * (sample - this.decisionRate);
+    // Late: decisions took longer than the target, or one undecided (or unwritten) already has; before
+    // the first decision, twice the target: a cold process's first writes are slow (warm-up, not overload).
+    const patience = this.decisionSeconds === undefined ? 2 * this.targetMs : this.targetMs;
     const oldest = Math.min(this.accepted.values().next().value?.at ?? now, this.writing.values().next().value ?? now);
-    const late = (this.decisionSeconds ?? 0) * 1000 > this.targetMs || now - oldest > this.targetMs;
+    const late = (this.decisionSeconds ?? 0) * 1000 > this.targetMs || now - oldest > patience;
     const served = Math.round((this.decisionRate * this.targetMs) / 1000);
     this.bound = clamp(late ? served : Math.max(this.bound, served), this.config);
     this.handOver();

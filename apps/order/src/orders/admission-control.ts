@@ -14,10 +14,7 @@ export interface AdmissionTicket {
   cancel(): void;
 }
 
-/**
- * How often the bound follows the decision rate, smoothed over about 2.5 s: decisions come in
- * bursts (a batch of votes); a bound that dipped with each lull would shed what was about to be decided.
- */
+/** How often the bound follows the decision rate, smoothed over ~2.5 s (decisions come in bursts: batches of votes). */
 const TICK_MS = 250;
 const RATE_SMOOTHING = 0.1;
 const LATENCY_SMOOTHING = 0.25;
@@ -70,6 +67,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   private readonly targetMs: number;
   private readonly staleAfterMs: number;
   private bound: number;
+  private guessUntil: number | undefined = Infinity; // the initial guess holds a target past the first decision
   private decidedSinceTick = 0;
   private decisionRate = 0;
   private decisionSeconds: number | undefined; // smoothed; none until one is measured
@@ -241,14 +239,12 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     const sample = (this.decidedSinceTick * 1000) / (now - this.lastTick);
     const written = (this.writtenSinceTick * 1000) / (now - this.lastTick);
     this.lastTick = now;
-    this.decidedSinceTick = 0;
-    this.writtenSinceTick = 0;
+    this.decidedSinceTick = this.writtenSinceTick = 0;
     if (written > this.writeRate || this.writing.size >= this.writeBound) {
       this.writeRate += RATE_SMOOTHING * (written - this.writeRate);
     }
-    // Fewer decisions while the bound holds nothing back is a lull in demand, not less capacity:
-    // the estimate falls only while orders wait at the bound (else a burst after a quiet spell is
-    // shed at the door of a system that decided far more a moment ago).
+    // Fewer decisions while the bound holds nothing back is a lull in demand, not less capacity: the
+    // estimate falls only while orders wait at the bound (a burst after a quiet spell is not shed).
     const saturated = this.inFlight >= this.bound || this.waiting.length > 0;
     const weight = this.decisionRate === 0 ? 1 : RATE_SMOOTHING; // the first decisions replace the 0 of boot
     if (sample > this.decisionRate || saturated) this.decisionRate += weight * (sample - this.decisionRate);
@@ -258,6 +254,12 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     const oldest = Math.min(this.accepted.values().next().value?.at ?? now, this.writing.values().next().value ?? now);
     const late = (this.decisionSeconds ?? 0) * 1000 > this.targetMs || now - oldest > patience;
     const served = Math.round((this.decisionRate * this.targetMs) / 1000);
+    if (this.decisionSeconds !== undefined && this.guessUntil === Infinity) this.guessUntil = now + this.targetMs;
+    if (this.guessUntil !== undefined && now >= this.guessUntil) {
+      // The guess's unused part goes; kept: what is served, what is used (the climb's 2 × in flight).
+      this.bound = Math.min(this.bound, Math.max(served, 2 * this.inFlight));
+      this.guessUntil = undefined;
+    }
     this.bound = clamp(late ? served : Math.max(this.bound, served), this.config);
     this.handOver();
     const stale = now - this.staleAfterMs;

@@ -23,9 +23,10 @@ export const OrderConfig = BaseConfig.extend(CoordinatorConfig.shape)
       .default('EUR'),
     /**
      * Admission control (see docs/production.md). The bound on checkouts in flight (accepted, not
-     * yet decided) in this process follows the decision rate: rate × target decision time, so that
-     * an accepted order is decided in about the target even when far more are offered. Default
-     * target: a fifth of PREPARE_TIMEOUT_MS, which leaves the deadline a wide margin.
+     * yet decided) in this process climbs while decisions are within this target and falls to
+     * decisions/s × target when they are not, so that an accepted order is decided in about the
+     * target even when far more are offered. Default: a fifth of PREPARE_TIMEOUT_MS, which leaves
+     * the deadline a wide margin.
      */
     ADMISSION_TARGET_DECISION_MS: unsetIfEmpty(z.coerce.number().int().min(10).max(3_600_000).optional()),
     /** The bound never goes below this (a burst after a quiet spell) nor above the max; equal: a fixed bound. */

@@ -23,14 +23,26 @@ export const OrderConfig = BaseConfig.extend(CoordinatorConfig.shape)
       .default('EUR'),
     /**
      * Admission control (see docs/production.md). The bound on checkouts in flight (accepted, not
-     * yet decided) in this process follows the decision rate: rate × target decision time, so that
-     * an accepted order is decided in about the target even when far more are offered. Default
-     * target: a fifth of PREPARE_TIMEOUT_MS, which leaves the deadline a wide margin.
+     * yet decided) in this process climbs while decisions are within this target and falls to
+     * decisions/s × target when they are not, so that an accepted order is decided in about the
+     * target even when far more are offered. Default: a fifth of PREPARE_TIMEOUT_MS, which leaves
+     * the deadline a wide margin.
      */
     ADMISSION_TARGET_DECISION_MS: unsetIfEmpty(z.coerce.number().int().min(10).max(3_600_000).optional()),
     /** The bound never goes below this (a burst after a quiet spell) nor above the max; equal: a fixed bound. */
     ADMISSION_MIN_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(20),
     ADMISSION_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+    /**
+     * Where the bound starts (within min and max) before any decision is measured: a guess of the
+     * capacity, not the floor, so the first burst after a start or a deploy is served. It then
+     * climbs while decisions stay within the target, and falls to rate × target above it.
+     */
+    ADMISSION_INITIAL_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(400),
+    /**
+     * While it sheds, the door admits only as many orders at once as are written in this time: an
+     * accepted order is answered in about this, not after a queue in the order write.
+     */
+    ADMISSION_TARGET_WRITE_MS: z.coerce.number().int().min(1).max(60_000).default(100),
     /** How long a new order may wait for a slot before it is answered 503 + Retry-After. */
     ADMISSION_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(10),
     /**

@@ -28,6 +28,12 @@ Overload (how the system behaves when offered more than it sustains):
                        loop for 10 s; their steady decided rate is the sustainable rate).
                        Without it: the goodput is also shown as a share of N
 
+Cold start (a flash sale right after a deploy; docs/performance.md, "Cold start"):
+  --cold-burst         fresh services (just started, nothing ordered), then --count orders
+                       (default 300) from --concurrency clients (default 100) at once, each
+                       client sending its orders one after another, a 503 counted, never retried:
+                       answers 202 / 503 / other, accepted answer p50 / p99, decision p50 / p99
+
 Output:
   --out DIR            where results go (default bench-results/); one folder per run
 
@@ -66,7 +72,7 @@ Services already running elsewhere (every service's URL; no infra, build or serv
 `;
 
 const MIXES = ['spread', 'hot', 'declines'];
-const FLAGS = ['smoke', 'help', 'no-ceiling', 'skip-build', 'broker-cluster', 'overload'];
+const FLAGS = ['smoke', 'help', 'no-ceiling', 'skip-build', 'broker-cluster', 'overload', 'cold-burst'];
 // --overload: offer this many times the sustainable rate, for this long unless --duration says.
 const OVERLOAD_FACTOR = 2;
 const OVERLOAD_DURATION_S = 30;
@@ -141,6 +147,10 @@ export function parseOptions(argv) {
       `--overload offers ${OVERLOAD_FACTOR} × the sustainable rate: not with --rate or --concurrency (give --sustainable N to skip the calibration)`,
     );
   if (raw.overload && smoke) throw new StackError('--smoke runs at a low rate: not with --overload');
+  if (raw['cold-burst'] && (raw.overload || smoke || raw.rate || raw.duration))
+    throw new StackError(
+      '--cold-burst sends --count orders from --concurrency clients: not with --overload, --smoke, --rate or --duration',
+    );
   const mix = raw.mix ?? (smoke ? 'declines' : 'spread');
   if (!MIXES.includes(mix)) throw new StackError(`--mix must be one of ${MIXES.join(', ')} (got ${mix})`);
   const declineShare = raw['decline-share'] === undefined ? 0.25 : Number(raw['decline-share']);
@@ -168,6 +178,9 @@ export function parseOptions(argv) {
   const brokerCluster = !given && layoutFrom(raw['broker-cluster'] ? ['--broker-cluster'] : []).brokerCluster;
 
   return {
+    coldBurst: raw['cold-burst']
+      ? { orders: load.count ?? 300, clients: raw.concurrency ? load.concurrency : 100 }
+      : null,
     smoke,
     mix,
     declineShare,

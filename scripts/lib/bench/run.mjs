@@ -24,6 +24,7 @@ import {
   statementFigures,
 } from './probes.mjs';
 import { printSummary, writeResults } from './report.mjs';
+import { runColdBurst } from './cold-start.mjs';
 import {
   answerCounts,
   answerTimes,
@@ -90,6 +91,7 @@ function expectedOrderCount(opts) {
 
 /** Runs the benchmark; returns the process exit code (1 when an invariant is broken). */
 export async function runBenchmark(opts, ctx, command) {
+  if (opts.coldBurst) return runColdBurst(opts, ctx, command);
   const machine = machineInfo(); // load average before we add our own
   const startedAt = new Date();
   const tag = opts.overload

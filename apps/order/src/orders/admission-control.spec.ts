@@ -95,8 +95,181 @@ describe('admission control', () => {
     });
   });
 
-  it('starts at the minimum bound (20 by default)', () => {
-    expect(admission({}).control.limit).toBe(20);
+  describe('where the bound starts', () => {
+    it('starts at a guess of the capacity (400 by default), not at the floor (20 by default)', () => {
+      expect(admission({}).control.limit).toBe(400);
+      expect(admission({ ADMISSION_INITIAL_IN_FLIGHT: '40' }).control.limit).toBe(40);
+    });
+
+    it('starts within the floor and the ceiling', () => {
+      expect(admission({ ADMISSION_INITIAL_IN_FLIGHT: '5000', ADMISSION_MAX_IN_FLIGHT: '300' }).control.limit).toBe(
+        300,
+      );
+      expect(admission({ ADMISSION_INITIAL_IN_FLIGHT: '1', ADMISSION_MIN_IN_FLIGHT: '30' }).control.limit).toBe(30);
+    });
+
+    it('admits a first burst as large as the initial bound at once, with no wait', async () => {
+      const { control, shed } = admission({ ADMISSION_INITIAL_IN_FLIGHT: '100', ADMISSION_WAIT_MS: '0' });
+      for (let n = 0; n < 100; n++) (await control.admit()).accepted(`burst-${n}`);
+      expect(control.inFlight).toBe(100);
+      expect(await shed()).toBe(0);
+    });
+  });
+
+  describe('before the first decision (a cold process)', () => {
+    it('holds the bound while the first writes take up to twice the target (warm-up), and falls past that', async () => {
+      jest.useFakeTimers();
+      const { control } = admission({
+        ADMISSION_MIN_IN_FLIGHT: '5',
+        ADMISSION_INITIAL_IN_FLIGHT: '100',
+        ADMISSION_TARGET_DECISION_MS: '1000',
+      });
+      const writing = await Promise.all(Array.from({ length: 50 }, () => control.admit()));
+      await jest.advanceTimersByTimeAsync(1_750);
+      expect(control.limit).toBe(100);
+      await jest.advanceTimersByTimeAsync(500);
+      expect(control.limit).toBe(5); // nothing decided in twice the target: no capacity measured
+      for (const ticket of writing) ticket.cancel();
+    });
+  });
+
+  describe('the initial guess', () => {
+    it('gives way, a target after the first decision, to what is served and what is used (2 × in flight)', async () => {
+      jest.useFakeTimers();
+      const { control, announce } = admission({
+        ADMISSION_MIN_IN_FLIGHT: '5',
+        ADMISSION_INITIAL_IN_FLIGHT: '500',
+        ADMISSION_TARGET_DECISION_MS: '1000',
+      });
+      // 10 decided at once (40/s over the tick); then 120 in flight, none of them late yet.
+      for (let n = 0; n < 10; n++) {
+        (await control.admit()).accepted(`early-${n}`);
+        announce(`early-${n}`);
+      }
+      await jest.advanceTimersByTimeAsync(500);
+      const held = await Promise.all(Array.from({ length: 120 }, () => control.admit()));
+      held.forEach((ticket, n) => ticket.accepted(`order-${n}`));
+      await jest.advanceTimersByTimeAsync(500);
+      expect(control.limit).toBe(500); // still the guess
+      await jest.advanceTimersByTimeAsync(250);
+      expect(control.limit).toBe(240); // 2 × the 120 in flight, above the 40 served
+      for (let n = 0; n < 120; n++) announce(`order-${n}`);
+    });
+  });
+
+  describe('the climb while decisions are within the target', () => {
+    const climbing = (env: Record<string, string> = {}) =>
+      admission({
+        ADMISSION_MIN_IN_FLIGHT: '1',
+        ADMISSION_INITIAL_IN_FLIGHT: '10',
+        ADMISSION_TARGET_DECISION_MS: '1000',
+        ADMISSION_WAIT_MS: '60000',
+        ...env,
+      });
+
+    /** Admits `count` orders (waiting for a slot as needed); each is accepted as soon as admitted. */
+    function offer(control: AdmissionControl, count: number, ids: string[]): Promise<void>[] {
+      return Array.from({ length: count }, () =>
+        control.admit().then((ticket) => {
+          const id = `order-${ids.length}`;
+          ids.push(id);
+          ticket.accepted(id);
+        }),
+      );
+    }
+
+    it('adds a slot per order decided in time while the bound is full: the bound doubles per round', async () => {
+      jest.useFakeTimers();
+      const { control, announce } = climbing();
+      const ids: string[] = [];
+      const offered = offer(control, 100, ids);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(ids).toHaveLength(10);
+      // The first round: 10 decided in time, each freeing its slot and earning one.
+      for (const id of ids.slice(0, 10)) announce(id);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(control.limit).toBe(20);
+      expect(control.inFlight).toBe(20);
+      // The next round: the 20 now in flight.
+      for (const id of ids.slice(10, 30)) announce(id);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(control.limit).toBe(40);
+      expect(control.inFlight).toBe(40);
+      for (const id of ids.slice(30, 100)) announce(id);
+      await Promise.all(offered);
+      for (const id of ids.slice(30)) announce(id);
+    });
+
+    it('climbs no higher than the ceiling', async () => {
+      jest.useFakeTimers();
+      const { control, announce } = climbing({ ADMISSION_MAX_IN_FLIGHT: '12' });
+      const ids: string[] = [];
+      const offered = offer(control, 30, ids);
+      await jest.advanceTimersByTimeAsync(0);
+      for (let n = 0; n < 30; n++) {
+        announce(ids[n]);
+        await jest.advanceTimersByTimeAsync(0);
+      }
+      await Promise.all(offered);
+      expect(control.limit).toBe(12);
+    });
+
+    it('does not climb on decisions while the bound is less than half used', async () => {
+      const { control, announce } = climbing();
+      for (let n = 0; n < 50; n++) {
+        (await control.admit()).accepted(`alone-${n}`);
+        (await control.admit()).accepted(`pair-${n}`);
+        announce(`alone-${n}`);
+        announce(`pair-${n}`);
+      }
+      expect(control.limit).toBe(10);
+    });
+
+    it('does not climb on decisions later than the target', async () => {
+      jest.useFakeTimers();
+      const { control, announce } = climbing({ ADMISSION_MIN_IN_FLIGHT: '10' });
+      const ids: string[] = [];
+      await Promise.all(offer(control, 10, ids));
+      await jest.advanceTimersByTimeAsync(1_500);
+      for (const id of ids) announce(id);
+      expect(control.limit).toBe(10);
+    });
+  });
+
+  describe('the back-off when decisions are late', () => {
+    it('falls to decisions/s × the target once an order is undecided past the target, and to the floor when nothing is decided', async () => {
+      jest.useFakeTimers();
+      const { control, announce } = admission({
+        ADMISSION_MIN_IN_FLIGHT: '5',
+        ADMISSION_INITIAL_IN_FLIGHT: '500',
+        ADMISSION_TARGET_DECISION_MS: '1000',
+      });
+      // 25 orders decided at once every 250 ms: 100 decisions/s, in time; little in flight, so no climb.
+      let n = 0;
+      const decideAtPace = async (ticks: number) => {
+        for (let tick = 0; tick < ticks; tick++) {
+          for (let i = 0; i < 25; i++) {
+            const id = `order-${n++}`;
+            (await control.admit()).accepted(id);
+            announce(id);
+          }
+          await jest.advanceTimersByTimeAsync(250);
+        }
+      };
+      // Little in flight: a second after the first decision, the guess gives way to what is served.
+      await decideAtPace(40);
+      expect(control.limit).toBeGreaterThanOrEqual(95);
+      expect(control.limit).toBeLessThanOrEqual(101);
+      // One order stuck: past the target the decisions are late, and the bound is what is served in 1 s.
+      (await control.admit()).accepted('stuck');
+      await decideAtPace(8);
+      expect(control.limit).toBeGreaterThanOrEqual(95);
+      expect(control.limit).toBeLessThanOrEqual(101);
+      // Then nothing is decided any more: with the bound full, the rate and the bound fall to the floor.
+      while (control.inFlight < control.limit) (await control.admit()).accepted(`stuck-${n++}`);
+      await jest.advanceTimersByTimeAsync(20_000);
+      expect(control.limit).toBe(5);
+    });
   });
 
   it('bounds what is in flight by the decision rate × the target decision time', async () => {
@@ -122,6 +295,71 @@ describe('admission control', () => {
     while (control.inFlight < control.limit) (await control.admit()).accepted(`stuck-${n++}`);
     await jest.advanceTimersByTimeAsync(10_000);
     expect(control.limit).toBe(10);
+  });
+
+  describe('a decision counts from the slot taken, the write included', () => {
+    it('falls to decisions/s × the target once an order is still being written past the target', async () => {
+      jest.useFakeTimers();
+      const { control, announce } = admission({
+        ADMISSION_MIN_IN_FLIGHT: '5',
+        ADMISSION_INITIAL_IN_FLIGHT: '500',
+        ADMISSION_TARGET_DECISION_MS: '1000',
+      });
+      let n = 0;
+      const decideAtPace = async (ticks: number) => {
+        for (let tick = 0; tick < ticks; tick++) {
+          for (let i = 0; i < 25; i++) {
+            const id = `order-${n++}`;
+            (await control.admit()).accepted(id);
+            announce(id);
+          }
+          await jest.advanceTimersByTimeAsync(250);
+        }
+      };
+      await decideAtPace(40);
+      const slowWrite = await control.admit(); // its order not committed yet
+      await decideAtPace(8);
+      expect(control.limit).toBeGreaterThanOrEqual(95);
+      expect(control.limit).toBeLessThanOrEqual(101);
+      slowWrite.cancel();
+    });
+  });
+
+  describe('the orders being written at once', () => {
+    it('are bounded to writes/s × the write target while the door sheds, and not otherwise', async () => {
+      jest.useFakeTimers();
+      const { control, announce, shed } = admission({
+        ADMISSION_MIN_IN_FLIGHT: '60',
+        ADMISSION_MAX_IN_FLIGHT: '60',
+        ADMISSION_TARGET_WRITE_MS: '100',
+        ADMISSION_WAIT_MS: '0',
+      });
+      // 50 orders written and decided every 250 ms: 200 writes/s, so 20 in 100 ms.
+      let n = 0;
+      for (let tick = 0; tick < 40; tick++) {
+        for (let i = 0; i < 50; i++) {
+          const id = `order-${n++}`;
+          (await control.admit()).accepted(id);
+          announce(id);
+        }
+        await jest.advanceTimersByTimeAsync(250);
+      }
+      // Nothing shed yet: a burst is written as it comes, up to the bound on checkouts in flight.
+      const writing = await Promise.all(Array.from({ length: 60 }, () => control.admit()));
+      expect(await shed()).toBe(0);
+      await expect(control.admit()).rejects.toBeInstanceOf(RetryLaterException);
+      for (const ticket of writing) ticket.cancel();
+      // Shedding: at most 20 are written at once, though in flight there is room for 60.
+      const bounded = await Promise.all(Array.from({ length: 20 }, () => control.admit()));
+      await expect(control.admit()).rejects.toBeInstanceOf(RetryLaterException);
+      expect(control.inFlight).toBe(20);
+      for (const ticket of bounded) ticket.cancel();
+      // A second after the last order shed, the door writes bursts as they come again.
+      await jest.advanceTimersByTimeAsync(1_100);
+      const again = await Promise.all(Array.from({ length: 60 }, () => control.admit()));
+      expect(control.inFlight).toBe(60);
+      for (const ticket of again) ticket.cancel();
+    });
   });
 
   describe('when a decision is announced before its request said the order was accepted', () => {

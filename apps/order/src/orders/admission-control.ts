@@ -14,26 +14,32 @@ export interface AdmissionTicket {
   cancel(): void;
 }
 
-/**
- * How often the bound follows the decision rate. The rate is smoothed over about 2.5 s: decisions
- * come in bursts (a batch of votes), and a bound that dipped with each lull would shed orders the
- * system was about to decide in time.
- */
+/** How often the bound follows the decision rate, smoothed over ~2.5 s (decisions come in bursts: batches of votes). */
 const TICK_MS = 250;
 const RATE_SMOOTHING = 0.1;
 const LATENCY_SMOOTHING = 0.25;
 const RECONCILE_EVERY_MS = 1_000;
-/** At most this many decided orders this process did not know (see `decidedUnknown`). */
-const REMEMBER_DECIDED = 10_000;
+const REMEMBER_DECIDED = 10_000; // at most this many decided orders this process did not know (`decidedUnknown`)
+const MIN_WRITING = 8; // the bound on orders being written (`writeBound`) is at least this,
+const SHEDDING_HOLDS_MS = 1_000; // and holds until this long after the last order shed
 
 /**
  * Admission control for new orders: bounds the checkouts this process accepted and that are not
  * yet decided, so that overload is refused at the door (503 + Retry-After, nothing written)
- * instead of accepted and left to time out. The bound follows Little's law: decisions per second
- * × the target decision time. When more is offered than can be decided, the in-flight orders
- * settle at that bound and each is decided in about the target time; when less is offered, the
- * bound is above what is in flight and nothing is refused. A new order waits at most
- * ADMISSION_WAIT_MS for a slot.
+ * instead of accepted and left to time out. A new order waits at most ADMISSION_WAIT_MS for a slot.
+ *
+ * The bound is a concurrency limiter like TCP's slow start and back-off: it starts at
+ * ADMISSION_INITIAL_IN_FLIGHT, a guess of the capacity (the floor would shed most of the first
+ * burst after a start, which the system could have decided in time); each order decided within
+ * the target while the bound was at least half used adds a slot (it doubles per round of
+ * decisions); it never stays below what Little's law says is served, decisions per second × the
+ * target decision time (a decision's time counts from the slot taken, the write included), and
+ * falls to that when decisions are late; within ADMISSION_MIN/MAX_IN_FLIGHT.
+ *
+ * While it sheds, the door also bounds the orders being written (slot taken, not yet committed)
+ * to writes per second × ADMISSION_TARGET_WRITE_MS, so an accepted order is answered in about
+ * that time, not seconds later behind the others (requests share one commit at a time:
+ * RequestDatabase.sharedTransaction). Not shedding, a burst (a cold start's) is written as it comes.
  *
  * An order's slot is freed when its decision is announced (by any replica), and checked against
  * the database for orders past their deadline and after the announcements were interrupted.
@@ -46,21 +52,25 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   /** Accepted orders not yet known to be decided: id → when accepted (ms, monotonic), whom to tell when decided. */
   private readonly accepted = new Map<string, { at: number; decided: () => void }>();
   /**
-   * Decisions announced for orders this process did not know: another replica's, or one of its
-   * own whose `accepted()` is still to come (a shared group's set-aside requests ran first, say).
-   * id → when announced, oldest first; forgotten once past `staleAfterMs` (the reconciliation's
-   * turn by then) or beyond REMEMBER_DECIDED.
+   * Decisions announced for orders this process did not know (another replica's, or its own whose
+   * `accepted()` is still to come): id → when announced, oldest first; forgotten past
+   * `staleAfterMs` (the reconciliation's turn by then) or beyond REMEMBER_DECIDED.
    */
   private readonly decidedUnknown = new Map<string, number>();
-  /** Slots taken by requests still writing their order. */
-  private reserved = 0;
-  private readonly waiting: Array<(admitted: boolean) => void> = [];
+  private writtenSinceTick = 0;
+  private writeRate = 0; // orders written per second; falls only while the write bound holds orders back
+  private lastShed = -Infinity;
+  /** Slots taken by requests still writing their order: ticket number → when taken (ms), oldest first. */
+  private readonly writing = new Map<number, number>();
+  private tickets = 0;
+  private readonly waiting: Array<(ticket: number | undefined) => void> = [];
   private readonly targetMs: number;
   private readonly staleAfterMs: number;
   private bound: number;
+  private guessUntil: number | undefined = Infinity; // the initial guess holds a target past the first decision
   private decidedSinceTick = 0;
   private decisionRate = 0;
-  private decisionSeconds = 1;
+  private decisionSeconds: number | undefined; // smoothed; none until one is measured
   private lastTick = performance.now();
   private readonly ticks: PeriodicTask;
   private unsubscribe: (() => void) | undefined;
@@ -77,7 +87,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     this.targetMs = config.ADMISSION_TARGET_DECISION_MS ?? Math.round(config.PREPARE_TIMEOUT_MS / 5);
     // Past its deadline an order is aborted by the sweeper within a sweep or two.
     this.staleAfterMs = config.PREPARE_TIMEOUT_MS + 2 * config.SWEEP_INTERVAL_MS;
-    this.bound = config.ADMISSION_MIN_IN_FLIGHT;
+    this.bound = clamp(config.ADMISSION_INITIAL_IN_FLIGHT, config);
     this.ticks = new PeriodicTask('admission tick', TICK_MS, () => this.tick(), this.logger);
     metrics.gaugeOnScrape(
       'checkout_admission_in_flight',
@@ -86,7 +96,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     );
     metrics.gaugeOnScrape(
       'checkout_admission_limit',
-      'The bound on checkouts in flight (decision rate × target decision time)',
+      'The bound on checkouts in flight (climbs while decisions are within target, else decision rate × target)',
       () => Promise.resolve(this.bound),
     );
     this.shed = new Counter({
@@ -103,12 +113,12 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
 
   async onModuleDestroy(): Promise<void> {
     this.unsubscribe?.();
-    for (const admit of this.waiting.splice(0)) admit(false);
+    for (const admit of this.waiting.splice(0)) admit(undefined);
     await this.ticks.stop();
   }
 
   get inFlight(): number {
-    return this.accepted.size + this.reserved;
+    return this.accepted.size + this.writing.size;
   }
 
   get limit(): number {
@@ -121,33 +131,32 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
    * (CustomerLimits) follows this one, its announcements and its reconciliation.
    */
   async admit(decided: () => void = () => undefined): Promise<AdmissionTicket> {
-    if (this.inFlight < this.bound && this.waiting.length === 0) {
-      this.reserved += 1;
-    } else if (!(await this.waitForSlot())) {
+    const ticket = this.hasRoom && this.waiting.length === 0 ? this.reserve() : await this.waitForSlot();
+    if (ticket === undefined) {
       this.shed.inc();
+      this.lastShed = performance.now();
       throw new RetryLaterException(
         `too many checkouts in progress (${this.inFlight}); retry with the same Idempotency-Key`,
         this.retryAfterSeconds,
       );
     }
-    let settled = false;
+    const admittedAt = this.writing.get(ticket)!;
+    // Settled once: the first of accepted() and cancel() frees the write's slot.
     return {
       accepted: (orderId) => {
-        if (settled) return;
-        settled = true;
-        this.reserved -= 1;
+        if (!this.writing.delete(ticket)) return;
+        this.writtenSinceTick += 1;
         if (this.decidedUnknown.delete(orderId)) {
           // Decided before it was known to be ours: the slot is free at once; when it was
           // accepted is not known, so it gives no decision-time sample.
           this.decidedSinceTick += 1;
           this.handOver();
           decided();
-        } else this.accepted.set(orderId, { at: performance.now(), decided });
+        } else this.accepted.set(orderId, { at: admittedAt, decided }); // the write's wait counts too
       },
       cancel: () => {
-        if (settled) return;
-        settled = true;
-        this.reserved -= 1;
+        if (!this.writing.delete(ticket)) return;
+        this.writtenSinceTick += 1;
         this.handOver();
       },
     };
@@ -171,55 +180,87 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     void this.reconcile([...this.accepted.keys()]);
   }
 
-  private waitForSlot(): Promise<boolean> {
-    if (this.config.ADMISSION_WAIT_MS === 0) return Promise.resolve(false);
-    return new Promise<boolean>((resolve) => {
-      const admit = (admitted: boolean) => {
+  private reserve(): number {
+    const ticket = this.tickets++;
+    this.writing.set(ticket, performance.now());
+    return ticket;
+  }
+
+  private waitForSlot(): Promise<number | undefined> {
+    if (this.config.ADMISSION_WAIT_MS === 0) return Promise.resolve(undefined);
+    return new Promise<number | undefined>((resolve) => {
+      const admit = (ticket: number | undefined) => {
         clearTimeout(timer);
-        resolve(admitted);
+        resolve(ticket);
       };
       const timer = setTimeout(() => {
         const index = this.waiting.indexOf(admit);
         if (index >= 0) this.waiting.splice(index, 1);
-        resolve(false);
+        resolve(undefined);
       }, this.config.ADMISSION_WAIT_MS);
       this.waiting.push(admit);
     });
   }
 
-  /** Gives free slots to the requests waiting for one, first come first served (each reserved here). */
+  /** Gives free slots to the requests waiting for one, first come first served (each taken here). */
   private handOver(): void {
-    while (this.waiting.length > 0 && this.inFlight < this.bound) {
-      this.reserved += 1;
-      this.waiting.shift()!(true);
-    }
+    while (this.waiting.length > 0 && this.hasRoom) this.waiting.shift()!(this.reserve());
   }
 
   private release(orderId: string, accepted: { at: number; decided: () => void }): void {
+    const tookMs = performance.now() - accepted.at;
+    // Decided in time while the bound was well used: one more would be served in time too.
+    if (tookMs <= this.targetMs && 2 * this.inFlight >= this.bound) this.bound = clamp(this.bound + 1, this.config);
     this.accepted.delete(orderId);
     this.decidedSinceTick += 1;
-    this.decisionSeconds += LATENCY_SMOOTHING * ((performance.now() - accepted.at) / 1000 - this.decisionSeconds);
+    const last = this.decisionSeconds ?? tookMs / 1000;
+    this.decisionSeconds = last + LATENCY_SMOOTHING * (tookMs / 1000 - last);
     this.handOver();
     accepted.decided();
   }
 
+  private get hasRoom(): boolean {
+    return this.inFlight < this.bound && this.writing.size < this.writeBound;
+  }
+
+  /** Orders written at once: unbounded unless shedding (then as many as are written in the target time). */
+  private get writeBound(): number {
+    if (performance.now() - this.lastShed > SHEDDING_HOLDS_MS) return Infinity;
+    return Math.max(MIN_WRITING, Math.round((this.writeRate * this.config.ADMISSION_TARGET_WRITE_MS) / 1000));
+  }
+
   /** About how long until a retry finds a slot (seconds): the time an order now takes to be decided. */
   get retryAfterSeconds(): number {
-    return Math.min(30, Math.max(1, Math.ceil(this.decisionSeconds)));
+    return Math.min(30, Math.max(1, Math.ceil(this.decisionSeconds ?? 1)));
   }
 
   private tick(): void {
     const now = performance.now();
     const sample = (this.decidedSinceTick * 1000) / (now - this.lastTick);
+    const written = (this.writtenSinceTick * 1000) / (now - this.lastTick);
     this.lastTick = now;
-    this.decidedSinceTick = 0;
-    // Fewer decisions while the bound holds nothing back is a lull in demand, not less capacity:
-    // the estimate falls only while orders wait at the bound (else a burst after a quiet spell is
-    // shed at the door of a system that decided far more a moment ago).
+    this.decidedSinceTick = this.writtenSinceTick = 0;
+    if (written > this.writeRate || this.writing.size >= this.writeBound) {
+      this.writeRate += RATE_SMOOTHING * (written - this.writeRate);
+    }
+    // Fewer decisions while the bound holds nothing back is a lull in demand, not less capacity: the
+    // estimate falls only while orders wait at the bound (a burst after a quiet spell is not shed).
     const saturated = this.inFlight >= this.bound || this.waiting.length > 0;
-    if (sample > this.decisionRate || saturated) this.decisionRate += RATE_SMOOTHING * (sample - this.decisionRate);
-    const { ADMISSION_MIN_IN_FLIGHT: min, ADMISSION_MAX_IN_FLIGHT: max } = this.config;
-    this.bound = Math.min(max, Math.max(min, Math.round((this.decisionRate * this.targetMs) / 1000)));
+    const weight = this.decisionRate === 0 ? 1 : RATE_SMOOTHING; // the first decisions replace the 0 of boot
+    if (sample > this.decisionRate || saturated) this.decisionRate += weight * (sample - this.decisionRate);
+    // Late: decisions took longer than the target, or one undecided (or unwritten) already has; before
+    // the first decision, twice the target: a cold process's first writes are slow (warm-up, not overload).
+    const patience = this.decisionSeconds === undefined ? 2 * this.targetMs : this.targetMs;
+    const oldest = Math.min(this.accepted.values().next().value?.at ?? now, this.writing.values().next().value ?? now);
+    const late = (this.decisionSeconds ?? 0) * 1000 > this.targetMs || now - oldest > patience;
+    const served = Math.round((this.decisionRate * this.targetMs) / 1000);
+    if (this.decisionSeconds !== undefined && this.guessUntil === Infinity) this.guessUntil = now + this.targetMs;
+    if (this.guessUntil !== undefined && now >= this.guessUntil) {
+      // The guess's unused part goes; kept: what is served, what is used (the climb's 2 × in flight).
+      this.bound = Math.min(this.bound, Math.max(served, 2 * this.inFlight));
+      this.guessUntil = undefined;
+    }
+    this.bound = clamp(late ? served : Math.max(this.bound, served), this.config);
     this.handOver();
     const stale = now - this.staleAfterMs;
     for (const [id, decidedAt] of this.decidedUnknown) {
@@ -250,3 +291,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     }
   }
 }
+
+type Bounds = Pick<OrderConfig, 'ADMISSION_MIN_IN_FLIGHT' | 'ADMISSION_MAX_IN_FLIGHT'>;
+const clamp = (bound: number, { ADMISSION_MIN_IN_FLIGHT: min, ADMISSION_MAX_IN_FLIGHT: max }: Bounds) =>
+  Math.min(max, Math.max(min, bound));

@@ -7,6 +7,12 @@ import { SERVICE_CONFIG } from './tokens';
 
 /** At most this many requests share one transaction (`sharedTransaction`). */
 const MAX_SHARED = 100;
+/**
+ * Shared transactions in flight at once: while one waits for its commit (the WAL flush) or a
+ * lock, the next is written, so one slow group does not hold up every request behind it. Two
+ * groups never deadlock each other for good: a group's failing item is set aside and run alone.
+ */
+const SHARED_AT_ONCE = 2;
 
 interface SharedWork {
   work: (unit: UnitOfWork) => Promise<unknown>;
@@ -25,7 +31,8 @@ export class RequestDatabase {
   private readonly waiting: Array<() => void> = [];
   /** Requests waiting for the shared transaction in flight to commit; they share the next one. */
   private readonly gathering: SharedWork[] = [];
-  private sharing = false;
+  /** Shared transactions being written or committed (at most SHARED_AT_ONCE). */
+  private sharing = 0;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -57,8 +64,8 @@ export class RequestDatabase {
 
   /**
    * Like `transaction`, but concurrent requests share one (group commit): those that come while
-   * one is being written join the next, so a burst costs one commit and one WAL flush, not one
-   * each. Alone, a request runs at once. A request that fails fails alone: the shared
+   * SHARED_AT_ONCE are being written join the next, so a burst costs a commit and a WAL flush
+   * per group, not one each. Alone, a request runs at once. A request that fails fails alone: the shared
    * transaction is rolled back and it is set aside, the others run again together (see
    * `Transactions.runBatch`), so `work` must not have effects outside the transaction (use the
    * unit's `afterCommit`). A COMMIT whose outcome cannot be learnt (the connection died on the
@@ -74,12 +81,12 @@ export class RequestDatabase {
           else reject(asRequestError(result.error));
         },
       });
-      if (!this.sharing) void this.commitGathered();
+      if (this.sharing < SHARED_AT_ONCE) void this.commitGathered();
     });
   }
 
   private async commitGathered(): Promise<void> {
-    this.sharing = true;
+    this.sharing += 1;
     try {
       while (this.gathering.length > 0) {
         const group = this.gathering.splice(0, MAX_SHARED);
@@ -95,7 +102,7 @@ export class RequestDatabase {
         }
       }
     } finally {
-      this.sharing = false;
+      this.sharing -= 1;
     }
   }
 

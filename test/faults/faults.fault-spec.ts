@@ -268,6 +268,7 @@ it('payment down at the abort and its abort lost: back, it asks, is answered abo
   // Money before stock (PREPARE_FIRST=payment): payment holds the money, then the inventory is out
   // of stock. Re-sends would come only after 10 min: a release can only come from the inquiry.
   const shop = await stack({
+    PREPARE_TIMEOUT_MS: '120000', // the inventory's restart decides, not the deadline
     INQUIRY_AFTER_MS: '1000',
     INQUIRY_EVERY_MS: '500',
     DECISION_RESEND_BASE_MS: '600000',

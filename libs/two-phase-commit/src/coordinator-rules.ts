@@ -65,12 +65,13 @@ export const outcomeOf = (state: Recorded['state']): Outcome | undefined =>
   state === 'COMMITTED' ? 'commit' : state === 'ABORTED' ? 'abort' : undefined;
 
 /**
- * Presumed abort: only a commit is acknowledged. The coordinator re-sends a commit until every
- * participant acked it and the checkout is complete then; an abort completes the checkout as it
- * is decided, is sent once and never re-sent, and a participant applies it without an ack. A
- * participant that never hears it is PREPARED (it voted yes) and asks (an inquiry, answered
- * abort), or holds nothing (it voted no, or never saw the prepare: the tombstone, if the abort
- * does come, is only a barrier against a late prepare, which the coordinator ignores anyway).
+ * Presumed abort: only a commit is acknowledged (by both sides of the protocol: the one place
+ * this is decided). The coordinator re-sends a commit until every participant acked it, and the
+ * checkout is complete then; an abort completes the checkout as it is decided, is sent once and
+ * never re-sent, and a participant applies it without an ack. A participant that never hears it
+ * is PREPARED (it voted yes) and asks (an inquiry, answered abort), or holds nothing (it voted
+ * no, or never saw its prepare; a late prepare then meets no tombstone, holds, votes yes and is
+ * left to ask in turn). model/checkout.pml checks this.
  */
 export const needsAcks = (outcome: Outcome): boolean => outcome === 'commit';
 

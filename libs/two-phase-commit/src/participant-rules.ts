@@ -1,4 +1,5 @@
 import type { Outcome, VoteNoReason, VotePayload } from '@shop/contracts';
+import { needsAcks } from './coordinator-rules';
 
 /*
  * The participant's side of presumed-abort two-phase commit as a table: what a prepare or a
@@ -48,9 +49,9 @@ export type Verdict =
   | { do: 'poison'; problem: string };
 
 const vote = (payload: VotePayload): Reply => ({ type: 'vote', payload });
-/** Presumed abort: only a commit is acked (coordinator-rules.ts `needsAcks`); an abort is applied in silence. */
+/** Presumed abort: only a commit is acked (`needsAcks`); an abort is applied in silence. */
 const ackOf = (outcome: Outcome): Pick<Transition, 'reply'> =>
-  outcome === 'commit' ? { reply: { type: 'ack', payload: { outcome } } } : {};
+  needsAcks(outcome) ? { reply: { type: 'ack', payload: { outcome } } } : {};
 
 /**
  * A prepare. Seen before, it is answered from the recorded state and changes nothing (the

@@ -4,8 +4,9 @@
 #   bash model/check.sh            (or: npm run model:check)
 #
 # Runs the safety check (assertions + stuck states, exhaustive), the liveness check (<>[] DONE
-# under weak fairness), the sanity claims (commit, abort and the barrier are reachable) and the
-# seeded bugs, which must be caught; two builds at a time (JOBS=n to change). Prints one line per
+# under weak fairness), the sanity claims (commit, abort and the barrier are reachable; an abort
+# completes without an ack of it: presumed abort), the same with mixed versions (a participant
+# that still acks aborts) and the seeded bugs, which must be caught; two builds at a time (JOBS=n to change). Prints one line per
 # check with the states explored and the time, and exits non-zero unless every check gave its
 # expected result: no violation for the real protocol, a violation for every seeded bug.
 set -euo pipefail
@@ -31,6 +32,8 @@ trap 'rm -rf "$work"' EXIT
 # work by the number of processes, and the symmetry reduction would not preserve it).
 SAFETY_BOUNDS="-DMAXCRASH=2 -DMAXDUP=2 -DMAXLOSS=1"
 LIVE_BOUNDS="-DMAXCRASH=1 -DMAXDUP=1 -DMAXLOSS=1"
+# In stages the state space is smaller (a declined payment ends at its vote): one duplicate more.
+STAGED_LIVE_BOUNDS="-DMAXCRASH=1 -DMAXDUP=2 -DMAXLOSS=1"
 NO_FAULTS="-DMAXCRASH=0 -DMAXDUP=0 -DMAXLOSS=0"
 
 # Builds: name | spin -D flags | gcc flags. One spin -a and one compile each.
@@ -38,13 +41,15 @@ builds=(
   "live|$LIVE_BOUNDS|-O2"
   "safety|-DSYMMETRY $SAFETY_BOUNDS|-O2 -DSAFETY -DNOCLAIM"
   "reach|-DSYMMETRY -DREACH $SAFETY_BOUNDS|-O0 -DSAFETY"
-  "staged_live|-DSTAGED $LIVE_BOUNDS|-O2"
+  "staged_live|-DSTAGED $STAGED_LIVE_BOUNDS|-O2"
   "staged_safety|-DSTAGED $SAFETY_BOUNDS|-O2 -DSAFETY -DNOCLAIM"
   "staged_reach|-DSTAGED -DREACH $SAFETY_BOUNDS|-O0 -DSAFETY"
+  "mixed_safety|-DOLD_P0 $SAFETY_BOUNDS|-O2 -DSAFETY -DNOCLAIM"
   "bug_no_barrier|-DBUG_NO_BARRIER $NO_FAULTS|-O0 -DSAFETY -DNOCLAIM -DBFS"
   "bug_unilateral_abort|-DBUG_UNILATERAL_ABORT $NO_FAULTS|-O0 -DSAFETY -DNOCLAIM -DBFS"
   "bug_no_resend|-DBUG_NO_RESEND -DMAXCRASH=0 -DMAXDUP=0 -DMAXLOSS=1|-O0"
   "bug_no_timeout|-DBUG_NO_TIMEOUT -DMAXCRASH=0 -DMAXDUP=0 -DMAXLOSS=1|-O0"
+  "bug_no_inquiry|-DBUG_NO_INQUIRY -DMAXCRASH=0 -DMAXDUP=0 -DMAXLOSS=1|-O0 -DSAFETY -DNOCLAIM -DBFS"
 )
 
 # Checks: name | build | expect (none = no violation, violation = must be found) | pan flags | what
@@ -55,14 +60,18 @@ checks=(
   "reach_abort|reach|violation|-N reach_abort -m10000 -w22|sanity: an aborted, completed run exists"
   "reach_barrier|reach|violation|-N reach_barrier -m10000 -w22|sanity: a late prepare meets the tombstone"
   "reach_commit_all_faults|reach|violation|-N reach_commit_all_faults -m10000 -w22|sanity: commit with every fault used"
+  "reach_abort_without_ack|reach|violation|-N reach_abort_without_ack -m10000 -w22|presumed abort: an abort completes with no ack of it"
   "staged_liveness|staged_live|none|-a -f -N live -m10000 -w22|in stages (payment first): <>[] DONE under weak fairness"
   "staged_safety|staged_safety|none|-m10000 -w24|in stages: atomicity, promise, nothing held, exactly-once, no stuck state"
   "staged_reach_commit|staged_reach|violation|-N reach_commit -m10000 -w22|sanity, in stages: a committed, completed run exists"
   "staged_reach_abort|staged_reach|violation|-N reach_abort -m10000 -w22|sanity, in stages: an aborted, completed run exists"
+  "staged_reach_abort_without_ack|staged_reach|violation|-N reach_abort_without_ack -m10000 -w22|presumed abort, in stages: an abort completes with no ack of it"
+  "mixed_safety|mixed_safety|none|-m10000 -w24|mixed versions (P0 still acks aborts): every safety property, no stuck state"
   "bug_no_barrier|bug_no_barrier|violation|-m10000 -w20|seeded bug: no tombstone"
   "bug_unilateral_abort|bug_unilateral_abort|violation|-m10000 -w20|seeded bug: a yes is not kept"
   "bug_no_resend|bug_no_resend|violation|-a -f -N live -m10000 -w20|seeded bug: no decision re-send (stuck)"
   "bug_no_timeout|bug_no_timeout|violation|-a -f -N live -m10000 -w20|seeded bug: no prepare deadline (livelock)"
+  "bug_no_inquiry|bug_no_inquiry|violation|-m10000 -w20|seeded bug: no inquiry (a lost abort is never re-sent: stuck PREPARED)"
 )
 
 now() { date +%s.%N; }
@@ -106,7 +115,7 @@ done
 wait || true
 
 echo "SPIN $(spin -V 2>/dev/null | sed -n 's/^Spin Version \([^ ]*\).*/\1/p') model check of model/checkout.pml"
-echo "  safety bounds: ${SAFETY_BOUNDS//-D/}; liveness bounds: ${LIVE_BOUNDS//-D/}"
+echo "  safety bounds: ${SAFETY_BOUNDS//-D/}; liveness bounds: ${LIVE_BOUNDS//-D/} (in stages: ${STAGED_LIVE_BOUNDS//-D/})"
 passed=0
 failed=0
 for entry in "${checks[@]}"; do

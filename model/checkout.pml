@@ -15,9 +15,16 @@
  *                              (libs/inbox/src/inbox.ts handleOnce, libs/outbox/src/outbox.ts)
  *   net[]                      the outbox relays + RabbitMQ: a bag of messages in flight
  *
+ * Presumed abort (what is acknowledged): only a commit. A commit is re-sent until every
+ * participant acked it, and the transaction is complete then. An abort completes the transaction
+ * as it is decided: it is sent once, never re-sent, and a participant applies it without an ack;
+ * it is not sent at all to a participant whose vote was no (REFUSED, or the tombstone: it holds
+ * nothing and will never hold; coordinator-rules.ts toldOf). A participant that never hears an
+ * abort is PREPARED and asks (an inquiry, answered abort), or holds nothing.
+ *
  * Build switches (spin -D...):
  *   -DBUG_NO_BARRIER        a participant without the tombstone: an abort that overtakes its
- *                           prepare is acked and forgotten, and the late prepare reserves. FAILS.
+ *                           prepare is forgotten, and the late prepare reserves. FAILS.
  *   -DBUG_UNILATERAL_ABORT  a participant that releases what it holds PREPARED too long on its
  *                           own instead of asking (breaks "a yes is a promise"). FAILS.
  *   -DBUG_NO_RESEND         a coordinator that never re-sends an unacked decision: a lost ack
@@ -25,6 +32,10 @@
  *   -DBUG_NO_TIMEOUT        a coordinator without the prepare deadline: a lost vote leaves the
  *                           participant asking and the coordinator answering "not yet" for ever
  *                           (a livelock; caught by the liveness claim). FAILS.
+ *   -DBUG_NO_INQUIRY        a participant that never asks: an abort lost (never re-sent under
+ *                           presumed abort) leaves it PREPARED for ever (stuck). FAILS.
+ *   -DOLD_P0                mixed versions: P0 is a participant of the version before presumed
+ *                           abort, which still acks every abort (the coordinator ignores it).
  *   -DSTAGED                the coordinator asks in stages (PREPARE_FIRST=payment): payment (P1)
  *                           first, the inventory (P0) only once payment voted yes; a participant
  *                           never asked is never told (tpc_held_prepares, coordinator-rules.ts).
@@ -104,6 +115,8 @@ byte ncrash;
 byte ndup;
 byte nloss;
 
+bool heardAbort[2]; /* ghost: the participant handled an abort (from then on it may hold nothing) */
+bool ackedAbort;    /* ghost: an ack of an abort reached the coordinator (only an old participant sends one) */
 #ifdef REACH
 bool barrierHit; /* ghost: a late prepare met the tombstone and voted no (ALREADY_ABORTED) */
 #endif
@@ -111,9 +124,11 @@ bool barrierHit; /* ghost: a late prepare met the tombstone and voted no (ALREAD
 /* ================================================================ properties */
 
 #define DECIDED (cst == COMMITTED || cst == ABORTED)
-#define COMPLETE ((cack[0] || !casked[0]) && (cack[1] || !casked[1])) /* completed_at: every one asked acked */
-/* Ended: committed or aborted; or never asked, so never holding anything (presumed abort). */
-#define TERMINAL(p) (pst[p] == COMMITTED || pst[p] == ABORTED || (!casked[p] && pst[p] == NONE))
+/* completed_at: an abort as decided (presumed abort: no acks); a commit once every one asked acked. */
+#define COMPLETE (cst == ABORTED || ((cack[0] || !casked[0]) && (cack[1] || !casked[1])))
+/* Ended: committed or aborted; refused (voted no: holds nothing, and need not hear the abort); or
+ * never asked, so never holding anything (presumed abort). */
+#define TERMINAL(p) (pst[p] == COMMITTED || pst[p] == ABORTED || pst[p] == REFUSED || (!casked[p] && pst[p] == NONE))
 #define DONE (DECIDED && COMPLETE && TERMINAL(0) && TERMINAL(1))
 
 /* Atomicity: never one participant committed and the other aborted... */
@@ -122,8 +137,12 @@ bool barrierHit; /* ghost: a late prepare met the tombstone and voted no (ALREAD
 #define FOLLOWS(p) ((pst[p] != COMMITTED || cst == COMMITTED) && (pst[p] != ABORTED || cst == ABORTED))
 /* ...the coordinator commits only after both voted yes, and then both hold (a yes is a promise). */
 #define PROMISE(p) (cst != COMMITTED || (cvote[p] == YES && (pst[p] == PREPARED || pst[p] == COMMITTED)))
-/* Nothing held once the transaction is complete (every participant acked the decision). */
-#define NOTHING_HELD (!COMPLETE || (reserved[0] == 0 && reserved[1] == 0))
+/* Nothing held once a commit is complete (every participant acked it). An abort is complete as
+ * it is decided, before it reached anyone: what it leaves held is released when it arrives
+ * (RELEASED) or when the participant asks (liveness). */
+#define NOTHING_HELD (!(cst == COMMITTED && COMPLETE) || (reserved[0] == 0 && reserved[1] == 0))
+/* A participant that handled an abort holds nothing for this transaction, then or ever after (the barrier). */
+#define RELEASED(p) (!heardAbort[p] || reserved[p] == 0)
 /* Exactly-once effects: the resource moved once, as the protocol state says (nothing lost/doubled). */
 #define EFFECTS(p) (reserved[p] == (pst[p] == PREPARED -> 1 : 0) && sold[p] == (pst[p] == COMMITTED -> 1 : 0))
 
@@ -140,6 +159,7 @@ hidden byte tmp;
 inline keyOf(p, key) {
   key = pst[p] * 3 + cvote[p];
   key = key * 2 + cack[p];
+  key = key * 2 + heardAbort[p];
   key = key * 3 + net[PREP(p)];
   key = key * 3 + net[VYES(p)];
   key = key * 3 + net[VNO(p)];
@@ -156,7 +176,7 @@ inline canonical() {
   if
   :: key1 < key0 ->
     SWAP(pst[0], pst[1]); SWAP(cvote[0], cvote[1]); SWAP(cack[0], cack[1]); SWAP(casked[0], casked[1]);
-    SWAP(reserved[0], reserved[1]); SWAP(sold[0], sold[1]);
+    SWAP(reserved[0], reserved[1]); SWAP(sold[0], sold[1]); SWAP(heardAbort[0], heardAbort[1]);
     SWAP(net[PREP(0)], net[PREP(1)]); SWAP(net[VYES(0)], net[VYES(1)]); SWAP(net[VNO(0)], net[VNO(1)]);
     SWAP(net[DCOMMIT(0)], net[DCOMMIT(1)]); SWAP(net[DABORT(0)], net[DABORT(1)]);
     SWAP(net[ACKC(0)], net[ACKC(1)]); SWAP(net[ACKA(0)], net[ACKA(1)]); SWAP(net[INQ(0)], net[INQ(1)])
@@ -173,12 +193,14 @@ inline check() {
   assert(FOLLOWS(0) && FOLLOWS(1));
   assert(PROMISE(0) && PROMISE(1));
   assert(NOTHING_HELD);
+  assert(RELEASED(0) && RELEASED(1));
   assert(EFFECTS(0) && EFFECTS(1));
   canonical()
 }
 
 /* Termination: under weak fairness (and the faults are bounded, so they stop), every run ends
- * decided, acked by both, both participants COMMITTED or ABORTED, nothing left PREPARED. */
+ * decided, complete (a commit acked by both), both participants COMMITTED, ABORTED or REFUSED (or
+ * never asked), nothing left PREPARED. */
 ltl live { <> [] DONE }
 
 /* Sanity: each of these must be VIOLATED, i.e. the outcome is reachable. A model that cannot
@@ -186,6 +208,9 @@ ltl live { <> [] DONE }
 ltl reach_commit { [] !(cst == COMMITTED && DONE) }
 ltl reach_abort { [] !(cst == ABORTED && DONE) }
 ltl reach_commit_all_faults { [] !(cst == COMMITTED && DONE && ncrash == MAXCRASH && ndup == MAXDUP && nloss == MAXLOSS) }
+/* Presumed abort: a run aborts and completes with no ack of an abort ever received. Not
+ * reachable (FAILS) if completing an abort required its acks. */
+ltl reach_abort_without_ack { [] !(cst == ABORTED && DONE && !ackedAbort) }
 #ifdef REACH
 ltl reach_barrier { [] !(barrierHit && DONE) }
 #endif
@@ -243,21 +268,23 @@ inline brokerAck(k) {
 /* ================================================================ coordinator */
 
 /* Coordinator.decide: in the caller's transaction, record the outcome (the order's status via
- * hooks.onDecided), arm next_resend_at, and write the decision to every participant's outbox. */
+ * hooks.onDecided); a commit arms next_resend_at, an abort completes (needsAcks); write the
+ * decision to the outbox of every participant asked, an abort not to one that voted no (toldOf). */
+#define TOLD(o, p) (casked[p] && ((o) == COMMITTED || cvote[p] != NO))
 inline decide(o) {
   assert(cst == PREPARING); /* decided once, never changed */
   cst = o;
   if
   :: o == COMMITTED -> printf("    coordinator: COMMITTED, sends commit to the participants asked\n")
-  :: else -> printf("    coordinator: ABORTED, sends abort to the participants asked\n")
+  :: else -> printf("    coordinator: ABORTED (complete), sends abort to the participants asked that did not vote no\n")
   fi;
   if
-  :: casked[0] -> send(DEC(o, 0))
-  :: else -> printf("    P0 never asked: not told\n")
+  :: TOLD(o, 0) -> send(DEC(o, 0))
+  :: else -> printf("    P0 never asked, or voted no: not told\n")
   fi;
   if
-  :: casked[1] -> send(DEC(o, 1))
-  :: else
+  :: TOLD(o, 1) -> send(DEC(o, 1))
+  :: else -> printf("    P1 voted no: not told\n")
   fi
 }
 
@@ -281,9 +308,9 @@ inline onVote(p, v) {
     /* The last yes of a stage: the next stage's prepare goes out, in this transaction. */
     :: cst == PREPARING && v == YES && !casked[0] && cvote[1] == YES ->
       casked[0] = true; send(PREP(0)); printf("    payment said yes: asks P0\n")
-    /* A late yes is not answered: the abort was sent to that participant with the decision, and
-       is re-sent until it acks (resendUnacked). */
-    :: cst == ABORTED && v == YES -> printf("    late yes from P%d: its abort is on its way, re-sent until acked\n", p)
+    /* A late yes is not answered: the abort was sent to that participant with the decision (it
+       had not voted no); if that abort is lost, its inquiry is answered. */
+    :: cst == ABORTED && v == YES -> printf("    late yes from P%d: its abort is on its way (lost: it asks)\n", p)
     :: else /* waiting for the other vote, or a late / repeated vote: nothing */
     fi
   fi
@@ -296,7 +323,10 @@ inline onAck(p, o) {
   :: cst == NONE /* unknown transaction: nothing to record */
   :: else ->
     assert(cst == o); /* a participant acks only the outcome it was sent */
-    cack[p] = true /* completed_at is set once both are acked: COMPLETE */
+    if
+    :: o == COMMITTED -> cack[p] = true /* completed_at is set once both are acked: COMPLETE */
+    :: else -> ackedAbort = true; printf("    an ack of an abort (an older participant): ignored\n")
+    fi
   fi
 }
 
@@ -353,7 +383,7 @@ end:
  * nor its ack is in flight (the backoff grows past the round trip; a re-sent copy crossing an ack
  * is the late duplicate that MAXDUP and inquiries produce anyway). Weak fairness: a sweep that
  * stays possible eventually happens (the deadline passes; re-sends go on until acked). */
-#define RESEND_DUE(p) (DECIDED && casked[p] && !cack[p] && net[DEC(cst, p)] == 0 && net[ACK(cst, p)] == 0)
+#define RESEND_DUE(p) (cst == COMMITTED && !cack[p] && net[DCOMMIT(p)] == 0 && net[ACKC(p)] == 0) /* never an abort */
 active proctype CoordinatorSweeper() {
 end:
   do
@@ -361,8 +391,8 @@ end:
   :: atomic { cst == PREPARING -> printf("sweeper: deadline passed: TIMEOUT\n"); decide(ABORTED); check() } /* abortExpired */
 #endif
 #ifndef BUG_NO_RESEND
-  :: atomic { RESEND_DUE(0) -> printf("sweeper: re-sends the decision to P0\n"); send(DEC(cst, 0)); check() } /* resendUnacked */
-  :: atomic { RESEND_DUE(1) -> printf("sweeper: re-sends the decision to P1\n"); send(DEC(cst, 1)); check() }
+  :: atomic { RESEND_DUE(0) -> printf("sweeper: re-sends the commit to P0\n"); send(DCOMMIT(0)); check() } /* resendUnacked */
+  :: atomic { RESEND_DUE(1) -> printf("sweeper: re-sends the commit to P1\n"); send(DCOMMIT(1)); check() }
 #endif
   od
 }
@@ -389,27 +419,34 @@ inline onPrepare(p) {
   fi
 }
 
-/* Participant.onDecision -> Participant.apply, then the ack into the outbox. */
+/* Participant.onDecision -> Participant.apply, then the ack of a commit into the outbox (an
+ * abort is not acked: presumed abort; an older participant, -DOLD_P0, acks it too). */
 inline onDecision(p, o) {
   if
   :: o == COMMITTED -> printf("P%d <- commit\n", p)
-  :: else -> printf("P%d <- abort\n", p)
+  :: else -> printf("P%d <- abort\n", p); heardAbort[p] = true
   fi;
   if
   :: pst[p] == NONE -> /* never prepared here */
     assert(o == ABORTED); /* a commit would be a PoisonMessageError: must be unreachable */
 #ifdef BUG_NO_BARRIER
-    printf("    BUG: never prepared, ignores the abort (no tombstone), acks\n")
+    printf("    BUG: never prepared, ignores the abort (no tombstone)\n")
 #else
-    pst[p] = ABORTED; printf("    never prepared: writes the tombstone (ABORTED), acks\n")
+    pst[p] = ABORTED; printf("    never prepared: writes the tombstone (ABORTED)\n")
 #endif
-  :: pst[p] == o -> printf("    already applied: acks again\n")
-  :: pst[p] == PREPARED && o == COMMITTED -> reserved[p]--; sold[p]++; pst[p] = COMMITTED; printf("    COMMITTED (reserved -> sold), acks\n")
-  :: pst[p] == PREPARED && o == ABORTED -> reserved[p]--; pst[p] = ABORTED; printf("    ABORTED (released), acks\n")
-  :: pst[p] == REFUSED && o == ABORTED -> pst[p] = ABORTED; printf("    ABORTED (held nothing), acks\n")
+  :: pst[p] == o -> printf("    already applied\n")
+  :: pst[p] == PREPARED && o == COMMITTED -> reserved[p]--; sold[p]++; pst[p] = COMMITTED; printf("    COMMITTED (reserved -> sold)\n")
+  :: pst[p] == PREPARED && o == ABORTED -> reserved[p]--; pst[p] = ABORTED; printf("    ABORTED (released)\n")
+  :: pst[p] == REFUSED && o == ABORTED -> pst[p] = ABORTED; printf("    ABORTED (held nothing)\n")
   :: else -> assert(false) /* PoisonMessageError (commit after a refusal, abort after a commit): unreachable */
   fi;
-  send(ACK(o, p))
+  if
+  :: o == COMMITTED -> send(ACKC(p)); printf("    acks the commit\n")
+#ifdef OLD_P0
+  :: o == ABORTED && p == 0 -> send(ACKA(p)); printf("    (older version) acks the abort\n")
+#endif
+  :: else /* an abort: no ack */
+  fi
 }
 
 /* The inventory (p = 0) and payment (p = 1) services: the consumer (ParticipantRunner registers
@@ -422,6 +459,7 @@ end:
   :: atomic { net[PREP(p)] > 0 -> net[PREP(p)]--; DELIVER(PREP(p), onPrepare(p)) }
   :: atomic { net[DCOMMIT(p)] > 0 -> net[DCOMMIT(p)]--; DELIVER(DCOMMIT(p), onDecision(p, COMMITTED)) }
   :: atomic { net[DABORT(p)] > 0 -> net[DABORT(p)]--; DELIVER(DABORT(p), onDecision(p, ABORTED)) }
+#ifndef BUG_NO_INQUIRY
   :: atomic { pst[p] == PREPARED && net[INQ(p)] == 0 && net[DCOMMIT(p)] + net[DABORT(p)] == 0 ->
 #ifdef BUG_UNILATERAL_ABORT
       reserved[p]--; pst[p] = ABORTED; printf("P%d BUG: PREPARED too long, releases on its own\n", p);
@@ -429,13 +467,14 @@ end:
       printf("P%d: PREPARED too long, asks the coordinator\n", p); send(INQ(p));
 #endif
       check() }
+#endif
   od
 }
 
 /* ================================================================ quiescence */
 
 /* When nothing can move any more (SPIN's timeout: no other statement is executable), the run
- * must have ended DONE: decided, acked by both, both participants terminal. SPIN's weak fairness
+ * must have ended DONE: decided, complete, both participants terminal. SPIN's weak fairness
  * only judges infinite runs, so a run that gets stuck is caught here, in every check. */
 active proctype Quiescence() {
   timeout -> assert(DONE)

@@ -276,7 +276,8 @@ describe('duplicates and reordering', () => {
       const caused = await replayEverything(order.id, [sku], [buyer]);
 
       // Every participant refuses the re-sent prepare (inventory, which refused it, now holds it ABORTED, so
-      // either its original reason or ALREADY_ABORTED is a truthful answer); every re-sent abort is acknowledged.
+      // either its original reason or ALREADY_ABORTED is a truthful answer); no re-sent abort is
+      // acknowledged (presumed abort).
       const revotes = caused.filter((row) => row.type === 'vote');
       expect(revotes.map((row) => row.service).sort()).toEqual([...PARTICIPANTS].sort());
       for (const vote of revotes) {
@@ -285,9 +286,7 @@ describe('duplicates and reordering', () => {
           reason: expect.stringMatching(/^(OUT_OF_STOCK|ALREADY_ABORTED)$/),
         });
       }
-      for (const ack of caused.filter((row) => row.type === 'ack')) {
-        expect(ack.body.payload).toEqual({ outcome: 'abort' });
-      }
+      expect(caused.filter((row) => row.type === 'ack')).toEqual([]);
       expect(await shop.api.stock(sku)).toEqual({ sku, available: 1, reserved: 0, sold: 0 });
       expect(await shop.api.account(buyer)).toEqual({ customerId: buyer, balance: 50_000, held: 0, captured: 0 });
       expect((await shop.api.getOrder(order.id)).json).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
@@ -339,13 +338,8 @@ describe('duplicates and reordering', () => {
         causationId: prepares.find((p) => p.recipient === vote.service)!.messageId,
       });
     }
-    // Every abort was acknowledged; the votes reached the coordinator, which invented nothing.
-    expect(
-      (await outboxOf(transactionId))
-        .filter((row) => row.type === 'ack')
-        .map((row) => `${row.service}:${JSON.stringify(row.body.payload)}`)
-        .sort(),
-    ).toEqual(PARTICIPANTS.map((p) => `${p}:{"outcome":"abort"}`).sort());
+    // No abort was acknowledged (presumed abort); the votes reached the coordinator, which invented nothing.
+    expect((await outboxOf(transactionId)).filter((row) => row.type === 'ack')).toEqual([]);
     await waitUntilDelivered([transactionId], DECIDE_MS);
 
     const after = await stateOf([transactionId], [sku], [buyer]);
@@ -369,17 +363,20 @@ describe('duplicates and reordering', () => {
 
     await publishAs('order', preparesFor(transactionId, sku, buyer).map(asRaw));
 
-    // Every participant promises (votes yes); the coordinator knows no such transaction and answers abort.
+    // Every participant promises (votes yes); the coordinator knows no such transaction and answers
+    // abort, which each applies (without an ack: presumed abort).
     await eventually(
       async () => {
-        const rows = await outboxOf(transactionId);
-        const acks = rows.filter((row) => row.type === 'ack');
-        return acks.length === PARTICIPANTS.length ? rows : undefined;
+        const states = await participantStates(transactionId);
+        return states.length === PARTICIPANTS.length && states.every((row) => row.state === 'ABORTED')
+          ? states
+          : undefined;
       },
-      { timeoutMs: DECIDE_MS, what: 'every participant to acknowledge the presumed abort' },
+      { timeoutMs: DECIDE_MS, what: 'every participant to apply the presumed abort' },
     );
     await waitUntilDelivered([transactionId], DECIDE_MS);
     const rows = await outboxOf(transactionId);
+    expect(rows.filter((row) => row.type === 'ack')).toEqual([]);
     expect(rows.filter((row) => row.type === 'vote').map((row) => row.body.payload)).toEqual(
       PARTICIPANTS.map(() => ({ vote: 'yes' })),
     );

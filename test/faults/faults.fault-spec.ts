@@ -12,7 +12,9 @@ import {
 import { closeDb, db, sql } from '../support/db';
 import { eventually } from '../support/eventually';
 import { OrderView, ProblemView, ShopApi } from '../support/http';
-import { waitUntilDecided } from '../support/invariants';
+import { expectInvariants, waitUntilDecided, waitUntilQuiescent } from '../support/invariants';
+import { adminChannel, drainQueue } from '../support/rabbitmq';
+import { topologyFor } from '@shop/messaging';
 import { NO_CUSTOMER_LIMITS, Services, startServices, ServiceName } from '../support/services';
 import { PARTICIPANTS, SERVICE_NAMES, type CheckoutMessage } from '@shop/contracts';
 import { schemaOf } from '../../scripts/lib/checkout-invariants.mjs';
@@ -260,6 +262,83 @@ it('payment down longer than the prepare deadline, then back: its orders are can
     { waitSeconds: 10 },
   );
   expect(after.json).toMatchObject({ status: 'CONFIRMED' });
+});
+
+it('payment down at the abort and its abort lost: back, it asks, is answered abort and releases; no abort is acked or re-sent', async () => {
+  // Money before stock (PREPARE_FIRST=payment): payment holds the money, then the inventory is out
+  // of stock. Re-sends would come only after 10 min: a release can only come from the inquiry.
+  const shop = await stack({
+    PREPARE_TIMEOUT_MS: '120000', // the inventory's restart decides, not the deadline
+    INQUIRY_AFTER_MS: '1000',
+    INQUIRY_EVERY_MS: '500',
+    DECISION_RESEND_BASE_MS: '600000',
+    DECISION_RESEND_CAP_MS: '600000',
+  });
+  const api = new ShopApi(shop);
+  const catalog = await seedCatalog(api, 'abort-lost', { stockPerSku: 0 });
+  const [sku] = catalog.skus;
+  const customer = catalog.customers[1];
+  const stateIn = async (participant: string, id: string) =>
+    (
+      await sql<{ state: string; inquiries: number }>(
+        `SELECT state, inquiries FROM ${schemaOf(participant)}.tpc_participant_transactions WHERE transaction_id = $1`,
+        [id],
+      )
+    )[0];
+  await shop.kill('inventory', 'SIGKILL'); // its prepare will wait in its queue
+  const order = await api.placeAccepted(customer, [{ sku, quantity: 1 }]);
+  await eventually(async () => (await stateIn('payment', order.id))?.state === 'PREPARED', {
+    what: 'payment PREPARED',
+    timeoutMs: 30_000,
+  });
+  await shop.kill('payment', 'SIGKILL');
+  await shop.start('inventory'); // votes no (OUT_OF_STOCK): the abort goes to payment, which is down
+  const decided = await waitUntilDecided([order.id], 30_000);
+  expect(decided.get(order.id)).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
+  // Presumed abort: the checkout is complete as decided, while payment still holds the money.
+  const [coordinator] = await sql<{ completed: boolean }>(
+    `SELECT completed_at IS NOT NULL AS completed FROM order_svc.tpc_transactions WHERE id = $1`,
+    [order.id],
+  );
+  expect(coordinator.completed).toBe(true);
+  expect((await stateIn('payment', order.id)).state).toBe('PREPARED');
+
+  // The abort is lost (as a dead-lettered one is): taken out of payment's queue before it is back.
+  const paymentQueue = topologyFor('payment').queue;
+  await eventually(
+    async () =>
+      (await outboxOf(order.id)).some(
+        (row) => row.type === 'decision' && row.body.recipient === 'payment' && row.sentAt,
+      ),
+    { what: "the abort published to payment's queue", timeoutMs: 30_000 },
+  );
+  const admin = await adminChannel();
+  let lost: number;
+  try {
+    lost = (await drainQueue(admin.channel, paymentQueue)).length;
+  } finally {
+    await admin.close();
+  }
+  expect(lost).toBeGreaterThan(0);
+  await shop.start('payment');
+
+  await waitUntilQuiescent({ ...catalog.scope, orderIds: [order.id] }, 60_000);
+  await expectInvariants({ ...catalog.scope, orderIds: [order.id] }, { quiescent: true });
+  expect(await stateIn('payment', order.id)).toMatchObject({ state: 'ABORTED', inquiries: expect.any(Number) });
+  expect((await stateIn('payment', order.id)).inquiries).toBeGreaterThan(0);
+  expect(await api.account(customer)).toMatchObject({ held: 0, captured: 0 });
+  const sent = await outboxOf(order.id);
+  const kinds = sent.map((row) => `${row.service} ${row.type} → ${row.body.recipient}`);
+  // No ack of an abort, from anyone; the inventory voted no and is never told; payment heard the
+  // abort at the decision (lost) and as the answer to its inquiry.
+  expect(sent.filter((row) => row.type === 'ack')).toEqual([]);
+  expect(kinds).not.toContain('order decision → inventory');
+  expect(kinds).toContain('payment inquiry → order');
+  expect(
+    sent
+      .filter((row) => row.type === 'decision')
+      .every((row) => (row.body.payload as { outcome?: string }).outcome === 'abort'),
+  ).toBe(true);
 });
 
 it('duplicated, delayed and reordered messages injected through the broker', async () => {

@@ -1,7 +1,18 @@
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import type { Outcome, VoteNoReason, VotePayload } from '@shop/contracts';
-import { Effect, onAck, onDeadline, onInquiry, onVote, outcomeOf, Recorded, TIMEOUT } from './coordinator-rules';
+import {
+  Effect,
+  needsAcks,
+  onAck,
+  onDeadline,
+  onInquiry,
+  onVote,
+  outcomeOf,
+  Recorded,
+  TIMEOUT,
+  toldOf,
+} from './coordinator-rules';
 
 /*
  * The coordinator's table, alone: each rule by example, then properties over random histories of
@@ -240,6 +251,16 @@ describe('coordinator rules', () => {
       });
     });
 
+    it('sends an abort to every participant asked but one that voted no; a commit to every one; and says which need acks', () => {
+      const aborted = onVote(collecting(both), 'payment', no('INSUFFICIENT_FUNDS'));
+      expect(aborted.inform).toEqual(['inventory']);
+      const allAsked = onVote(onVote(collecting(both), 'inventory', YES).next, 'payment', YES);
+      expect(allAsked.inform).toEqual(['inventory', 'payment']);
+      expect(onDeadline(collecting(both, true)).inform).toEqual(['inventory', 'payment']);
+      expect(toldOf(aborted.next as Begun, 'abort')).toEqual(['inventory']);
+      expect([needsAcks('commit'), needsAcks('abort')]).toEqual([true, false]);
+    });
+
     it('records a late vote after the decision, and decides nothing more', () => {
       const aborted = onVote(collecting(both), 'payment', no()).next;
       const effect = onVote(aborted, 'inventory', YES);
@@ -290,6 +311,14 @@ describe('coordinator rules', () => {
       expect(effect.decide).toEqual({ outcome: 'abort', reason: 'INSUFFICIENT_FUNDS' });
       expect(effect.ask).toBeUndefined();
       expect(Object.keys((effect.next as Begun).participants)).toEqual(['payment']);
+      // Nor is payment: it voted no. A declined payment costs a prepare and a vote, nothing more.
+      expect(effect.inform).toEqual([]);
+    });
+
+    it('aborts at a no of a later stage, telling the earlier stage (it holds) and not the no-voter', () => {
+      const asked = onVote(staged, 'payment', YES).next;
+      const effect = onVote(asked, 'inventory', no('OUT_OF_STOCK'));
+      expect(effect.inform).toEqual(['payment', 'shipping']);
     });
 
     it('commits at the last yes of the last stage', () => {
@@ -321,6 +350,14 @@ describe('coordinator rules', () => {
       expect(onAck(committed, 'inventory', 'abort').poison).toBeDefined();
       expect(onAck(collecting(both), 'inventory', 'abort').poison).toBeDefined();
       expect(onAck(committed, STRANGER, 'commit').poison).toBeDefined();
+    });
+
+    it('takes an ack of an abort and records nothing: presumed abort needs none (a participant of an older version sends it)', () => {
+      const aborted = onVote(collecting(both), 'payment', no()).next;
+      expect(onAck(aborted, 'inventory', 'abort')).toEqual({ next: aborted });
+      expect(onAck(aborted, 'payment', 'abort')).toEqual({ next: aborted });
+      expect(onAck(aborted, 'inventory', 'commit').poison).toBeDefined();
+      expect(onAck(aborted, STRANGER, 'abort').poison).toBeDefined();
     });
 
     it('records nothing for an unknown checkout (an abort it forgot)', () => {
@@ -461,7 +498,7 @@ describe('coordinator rules', () => {
       });
     });
 
-    it('records each ack of the decision once, completes exactly when every participant asked acked, and an ack of anything else is poison', () => {
+    it('records each ack of a commit once, completes exactly when every participant asked acked it, takes an ack of an abort and records nothing, and an ack of anything else is poison', () => {
       forHistories((steps) => {
         const acked = new Set<string>();
         for (const { message, before, effect } of steps) {
@@ -472,10 +509,44 @@ describe('coordinator rules', () => {
           const asked = before.state === 'NONE' ? [] : Object.keys(before.participants);
           const ofTheDecision = asked.includes(message.sender) && message.outcome === outcomeOf(before.state);
           expectEqual(effect.poison !== undefined, !ofTheDecision);
-          if (!ofTheDecision) continue;
+          // Presumed abort: an abort needs no acks; one from a participant of an older version is harmless.
+          if (!ofTheDecision || message.outcome === 'abort') {
+            expectEqual({ ...effect, poison: undefined }, { next: before, poison: undefined });
+            continue;
+          }
           const first = !acked.has(message.sender);
           acked.add(message.sender);
           expectEqual(effect.recordAck, first ? { completed: acked.size === asked.length } : undefined);
+        }
+      });
+    });
+
+    it('needs nothing more of an aborted checkout: no ack recorded, nothing sent but the answer to an inquiry', () => {
+      forHistories((steps) => {
+        for (const { message, before, effect } of steps) {
+          if (before.state !== 'ABORTED') continue;
+          const { next, recordVote, tell, poison, ...rest } = effect;
+          expectEqual(rest, {});
+          if (message.type !== 'vote') expectEqual(recordVote, undefined);
+          expectEqual(tell, message.type === 'inquiry' ? decisionOf(before) : undefined);
+          if (!poison) expectEqual({ ...next, participants: {} }, { ...before, participants: {} });
+        }
+      });
+    });
+
+    it('sends a decision to every participant asked, but an abort not to one whose recorded vote is no (it aborted on its own), and never to one not asked', () => {
+      forHistories((steps) => {
+        for (const { effect, after } of steps) {
+          if (!effect.decide || after.state === 'NONE') {
+            expectEqual(effect.inform, undefined);
+            continue;
+          }
+          const expected = Object.entries(after.participants)
+            .filter(([, own]) => effect.decide!.outcome === 'commit' || own.vote?.vote !== 'no')
+            .map(([name]) => name)
+            .sort();
+          expectEqual(effect.inform, expected);
+          if (effect.decide.outcome === 'commit') expectEqual(effect.inform, Object.keys(after.participants).sort());
         }
       });
     });

@@ -12,7 +12,7 @@ import type { Outcome, VotePayload } from '@shop/contracts';
 /** Why the coordinator aborted when no participant said no. */
 export const TIMEOUT = 'TIMEOUT';
 
-/** A participant's part in a checkout: its first vote (the one that counts), whether it acked. */
+/** A participant's part in a checkout: its first vote (the one that counts), whether it acked (a commit). */
 export interface ParticipantRecord {
   vote: VotePayload | null;
   acked: boolean;
@@ -49,8 +49,10 @@ export interface Effect {
   recordVote?: VotePayload;
   /** Record the sender's ack; `completed`: it was the last one. */
   recordAck?: { completed: boolean };
-  /** Take this decision (write it, send it to every participant asked). */
+  /** Take this decision (write it; an abort completes the checkout there and then: `needsAcks`). */
   decide?: Omit<Decided, 'transactionId'>;
+  /** Send the decision taken now to these participants (`toldOf`). */
+  inform?: readonly string[];
   /** Ask these participants to prepare now (the next stage: every one before it said yes). */
   ask?: readonly string[];
   /** Send the sender (only) this decision: the answer to a vote or an inquiry. */
@@ -62,18 +64,48 @@ export interface Effect {
 export const outcomeOf = (state: Recorded['state']): Outcome | undefined =>
   state === 'COMMITTED' ? 'commit' : state === 'ABORTED' ? 'abort' : undefined;
 
-/** The checkout once `decision` is taken. */
-function decided(recorded: Begun, outcome: Outcome, reason: string | null): Begun {
-  return { ...recorded, state: outcome === 'commit' ? 'COMMITTED' : 'ABORTED', reason };
+/**
+ * Presumed abort: only a commit is acknowledged (by both sides of the protocol: the one place
+ * this is decided). The coordinator re-sends a commit until every participant acked it, and the
+ * checkout is complete then; an abort completes the checkout as it is decided, is sent once and
+ * never re-sent, and a participant applies it without an ack. A participant that never hears it
+ * is PREPARED (it voted yes) and asks (an inquiry, answered abort), or holds nothing (it voted
+ * no, or never saw its prepare; a late prepare then meets no tombstone, holds, votes yes and is
+ * left to ask in turn). model/checkout.pml checks this.
+ */
+export const needsAcks = (outcome: Outcome): boolean => outcome === 'commit';
+
+/**
+ * Who hears a decision taken now: every participant asked, but for an abort not those whose
+ * recorded vote is no. A "no" is final at the participant (REFUSED, or the tombstone: it holds
+ * nothing, answers every copy of the prepare with no, and never asks), so it aborted on its own
+ * and the abort would tell it nothing. A participant never asked (a later stage) is never told.
+ */
+export function toldOf(recorded: Begun, outcome: Outcome): string[] {
+  return Object.entries(recorded.participants)
+    .filter(([, participant]) => outcome === 'commit' || participant.vote?.vote !== 'no')
+    .map(([name]) => name)
+    .sort();
+}
+
+/** The checkout once `decision` is taken, and the effect's fields that take it. */
+function decided(
+  recorded: Begun,
+  outcome: Outcome,
+  reason: string | null,
+): Required<Pick<Effect, 'next' | 'decide' | 'inform'>> {
+  const next: Begun = { ...recorded, state: outcome === 'commit' ? 'COMMITTED' : 'ABORTED', reason };
+  return { next, decide: { outcome, reason }, inform: toldOf(next, outcome) };
 }
 
 /**
  * A vote. Unknown checkout: presumed abort (a "yes" hears abort; a "no" holds nothing). A
  * participant's first vote counts and is recorded; while collecting votes the first "no" aborts,
  * the last "yes" of a stage asks the next stage, and the last "yes" of the last stage commits. A
- * late or repeated vote changes nothing: the decision went to every participant asked when it was
- * taken and is re-sent until each acks it. A participant never asked is never told: it holds
- * nothing, and presumed abort answers it if it ever asks.
+ * late or repeated vote changes nothing and is not answered: the decision went, when it was
+ * taken, to every participant asked that had not voted no (a commit is re-sent until acked; an
+ * abort lost is answered to the inquiry of the participant it leaves PREPARED). A participant
+ * never asked is never told: it holds nothing, and presumed abort answers it if it ever asks.
  */
 export function onVote(recorded: Recorded, sender: string, vote: VotePayload): Effect {
   if (recorded.state === 'NONE') {
@@ -84,13 +116,7 @@ export function onVote(recorded: Recorded, sender: string, vote: VotePayload): E
   if (own.vote !== null) return { next: recorded };
   const next: Begun = { ...recorded, participants: { ...recorded.participants, [sender]: { ...own, vote } } };
   if (recorded.state !== 'PREPARING') return { next, recordVote: vote };
-  if (vote.vote === 'no') {
-    return {
-      next: decided(next, 'abort', vote.reason),
-      recordVote: vote,
-      decide: { outcome: 'abort', reason: vote.reason },
-    };
-  }
+  if (vote.vote === 'no') return { ...decided(next, 'abort', vote.reason), recordVote: vote };
   const allYes = Object.values(next.participants).every((participant) => participant.vote?.vote === 'yes');
   if (!allYes) return { next, recordVote: vote };
   const [stage, ...later] = next.later;
@@ -98,17 +124,20 @@ export function onVote(recorded: Recorded, sender: string, vote: VotePayload): E
     const asked = Object.fromEntries(stage.map((name) => [name, { vote: null, acked: false }]));
     return { next: { ...next, participants: { ...next.participants, ...asked }, later }, recordVote: vote, ask: stage };
   }
-  return { next: decided(next, 'commit', null), recordVote: vote, decide: { outcome: 'commit', reason: null } };
+  return { ...decided(next, 'commit', null), recordVote: vote };
 }
 
 /**
- * An ack: the participant applied the decision. Recorded once; the last one completes the
- * checkout. An ack of anything but the decision taken (or before one) is poison: a participant
- * acks only what it was sent.
+ * An ack: the participant applied the decision. An ack of a commit is recorded once; the last one
+ * completes the checkout. An ack of an abort is accepted and changes nothing: presumed abort needs
+ * none (the abort completed the checkout), but a participant of an older version still sends it.
+ * An ack of anything but the decision taken (or before one, or from a stranger) is poison: a
+ * participant acks only what it was sent.
  */
 export function onAck(recorded: Recorded, sender: string, outcome: Outcome): Effect {
   if (recorded.state === 'NONE') return { next: recorded };
   const own = recorded.participants[sender];
+  if (own && outcome === 'abort' && recorded.state === 'ABORTED') return { next: recorded };
   if (!own || outcome !== outcomeOf(recorded.state)) {
     return { next: recorded, poison: `${sender} acked ${outcome} of a checkout ${recorded.state}` };
   }
@@ -132,5 +161,5 @@ export function onInquiry(recorded: Recorded): Effect {
 /** The deadline passed (the sweep): a checkout still collecting votes aborts with TIMEOUT. */
 export function onDeadline(recorded: Recorded): Effect {
   if (recorded.state !== 'PREPARING') return { next: recorded };
-  return { next: decided(recorded, 'abort', TIMEOUT), decide: { outcome: 'abort', reason: TIMEOUT } };
+  return decided(recorded, 'abort', TIMEOUT);
 }

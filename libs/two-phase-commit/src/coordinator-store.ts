@@ -1,6 +1,6 @@
 import type { VotePayload } from '@shop/contracts';
 import type { UnitOfWork } from '@shop/outbox';
-import type { Decided, ParticipantRecord, Recorded } from './coordinator-rules';
+import { type Decided, needsAcks, type ParticipantRecord, type Recorded } from './coordinator-rules';
 
 /*
  * The coordinator's SQL (its tables: schema.migration.ts, tpc_transactions and tpc_participants,
@@ -148,8 +148,8 @@ export async function lockCheckouts(
 /**
  * Writes a batch's changes, in the order they depend on one another: votes, then asks (a held
  * prepare's participant joins the asked ones; answered, to be sent), then decisions (state,
- * reason, the prepares still held dropped, and when each participant's copy is re-sent unless
- * acked: `resendAfterMs`), then acks (completing each checkout whose last ack this was). Answers
+ * reason, the prepares still held dropped; a commit: when each participant's copy is re-sent
+ * unless acked, `resendAfterMs`; an abort: complete, nothing to re-send, `needsAcks`), then acks (completing each checkout whose last ack this was). Answers
  * the released prepares, each decision's latency (creation to decision) and each ack's round
  * trip, keyed `transactionId/participant`.
  */
@@ -206,16 +206,18 @@ export async function writeChanges(
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[]) AS d(id, state, reason, resend_after)),
        resends AS (
          UPDATE tpc_participants p SET next_resend_at = now() + make_interval(secs => d.resend_after)
-           FROM decision d WHERE p.transaction_id = d.id),
+           FROM decision d WHERE p.transaction_id = d.id AND d.resend_after IS NOT NULL),
        never_asked AS (DELETE FROM tpc_held_prepares h USING decision d WHERE h.transaction_id = d.id)
-       UPDATE tpc_transactions t SET state = d.state, decision_reason = d.reason, decided_at = now()
+       UPDATE tpc_transactions t SET state = d.state, decision_reason = d.reason, decided_at = now(),
+              completed_at = CASE WHEN d.resend_after IS NULL THEN now() END
          FROM decision d WHERE t.id = d.id
        RETURNING t.id, extract(epoch FROM t.decided_at - t.created_at)::float8 AS latency`,
       [
         decisions.map((decision) => decision.transactionId),
         decisions.map((decision) => (decision.outcome === 'commit' ? 'COMMITTED' : 'ABORTED')),
         decisions.map((decision) => decision.reason),
-        decisions.map(() => resendAfterMs() / 1000),
+        // An abort needs no acks: no re-send (null), complete as decided.
+        decisions.map((decision) => (needsAcks(decision.outcome) ? resendAfterMs() / 1000 : null)),
       ],
     );
     for (const row of rows) latencySeconds.set(row.id, row.latency);

@@ -3,7 +3,8 @@ import type { UnitOfWork } from '@shop/outbox';
 
 /*
  * The SQL of the coordinator's sweeps (coordinator.ts `abortExpired`, `resendUnacked`): what is
- * due, taken with the rows another replica holds skipped, and the re-sends scheduled.
+ * due, taken with the rows another replica holds skipped, the re-sends scheduled, and the aborts
+ * an older coordinator left waiting for acks completed.
  */
 
 /** Takes up to `limit` checkouts still collecting votes past their deadline (rows another replica holds are skipped). */
@@ -75,4 +76,24 @@ export async function scheduleResends(
       sent.map((decision) => nextAfterMs(decision.resends + 1) / 1000),
     ],
   );
+}
+
+/**
+ * Completes the aborted checkouts `transactionIds` (their unacked decisions were due: an older
+ * coordinator, which waited for acks of aborts, decided them) and stops their re-sends. A
+ * checkout another batch holds is skipped (this sweep holds its participant rows: waiting for it
+ * could deadlock), and taken again at the next sweep. Answers how many it completed.
+ */
+export async function completeAborted(unit: UnitOfWork<unknown>, transactionIds: readonly string[]): Promise<number> {
+  if (transactionIds.length === 0) return 0;
+  const [rows] = await unit.manager.query<[Array<{ id: string }>, number]>(
+    `WITH taken AS (
+       SELECT id FROM tpc_transactions WHERE id = ANY($1::uuid[]) AND state = 'ABORTED' FOR UPDATE SKIP LOCKED),
+     stopped AS (
+       UPDATE tpc_participants p SET next_resend_at = NULL FROM taken WHERE p.transaction_id = taken.id)
+     UPDATE tpc_transactions t SET completed_at = COALESCE(t.completed_at, now()) FROM taken WHERE t.id = taken.id
+     RETURNING t.id`,
+    [[...new Set(transactionIds)]],
+  );
+  return rows.length;
 }

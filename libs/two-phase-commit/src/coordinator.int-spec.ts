@@ -126,16 +126,16 @@ describe('two-phase-commit kit on a real Postgres', () => {
       ]);
     });
 
-    it('aborts at the first no with its reason, to every participant, and sends nothing more for a late yes', async () => {
+    it('aborts at the first no with its reason, to every participant but the no-voter, and sends nothing more for a late yes', async () => {
       const id = await begin();
       const before = (await outbox()).length;
       await handle(vote(id, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
       expect(await state(id)).toMatchObject({ state: 'ABORTED', decision_reason: 'INSUFFICIENT_FUNDS' });
+      // Payment voted no: it holds nothing and aborted on its own; the abort would tell it nothing.
       expect((await sentSince(before)).map((m) => [m.type, m.recipient, m.payload])).toEqual([
         ['decision', 'inventory', { outcome: 'abort', reason: 'INSUFFICIENT_FUNDS' }],
-        ['decision', 'payment', { outcome: 'abort', reason: 'INSUFFICIENT_FUNDS' }],
       ]);
-      // The yes crossed the abort, which is on its way to it (and re-sent until acked).
+      // The yes crossed the abort, which is on its way to it (lost, the inventory's inquiry is answered).
       const afterDecision = (await outbox()).length;
       await handle(vote(id, 'inventory', { vote: 'yes' }));
       expect(await sentSince(afterDecision)).toEqual([]);
@@ -158,6 +158,53 @@ describe('two-phase-commit kit on a real Postgres', () => {
       expect(await state(id)).toMatchObject({ completed: false });
       await Promise.all([handle(ack(id, 'payment', 'commit')), handle(ack(id, 'payment', 'commit'))]);
       expect(await state(id)).toMatchObject({ completed: true });
+    });
+
+    it('completes an aborted checkout as it decides it: no ack awaited, nothing re-sent (presumed abort)', async () => {
+      const id = await begin();
+      await handle(vote(id, 'inventory', { vote: 'yes' }));
+      await handle(vote(id, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
+      expect(await state(id)).toMatchObject({ state: 'ABORTED', completed: true });
+      const before = (await outbox()).length;
+      await schema.dataSource.query(`UPDATE tpc_participants SET next_resend_at = now() - interval '1 hour'`);
+      expect(await coordinator.resendUnacked()).toBe(0);
+      expect(await sentSince(before)).toEqual([]);
+    });
+
+    it('takes the ack of an abort from a participant of the older version, and ignores it (not poison, nothing recorded)', async () => {
+      const id = await begin();
+      await handle(vote(id, 'inventory', { vote: 'yes' }));
+      await handle(vote(id, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
+      await handle(ack(id, 'inventory', 'abort'));
+      await handle(ack(id, 'payment', 'abort'));
+      const rows = await schema.dataSource.query<Array<{ acked: boolean }>>(
+        `SELECT acked_at IS NOT NULL AS acked FROM tpc_participants WHERE transaction_id = $1`,
+        [id],
+      );
+      expect(rows).toEqual([{ acked: false }, { acked: false }]);
+      expect(await state(id)).toMatchObject({ state: 'ABORTED', completed: true });
+    });
+
+    it('completes an abort that an older coordinator left waiting for acks, instead of re-sending it', async () => {
+      const [legacy, committed] = [await begin(), await begin()];
+      await handle(vote(legacy, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
+      await handle(vote(committed, 'inventory', { vote: 'yes' }));
+      await handle(vote(committed, 'payment', { vote: 'yes' }));
+      // As the version before presumed abort left it: incomplete, its abort due to be re-sent to both.
+      await schema.dataSource.query(`UPDATE tpc_transactions SET completed_at = NULL WHERE id = $1`, [legacy]);
+      await schema.dataSource.query(`UPDATE tpc_participants SET next_resend_at = now() - interval '1 hour'`);
+      const before = (await outbox()).length;
+      expect(await coordinator.resendUnacked()).toBe(2); // the commit, to both
+      expect((await sentSince(before)).map((m) => [m.transactionId, m.payload])).toEqual([
+        [committed, { outcome: 'commit' }],
+        [committed, { outcome: 'commit' }],
+      ]);
+      expect(await state(legacy)).toMatchObject({ state: 'ABORTED', completed: true });
+      const due = await schema.dataSource.query(
+        `SELECT participant FROM tpc_participants WHERE transaction_id = $1 AND next_resend_at IS NOT NULL`,
+        [legacy],
+      );
+      expect(due).toEqual([]);
     });
 
     it('refuses an ack whose outcome is not the decision, and does not count it', async () => {
@@ -195,9 +242,9 @@ describe('two-phase-commit kit on a real Postgres', () => {
         expect((await outbox()).filter((m) => m.transactionId === unknown).map((m) => m.payload)).toEqual([
           { outcome: 'abort' },
         ]);
-        // The yes that came after the no hears only the abort the no's decision sent.
+        // The yes that came after the no hears only the abort the no's decision sent; the no-voter hears nothing.
         const refusedDecisions = (await outbox()).filter((m) => m.transactionId === refused && m.type === 'decision');
-        expect(refusedDecisions.map((m) => m.recipient).sort()).toEqual(['inventory', 'payment']);
+        expect(refusedDecisions.map((m) => m.recipient).sort()).toEqual(['payment']);
         // Whatever the batch's size: one lock and one vote statement (then one per decision).
         expect(counting(statements, /FOR UPDATE/)).toBe(1);
         expect(counting(statements, /SET vote = /)).toBe(1);
@@ -218,6 +265,12 @@ describe('two-phase-commit kit on a real Postgres', () => {
         expect(counting(together.statements, /SET acked_at/)).toBe(1);
         expect(await state(committed)).toMatchObject({ completed: true });
         expect(await state(aborted)).toMatchObject({ completed: true });
+        // The acks of the abort (a participant of the older version) are taken and record nothing.
+        const abortAcks = await schema.dataSource.query(
+          `SELECT participant FROM tpc_participants WHERE transaction_id = $1 AND acked_at IS NOT NULL`,
+          [aborted],
+        );
+        expect(abortAcks).toEqual([]);
 
         const other = await begin();
         await handle(vote(other, 'inventory', { vote: 'yes' }));
@@ -390,15 +443,15 @@ describe('two-phase-commit kit on a real Postgres', () => {
         expect(await state(id)).toMatchObject({ state: 'COMMITTED', completed: true });
       });
 
-      it("aborts at payment's no without ever asking the inventory: it is not told, and the checkout completes at payment's ack", async () => {
+      it("aborts at payment's no without ever asking the inventory: neither is told, and the checkout completes there", async () => {
         const id = await begin();
         await handle(vote(id, 'payment', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }));
-        expect((await sentSince(1)).map((m) => [m.type, m.recipient, m.payload])).toEqual([
-          ['decision', 'payment', { outcome: 'abort', reason: 'INSUFFICIENT_FUNDS' }],
-        ]);
+        // A declined payment: one prepare and one vote, nothing more (payment voted no; inventory was never asked).
+        expect(await sentSince(1)).toEqual([]);
         expect(await held(id)).toEqual([]);
         expect(await asked(id)).toEqual(['payment']);
-        await handle(ack(id, 'payment', 'abort'));
+        expect(await state(id)).toMatchObject({ state: 'ABORTED', completed: true });
+        await handle(ack(id, 'payment', 'abort')); // from a payment of the older version: harmless
         expect(await state(id)).toMatchObject({ state: 'ABORTED', completed: true });
         await schema.dataSource.query(`UPDATE tpc_participants SET next_resend_at = now() - interval '1 second'`);
         expect(await coordinator.resendUnacked()).toBe(0);

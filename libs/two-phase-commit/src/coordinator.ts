@@ -6,10 +6,10 @@ import { Inbox } from '@shop/inbox';
 import { backoffMs, currentLogContext, Logger, PoisonMessageError, withLogContext } from '@shop/messaging';
 import type { Transactions, UnitOfWork } from '@shop/outbox';
 import { AckRoundTrip } from './ack-round-trip';
-import { Decided, Effect, onAck, onDeadline, onInquiry, onVote, Recorded } from './coordinator-rules';
+import { Decided, Effect, needsAcks, onAck, onDeadline, onInquiry, onVote, Recorded } from './coordinator-rules';
 import { decisionMessage, prepareMessage, prepareStages } from './coordinator-messages';
 import { CoordinatorChanges, insertCheckout, lockCheckouts, noChanges, writeChanges } from './coordinator-store';
-import { scheduleResends, takeExpired, takeUnacked } from './coordinator-sweep-store';
+import { completeAborted, scheduleResends, takeExpired, takeUnacked } from './coordinator-sweep-store';
 import type { DecisionTaken, ProtocolObserver } from './observer';
 import { send } from './outgoing';
 
@@ -153,12 +153,20 @@ export class Coordinator<P extends Participant = Participant> {
   }
 
   /**
-   * Re-sends decisions not acked in time: after a capped, jittered backoff plus the time acks now
-   * take to come back (so not while they merely queue behind a backlog). Safe in several replicas.
+   * Re-sends commits not acked in time: after a capped, jittered backoff plus the time acks now
+   * take to come back (so not while they merely queue behind a backlog). An abort due is never
+   * re-sent: it needs no acks (`needsAcks`); an older coordinator left it waiting, and it is
+   * completed instead. Safe in several replicas.
    */
   async resendUnacked(limit = 100): Promise<number> {
     return this.options.transactions.run(async (unit) => {
-      const due = await takeUnacked(unit, limit, this.ackRoundTrip.timeoutSeconds);
+      const taken = await takeUnacked(unit, limit, this.ackRoundTrip.timeoutSeconds);
+      const due = taken.filter((row) => needsAcks(row.outcome));
+      const completed = await completeAborted(
+        unit,
+        taken.filter((row) => !needsAcks(row.outcome)).map((row) => row.transactionId),
+      );
+      if (completed) this.options.logger.log(`completed ${completed} aborted transaction(s) left waiting for acks`);
       send(
         unit,
         due.map((row) => decisionMessage(row.transactionId, row.participant, row.outcome, row.reason, null)),
@@ -190,10 +198,11 @@ export class Coordinator<P extends Participant = Participant> {
     if (effect.decide) {
       const { outcome, reason } = effect.decide;
       changes.decisions.push({ transactionId, outcome, reason });
-      const participants = effect.next.state === 'NONE' ? [] : Object.keys(effect.next.participants).sort();
       send(
         unit,
-        participants.map((participant) => decisionMessage(transactionId, participant, outcome, reason, causationId)),
+        (effect.inform ?? []).map((participant) =>
+          decisionMessage(transactionId, participant, outcome, reason, causationId),
+        ),
       );
     }
   }

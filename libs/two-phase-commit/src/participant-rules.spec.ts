@@ -71,9 +71,10 @@ describe('participant rules: the table', () => {
   });
 
   describe('onDecision (model/checkout.pml onDecision)', () => {
+    // Presumed abort: a commit is acked, an abort is applied without a reply.
     const decided = (state: 'COMMITTED' | 'ABORTED', outcome: Outcome) => ({
       next: { state },
-      reply: ackReply(outcome),
+      ...(outcome === 'commit' ? { reply: ackReply(outcome) } : {}),
       change: { state, decided: true },
     });
     const prepared: Recorded = { state: 'PREPARED' };
@@ -96,13 +97,24 @@ describe('participant rules: the table', () => {
         { do: 'reply', next: { state: 'COMMITTED' }, reply: ackReply('commit') },
       ],
       [
-        'ABORTED, abort: acked again',
+        'ABORTED, abort: applied already, nothing to answer',
         { state: 'ABORTED' },
         'abort',
-        { do: 'reply', next: { state: 'ABORTED' }, reply: ackReply('abort') },
+        { do: 'reply', next: { state: 'ABORTED' } },
       ],
     ])('%s', (_, recorded, outcome, verdict) => {
       expect(onDecision(recorded, outcome)).toEqual(verdict);
+    });
+
+    it.each<Recorded>([
+      { state: 'NONE' },
+      { state: 'PREPARED' },
+      { state: 'REFUSED', reason: 'OUT_OF_STOCK' },
+      { state: 'ABORTED' },
+    ])('never acks an abort (presumed abort), from %j', (recorded) => {
+      const verdict = onDecision(recorded, 'abort');
+      expect(verdict).toMatchObject({ next: { state: 'ABORTED' } });
+      expect(verdict).not.toHaveProperty('reply');
     });
 
     it.each<[Recorded, Outcome]>([
@@ -169,11 +181,11 @@ interface Row {
   prepared: boolean;
   decided: boolean;
 }
-/** What a committed message did: the state it met, its reply, the state it left. */
+/** What a committed message did: the state it met, its reply (none to an abort), the state it left. */
 interface Handled {
   message: Delivery;
   before: RecordedState;
-  reply: Reply;
+  reply?: Reply;
   after: RecordedState;
 }
 /** What the participant's database holds as of its last commit (all that survives a crash). */
@@ -303,7 +315,7 @@ function expectSafe(db: Committed): void {
   // The resource is asked once, and commits or aborts only what it prepared yes, once.
   expect(LEGAL_CALLS).toContain(db.calls.join(','));
   expect(db.calls.includes('commit')).toBe(db.row.state === 'COMMITTED');
-  const votes = db.handled.filter((h) => h.reply.type === 'vote');
+  const votes = db.handled.filter((h) => h.reply?.type === 'vote');
   const first = votes[0]?.reply;
   for (const h of votes) {
     // Until a decision is applied every vote is the first; a yes stays a yes (the promise).
@@ -312,14 +324,18 @@ function expectSafe(db: Committed): void {
     if (h.after === 'ABORTED') expect(h.reply).toEqual(voteReply({ vote: 'no', reason: 'ALREADY_ABORTED' }));
   }
   // A checkout that voted no, or was aborted, is never committed; a committed one never aborted.
-  if (votes.some((h) => h.reply.type === 'vote' && h.reply.payload.vote === 'no') || states.includes('ABORTED')) {
+  if (votes.some((h) => h.reply?.type === 'vote' && h.reply.payload.vote === 'no') || states.includes('ABORTED')) {
     expect(states).not.toContain('COMMITTED');
     expect(db.calls).not.toContain('commit');
   }
   if (states.includes('COMMITTED')) expect(db.calls).not.toContain('abort');
-  for (const { reply, after } of db.handled) {
+  for (const { message, reply, after } of db.handled) {
     // An ack says what the checkout is now: the decision applied.
-    if (reply.type === 'ack') expect(after).toBe(reply.payload.outcome === 'commit' ? 'COMMITTED' : 'ABORTED');
+    if (reply?.type === 'ack') expect(after).toBe(reply.payload.outcome === 'commit' ? 'COMMITTED' : 'ABORTED');
+    // Presumed abort: every commit handled is acked, an abort never is; a prepare always gets its vote.
+    if (message.type === 'decision')
+      expect(reply).toEqual(message.outcome === 'commit' ? ackReply('commit') : undefined);
+    else expect(reply?.type).toBe('vote');
   }
   // What the row says besides the state: prepared iff it voted yes, decided iff it applied one.
   expect(db.row.prepared).toBe(first?.type === 'vote' && first.payload.vote === 'yes');
@@ -417,10 +433,13 @@ describe('participant rules: properties over one checkout', () => {
 
   /*
    * The protocol's own traffic: a coordinator that sends one prepare, decides on this vote (and
-   * the other participant's) or its deadline, and re-sends its decision until acked; a relay that
-   * publishes twice; a broker that delivers in any order, in batches; a participant that crashes
-   * and asks when in doubt. Its prepares are judged late only once the deadline truly passed
-   * (the clock property below). It must never meet poison, and ends agreeing with the decision.
+   * the other participant's) or its deadline, sends the decision (an abort not to a participant
+   * whose first vote was no: coordinator-rules.ts `toldOf`) and re-sends a commit until acked (an
+   * abort is sent once: presumed abort); a relay that publishes twice; a broker that delivers in
+   * any order, in batches, or loses an abort; a participant that crashes and asks when in doubt
+   * (its inquiry answered with the decision). Its prepares are judged late only once the deadline
+   * truly passed (the clock property below). It must never meet poison, never ack an abort, and
+   * ends agreeing with the decision, holding nothing.
    */
   it('never calls the protocol’s own messages poison, and ends where the coordinator decided', () => {
     fc.assert(
@@ -437,6 +456,8 @@ describe('participant rules: properties over one checkout', () => {
           let db = EMPTY;
           let decision: Outcome | undefined;
           let acked = false;
+          /** The first vote the coordinator received: the one it records. */
+          let firstVote: VotePayload | undefined;
           const toParticipant: Delivery[] = [{ type: 'prepare', messageId: 'prepare', late: false }];
           const toCoordinator: Reply[] = [];
           let sent = 0;
@@ -446,24 +467,29 @@ describe('participant rules: properties over one checkout', () => {
           const decide = (outcome: Outcome) => {
             if (decision) return;
             decision = outcome;
-            sendDecision();
+            if (outcome === 'commit' || firstVote?.vote !== 'no') sendDecision();
           };
+          // Done at the coordinator: a commit once acked, an abort as it is decided.
+          const done = () => (decision === 'commit' ? acked : decision === 'abort');
           const take = <T>(bag: T[]) => bag.splice(flip() % bag.length, 1)[0];
           const participantTakes = (size: number, crashes: 'none' | 'before commit' | 'after commit') => {
             const items = Array.from({ length: Math.min(size, toParticipant.length) }, () => take(toParticipant));
             const result = runBatch(db, items, world);
             expect(result.poisoned).toEqual([]);
             if (crashes !== 'before commit') {
-              toCoordinator.push(...result.db.handled.slice(db.handled.length).map((h) => h.reply));
+              toCoordinator.push(...result.db.handled.slice(db.handled.length).flatMap((h) => h.reply ?? []));
               db = result.db;
             }
             if (crashes !== 'none') toParticipant.push(...items); // never acked to the broker: delivered again
           };
           const coordinatorTakes = () => {
             const reply = take(toCoordinator);
-            if (reply.type === 'vote') decide(reply.payload.vote === 'yes' && otherSaysYes ? 'commit' : 'abort');
-            else {
-              expect(reply.payload.outcome).toBe(decision);
+            if (reply.type === 'vote') {
+              firstVote ??= reply.payload;
+              decide(reply.payload.vote === 'yes' && otherSaysYes ? 'commit' : 'abort');
+            } else {
+              expect(reply.payload.outcome).toBe('commit'); // an abort is never acked
+              expect(decision).toBe('commit');
               acked = true;
             }
           };
@@ -477,24 +503,34 @@ describe('participant rules: properties over one checkout', () => {
             const action = flip() % 8;
             if (action <= 2 && toParticipant.length > 0) participantTakes(1 + (flip() % 3), crashes[flip() % 4]);
             else if (action <= 4 && toCoordinator.length > 0) coordinatorTakes();
-            else if (action === 5 && decision && !acked)
+            else if (action === 5 && decision === 'commit' && !acked)
               sendDecision(); // re-sent with backoff
-            else if (action === 6 && toParticipant.length > 0) {
+            else if (action === 5 && decision === 'abort' && toParticipant.some((m) => m.type === 'decision')) {
+              toParticipant.splice(
+                toParticipant.findIndex((m) => m.type === 'decision'),
+                1,
+              ); // an abort lost
+            } else if (action === 6 && toParticipant.length > 0) {
               toParticipant.push(toParticipant[flip() % toParticipant.length]); // the relay published it twice
             } else if (action === 6 && toCoordinator.length > 0) {
               toCoordinator.push(toCoordinator[flip() % toCoordinator.length]);
             } else if (action === 7 && db.row.state === 'PREPARED' && decision) sendDecision(); // an inquiry answered
           }
-          // The faults stop: all in flight is delivered, the deadline passes, re-sends go on until acked.
-          for (let round = 0; round < 10 && !(acked && toParticipant.length === 0); round++) {
+          // The faults stop: all in flight is delivered, the deadline passes, a commit is re-sent
+          // until acked, a participant still PREPARED asks.
+          const settled = () => done() && toParticipant.length === 0 && db.row.state !== 'PREPARED';
+          for (let round = 0; round < 10 && !settled(); round++) {
             while (toParticipant.length > 0) participantTakes(1, 'none');
             while (toCoordinator.length > 0) coordinatorTakes();
             if (!decision) deadlinePasses();
-            else if (!acked) sendDecision();
+            else if (decision === 'commit' && !acked) sendDecision();
+            else if (db.row.state === 'PREPARED') sendDecision(); // its inquiry, answered
           }
-          expect(acked).toBe(true);
+          expect(settled()).toBe(true);
           expectSafe(db);
-          expect(db.row.state).toBe(decision === 'commit' ? 'COMMITTED' : 'ABORTED');
+          // An abort leaves it ABORTED, or REFUSED (it voted no, and holds nothing: it need not hear the abort).
+          if (decision === 'commit') expect(db.row.state).toBe('COMMITTED');
+          else expect(['ABORTED', 'REFUSED']).toContain(db.row.state);
           if (decision === 'commit') expect(db.calls).toEqual(['prepare yes', 'commit']);
           // Nothing held: a yes was committed or aborted.
           expect(db.calls.includes('prepare yes')).toBe(db.calls.includes('commit') || db.calls.includes('abort'));

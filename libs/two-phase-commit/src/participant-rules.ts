@@ -1,4 +1,5 @@
 import type { Outcome, VoteNoReason, VotePayload } from '@shop/contracts';
+import { needsAcks } from './coordinator-rules';
 
 /*
  * The participant's side of presumed-abort two-phase commit as a table: what a prepare or a
@@ -17,7 +18,7 @@ export type Recorded =
   | { state: 'ABORTED' };
 export type RecordedState = Recorded['state'];
 
-/** The reply a message gets (its vote, or its ack). */
+/** The reply a message gets (its vote, or its ack of a commit). */
 export type Reply = { type: 'vote'; payload: VotePayload } | { type: 'ack'; payload: { outcome: Outcome } };
 
 /** What to write for a checkout: its new state, its vote if it voted now, whether it was decided now. */
@@ -29,10 +30,10 @@ export interface Change {
   decided?: true;
 }
 
-/** A message's effect: the checkout's new state, the reply, and what to write (nothing for a replay). */
+/** A message's effect: the checkout's new state, the reply (none to an abort), and what to write (nothing for a replay). */
 export interface Transition {
   next: Recorded;
-  reply: Reply;
+  reply?: Reply;
   change?: Change;
 }
 
@@ -48,7 +49,9 @@ export type Verdict =
   | { do: 'poison'; problem: string };
 
 const vote = (payload: VotePayload): Reply => ({ type: 'vote', payload });
-const ack = (outcome: Outcome): Reply => ({ type: 'ack', payload: { outcome } });
+/** Presumed abort: only a commit is acked (`needsAcks`); an abort is applied in silence. */
+const ackOf = (outcome: Outcome): Pick<Transition, 'reply'> =>
+  needsAcks(outcome) ? { reply: { type: 'ack', payload: { outcome } } } : {};
 
 /**
  * A prepare. Seen before, it is answered from the recorded state and changes nothing (the
@@ -79,19 +82,19 @@ export function voted(payload: VotePayload): Transition {
 }
 
 /**
- * A decision. Applied once (a repeated one is acked again); a prepared checkout's resource
+ * A decision. Applied once (a repeated commit is acked again); a prepared checkout's resource
  * applies it; an abort for a checkout never seen leaves the tombstone (ABORTED), so that a late
- * prepare votes no. A commit for a checkout not prepared, or a decision against the one applied,
- * is poison: the coordinator never sends it.
+ * prepare votes no. A commit is acked, an abort is not (presumed abort). A commit for a checkout
+ * not prepared, or a decision against the one applied, is poison: the coordinator never sends it.
  */
 export function onDecision(recorded: Recorded, outcome: Outcome): Verdict {
   const target = outcome === 'commit' ? 'COMMITTED' : 'ABORTED';
   const decided: Transition & { change: Change } = {
     next: { state: target },
-    reply: ack(outcome),
+    ...ackOf(outcome),
     change: { state: target, decided: true },
   };
-  if (recorded.state === target) return { do: 'reply', next: recorded, reply: ack(outcome) };
+  if (recorded.state === target) return { do: 'reply', next: recorded, ...ackOf(outcome) };
   if (recorded.state === 'PREPARED') return { do: outcome, ...decided };
   if (outcome === 'abort' && (recorded.state === 'NONE' || recorded.state === 'REFUSED')) {
     return { do: 'reply', ...decided };

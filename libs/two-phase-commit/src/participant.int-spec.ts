@@ -135,10 +135,19 @@ describe('participant', () => {
     await handleAlone(decision(id, 'abort'));
     expect(await stateOf(id)).toBe('ABORTED');
     expect(calls).toEqual([`prepare ${id}`]);
-    expect(await replies()).toEqual([
-      ['vote', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }],
-      ['ack', { outcome: 'abort' }],
-    ]);
+    // Presumed abort: the abort is not acked.
+    expect(await replies()).toEqual([['vote', { vote: 'no', reason: 'INSUFFICIENT_FUNDS' }]]);
+  });
+
+  it('releases a prepared checkout at its abort, and a re-sent copy, without acking either (presumed abort)', async () => {
+    const id = randomUUID();
+    await handleAlone(prepare(id));
+    await handleAlone(decision(id, 'abort'));
+    await handleAlone(decision(id, 'abort')); // a copy (published twice, or an inquiry answered)
+    expect(await stateOf(id)).toBe('ABORTED');
+    expect(calls).toEqual([`prepare ${id}`, `abort ${id}`]);
+    expect(await effects(id)).toEqual(['held', 'released']);
+    expect(await replies()).toEqual([['vote', { vote: 'yes' }]]);
   });
 
   it('takes back what a refusing prepare sent, with what it wrote: nothing of it reaches the outbox or the broker', async () => {
@@ -174,10 +183,7 @@ describe('participant', () => {
     await handleAlone(prepare(id));
     expect(calls).toEqual([]);
     expect(await effects(id)).toEqual([]);
-    expect(await replies()).toEqual([
-      ['ack', { outcome: 'abort' }],
-      ['vote', { vote: 'no', reason: 'ALREADY_ABORTED' }],
-    ]);
+    expect(await replies()).toEqual([['vote', { vote: 'no', reason: 'ALREADY_ABORTED' }]]);
   });
 
   it('votes no on a prepare whose deadline passed', async () => {
@@ -276,7 +282,6 @@ describe('participant', () => {
     expect(await effects(overtaken)).toEqual([]);
     const sent = (await outbox()).slice(1);
     expect(sent.filter((m) => m.transactionId === overtaken).map((m) => [m.type, m.payload])).toEqual([
-      ['ack', { outcome: 'abort' }],
       ['vote', { vote: 'no', reason: 'ALREADY_ABORTED' }],
     ]);
     expect(sent.filter((m) => m.transactionId === prepared).map((m) => [m.type, m.payload])).toEqual([

@@ -143,7 +143,7 @@ export class Participant<P extends ParticipantName> {
         );
         recorded.set(message.transactionId, next); // the batch's later messages see it
         if (change) changes.set(message.transactionId, merge(changes.get(message.transactionId), change));
-        send(unit, [this.replyTo(message, reply)]);
+        if (reply) send(unit, [this.replyTo(message, reply)]);
       });
     }
     await writeStates(unit, changes);
@@ -245,7 +245,7 @@ export class Participant<P extends ParticipantName> {
     if (prepares.length + decided.length > 1) await resource.lock(unit, { prepares, decided });
   }
 
-  private replyTo(message: ParticipantMessage, reply: Transition['reply']): CheckoutMessage {
+  private replyTo(message: ParticipantMessage, reply: NonNullable<Transition['reply']>): CheckoutMessage {
     const envelope = {
       transactionId: message.transactionId,
       sender: this.options.name,

@@ -31,7 +31,7 @@ class Sweeps implements OnApplicationBootstrap, OnModuleDestroy {
   }
 }
 
-/** The coordinator's sweeps: deadlines passed (abort, TIMEOUT), decisions not acknowledged (re-send). */
+/** The coordinator's sweeps: deadlines passed (abort, TIMEOUT), commits not acknowledged (re-send; an abort needs no ack). */
 @Injectable()
 class CoordinatorSweeps extends Sweeps {
   constructor(coordinator: Coordinator, config: ProtocolConfig) {

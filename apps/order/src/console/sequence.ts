@@ -25,12 +25,13 @@ export const RULES = {
   no: 'A no holds nothing: the first no decides ABORT for everyone.',
   commit: 'Decide: every participant said yes, so COMMIT, written to the outbox for each with the order row locked.',
   timeout: 'The prepare deadline passed with votes missing: the coordinator decides ABORT (reason TIMEOUT).',
-  abort: 'Decide: a no (or a refusal) means ABORT; the abort goes to every participant asked.',
-  resend: 'A decision not acknowledged is sent again, with capped backoff and jitter, until it is acknowledged.',
+  abort:
+    'Decide: a no (or a refusal) means ABORT, complete at once (presumed abort: not acknowledged); it goes once to every participant asked that said yes or has not voted.',
+  resend: 'A commit not acknowledged is sent again, with capped backoff and jitter, until it is acknowledged.',
   answer: 'The coordinator answers a late message with the decision it took; nothing is decided twice.',
   inquiry:
     'A participant holding PREPARED too long asks what was decided; one the coordinator does not know is answered abort (presumed abort).',
-  ack: 'Apply: the participant applied the outcome idempotently and acknowledged it; all acknowledged: complete.',
+  ack: 'Apply: the participant applied the commit idempotently and acknowledged it; all acknowledged: complete.',
 } as const;
 
 /** Steps at one instant (one transaction's now()) in causal order: a vote before the stage it releases, before the decision. */

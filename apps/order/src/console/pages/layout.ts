@@ -19,6 +19,7 @@ export function page(title: string, content: HtmlValue, section?: Section): Html
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>${title} · checkout console</title>
         <link rel="stylesheet" href="/console/assets/console.css" />
+        <link rel="icon" href="data:," />
         <script type="module" src="/console/assets/console.js"></script>
       </head>
       <body>

@@ -1,0 +1,66 @@
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+
+/**
+ * Headless Chromium from Debian's package (scripts/lib/browser.mjs installs it), driven by
+ * playwright-core, which downloads no browser of its own. As root, Chromium's sandbox cannot
+ * start: --no-sandbox.
+ */
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+export function launchBrowser(): Promise<Browser> {
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: [...(root ? ['--no-sandbox'] : []), '--disable-dev-shm-usage', '--disable-gpu'],
+  });
+}
+
+/** The desktop viewport the screenshots are taken at: their size does not depend on the machine. */
+export const DESKTOP = { width: 1280, height: 800 };
+/** A phone's width. */
+export const PHONE = { width: 375, height: 740 };
+
+/**
+ * One browser tab with a record of what it did: every URL it requested (pages, the module, the
+ * event stream, redirects followed), every Content-Security-Policy violation (the page's own
+ * `securitypolicyviolation` events and Chromium's console reports) and every console error.
+ */
+export interface Tab {
+  readonly context: BrowserContext;
+  readonly page: Page;
+  readonly requested: string[];
+  readonly cspViolations: string[];
+  readonly consoleErrors: string[];
+  close(): Promise<void>;
+}
+
+export async function openTab(browser: Browser, viewport = DESKTOP): Promise<Tab> {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, reducedMotion: 'reduce' });
+  const requested: string[] = [];
+  const cspViolations: string[] = [];
+  const consoleErrors: string[] = [];
+  context.on('request', (request) => requested.push(request.url()));
+  // Called from the listener below; injected by the driver, so the page's CSP does not apply to it.
+  await context.exposeBinding('reportCspViolation', (_source, text: string) => cspViolations.push(text));
+  await context.addInitScript(
+    `document.addEventListener('securitypolicyviolation', (e) =>
+       window.reportCspViolation(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber));`,
+  );
+  const page = await context.newPage();
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    const text = message.text();
+    if (/Content Security Policy/i.test(text)) cspViolations.push(text);
+    consoleErrors.push(text);
+  });
+  page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+  return { context, page, requested, cspViolations, consoleErrors, close: () => context.close() };
+}
+
+/** The page's width as laid out against its viewport's: more means a horizontal scroll. */
+export async function horizontalOverflow(page: Page): Promise<{ scrollWidth: number; viewportWidth: number }> {
+  return page.evaluate<{ scrollWidth: number; viewportWidth: number }>(
+    '({ scrollWidth: document.documentElement.scrollWidth, viewportWidth: window.innerWidth })',
+  );
+}

@@ -47,6 +47,7 @@ export async function openTab(browser: Browser, viewport = DESKTOP): Promise<Tab
     `document.addEventListener('securitypolicyviolation', (e) =>
        window.reportCspViolation(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber));`,
   );
+  context.setDefaultTimeout(10_000); // a missing element fails in seconds, not Playwright's 30
   const page = await context.newPage();
   page.on('console', (message) => {
     if (message.type() !== 'error') return;

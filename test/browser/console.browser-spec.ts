@@ -337,7 +337,7 @@ describe('the console in a browser', () => {
   it('at a phone width (375 px) no page scrolls sideways', async () => {
     const phone = await newTab(PHONE);
     await visit(phone.page, base, consolePaths.signIn);
-    expect(await horizontalOverflow(phone.page)).toEqual({ scrollWidth: PHONE.width, viewportWidth: PHONE.width });
+    expect(await horizontalOverflow(phone.page)).toBe(0);
     await signIn(phone.page, base, ADMIN_TOKEN);
     const id = confirmedId ?? (await place()).id;
     for (const page of [
@@ -348,10 +348,7 @@ describe('the console in a browser', () => {
       consolePaths.deadLetters,
     ]) {
       await visit(phone.page, base, page);
-      expect([page, await horizontalOverflow(phone.page)]).toEqual([
-        page,
-        { scrollWidth: PHONE.width, viewportWidth: PHONE.width },
-      ]);
+      expect([page, await horizontalOverflow(phone.page)]).toEqual([page, 0]);
     }
     expectClean(phone);
   });

@@ -59,9 +59,7 @@ export async function openTab(browser: Browser, viewport = DESKTOP): Promise<Tab
   return { context, page, requested, cspViolations, consoleErrors, close: () => context.close() };
 }
 
-/** The page's width as laid out against its viewport's: more means a horizontal scroll. */
-export async function horizontalOverflow(page: Page): Promise<{ scrollWidth: number; viewportWidth: number }> {
-  return page.evaluate<{ scrollWidth: number; viewportWidth: number }>(
-    '({ scrollWidth: document.documentElement.scrollWidth, viewportWidth: window.innerWidth })',
-  );
+/** How far the page is wider than its viewport (less any scrollbar): above 0, it scrolls sideways. */
+export function horizontalOverflow(page: Page): Promise<number> {
+  return page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
 }

@@ -333,6 +333,7 @@ function printBanner(prof, pg, amqp, replicas) {
       const extra = more.length ? `   replicas also on ${more.join(', ')} (+${MANAGEMENT_PORT_OFFSET})` : '';
       return `  ${s.name.padEnd(10)} ${base}   docs ${base}/docs   ready ${management}/health/ready   metrics ${management}/metrics${extra}`;
     }),
+    `  console    http://127.0.0.1:${managementPortOf(prof.portOf(SERVICES[0]))}/console   (sign in with the admin token: ADMIN_TOKEN, dev-admin-token in development)`,
     '',
     ...infraLines(prof, pg, amqp),
     pg.external && amqp.external

@@ -362,6 +362,10 @@ export function serviceEnv(svc, prof, pg, amqp) {
     // The benchmark's customers hold development tokens (scripts/lib/tokens.mjs): a production
     // build must be told by name to trust that key (it says so at boot).
     ...(prof.nodeEnv === 'production' ? { TRUST_DEVELOPMENT_JWT_KEY: 'true' } : {}),
+    // The console (on the coordinator's management port) asks each participant for its own records.
+    ...(svc.name === COORDINATOR
+      ? { CONSOLE_PARTICIPANT_URLS: PARTICIPANTS.map((p) => `${p.name}=http://127.0.0.1:${prof.portOf(p)}`).join(',') }
+      : {}),
   };
 }
 

@@ -269,7 +269,10 @@ function compose() {
   DATABASE_URL: ${required(`${upper(svc)}_DATABASE_URL`)}
   AMQP_URL: ${required(`${upper(svc)}_AMQP_URL`)}
   OTEL_EXPORTER_OTLP_ENDPOINT: \${OTEL_EXPORTER_OTLP_ENDPOINT:-} # traces go nowhere unless set
-`;
+${svc === COORDINATOR ? consoleParticipants() : ''}`;
+  // The console (on the coordinator's management port) asks each participant for its own records.
+  const consoleParticipants = () =>
+    `  CONSOLE_PARTICIPANT_URLS: ${PARTICIPANT_NAMES.map((p) => `${p}=http://${p}:${port(p)}`).join(',')}\n`;
   const migrate = (svc) => `  migrate-${svc}:
     <<: *app
     command: ['node', 'dist/apps/${svc}/src/migrate.js']

@@ -55,6 +55,40 @@ export const OrderConfig = BaseConfig.extend(CoordinatorConfig.shape)
       .default(LIMITS.maxQuantityPerLine),
     /** Requests waiting at once for a decision (`Prefer: wait`); beyond it they are answered at once. */
     PREFER_WAIT_MAX_WAITERS: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
+    /** The console (docs/console.md): a signed-in session ends after this long without a request... */
+    CONSOLE_SESSION_IDLE_MS: z.coerce
+      .number()
+      .int()
+      .min(1_000)
+      .max(86_400_000)
+      .default(30 * 60_000),
+    /** ...and live pages stream at most this many at once (one per open page); beyond: 503. */
+    CONSOLE_MAX_STREAMS: z.coerce.number().int().min(1).max(1_000).default(16),
+    /**
+     * Where the console asks each participant for its own record and its dead letters (their
+     * operator API): `name=url`, comma-separated; `npm start` and compose pass every participant
+     * of services.json. One not listed shows as unreachable.
+     */
+    CONSOLE_PARTICIPANT_URLS: z
+      .string()
+      .default('')
+      .transform((list, context) => {
+        const urls: Record<string, string> = {};
+        for (const entry of list
+          .split(',')
+          .map((item) => item.trim())
+          .filter(Boolean)) {
+          const [name, url] = [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)];
+          if (!/^[a-z][a-z0-9]*$/.test(name) || !/^https?:\/\/[^\s]+$/.test(url)) {
+            context.addIssue({ code: 'custom', message: `"${entry}" is not name=http(s)://host:port` });
+            return z.NEVER;
+          }
+          urls[name] = url.replace(/\/+$/, '');
+        }
+        return urls;
+      }),
+    /** A trace's page, `{traceId}` in it (Jaeger: http://localhost:16686/trace/{traceId}); unset: no link. */
+    CONSOLE_TRACE_URL: unsetIfEmpty(z.string().includes('{traceId}').optional()),
   })
   .refine((config) => config.ADMISSION_MIN_IN_FLIGHT <= config.ADMISSION_MAX_IN_FLIGHT, {
     message: 'must not exceed ADMISSION_MAX_IN_FLIGHT',

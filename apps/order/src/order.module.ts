@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { CustomerTokens, ServiceKitModule } from '@shop/service-kit';
 import { TwoPhaseCommitModule } from '@shop/two-phase-commit';
 import { ProductsController } from './catalog/products.controller';
+import { ConsoleMount } from './console/console-mount';
 import { developmentControllers } from './dev/dev-tokens.controller';
 import { InDoubtGauges, UnfinishedCheckoutsController } from './operator/operator.controller';
 import { AdmissionControl } from './orders/admission-control';
@@ -30,6 +31,8 @@ import { order } from './service';
     CustomerLimits,
     CustomerTokens,
     InDoubtGauges,
+    // The operators' console, on the management port (docs/console.md).
+    ConsoleMount,
   ],
 })
 export class OrderModule {}

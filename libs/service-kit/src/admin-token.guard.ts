@@ -29,27 +29,40 @@ export const adminTokenFingerprint = (digested: Buffer): string => digested.toSt
 type AdminRequest = Request & { adminFingerprint?: string };
 
 /**
+ * The admin token check, for every door that takes it (this guard, the order service's console):
+ * answers the fingerprint of `presented` if it is one of `tokens`, else undefined. Tokens are
+ * compared as SHA-256 digests, all of them, in constant time: neither the length of a token nor
+ * which one matched shows in the timing.
+ */
+export function adminTokenCheck(tokens: readonly string[]): (presented: string) => string | undefined {
+  const expected = tokens.map(digest);
+  return (presented) => {
+    const digested = digest(presented);
+    let matched = false;
+    for (const token of expected) matched = timingSafeEqual(digested, token) || matched;
+    return matched ? adminTokenFingerprint(digested) : undefined;
+  };
+}
+
+/**
  * Admin routes (set stock, balances, prices) need `Authorization: Bearer <token>`, the token one
- * of ADMIN_TOKEN's (several while one is rotated out). Tokens are compared as SHA-256 digests, all
- * of them, in constant time: neither the length of a token nor which one matched shows in the timing.
+ * of ADMIN_TOKEN's (several while one is rotated out), checked by `adminTokenCheck`.
  */
 @Injectable()
 export class AdminTokenGuard implements CanActivate {
-  private readonly expected: Buffer[];
+  private readonly check: (presented: string) => string | undefined;
 
   constructor(@Inject(SERVICE_CONFIG) config: BaseConfig) {
-    this.expected = config.ADMIN_TOKEN.map(digest);
+    this.check = adminTokenCheck(config.ADMIN_TOKEN);
   }
 
   canActivate(context: ExecutionContext): boolean {
     const http = context.switchToHttp();
     const request = http.getRequest<AdminRequest>();
     const header = request.headers.authorization ?? '';
-    const presented = digest(header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '');
-    let matched = false;
-    for (const expected of this.expected) matched = timingSafeEqual(presented, expected) || matched;
-    if (matched) {
-      request.adminFingerprint = adminTokenFingerprint(presented);
+    const fingerprint = this.check(header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '');
+    if (fingerprint !== undefined) {
+      request.adminFingerprint = fingerprint;
       return true;
     }
     http.getResponse<Response>().setHeader('WWW-Authenticate', ADMIN_CHALLENGE);

@@ -17,6 +17,7 @@ export * from './messaging.config';
 export * from './metrics';
 export * from './observability.config';
 export * from './operator.controller';
+export * from './participant-operator.controller';
 export * from './problem-details.filter';
 export * from './request-database';
 export * from './retention';

@@ -17,15 +17,26 @@ const pathOf = (target: string | undefined): string | undefined => {
 };
 
 /**
+ * Requests under `prefix` (`/console`: that path and everything below it), any method, handed to
+ * `handle` as they come: an app's own pages on the management port (the order service's console).
+ */
+export interface ManagementRoutes {
+  prefix: string;
+  handle(request: IncomingMessage, response: ServerResponse): Promise<void>;
+}
+
+/**
  * The management port: health probes (/health/live, /health/ready) and Prometheus metrics
  * (/metrics), on a listener of their own. The service's app does not have these routes at all,
  * so no request form reaches them on its port. Unauthenticated: keep this port on an internal
  * network (probes, Prometheus), off the ingress. Its answers read memory only: readiness's
- * database state and the database gauges come from `ManagementDatabase`'s timer.
+ * database state and the database gauges come from `ManagementDatabase`'s timer. An app may
+ * mount routes of its own (`mount`, before `listen`): they guard themselves.
  */
 @Injectable()
 export class ManagementServer implements OnApplicationShutdown {
   private readonly server: Server;
+  private readonly mounted: ManagementRoutes[] = [];
 
   constructor(
     private readonly metrics: ServiceMetrics,
@@ -34,6 +45,14 @@ export class ManagementServer implements OnApplicationShutdown {
     @Optional() private readonly messaging?: CheckoutMessaging,
   ) {
     this.server = createServer((request, response) => void this.handle(request, response));
+  }
+
+  /** Serves `routes` on this port too; called while the app is assembled, before `listen`. */
+  mount(routes: ManagementRoutes): void {
+    if (this.server.listening) throw new Error(`${routes.prefix}: mount before the management port listens`);
+    if (this.mounted.some((other) => other.prefix === routes.prefix))
+      throw new Error(`${routes.prefix}: mounted twice`);
+    this.mounted.push(routes);
   }
 
   /** Listens on `port` (0: any free one) and starts the database reads; answers the port. */
@@ -54,8 +73,11 @@ export class ManagementServer implements OnApplicationShutdown {
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = request.method === 'GET' ? pathOf(request.url) : undefined;
+    const anyPath = pathOf(request.url);
+    const routes = this.mounted.find(({ prefix }) => anyPath === prefix || anyPath?.startsWith(`${prefix}/`));
+    const path = request.method === 'GET' ? anyPath : undefined;
     try {
+      if (routes) return await routes.handle(request, response);
       if (path === '/health/live') return health(response, liveness());
       if (path === '/health/ready') {
         const { database, broker, messaging } = this;
@@ -69,6 +91,7 @@ export class ManagementServer implements OnApplicationShutdown {
       }
       problem(response, 404, 'Not Found', `Cannot ${request.method} ${path ?? request.url}`);
     } catch {
+      if (response.headersSent) return void response.destroy();
       problem(response, 500, 'Internal Server Error', 'the management port could not answer');
     }
   }

@@ -1,7 +1,7 @@
 import { DynamicModule, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type DataSourceOptions } from 'typeorm';
-import type { ServiceName } from '@shop/contracts';
+import { PARTICIPANTS, type ServiceName } from '@shop/contracts';
 import { BrokerConnection } from '@shop/messaging';
 import { Transactions } from '@shop/outbox';
 import { CheckoutMessaging } from '@shop/checkout-transport';
@@ -11,6 +11,7 @@ import { ManagementDatabase } from './management-database';
 import { ManagementServer } from './management-server';
 import { ServiceMetrics } from './metrics';
 import { OperatorController } from './operator.controller';
+import { ParticipantOperatorController } from './participant-operator.controller';
 import { RequestDatabase } from './request-database';
 import { Retention } from './retention';
 import { serviceMessaging } from './service-messaging';
@@ -45,7 +46,11 @@ export class ServiceKitModule {
       global: true,
       imports: [TypeOrmModule.forRoot({ ...options.dataSource, migrationsRun: false })],
       // Health and metrics are not among them: they are served by ManagementServer only.
-      controllers: [OperatorController],
+      // A participant's own record of each checkout, for operators and the order service's console.
+      controllers: [
+        OperatorController,
+        ...((PARTICIPANTS as readonly string[]).includes(options.name) ? [ParticipantOperatorController] : []),
+      ],
       providers: [
         { provide: SERVICE_NAME, useValue: options.name },
         { provide: SERVICE_CONFIG, useValue: options.config },
@@ -94,6 +99,8 @@ export class ServiceKitModule {
         ServiceMetrics,
         RequestDatabase,
         Retention,
+        // For an app that mounts pages of its own on the management port (the order service's console).
+        ManagementServer,
       ],
     };
   }

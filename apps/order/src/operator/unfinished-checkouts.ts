@@ -17,6 +17,8 @@ export interface UnfinishedCheckout {
     voteReason: string | null;
     acked: boolean;
     resends: number;
+    /** When the decision is next sent again to it (ISO time), if it has not acknowledged. */
+    nextResendAt: string | null;
   }>;
 }
 
@@ -37,7 +39,8 @@ export function unfinishedCheckouts(
             t.state, t.decision_reason AS "decisionReason", t.deadline, t.created_at AS "createdAt",
             t.decided_at AS "decidedAt", floor(extract(epoch FROM now() - t.created_at) * 1000)::bigint::int AS "ageMs",
             json_agg(json_build_object('participant', p.participant, 'vote', p.vote, 'voteReason', p.vote_reason,
-                                       'acked', p.acked_at IS NOT NULL, 'resends', p.resends)
+                                       'acked', p.acked_at IS NOT NULL, 'resends', p.resends,
+                                       'nextResendAt', p.next_resend_at)
                      ORDER BY p.participant) AS participants
        FROM tpc_transactions t JOIN tpc_participants p ON p.transaction_id = t.id
       WHERE t.completed_at IS NULL AND t.created_at <= now() - make_interval(secs => $1)

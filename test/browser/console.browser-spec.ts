@@ -54,6 +54,8 @@ afterAll(async () => {
   await browser?.close();
 });
 
+beforeEach(() => tab.forget());
+
 async function newTab(viewport = DESKTOP): Promise<Tab> {
   const t = await openTab(browser, viewport);
   otherTabs.push(t);

@@ -32,6 +32,8 @@ export interface Tab {
   readonly requested: string[];
   readonly cspViolations: string[];
   readonly consoleErrors: string[];
+  /** Forgets what was recorded so far (each test checks what it did itself). */
+  forget(): void;
   close(): Promise<void>;
 }
 
@@ -53,10 +55,15 @@ export async function openTab(browser: Browser, viewport = DESKTOP): Promise<Tab
     if (message.type() !== 'error') return;
     const text = message.text();
     if (/Content Security Policy/i.test(text)) cspViolations.push(text);
-    consoleErrors.push(text);
+    const { url } = message.location();
+    consoleErrors.push(url ? `${text} (${url})` : text);
   });
   page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
-  return { context, page, requested, cspViolations, consoleErrors, close: () => context.close() };
+  const forget = () => {
+    cspViolations.length = 0;
+    consoleErrors.length = 0;
+  };
+  return { context, page, requested, cspViolations, consoleErrors, forget, close: () => context.close() };
 }
 
 /** How far the page is wider than its viewport (less any scrollbar): above 0, it scrolls sideways. */

@@ -56,6 +56,8 @@ export async function openTab(browser: Browser, viewport = DESKTOP): Promise<Tab
     const text = message.text();
     if (/Content Security Policy/i.test(text)) cspViolations.push(text);
     const { url } = message.location();
+    // The browser's own guess at an icon, not a request of the page's.
+    if (new URL(url || 'about:blank').pathname === '/favicon.ico') return;
     consoleErrors.push(url ? `${text} (${url})` : text);
   });
   page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));

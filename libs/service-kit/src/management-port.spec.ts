@@ -67,6 +67,32 @@ describe('the management port', () => {
     await expect(fetch(`${otherUrl}/health/live`)).rejects.toThrow();
   });
 
+  it('serves the routes an app mounts (before listening) under their prefix only, any method', async () => {
+    const own = new ManagementDatabase('postgres://x:y@127.0.0.1:1/none', 'management test');
+    const other = new ManagementServer(new ServiceMetrics('order', own), own, broker);
+    const seen: string[] = [];
+    other.mount({
+      prefix: '/console',
+      handle: (request, response) => {
+        seen.push(`${request.method} ${request.url}`);
+        response.writeHead(200).end('mounted');
+        return Promise.resolve();
+      },
+    });
+    expect(() => other.mount({ prefix: '/console', handle: () => Promise.resolve() })).toThrow('mounted twice');
+    const otherUrl = `http://127.0.0.1:${await other.listen(0, '127.0.0.1')}`;
+    try {
+      expect(await statusOf(`${otherUrl}/console`)).toBe(200);
+      expect(await statusOf(`${otherUrl}/console/a/b?c=d`, { method: 'POST' })).toBe(200);
+      expect(await statusOf(`${otherUrl}/consoles`)).toBe(404);
+      expect(await statusOf(`${otherUrl}/health/live`)).toBe(200);
+      expect(seen).toEqual(['GET /console', 'POST /console/a/b?c=d']);
+      expect(() => other.mount({ prefix: '/late', handle: () => Promise.resolve() })).toThrow('before');
+    } finally {
+      await other.onApplicationShutdown();
+    }
+  });
+
   describe('the service app (the public port)', () => {
     let app: INestApplication | undefined;
     afterEach(async () => {

@@ -27,7 +27,7 @@ export interface ConsoleDoors {
   checkToken: (presented: string) => string | undefined;
   sessions: ConsoleSessions;
   hub: SseHub;
-  pages: ConsolePages;
+  pages: Pick<ConsolePages, 'serve'>;
   logger: Pick<Logger, 'log' | 'warn'>;
 }
 

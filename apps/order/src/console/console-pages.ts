@@ -9,7 +9,7 @@ import type { LiveSampler } from './live-sampler';
 import { checkoutPage } from './pages/checkout';
 import { checkoutFilters, checkoutsTable } from './pages/checkouts-table';
 import { confirmRedrivePage, deadLettersPage } from './pages/dead-letters';
-import { notFoundPage } from './pages/checkout';
+import { messagePage, notFoundPage } from './pages/checkout';
 import { page } from './pages/layout';
 import { livePage } from './pages/live';
 import { stuckPage } from './pages/stuck';
@@ -132,7 +132,11 @@ export class ConsolePages {
     const messageId = form?.get('messageId') ?? undefined;
     const all = form?.get('all') === '1';
     if (!form || (messageId === undefined) === !all || (messageId !== undefined && !MESSAGE_ID.test(messageId))) {
-      return sendHtml(response, 400, notFoundPage('A re-drive takes one messageId, or all=1.'));
+      return sendHtml(
+        response,
+        400,
+        messagePage('bad-request', 'Refused', 'A re-drive takes one messageId, or all=1.'),
+      );
     }
     const answer = await this.sources.desk.redrive(admin, service, messageId);
     const outcome = answer.ok ? String(answer.value) : answer.problem;

@@ -156,14 +156,17 @@ function participantRecord(
   </section>`;
 }
 
-export function notFoundPage(what: string): Html {
+/** A page that only says what went wrong: 404 (`not-found`) or a refused form (`bad-request`). */
+export function messagePage(id: 'not-found' | 'bad-request', title: string, what: string): Html {
   return page(
-    'Not found',
-    html`<main id="not-found" class="narrow">
-      <h1>Not found</h1>
+    title,
+    html`<main id="${id}" class="narrow">
+      <h1>${title}</h1>
       <p>${what}</p>
       <p><a href="/console">Back to the live view</a></p>
     </main>`,
     'checkouts',
   );
 }
+
+export const notFoundPage = (what: string): Html => messagePage('not-found', 'Not found', what);

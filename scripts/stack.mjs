@@ -114,9 +114,10 @@ function exportLines(env) {
  * Which Jest runs `test` makes. The fault-injection suites restart the servers every suite
  * uses, so they run on their own, in band, after the rest; then the checkout suite and the
  * cluster suites (test/cluster) run against the distributed layout (a Postgres per service, a
- * three-node broker cluster). `npm test` runs the three phases, the benchmark's smoke run, and
+ * three-node broker cluster); the console's browser suite (test/browser) runs in band in a phase of
+ * its own after the main one. `npm test` runs the four phases, the benchmark's smoke run, and
  * last the participant trial (scripts/lib/participant-trial.mjs); a path argument runs only what it names (`npm test -- test/faults` just the faults,
- * `npm test -- test/cluster` just the cluster phase; JEST_CLUSTER=1 runs any paths in it).
+ * `npm test -- test/cluster` just the cluster phase, `npm test -- test/browser` the browser one; JEST_CLUSTER=1 runs any paths in it).
  */
 function testPhases() {
   const { paths, flags } = splitJestArgs(args);
@@ -130,10 +131,14 @@ function testPhases() {
   };
   if (paths.length && (process.env.JEST_CLUSTER === '1' || paths.every((p) => p.includes('cluster')))) return [cluster];
   if (paths.length && paths.every((p) => p.includes('faults'))) return [faults];
+  // The console in headless Chromium (test/browser): in band, alone, since it stops a participant.
+  const browser = { name: 'browser', args: ['--runInBand', ...args], env: { JEST_BROWSER: '1' } };
+  if (paths.length && paths.every((p) => p.includes('browser'))) return [browser];
   const suite = { name: 'suite', args, env: {} };
   if (paths.length) return [suite];
   return [
     suite,
+    { ...browser, args: ['--runInBand', ...flags, 'test/browser'] },
     { ...faults, args: ['--runInBand', ...args, 'test/faults'] },
     { ...cluster, args: ['--runInBand', ...flags, 'test/e2e/checkout.e2e-spec.ts', 'test/cluster'] },
   ];

@@ -7,6 +7,7 @@ import { DEFAULT_LAYOUT, ROOT, SERVICES, migrationEnv, pgOf } from './config.mjs
 import { ensurePostgres, ensurePostgresPerService, postgresPackagesNeeded, provisionPostgres } from './postgres.mjs';
 import { ensureRabbit, ensureRabbitCluster, provisionRabbit, rabbitPackagesNeeded } from './rabbitmq.mjs';
 import { aptInstall, withLock } from './system.mjs';
+import { browserPackagesNeeded } from './browser.mjs';
 import { StackError, activeChildren, color, fileMtime, log, run } from './util.mjs';
 
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -88,7 +89,9 @@ export async function migrate(prof, pg, amqp) {
  */
 export async function ensureInfra(profiles, onStarted = () => {}, layout = DEFAULT_LAYOUT) {
   return withLock(async () => {
-    await aptInstall([...postgresPackagesNeeded(), ...rabbitPackagesNeeded()]);
+    // Chromium only where tests run: the browser suite (test/browser) drives it.
+    const browser = profiles.some((p) => p.mode === 'test') ? browserPackagesNeeded() : [];
+    await aptInstall([...postgresPackagesNeeded(), ...rabbitPackagesNeeded(), ...browser]);
     // Start both at once: RabbitMQ takes ~10 s to boot (a node), Postgres ~1 s.
     const [pgRes, amqpRes] = await Promise.allSettled([
       layout.dbPerService ? ensurePostgresPerService() : ensurePostgres(),

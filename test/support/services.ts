@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { SERVICE_NAMES, type ServiceName } from '@shop/contracts';
+import { COORDINATOR, PARTICIPANTS, SERVICE_NAMES, type ServiceName } from '@shop/contracts';
 import { MANAGEMENT_PORT_OFFSET } from '@shop/service-kit';
 import { requireEnv } from './env';
 
@@ -337,9 +337,13 @@ export class Services {
   }
 }
 
-/** The environment one service process gets: its role's URLs, its port, and overrides. */
+/**
+ * The environment one service process gets: its role's URLs, its port, and overrides. The
+ * coordinator's console asks each participant for its own records, on its port here.
+ */
 function serviceEnv(service: ServiceName, port: number, options: StartOptions): NodeJS.ProcessEnv {
   const key = service.toUpperCase();
+  const participantUrls = PARTICIPANTS.map((p) => `${p}=http://127.0.0.1:${portFor(p, options.stack)}`).join(',');
   return {
     ...process.env,
     NODE_ENV: 'test',
@@ -349,6 +353,7 @@ function serviceEnv(service: ServiceName, port: number, options: StartOptions): 
     DATABASE_URL: requireEnv(`${key}_DATABASE_URL`),
     AMQP_URL: requireEnv(`${key}_AMQP_URL`),
     ADMIN_TOKEN,
+    ...(service === COORDINATOR ? { CONSOLE_PARTICIPANT_URLS: participantUrls } : {}),
     ...options.env?.all,
     ...options.env?.[service],
   };

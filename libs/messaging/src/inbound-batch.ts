@@ -14,7 +14,15 @@ import {
 import { currentLogContext, errorMessage, Logger } from './logger';
 import { isPacked, UnpackedMessage, unpack } from './packed-messages';
 import type { Republishing } from './retry-policy';
-import { ackHandled, ackIgnoringClosed, isHandled, MessageOutcome, Settlement, settleAlone } from './settlement';
+import {
+  ackHandled,
+  ackIgnoringClosed,
+  isHandled,
+  MessageOutcome,
+  nackIgnoringClosed,
+  Settlement,
+  settleAlone,
+} from './settlement';
 
 /** A consumer's batch, unpacked and decoded: every message, and the decoded ones as the handler gets them. */
 export interface InboundBatch<T> {
@@ -184,12 +192,4 @@ function asItIs(message: amqp.Message): UnpackedMessage {
 
 function errorOf(outcome: BatchOutcome): unknown {
   return outcome.ok ? undefined : outcome.error;
-}
-
-function nackIgnoringClosed(channel: amqp.ConfirmChannel, message: amqp.Message): void {
-  try {
-    channel.nack(message, false, true);
-  } catch {
-    // closed: the broker redelivers it anyway
-  }
 }

@@ -100,3 +100,12 @@ export function ackIgnoringClosed(channel: amqp.ConfirmChannel, message: amqp.Me
     // closed: nothing to do
   }
 }
+
+/** Puts a delivery back on its queue unless the channel closed under us: the broker redelivers it then anyway. */
+export function nackIgnoringClosed(channel: amqp.ConfirmChannel, message: amqp.Message): void {
+  try {
+    channel.nack(message, false, true);
+  } catch {
+    // closed: the broker redelivers it anyway
+  }
+}

@@ -27,17 +27,17 @@ export interface AdmissionState {
 export const HISTORY_SECONDS = 300;
 const TICK_MS = 1_000;
 
-/** Sums a counter of the registry, the samples whose labels `where` accepts (all by default). */
-async function counterTotal(
-  registry: Registry,
-  name: string,
-  where: (labels: Record<string, unknown>) => boolean = () => true,
-): Promise<number> {
+/** A counter of the registry, read once: its samples (none when it is not registered). */
+async function counterValues(registry: Registry, name: string) {
   const metric = registry.getSingleMetric(name);
-  if (!metric) return 0;
-  const { values } = await metric.get();
-  return values.filter((value) => where(value.labels)).reduce((sum, value) => sum + value.value, 0);
+  return metric ? (await metric.get()).values : [];
 }
+
+/** Sums `values`, those whose labels `where` accepts (all by default). */
+const total = (
+  values: ReadonlyArray<{ value: number; labels: Record<string, unknown> }>,
+  where: (labels: Record<string, unknown>) => boolean = () => true,
+): number => values.filter((value) => where(value.labels)).reduce((sum, value) => sum + value.value, 0);
 
 /**
  * The console's one clock: every second it reads this process's own state (the protocol's and
@@ -105,9 +105,10 @@ export class LiveSampler {
   }
 
   private async sample(nowMs: number): Promise<LiveSample> {
-    const decided = await counterTotal(this.registry, 'checkout_decisions_total');
-    const timeouts = await counterTotal(this.registry, 'checkout_decisions_total', (l) => l.reason === 'TIMEOUT');
-    const shed = await counterTotal(this.registry, 'checkout_admission_shed_total');
+    const decisions = await counterValues(this.registry, 'checkout_decisions_total');
+    const decided = total(decisions);
+    const timeouts = total(decisions, (l) => l.reason === 'TIMEOUT');
+    const shed = total(await counterValues(this.registry, 'checkout_admission_shed_total'));
     const last = this.last ?? { decided, shed, timeouts, atMs: nowMs - TICK_MS };
     const seconds = Math.max((nowMs - last.atMs) / 1000, 0.001);
     this.last = { decided, shed, timeouts, atMs: nowMs };

@@ -38,7 +38,7 @@ const SHEDDING_HOLDS_MS = 1_000; // and holds until this long after the last ord
  *
  * While it sheds, the door also bounds the orders being written (slot taken, not yet committed)
  * to writes per second × ADMISSION_TARGET_WRITE_MS, so an accepted order is answered in about
- * that time, not seconds later behind the others (requests share one commit at a time:
+ * that time, not seconds later behind the others (requests share a few commits at a time:
  * RequestDatabase.sharedTransaction). Not shedding, a burst (a cold start's) is written as it comes.
  *
  * An order's slot is freed when its decision is announced (by any replica), and checked against

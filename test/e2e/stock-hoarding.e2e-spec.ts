@@ -64,14 +64,15 @@ describe('a customer who cannot pay cannot hold the stock', () => {
     const malloryDecided = await waitUntilDecided(malloryOrders, DECIDE_MS);
     for (const decision of malloryDecided.values())
       expect(decision).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_ACCOUNT' });
+    // At rest (every decision acknowledged: inventory applied alice's last commit) before the
+    // checks that hold only at rest, the stock's among them.
+    await waitUntilQuiescent({ customerIds: [alice, mallory] }, DECIDE_MS);
     expect(await shop.api.stock(sku)).toEqual({
       sku,
       available: STOCK - ALICE_ORDERS,
       reserved: 0,
       sold: ALICE_ORDERS,
     });
-    // At rest (every decision acknowledged) before the checks that hold only at rest.
-    await waitUntilQuiescent({ customerIds: [alice, mallory] }, DECIDE_MS);
     await expectInvariants({ customerIds: [alice, mallory] }, { quiescent: true });
   });
 });

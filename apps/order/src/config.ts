@@ -44,7 +44,7 @@ export const OrderConfig = BaseConfig.extend(CoordinatorConfig.shape)
      */
     ADMISSION_TARGET_WRITE_MS: z.coerce.number().int().min(1).max(60_000).default(100),
     /** How long a new order may wait for a slot before it is answered 503 + Retry-After. */
-    ADMISSION_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(10),
+    ADMISSION_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
     /**
      * Per-customer limits at the door of POST /orders (docs/production.md, "Per-customer limits"),
      * checked before a global admission slot is taken; past them: 429 + Retry-After, nothing

@@ -1,23 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { CommitOutcomeUnknownError, Transactions, type BatchResult, type UnitOfWork } from '@shop/outbox';
+import { CommitOutcomeUnknownError, Transactions, type UnitOfWork } from '@shop/outbox';
 import type { BaseConfig } from './config';
+import { GroupCommit } from './group-commit';
 import { RetryLaterException } from './problem-details.filter';
 import { SERVICE_CONFIG } from './tokens';
 
-/** At most this many requests share one transaction (`sharedTransaction`). */
-const MAX_SHARED = 100;
-/**
- * Shared transactions in flight at once: while one waits for its commit (the WAL flush) or a
- * lock, the next is written, so one slow group does not hold up every request behind it. Two
- * groups never deadlock each other for good: a group's failing item is set aside and run alone.
- */
-const SHARED_AT_ONCE = 2;
-
-interface SharedWork {
-  work: (unit: UnitOfWork) => Promise<unknown>;
-  settle: (result: BatchResult<unknown>) => void;
-}
+type Work = (unit: UnitOfWork) => Promise<unknown>;
 
 /**
  * The database as HTTP requests see it: the service's one pool, of which requests may hold at
@@ -29,10 +18,8 @@ interface SharedWork {
 export class RequestDatabase {
   private free: number;
   private readonly waiting: Array<() => void> = [];
-  /** Requests waiting for the shared transaction in flight to commit; they share the next one. */
-  private readonly gathering: SharedWork[] = [];
-  /** Shared transactions being written or committed (at most SHARED_AT_ONCE). */
-  private sharing = 0;
+  /** `sharedTransaction`'s requests: each runs its own work in its step. */
+  private readonly shared: { run(work: Work): Promise<unknown> };
 
   constructor(
     private readonly dataSource: DataSource,
@@ -40,6 +27,9 @@ export class RequestDatabase {
     @Inject(SERVICE_CONFIG) config: BaseConfig,
   ) {
     this.free = config.DB_REQUEST_CONNECTIONS;
+    this.shared = this.groupCommit<Work, unknown>(async (unit) => {
+      for (const work of unit.items) await unit.step(work, () => work(unit));
+    });
   }
 
   query<T = unknown>(sql: string, parameters?: unknown[]): Promise<T> {
@@ -63,47 +53,30 @@ export class RequestDatabase {
   }
 
   /**
-   * Like `transaction`, but concurrent requests share one (group commit): those that come while
-   * SHARED_AT_ONCE are being written join the next, so a burst costs a commit and a WAL flush
-   * per group, not one each. Alone, a request runs at once. A request that fails fails alone: the shared
-   * transaction is rolled back and it is set aside, the others run again together (see
-   * `Transactions.runBatch`), so `work` must not have effects outside the transaction (use the
-   * unit's `afterCommit`). A COMMIT whose outcome cannot be learnt (the connection died on the
-   * way, and pg_xact_status could not be asked) is never run again: each of its requests gets a
-   * 503 saying to retry with the same Idempotency-Key.
+   * Like `transaction`, but concurrent requests share one (group commit; see `GroupCommit`):
+   * each request's `work` runs in turn in the shared unit of work. A request that fails fails
+   * alone, so `work` must not have effects outside the transaction (use the unit's `afterCommit`).
+   * A COMMIT whose outcome cannot be learnt (the connection died on the way, and pg_xact_status
+   * could not be asked) is never run again: each of its requests gets a 503 saying to retry with
+   * the same Idempotency-Key.
    */
   sharedTransaction<T>(work: (unit: UnitOfWork) => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.gathering.push({
-        work,
-        settle: (result) => {
-          if (result.ok) resolve(result.value as T);
-          else reject(asRequestError(result.error));
-        },
-      });
-      if (this.sharing < SHARED_AT_ONCE) void this.commitGathered();
-    });
+    return this.shared.run(work) as Promise<T>;
   }
 
-  private async commitGathered(): Promise<void> {
-    this.sharing += 1;
-    try {
-      while (this.gathering.length > 0) {
-        const group = this.gathering.splice(0, MAX_SHARED);
-        try {
-          const results = await this.withConnection(() =>
-            this.transactions.runBatch(group, async (unit) => {
-              for (const request of unit.items) await unit.step(request, () => request.work(unit));
-            }),
-          );
-          results.forEach((result, index) => group[index].settle(result));
-        } catch (error) {
-          group.forEach((request) => request.settle({ ok: false, error }));
-        }
-      }
-    } finally {
-      this.sharing -= 1;
-    }
+  /**
+   * A group commit for one kind of request whose `write` handles a whole group at once, set-based
+   * (one statement for all its orders, say): see `GroupCommit`. Failures reach the request as
+   * `sharedTransaction`'s do (a lost COMMIT as a 503).
+   */
+  groupCommit<I, R>(write: (unit: UnitOfWork<I>) => Promise<void>): { run(item: I): Promise<R> } {
+    const group = new GroupCommit<I, R>(this.transactions, (work) => this.withConnection(work), write);
+    return {
+      run: (item) =>
+        group.run(item).catch((error: unknown) => {
+          throw asRequestError(error);
+        }),
+    };
   }
 
   private async withConnection<T>(work: () => Promise<T>): Promise<T> {

@@ -43,37 +43,50 @@ export interface AckSample {
   resends: number;
 }
 
+/** A new checkout to record: its id, how long its participants have to vote, the prepares held for later stages. */
+export interface NewCheckout {
+  id: string;
+  timeoutMs: number;
+  held: readonly HeldPrepare[];
+}
+
 /**
- * Records a new checkout, the participants asked now and the prepares held for later stages;
- * answers its prepare deadline, `timeoutMs` after now by the database's clock (the one every
- * deadline is judged by), and that now.
+ * Records new checkouts in one statement, the participants `asked` now (the same for each) and
+ * the prepares held for later stages; answers each one's prepare deadline, `timeoutMs` after now
+ * by the database's clock (the one every deadline is judged by), and that now, in `checkouts`' order.
  */
-export async function insertCheckout(
+export async function insertCheckouts(
   unit: UnitOfWork<unknown>,
-  id: string,
-  timeoutMs: number,
+  checkouts: readonly NewCheckout[],
   asked: readonly string[],
-  held: readonly HeldPrepare[],
-): Promise<{ deadline: Date; now: Date }> {
-  const [row] = await unit.manager.query<Array<{ deadline: Date; now: Date }>>(
+): Promise<Array<{ deadline: Date; now: Date }>> {
+  if (checkouts.length === 0) return [];
+  const held = checkouts.flatMap(({ id, held }) => held.map((prepare) => ({ id, ...prepare })));
+  const rows = await unit.manager.query<Array<{ id: string; deadline: Date; now: Date }>>(
     `WITH transaction AS (
        INSERT INTO tpc_transactions (id, state, deadline)
-       VALUES ($1, 'PREPARING', now() + make_interval(secs => $2::double precision / 1000)) RETURNING deadline),
-     participants AS (INSERT INTO tpc_participants (transaction_id, participant) SELECT $1, unnest($3::text[])),
+       SELECT t.id, 'PREPARING', now() + make_interval(secs => t.timeout_ms / 1000)
+         FROM unnest($1::uuid[], $2::double precision[]) AS t(id, timeout_ms)
+       RETURNING id, deadline),
+     participants AS (
+       INSERT INTO tpc_participants (transaction_id, participant)
+       SELECT t.id, p.participant FROM unnest($1::uuid[]) AS t(id), unnest($3::text[]) AS p(participant)),
      held AS (
        INSERT INTO tpc_held_prepares (transaction_id, participant, stage, payload)
-       SELECT $1, h.participant, h.stage, h.payload FROM unnest($4::text[], $5::int[], $6::jsonb[]) AS h(participant, stage, payload))
-     SELECT deadline, now() AS now FROM transaction`,
+       SELECT * FROM unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[]))
+     SELECT id, deadline, now() AS now FROM transaction`,
     [
-      id,
-      timeoutMs,
+      checkouts.map((checkout) => checkout.id),
+      checkouts.map((checkout) => checkout.timeoutMs),
       asked,
+      held.map((prepare) => prepare.id),
       held.map((prepare) => prepare.participant),
       held.map((prepare) => prepare.stage),
       held.map((prepare) => JSON.stringify(prepare.request)),
     ],
   );
-  return row;
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return checkouts.map((checkout) => byId.get(checkout.id)!);
 }
 
 /**

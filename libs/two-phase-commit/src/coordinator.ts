@@ -1,14 +1,14 @@
 import { Controller } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { CheckoutBatchPattern, CheckoutContext } from '@shop/checkout-transport';
-import { CheckoutMessage, MessageOfType, Participant, PrepareRequest } from '@shop/contracts';
+import { CheckoutMessage, MessageOfType, Participant, PrepareRequest, type TraceContext } from '@shop/contracts';
 import { Inbox } from '@shop/inbox';
 import { backoffMs, currentLogContext, Logger, PoisonMessageError, withLogContext } from '@shop/messaging';
 import type { Transactions, UnitOfWork } from '@shop/outbox';
 import { AckRoundTrip } from './ack-round-trip';
 import { Decided, Effect, needsAcks, onAck, onDeadline, onInquiry, onVote, Recorded } from './coordinator-rules';
 import { decisionMessage, prepareMessage, prepareStages } from './coordinator-messages';
-import { CoordinatorChanges, insertCheckout, lockCheckouts, noChanges, writeChanges } from './coordinator-store';
+import { CoordinatorChanges, insertCheckouts, lockCheckouts, noChanges, writeChanges } from './coordinator-store';
 import { completeAborted, scheduleResends, takeExpired, takeUnacked } from './coordinator-sweep-store';
 import type { DecisionTaken, ProtocolObserver } from './observer';
 import { send } from './outgoing';
@@ -50,6 +50,15 @@ export interface CoordinatorOptions<P extends Participant = Participant> {
 
 export type CoordinatorMessage = MessageOfType<'vote' | 'ack' | 'inquiry'>;
 
+/** A checkout to begin: its id (the order's), its participants' time to vote, what each is asked. */
+export interface NewTransaction<P extends Participant = Participant> {
+  id: string;
+  timeoutMs: number;
+  requests: PrepareRequests<P>;
+  /** The trace the checkout continues (its request's), when it is not the active one. */
+  traceContext?: TraceContext;
+}
+
 const NONE: Recorded = { state: 'NONE' };
 
 /**
@@ -78,21 +87,39 @@ export class Coordinator<P extends Participant = Participant> {
    * the database's clock, and each prepare's `sentAt` is that clock's now, so a participant with
    * another clock can tell the two apart (participant-rules.ts, `coordinatorNow`). Answers the deadline.
    */
-  async begin(
-    unit: UnitOfWork<unknown>,
-    transaction: { id: string; timeoutMs: number; requests: PrepareRequests<P> },
-  ): Promise<Date> {
-    const { id, timeoutMs, requests } = transaction;
+  async begin(unit: UnitOfWork<unknown>, transaction: NewTransaction<P>): Promise<Date> {
+    const [deadline] = await this.beginAll(unit, [transaction]);
+    return deadline;
+  }
+
+  /**
+   * `begin` for many checkouts at once, in one statement (requests that share a transaction:
+   * RequestDatabase.groupCommit). Each prepare carries its own checkout's trace context when
+   * given, else the active one. Answers the deadlines, in order.
+   */
+  async beginAll(unit: UnitOfWork<unknown>, transactions: ReadonlyArray<NewTransaction<P>>): Promise<Date[]> {
     const [first, ...later] = this.stages;
-    const held = later.flatMap((stage, index) =>
-      stage.map((participant) => ({ participant, stage: index + 1, request: requests[participant] })),
+    const recorded = await insertCheckouts(
+      unit,
+      transactions.map(({ id, timeoutMs, requests }) => ({
+        id,
+        timeoutMs,
+        held: later.flatMap((stage, index) =>
+          stage.map((participant) => ({ participant, stage: index + 1, request: requests[participant] })),
+        ),
+      })),
+      first,
     );
-    const { deadline, now } = await insertCheckout(unit, id, timeoutMs, first, held);
     send(
       unit,
-      first.map((participant) => prepareMessage(id, participant, requests[participant], deadline, now)),
+      transactions.flatMap(({ id, requests, traceContext }, index) =>
+        first.map((participant) => ({
+          ...prepareMessage(id, participant, requests[participant], recorded[index].deadline, recorded[index].now),
+          ...(traceContext ? { traceContext } : {}),
+        })),
+      ),
     );
-    return deadline;
+    return recorded.map((row) => row.deadline);
   }
 
   /**

@@ -66,6 +66,8 @@ const STATS_FLUSH_MS = 1500;
 // The most orders per second a closed loop (or a rate still to be calibrated) is assumed to send,
 // for sizing the seeded stock and money.
 const CLOSED_LOOP_BOUND = 3000;
+/** Sockets of the open-loop client: far above the orders any run keeps waiting at once (ulimit -n permitting). */
+const OPEN_LOOP_MAX_SOCKETS = 8192;
 
 /**
  * The load of the warm-up: the measured one, except with --overload, which warms up without
@@ -138,7 +140,9 @@ export async function runBenchmark(opts, ctx, command) {
     prefix,
   });
   const client = new HttpClient({
-    maxSockets: opts.load.mode === 'open' ? 512 : Math.max(64, opts.load.concurrency),
+    // Open loop: each order is a customer of its own, so the client must not queue them behind a
+    // few sockets (a queue here would be timed as the server's); the bound is only a safety net.
+    maxSockets: opts.load.mode === 'open' ? OPEN_LOOP_MAX_SOCKETS : Math.max(64, opts.load.concurrency),
   });
   ctx.cleanups.push(() => client.close());
   say(

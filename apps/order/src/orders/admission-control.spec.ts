@@ -147,8 +147,7 @@ describe('admission control', () => {
         announce(`early-${n}`);
       }
       await jest.advanceTimersByTimeAsync(500);
-      const held = await Promise.all(Array.from({ length: 120 }, () => control.admit()));
-      held.forEach((ticket, n) => ticket.accepted(`order-${n}`));
+      for (let n = 0; n < 120; n++) (await control.admit()).accepted(`order-${n}`);
       await jest.advanceTimersByTimeAsync(500);
       expect(control.limit).toBe(500); // still the guess
       await jest.advanceTimersByTimeAsync(250);
@@ -326,39 +325,55 @@ describe('admission control', () => {
   });
 
   describe('the orders being written at once', () => {
-    it('are bounded to writes/s × the write target while the door sheds, and not otherwise', async () => {
-      jest.useFakeTimers();
-      const { control, announce, shed } = admission({
-        ADMISSION_MIN_IN_FLIGHT: '60',
-        ADMISSION_MAX_IN_FLIGHT: '60',
-        ADMISSION_TARGET_WRITE_MS: '100',
-        ADMISSION_WAIT_MS: '0',
-      });
+    const writingAt200PerSecond = async (waitMs: string) => {
+      const env = { ADMISSION_MIN_IN_FLIGHT: '60', ADMISSION_MAX_IN_FLIGHT: '60', ADMISSION_TARGET_WRITE_MS: '100' };
+      const admitted = admission({ ...env, ADMISSION_WAIT_MS: waitMs });
       // 50 orders written and decided every 250 ms: 200 writes/s, so 20 in 100 ms.
       let n = 0;
       for (let tick = 0; tick < 40; tick++) {
         for (let i = 0; i < 50; i++) {
           const id = `order-${n++}`;
-          (await control.admit()).accepted(id);
-          announce(id);
+          (await admitted.control.admit()).accepted(id);
+          admitted.announce(id);
         }
         await jest.advanceTimersByTimeAsync(250);
       }
-      // Nothing shed yet: a burst is written as it comes, up to the bound on checkouts in flight.
-      const writing = await Promise.all(Array.from({ length: 60 }, () => control.admit()));
+      return admitted;
+    };
+
+    it('are not bounded before a write rate is measured: a cold start writes its first burst as it comes', async () => {
+      jest.useFakeTimers();
+      const { control, shed } = admission({ ADMISSION_TARGET_WRITE_MS: '100', ADMISSION_WAIT_MS: '0' });
+      const burst = await Promise.all(Array.from({ length: 300 }, () => control.admit()));
+      expect(control.inFlight).toBe(300);
       expect(await shed()).toBe(0);
-      await expect(control.admit()).rejects.toBeInstanceOf(RetryLaterException);
-      for (const ticket of writing) ticket.cancel();
-      // Shedding: at most 20 are written at once, though in flight there is room for 60.
+      for (const ticket of burst) ticket.cancel();
+    });
+
+    it('are bounded to writes/s × the write target once measured, whether or not the door has shed', async () => {
+      jest.useFakeTimers();
+      const { control, shed } = await writingAt200PerSecond('0');
+      // At most 20 are written at once, though in flight there is room for 60: the 21st is refused
+      // (no wait here), and is the first order ever shed.
       const bounded = await Promise.all(Array.from({ length: 20 }, () => control.admit()));
       await expect(control.admit()).rejects.toBeInstanceOf(RetryLaterException);
+      expect(await shed()).toBe(1);
       expect(control.inFlight).toBe(20);
       for (const ticket of bounded) ticket.cancel();
-      // A second after the last order shed, the door writes bursts as they come again.
-      await jest.advanceTimersByTimeAsync(1_100);
-      const again = await Promise.all(Array.from({ length: 60 }, () => control.admit()));
-      expect(control.inFlight).toBe(60);
-      for (const ticket of again) ticket.cancel();
+    });
+
+    it('keep the others waiting at the door for a write slot, not in the write', async () => {
+      jest.useFakeTimers();
+      const { control, shed } = await writingAt200PerSecond('1000');
+      const writing = await Promise.all(Array.from({ length: 20 }, () => control.admit()));
+      const waiting = control.admit();
+      expect(control.inFlight).toBe(20);
+      writing[0].accepted('written');
+      const ticket = await waiting;
+      expect(control.inFlight).toBe(21);
+      expect(await shed()).toBe(0);
+      ticket.cancel();
+      for (const t of writing.slice(1)) t.cancel();
     });
   });
 

@@ -5,6 +5,7 @@ import { PeriodicTask } from '@shop/messaging';
 import { RetryLaterException, SERVICE_CONFIG, ServiceMetrics } from '@shop/service-kit';
 import type { OrderConfig } from '../config';
 import { DecisionListener, DecisionSubscriber } from './decision-listener';
+import { WaitingLine } from './waiting-line';
 
 /** A slot taken for one new order: say what became of it. */
 export interface AdmissionTicket {
@@ -17,16 +18,17 @@ export interface AdmissionTicket {
 /** How often the bound follows the decision rate, smoothed over ~2.5 s (decisions come in bursts: batches of votes). */
 const TICK_MS = 250;
 const RATE_SMOOTHING = 0.1;
+const RISE_SMOOTHING = 0.5;
 const LATENCY_SMOOTHING = 0.25;
 const RECONCILE_EVERY_MS = 1_000;
 const REMEMBER_DECIDED = 10_000; // at most this many decided orders this process did not know (`decidedUnknown`)
-const MIN_WRITING = 8; // the bound on orders being written (`writeBound`) is at least this,
-const SHEDDING_HOLDS_MS = 1_000; // and holds until this long after the last order shed
+const MIN_WRITING = 8; // the bound on orders being written at once (`writeBound`) is at least this
 
 /**
  * Admission control for new orders: bounds the checkouts this process accepted and that are not
  * yet decided, so that overload is refused at the door (503 + Retry-After, nothing written)
- * instead of accepted and left to time out. A new order waits at most ADMISSION_WAIT_MS for a slot.
+ * instead of accepted and left to time out. A new order waits at most ADMISSION_WAIT_MS for a
+ * slot, in a line that serves the newest first once it stands (WaitingLine).
  *
  * The bound is a concurrency limiter like TCP's slow start and back-off: it starts at
  * ADMISSION_INITIAL_IN_FLIGHT, a guess of the capacity (the floor would shed most of the first
@@ -36,10 +38,11 @@ const SHEDDING_HOLDS_MS = 1_000; // and holds until this long after the last ord
  * target decision time (a decision's time counts from the slot taken, the write included), and
  * falls to that when decisions are late; within ADMISSION_MIN/MAX_IN_FLIGHT.
  *
- * While it sheds, the door also bounds the orders being written (slot taken, not yet committed)
- * to writes per second × ADMISSION_TARGET_WRITE_MS, so an accepted order is answered in about
- * that time, not seconds later behind the others (requests share a few commits at a time:
- * RequestDatabase.sharedTransaction). Not shedding, a burst (a cold start's) is written as it comes.
+ * The door also bounds the orders being written (slot taken, not yet committed) to writes per
+ * second × ADMISSION_TARGET_WRITE_MS, once a write rate is measured, so the queue is here, bounded
+ * in time, and not in the write (requests share a few commits at a time:
+ * RequestDatabase.sharedTransaction): an accepted order is answered in about that time, not
+ * seconds later behind the others.
  *
  * An order's slot is freed when its decision is announced (by any replica), and checked against
  * the database for orders past their deadline and after the announcements were interrupted.
@@ -58,12 +61,11 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
    */
   private readonly decidedUnknown = new Map<string, number>();
   private writtenSinceTick = 0;
-  private writeRate = 0; // orders written per second; falls only while the write bound holds orders back
-  private lastShed = -Infinity;
+  private writeRate = 0; // orders written per second (0: none measured yet); falls only while the write bound holds orders back
   /** Slots taken by requests still writing their order: ticket number → when taken (ms), oldest first. */
   private readonly writing = new Map<number, number>();
   private tickets = 0;
-  private readonly waiting: Array<(ticket: number | undefined) => void> = [];
+  private readonly line: WaitingLine<number>; // requests waiting for a slot (a ticket number)
   private readonly targetMs: number;
   private readonly staleAfterMs: number;
   private bound: number;
@@ -88,6 +90,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     // Past its deadline an order is aborted by the sweeper within a sweep or two.
     this.staleAfterMs = config.PREPARE_TIMEOUT_MS + 2 * config.SWEEP_INTERVAL_MS;
     this.bound = clamp(config.ADMISSION_INITIAL_IN_FLIGHT, config);
+    this.line = new WaitingLine(config.ADMISSION_TARGET_WRITE_MS);
     this.ticks = new PeriodicTask('admission tick', TICK_MS, () => this.tick(), this.logger);
     metrics.gaugeOnScrape(
       'checkout_admission_in_flight',
@@ -113,7 +116,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
 
   async onModuleDestroy(): Promise<void> {
     this.unsubscribe?.();
-    for (const admit of this.waiting.splice(0)) admit(undefined);
+    this.line.close();
     await this.ticks.stop();
   }
 
@@ -131,10 +134,10 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
    * (CustomerLimits) follows this one, its announcements and its reconciliation.
    */
   async admit(decided: () => void = () => undefined): Promise<AdmissionTicket> {
-    const ticket = this.hasRoom && this.waiting.length === 0 ? this.reserve() : await this.waitForSlot();
+    const ticket =
+      this.hasRoom && this.line.length === 0 ? this.reserve() : await this.line.wait(this.config.ADMISSION_WAIT_MS);
     if (ticket === undefined) {
       this.shed.inc();
-      this.lastShed = performance.now();
       throw new RetryLaterException(
         `too many checkouts in progress (${this.inFlight}); retry with the same Idempotency-Key`,
         this.retryAfterSeconds,
@@ -152,7 +155,10 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
           this.decidedSinceTick += 1;
           this.handOver();
           decided();
-        } else this.accepted.set(orderId, { at: admittedAt, decided }); // the write's wait counts too
+        } else {
+          this.accepted.set(orderId, { at: admittedAt, decided }); // the write's wait counts too
+          this.handOver(); // a write slot is free
+        }
       },
       cancel: () => {
         if (!this.writing.delete(ticket)) return;
@@ -186,25 +192,12 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     return ticket;
   }
 
-  private waitForSlot(): Promise<number | undefined> {
-    if (this.config.ADMISSION_WAIT_MS === 0) return Promise.resolve(undefined);
-    return new Promise<number | undefined>((resolve) => {
-      const admit = (ticket: number | undefined) => {
-        clearTimeout(timer);
-        resolve(ticket);
-      };
-      const timer = setTimeout(() => {
-        const index = this.waiting.indexOf(admit);
-        if (index >= 0) this.waiting.splice(index, 1);
-        resolve(undefined);
-      }, this.config.ADMISSION_WAIT_MS);
-      this.waiting.push(admit);
-    });
-  }
-
-  /** Gives free slots to the requests waiting for one, first come first served (each taken here). */
+  /** Gives free slots to the requests waiting for one (each taken here). */
   private handOver(): void {
-    while (this.waiting.length > 0 && this.hasRoom) this.waiting.shift()!(this.reserve());
+    this.line.serve(
+      () => this.hasRoom,
+      () => this.reserve(),
+    );
   }
 
   private release(orderId: string, accepted: { at: number; decided: () => void }): void {
@@ -223,9 +216,9 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     return this.inFlight < this.bound && this.writing.size < this.writeBound;
   }
 
-  /** Orders written at once: unbounded unless shedding (then as many as are written in the target time). */
+  /** Orders written at once: as many as are written in the target time (unbounded until a write rate is measured). */
   private get writeBound(): number {
-    if (performance.now() - this.lastShed > SHEDDING_HOLDS_MS) return Infinity;
+    if (this.writeRate === 0) return Infinity;
     return Math.max(MIN_WRITING, Math.round((this.writeRate * this.config.ADMISSION_TARGET_WRITE_MS) / 1000));
   }
 
@@ -240,12 +233,12 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     const written = (this.writtenSinceTick * 1000) / (now - this.lastTick);
     this.lastTick = now;
     this.decidedSinceTick = this.writtenSinceTick = 0;
-    if (written > this.writeRate || this.writing.size >= this.writeBound) {
-      this.writeRate += RATE_SMOOTHING * (written - this.writeRate);
-    }
+    // Up quickly (a write rate measured is one served) from boot's 0; down slowly, only while held back.
+    if (written > this.writeRate) this.writeRate += (this.writeRate === 0 ? 1 : RISE_SMOOTHING) * (written - this.writeRate);
+    else if (this.writing.size >= this.writeBound) this.writeRate += RATE_SMOOTHING * (written - this.writeRate);
     // Fewer decisions while the bound holds nothing back is a lull in demand, not less capacity: the
     // estimate falls only while orders wait at the bound (a burst after a quiet spell is not shed).
-    const saturated = this.inFlight >= this.bound || this.waiting.length > 0;
+    const saturated = this.inFlight >= this.bound || this.line.length > 0;
     const weight = this.decisionRate === 0 ? 1 : RATE_SMOOTHING; // the first decisions replace the 0 of boot
     if (sample > this.decisionRate || saturated) this.decisionRate += weight * (sample - this.decisionRate);
     // Late: decisions took longer than the target, or one undecided (or unwritten) already has; before

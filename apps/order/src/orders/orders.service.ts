@@ -1,12 +1,22 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { ConflictException, Inject, Injectable, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
+import {
+  ConflictException,
+  HttpException,
+  Inject,
+  Injectable,
+  NotFoundException,
+  UnprocessableEntityException,
+} from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { RequestDatabase, Retention, SERVICE_CONFIG } from '@shop/service-kit';
-import { compareCodePoints } from '@shop/contracts';
-import { Coordinator } from '@shop/two-phase-commit';
+import { compareCodePoints, type TraceContext } from '@shop/contracts';
+import { currentTraceContext } from '@shop/messaging';
+import type { UnitOfWork } from '@shop/outbox';
+import { Coordinator, type NewTransaction } from '@shop/two-phase-commit';
 import type { OrderConfig } from '../config';
 import type { AdmissionTicket } from './admission-control';
 import { DecisionWaits } from './decision-waits';
+import { type NewOrder, insertOrders, pricesOf } from './order-writes';
 import { type OrderRequest, OrderView } from './order.schemas';
 import { prepareRequests } from './prepare-requests';
 
@@ -37,6 +47,8 @@ export interface PlacedOrder {
 
 @Injectable()
 export class OrdersService {
+  private readonly placing: { run(placing: Placing): Promise<Placement> };
+
   constructor(
     private readonly database: RequestDatabase,
     private readonly coordinator: Coordinator,
@@ -46,97 +58,107 @@ export class OrdersService {
     retention: Retention,
   ) {
     retention.register('idempotency keys', () => this.pruneIdempotencyKeys());
+    this.placing = database.groupCommit<Placing, Placement>((unit) => this.placeAll(unit));
   }
 
   /**
    * Prices the order and, in ONE local transaction, stores it PENDING with its items and begins
    * the two-phase commit (one prepare per participant, through the outbox). A request with an
    * Idempotency-Key this customer used before (within IDEMPOTENCY_KEY_RETENTION_HOURS) gets that
-   * key's order (or 422 if the request differs). The new order takes its admission slot
+   * key's order (or 422 if the request differs). Orders placed at the same time share the
+   * transaction and are written together (`placeAll`). The new order takes its admission slot
    * (`ticket.accepted`) the moment its transaction commits: from then on it can be decided, even
-   * before this request is answered (its shared group may still be running others alone).
+   * before this request is answered.
    */
-  async place(body: OrderRequest, idempotencyKey: string | undefined, ticket: AdmissionTicket): Promise<PlacedOrder> {
-    const requestHash = hashRequest(body);
-    // Orders placed at the same time share a commit.
-    return this.database.sharedTransaction(async (unit) => {
-      const { manager } = unit;
-      const skus = body.items.map((item) => item.sku);
-      const prices = new Map(
-        (
-          await manager.query<Array<{ sku: string; unit_price: string }>>(
-            `SELECT sku, unit_price FROM products WHERE sku = ANY($1::text[])`,
-            [skus],
-          )
-        ).map((row) => [row.sku, Number(row.unit_price)]),
-      );
-      const unknown = skus.filter((sku) => !prices.has(sku));
-      if (unknown.length) {
-        throw new UnprocessableEntityException(unknown.map((sku) => `items: unknown sku ${sku}`));
-      }
-      const id = randomUUID();
-      const total = body.items.reduce((sum, item) => sum + item.quantity * prices.get(item.sku)!, 0);
-      // The order and its items in one statement; nothing if the customer used the Idempotency-Key before.
-      const insert = () =>
-        manager.query<Array<{ created_at: Date }>>(
-          `WITH placed AS (
-           INSERT INTO orders (id, customer_id, status, total, currency, idempotency_key, request_hash)
-           VALUES ($1, $2, 'PENDING', $3, $4, $5, $6)
-           ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id, created_at),
-         items AS (
-           INSERT INTO order_items (order_id, sku, quantity, unit_price)
-           SELECT placed.id, line.sku, line.quantity, line.unit_price
-             FROM placed, unnest($7::text[], $8::int[], $9::bigint[]) AS line(sku, quantity, unit_price))
-         SELECT created_at FROM placed`,
-          [
-            id,
-            body.customerId,
-            total,
-            this.config.CURRENCY,
-            idempotencyKey ?? null,
-            requestHash,
-            skus,
-            body.items.map((item) => item.quantity),
-            skus.map((sku) => prices.get(sku)),
-          ],
-        );
-      let inserted = await insert();
-      if (inserted.length === 0) {
-        // The key's earlier request (committed before, or concurrently and first): answer with its
-        // order, unless the key is past retention and not pruned yet: then it is free again.
-        const earlier = await this.findByKey(manager, body.customerId, idempotencyKey!);
-        if (earlier && !earlier.expired) return replay(earlier.order, requestHash);
-        if (earlier) {
-          await manager.query(`UPDATE orders SET idempotency_key = NULL WHERE id = $1`, [earlier.order.id]);
-          inserted = await insert();
-        }
-        if (inserted.length === 0) {
-          throw new ConflictException('this Idempotency-Key is being used by another request just now; retry');
-        }
-      }
-      await this.coordinator.begin(unit, {
-        id,
-        timeoutMs: this.config.PREPARE_TIMEOUT_MS,
-        requests: prepareRequests({ request: body, total, currency: this.config.CURRENCY }),
-      });
-      const items = body.items
-        .map((item) => ({ sku: item.sku, quantity: item.quantity, unit_price: prices.get(item.sku)! }))
-        .sort((a, b) => compareCodePoints(a.sku, b.sku)); // as ORDER_SELECT lists them
-      unit.afterCommit(() => ticket.accepted(id));
-      const order: OrderRow = {
-        id,
-        customer_id: body.customerId,
-        status: 'PENDING',
-        reason: null,
-        total: String(total),
-        currency: this.config.CURRENCY,
-        request_hash: requestHash,
-        created_at: inserted[0].created_at,
-        decided_at: null,
-        items,
-      };
-      return { order: toView(order), replayed: false };
+  async place(request: OrderRequest, idempotencyKey: string | undefined, ticket: AdmissionTicket): Promise<PlacedOrder> {
+    const placement = await this.placing.run({
+      request,
+      idempotencyKey,
+      requestHash: hashRequest(request),
+      ticket,
+      traceContext: currentTraceContext(), // the group is written in another request's context
     });
+    if ('refused' in placement) throw placement.refused;
+    return placement;
+  }
+
+  /**
+   * Writes a group of new orders set-based, a statement for them all (prices, orders and lines,
+   * checkouts with their prepares), then answers each in its step. Refusals write nothing and are
+   * answers, not failures: they do not make the group run again.
+   */
+  private async placeAll(unit: UnitOfWork<Placing>): Promise<void> {
+    const { manager, items: placings } = unit;
+    const prices = await pricesOf(
+      manager,
+      placings.flatMap((placing) => placing.request.items.map((item) => item.sku)),
+    );
+    const orders = new Map<Placing, NewOrder>();
+    for (const placing of placings) {
+      if (placing.request.items.every((item) => prices.has(item.sku))) orders.set(placing, newOrder(placing, prices));
+    }
+    const written = await insertOrders(manager, [...orders.values()], this.config.CURRENCY);
+    const begun = [...orders].filter(([, order]) => written.has(order.id));
+    await this.coordinator.beginAll(
+      unit,
+      begun.map(([placing, order]) => this.newCheckout(placing, order)),
+    );
+    for (const placing of placings) {
+      await unit.step(placing, async (): Promise<Placement> => {
+        const order = orders.get(placing);
+        if (!order) return { refused: unknownSkus(placing.request, prices) };
+        const createdAt = written.get(order.id);
+        if (createdAt) return this.placed(unit, placing, order, createdAt);
+        return this.placeAgainstKey(unit, placing, order);
+      });
+    }
+  }
+
+  /**
+   * An order whose customer used its Idempotency-Key before (committed before, or earlier in this
+   * group): that key's order, unless the key is past retention and not pruned yet: then it is
+   * free again, and the order is written alone.
+   */
+  private async placeAgainstKey(unit: UnitOfWork<Placing>, placing: Placing, order: NewOrder): Promise<Placement> {
+    const { request, idempotencyKey, requestHash } = placing;
+    const earlier = await this.findByKey(unit.manager, request.customerId, idempotencyKey!);
+    if (earlier && !earlier.expired) return replayOrRefusal(earlier.order, requestHash);
+    if (earlier) {
+      await unit.manager.query(`UPDATE orders SET idempotency_key = NULL WHERE id = $1`, [earlier.order.id]);
+      const createdAt = (await insertOrders(unit.manager, [order], this.config.CURRENCY)).get(order.id);
+      if (createdAt) {
+        await this.coordinator.begin(unit, this.newCheckout(placing, order));
+        return this.placed(unit, placing, order, createdAt);
+      }
+    }
+    return { refused: new ConflictException('this Idempotency-Key is being used by another request just now; retry') };
+  }
+
+  private newCheckout(placing: Placing, order: NewOrder): NewTransaction {
+    const priced = { request: placing.request, total: order.total, currency: this.config.CURRENCY };
+    return {
+      id: order.id,
+      timeoutMs: this.config.PREPARE_TIMEOUT_MS,
+      requests: prepareRequests(priced),
+      traceContext: placing.traceContext,
+    };
+  }
+
+  private placed(unit: UnitOfWork<Placing>, placing: Placing, order: NewOrder, createdAt: Date): PlacedOrder {
+    unit.afterCommit(() => placing.ticket.accepted(order.id));
+    const row: OrderRow = {
+      id: order.id,
+      customer_id: order.customerId,
+      status: 'PENDING',
+      reason: null,
+      total: String(order.total),
+      currency: this.config.CURRENCY,
+      request_hash: order.requestHash,
+      created_at: createdAt,
+      decided_at: null,
+      items: [...order.items].sort((a, b) => compareCodePoints(a.sku, b.sku)), // as ORDER_SELECT lists them
+    };
+    return { order: toView(row), replayed: false };
   }
 
   /**
@@ -146,7 +168,10 @@ export class OrdersService {
    */
   async findReplay(body: OrderRequest, idempotencyKey: string): Promise<PlacedOrder | undefined> {
     const earlier = await this.database.read((manager) => this.findByKey(manager, body.customerId, idempotencyKey));
-    return earlier && !earlier.expired ? replay(earlier.order, hashRequest(body)) : undefined;
+    if (!earlier || earlier.expired) return undefined;
+    const placement = replayOrRefusal(earlier.order, hashRequest(body));
+    if ('refused' in placement) throw placement.refused;
+    return placement;
   }
 
   /** The customer's order: someone else's is answered exactly like one that does not exist. */
@@ -217,9 +242,38 @@ export class OrdersService {
   }
 }
 
-function replay(earlier: OrderRow, requestHash: string): PlacedOrder {
+/** A new order being placed: what its request asked, and what it carries into the shared write. */
+interface Placing {
+  request: OrderRequest;
+  idempotencyKey: string | undefined;
+  requestHash: string;
+  ticket: AdmissionTicket;
+  traceContext: TraceContext;
+}
+
+/** What a placing comes to: the order, or a refusal (written nothing: 422, 409). */
+type Placement = PlacedOrder | { refused: HttpException };
+
+function newOrder(placing: Placing, prices: ReadonlyMap<string, number>): NewOrder {
+  const items = placing.request.items.map((item) => ({ ...item, unit_price: prices.get(item.sku)! }));
+  return {
+    id: randomUUID(),
+    customerId: placing.request.customerId,
+    total: items.reduce((sum, item) => sum + item.quantity * item.unit_price, 0),
+    idempotencyKey: placing.idempotencyKey ?? null,
+    requestHash: placing.requestHash,
+    items,
+  };
+}
+
+function unknownSkus(request: OrderRequest, prices: ReadonlyMap<string, number>): HttpException {
+  const unknown = request.items.map((item) => item.sku).filter((sku) => !prices.has(sku));
+  return new UnprocessableEntityException(unknown.map((sku) => `items: unknown sku ${sku}`));
+}
+
+function replayOrRefusal(earlier: OrderRow, requestHash: string): Placement {
   if (earlier.request_hash !== requestHash) {
-    throw new UnprocessableEntityException('this Idempotency-Key was already used with a different request');
+    return { refused: new UnprocessableEntityException('this Idempotency-Key was already used with a different request') };
   }
   return { order: toView(earlier), replayed: true };
 }

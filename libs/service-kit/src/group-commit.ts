@@ -36,7 +36,7 @@ export class GroupCommit<I, R> {
     return new Promise<R>((resolve, reject) => {
       this.gathering.push({
         item,
-        settle: (result) => (result.ok ? resolve(result.value as R) : reject(result.error)),
+        settle: (result) => (result.ok ? resolve(result.value as R) : reject(asError(result.error))),
       });
       if (this.sharing < SHARED_AT_ONCE) void this.writeGathered();
     });
@@ -64,3 +64,5 @@ export class GroupCommit<I, R> {
     }
   }
 }
+
+const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));

@@ -234,7 +234,8 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     this.lastTick = now;
     this.decidedSinceTick = this.writtenSinceTick = 0;
     // Up quickly (a write rate measured is one served) from boot's 0; down slowly, only while held back.
-    if (written > this.writeRate) this.writeRate += (this.writeRate === 0 ? 1 : RISE_SMOOTHING) * (written - this.writeRate);
+    if (written > this.writeRate)
+      this.writeRate += (this.writeRate === 0 ? 1 : RISE_SMOOTHING) * (written - this.writeRate);
     else if (this.writing.size >= this.writeBound) this.writeRate += RATE_SMOOTHING * (written - this.writeRate);
     // Fewer decisions while the bound holds nothing back is a lull in demand, not less capacity: the
     // estimate falls only while orders wait at the bound (a burst after a quiet spell is not shed).

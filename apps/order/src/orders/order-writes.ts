@@ -34,7 +34,8 @@ export async function insertOrders(
   if (orders.length === 0) return new Map();
   const sorted = [...orders].sort(
     (a, b) =>
-      compareCodePoints(a.customerId, b.customerId) || compareCodePoints(a.idempotencyKey ?? '', b.idempotencyKey ?? ''),
+      compareCodePoints(a.customerId, b.customerId) ||
+      compareCodePoints(a.idempotencyKey ?? '', b.idempotencyKey ?? ''),
   );
   const lines = sorted.flatMap((order) => order.items.map((item) => ({ orderId: order.id, ...item })));
   const rows = await manager.query<Array<{ id: string; created_at: Date }>>(

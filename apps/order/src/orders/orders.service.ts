@@ -70,7 +70,11 @@ export class OrdersService {
    * (`ticket.accepted`) the moment its transaction commits: from then on it can be decided, even
    * before this request is answered.
    */
-  async place(request: OrderRequest, idempotencyKey: string | undefined, ticket: AdmissionTicket): Promise<PlacedOrder> {
+  async place(
+    request: OrderRequest,
+    idempotencyKey: string | undefined,
+    ticket: AdmissionTicket,
+  ): Promise<PlacedOrder> {
     const placement = await this.placing.run({
       request,
       idempotencyKey,
@@ -273,7 +277,9 @@ function unknownSkus(request: OrderRequest, prices: ReadonlyMap<string, number>)
 
 function replayOrRefusal(earlier: OrderRow, requestHash: string): Placement {
   if (earlier.request_hash !== requestHash) {
-    return { refused: new UnprocessableEntityException('this Idempotency-Key was already used with a different request') };
+    return {
+      refused: new UnprocessableEntityException('this Idempotency-Key was already used with a different request'),
+    };
   }
   return { order: toView(earlier), replayed: true };
 }

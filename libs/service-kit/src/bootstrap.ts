@@ -10,7 +10,7 @@ import { docsEnabled, managementPortOf } from './http.config';
 import { createServiceLogger, requestLogging, serviceLoggerModule } from './logging';
 import { ManagementServer } from './management-server';
 import { ProblemDetailsFilter } from './problem-details.filter';
-import { startTracing } from './tracing';
+import { continueRequestTrace, isExported, startTracing } from './tracing';
 
 export interface BootstrapOptions {
   /** Shown in logs, traces, metrics and in the OpenAPI title. */
@@ -47,6 +47,8 @@ export async function createServiceApp(module: Type<unknown>, options: Bootstrap
     forceCloseConnections: true,
   });
   app.useLogger(app.get(PinoNestLogger));
+  // First, so everything after it (the request log included) runs in the request's trace.
+  if (!isExported(options.config)) app.use(continueRequestTrace);
   // Security headers; the CSP keeps everything but upgrade-insecure-requests, which would break
   // /docs when served over plain HTTP inside a network.
   app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));

@@ -27,9 +27,13 @@ beforeAll(async () => {
 const traceIdOf = (traceparent: string | undefined) =>
   /^00-([0-9a-f]{32})-[0-9a-f]{16}-0[01]$/.exec(traceparent ?? '')?.[1];
 
+/**
+ * The prepares the order's own request sent: those written with the order (the first stage). A
+ * later stage's are sent by the batch of votes that releases them, in that batch's trace.
+ */
 async function preparesOf(orderId: string) {
-  const rows = await outboxOf(orderId);
-  return rows.filter((row) => row.service === 'order' && row.type === 'prepare');
+  const prepares = (await outboxOf(orderId)).filter((row) => row.service === 'order' && row.type === 'prepare');
+  return prepares.filter((row) => row.createdAt.getTime() === prepares[0]?.createdAt.getTime());
 }
 
 describe('trace context of a checkout', () => {

@@ -7,7 +7,7 @@ import {
   NotFoundException,
   UnprocessableEntityException,
 } from '@nestjs/common';
-import { DataSource, type EntityManager } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { RequestDatabase, Retention, SERVICE_CONFIG } from '@shop/service-kit';
 import { compareCodePoints, type TraceContext } from '@shop/contracts';
 import { currentTraceContext } from '@shop/messaging';
@@ -16,28 +16,9 @@ import { Coordinator, type NewTransaction } from '@shop/two-phase-commit';
 import type { OrderConfig } from '../config';
 import type { AdmissionTicket } from './admission-control';
 import { DecisionWaits } from './decision-waits';
-import { type NewOrder, insertOrders, pricesOf } from './order-writes';
+import { ORDER_SELECT, type NewOrder, type OrderRow, findByKey, insertOrders, pricesOf, toView } from './order-rows';
 import { type OrderRequest, OrderView } from './order.schemas';
 import { prepareRequests } from './prepare-requests';
-
-interface OrderRow {
-  id: string;
-  customer_id: string;
-  status: OrderView['status'];
-  reason: string | null;
-  total: string;
-  currency: string;
-  request_hash: string;
-  created_at: Date;
-  decided_at: Date | null;
-  items: Array<{ sku: string; quantity: number; unit_price: number }>;
-}
-
-const ORDER_COLUMNS = `
-  o.id, o.customer_id, o.status, o.reason, o.total, o.currency, o.request_hash, o.created_at, o.decided_at,
-  (SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity, 'unit_price', i.unit_price) ORDER BY i.sku COLLATE "C")
-     FROM order_items i WHERE i.order_id = o.id) AS items`;
-const ORDER_SELECT = `SELECT ${ORDER_COLUMNS} FROM orders o`;
 
 export interface PlacedOrder {
   order: OrderView;
@@ -125,7 +106,7 @@ export class OrdersService {
    */
   private async placeAgainstKey(unit: UnitOfWork<Placing>, placing: Placing, order: NewOrder): Promise<Placement> {
     const { request, idempotencyKey, requestHash } = placing;
-    const earlier = await this.findByKey(unit.manager, request.customerId, idempotencyKey!);
+    const earlier = await findByKey(unit.manager, request.customerId, idempotencyKey!, this.retentionSeconds);
     if (earlier && !earlier.expired) return replayOrRefusal(earlier.order, requestHash);
     if (earlier) {
       await unit.manager.query(`UPDATE orders SET idempotency_key = NULL WHERE id = $1`, [earlier.order.id]);
@@ -171,7 +152,9 @@ export class OrdersService {
    * request refused at the door (429) that may be a replay, which writes nothing and is answered.
    */
   async findReplay(body: OrderRequest, idempotencyKey: string): Promise<PlacedOrder | undefined> {
-    const earlier = await this.database.read((manager) => this.findByKey(manager, body.customerId, idempotencyKey));
+    const earlier = await this.database.read((manager) =>
+      findByKey(manager, body.customerId, idempotencyKey, this.retentionSeconds),
+    );
     if (!earlier || earlier.expired) return undefined;
     const placement = replayOrRefusal(earlier.order, hashRequest(body));
     if ('refused' in placement) throw placement.refused;
@@ -230,20 +213,6 @@ export class OrdersService {
   private get retentionSeconds(): number {
     return this.config.IDEMPOTENCY_KEY_RETENTION_HOURS * 3600;
   }
-
-  /** The customer's order with this key, and whether the key is past retention (by the database's clock). */
-  private async findByKey(
-    manager: EntityManager,
-    customerId: string,
-    key: string,
-  ): Promise<{ order: OrderRow; expired: boolean } | undefined> {
-    const [row] = await manager.query<Array<OrderRow & { expired: boolean }>>(
-      `SELECT ${ORDER_COLUMNS}, o.created_at < now() - make_interval(secs => $3) AS expired
-         FROM orders o WHERE o.customer_id = $1 AND o.idempotency_key = $2`,
-      [customerId, key, this.retentionSeconds],
-    );
-    return row && { order: row, expired: row.expired };
-  }
 }
 
 /** A new order being placed: what its request asked, and what it carries into the shared write. */
@@ -300,23 +269,4 @@ export function hashRequest(body: OrderRequest): string {
   return createHash('sha256')
     .update(JSON.stringify(fields.length ? [customerId, lines, fields] : [customerId, lines]))
     .digest('hex');
-}
-
-function toView(row: OrderRow): OrderView {
-  return {
-    id: row.id,
-    customerId: row.customer_id,
-    items: row.items.map((item) => ({
-      sku: item.sku,
-      quantity: item.quantity,
-      unitPrice: Number(item.unit_price),
-      lineTotal: item.quantity * Number(item.unit_price),
-    })),
-    total: Number(row.total),
-    currency: row.currency,
-    status: row.status,
-    ...(row.reason ? { reason: row.reason } : {}),
-    createdAt: row.created_at.toISOString(),
-    ...(row.decided_at ? { decidedAt: row.decided_at.toISOString() } : {}),
-  };
 }

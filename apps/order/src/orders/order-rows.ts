@@ -1,5 +1,27 @@
+// The orders table: its rows as this service reads them, and its set-based writes.
 import type { EntityManager } from 'typeorm';
 import { compareCodePoints } from '@shop/contracts';
+import type { OrderView } from './order.schemas';
+
+/** An order as read from the orders table (ORDER_COLUMNS). */
+export interface OrderRow {
+  id: string;
+  customer_id: string;
+  status: OrderView['status'];
+  reason: string | null;
+  total: string;
+  currency: string;
+  request_hash: string;
+  created_at: Date;
+  decided_at: Date | null;
+  items: Array<{ sku: string; quantity: number; unit_price: number }>;
+}
+
+export const ORDER_COLUMNS = `
+  o.id, o.customer_id, o.status, o.reason, o.total, o.currency, o.request_hash, o.created_at, o.decided_at,
+  (SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity, 'unit_price', i.unit_price) ORDER BY i.sku COLLATE "C")
+     FROM order_items i WHERE i.order_id = o.id) AS items`;
+export const ORDER_SELECT = `SELECT ${ORDER_COLUMNS} FROM orders o`;
 
 /** A new order as written: its row and its priced lines. */
 export interface NewOrder {
@@ -66,4 +88,38 @@ export async function insertOrders(
     ],
   );
   return new Map(rows.map((row) => [row.id, row.created_at]));
+}
+
+/** The customer's order with this key, and whether the key is past retention (by the database's clock). */
+export async function findByKey(
+  manager: EntityManager,
+  customerId: string,
+  key: string,
+  retentionSeconds: number,
+): Promise<{ order: OrderRow; expired: boolean } | undefined> {
+  const [row] = await manager.query<Array<OrderRow & { expired: boolean }>>(
+    `SELECT ${ORDER_COLUMNS}, o.created_at < now() - make_interval(secs => $3) AS expired
+       FROM orders o WHERE o.customer_id = $1 AND o.idempotency_key = $2`,
+    [customerId, key, retentionSeconds],
+  );
+  return row && { order: row, expired: row.expired };
+}
+
+export function toView(row: OrderRow): OrderView {
+  return {
+    id: row.id,
+    customerId: row.customer_id,
+    items: row.items.map((item) => ({
+      sku: item.sku,
+      quantity: item.quantity,
+      unitPrice: Number(item.unit_price),
+      lineTotal: item.quantity * Number(item.unit_price),
+    })),
+    total: Number(row.total),
+    currency: row.currency,
+    status: row.status,
+    ...(row.reason ? { reason: row.reason } : {}),
+    createdAt: row.created_at.toISOString(),
+    ...(row.decided_at ? { decidedAt: row.decided_at.toISOString() } : {}),
+  };
 }

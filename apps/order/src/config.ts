@@ -39,11 +39,17 @@ export const OrderConfig = BaseConfig.extend(CoordinatorConfig.shape)
      */
     ADMISSION_INITIAL_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(400),
     /**
-     * While it sheds, the door admits only as many orders at once as are written in this time: an
-     * accepted order is answered in about this, not after a queue in the order write.
+     * The door admits only as many orders at once as are written in this time (once a write rate
+     * is measured): an accepted order is answered in about this, not after a queue in the order
+     * write. The others wait at the door (ADMISSION_WAIT_MS); a line whose oldest has waited
+     * longer than this serves its newest first.
      */
     ADMISSION_TARGET_WRITE_MS: z.coerce.number().int().min(1).max(60_000).default(100),
-    /** How long a new order may wait for a slot before it is answered 503 + Retry-After. */
+    /**
+     * How long a new order may wait for a slot before it is answered 503 + Retry-After. Long enough
+     * for a burst to be written (a cold start's); under overload the line serves its newest first,
+     * so only the orders to be refused wait this long.
+     */
     ADMISSION_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
     /**
      * Per-customer limits at the door of POST /orders (docs/production.md, "Per-customer limits"),

@@ -66,3 +66,21 @@ it('logs each admin change of a price, a stock and a balance at info, with the a
   );
   expect(shop.stack.tails(400)).not.toContain(ADMIN_TOKEN);
 });
+
+it('logs a re-drive of dead letters through the API at info, with the admin’s token fingerprint', async () => {
+  const messageId = ids.customer('never-parked'); // nothing is parked under it: 0 moved
+  const redrive = await shop.api.inventory.post('/operator/dead-letters/redrive', {
+    admin: true,
+    body: { messageIds: [messageId] },
+  });
+  expect(redrive.json).toEqual({ redriven: 0 });
+  const [line] = await eventually(() => linesAbout(messageId).length > 0 && linesAbout(messageId), {
+    timeoutMs: 5_000,
+    what: 'the re-drive in the inventory log',
+  });
+  expect(line).toMatchObject({
+    service: 'inventory',
+    level: 'info',
+    msg: `admin ${fingerprint} re-drove messages ${messageId} of the dead letters through the API: 0 moved`,
+  });
+});

@@ -43,6 +43,23 @@ function admission(env: Record<string, string>) {
   return { control, announce: (id: string) => subscriber!.decided(id), shed, staleChecks };
 }
 
+/** An admission control that has written (and decided) 200 orders a second for 10 s: its write bound is 20 at 100 ms. */
+async function writingAt200PerSecondWith(waitMs: string) {
+  const env = { ADMISSION_MIN_IN_FLIGHT: '60', ADMISSION_MAX_IN_FLIGHT: '60', ADMISSION_TARGET_WRITE_MS: '100' };
+  const admitted = admission({ ...env, ADMISSION_WAIT_MS: waitMs });
+  // 50 orders written and decided every 250 ms: 200 writes/s, so 20 in 100 ms.
+  let n = 0;
+  for (let tick = 0; tick < 40; tick++) {
+    for (let i = 0; i < 50; i++) {
+      const id = `order-${n++}`;
+      (await admitted.control.admit()).accepted(id);
+      admitted.announce(id);
+    }
+    await jest.advanceTimersByTimeAsync(250);
+  }
+  return admitted;
+}
+
 describe('admission control', () => {
   describe('with a fixed bound of 2 and no wait', () => {
     const fixed = () =>
@@ -325,22 +342,6 @@ describe('admission control', () => {
   });
 
   describe('the orders being written at once', () => {
-    const writingAt200PerSecond = async (waitMs: string) => {
-      const env = { ADMISSION_MIN_IN_FLIGHT: '60', ADMISSION_MAX_IN_FLIGHT: '60', ADMISSION_TARGET_WRITE_MS: '100' };
-      const admitted = admission({ ...env, ADMISSION_WAIT_MS: waitMs });
-      // 50 orders written and decided every 250 ms: 200 writes/s, so 20 in 100 ms.
-      let n = 0;
-      for (let tick = 0; tick < 40; tick++) {
-        for (let i = 0; i < 50; i++) {
-          const id = `order-${n++}`;
-          (await admitted.control.admit()).accepted(id);
-          admitted.announce(id);
-        }
-        await jest.advanceTimersByTimeAsync(250);
-      }
-      return admitted;
-    };
-
     it('are not bounded before a write rate is measured: a cold start writes its first burst as it comes', async () => {
       jest.useFakeTimers();
       const { control, shed } = admission({ ADMISSION_TARGET_WRITE_MS: '100', ADMISSION_WAIT_MS: '0' });
@@ -352,7 +353,7 @@ describe('admission control', () => {
 
     it('are bounded to writes/s × the write target once measured, whether or not the door has shed', async () => {
       jest.useFakeTimers();
-      const { control, shed } = await writingAt200PerSecond('0');
+      const { control, shed } = await writingAt200PerSecondWith('0');
       // At most 20 are written at once, though in flight there is room for 60: the 21st is refused
       // (no wait here), and is the first order ever shed.
       const bounded = await Promise.all(Array.from({ length: 20 }, () => control.admit()));
@@ -364,7 +365,7 @@ describe('admission control', () => {
 
     it('keep the others waiting at the door for a write slot, not in the write', async () => {
       jest.useFakeTimers();
-      const { control, shed } = await writingAt200PerSecond('1000');
+      const { control, shed } = await writingAt200PerSecondWith('1000');
       const writing = await Promise.all(Array.from({ length: 20 }, () => control.admit()));
       const waiting = control.admit();
       expect(control.inFlight).toBe(20);
@@ -374,6 +375,52 @@ describe('admission control', () => {
       expect(await shed()).toBe(0);
       ticket.cancel();
       for (const t of writing.slice(1)) t.cancel();
+    });
+  });
+
+  describe('the line at the door', () => {
+    it('refuses, while the checkouts in flight fill the bound, a request that waited past the write target; the slot goes to the newest', async () => {
+      jest.useFakeTimers();
+      const { control, announce, shed } = admission({
+        ADMISSION_MIN_IN_FLIGHT: '2',
+        ADMISSION_MAX_IN_FLIGHT: '2',
+        ADMISSION_TARGET_WRITE_MS: '100',
+        ADMISSION_WAIT_MS: '1000',
+      });
+      (await control.admit()).accepted('a');
+      (await control.admit()).accepted('b');
+      const late = control.admit().catch((err: unknown) => err);
+      await jest.advanceTimersByTimeAsync(150);
+      const fresh = control.admit();
+      // Refused as the next one came, not after its whole second.
+      const outcome = await Promise.race([late, jest.advanceTimersByTimeAsync(1).then(() => 'still waiting')]);
+      expect(outcome).toBeInstanceOf(RetryLaterException);
+      expect(await shed()).toBe(1);
+      announce('a');
+      (await fresh).accepted('c');
+      expect(control.inFlight).toBe(2);
+      announce('b');
+      announce('c');
+    });
+
+    it('lets a burst held back only by the write bound wait its turn, newest first once it stands', async () => {
+      jest.useFakeTimers();
+      const { control, shed } = await writingAt200PerSecondWith('1000');
+      const writing = await Promise.all(Array.from({ length: 20 }, () => control.admit()));
+      const served: string[] = [];
+      const first = control.admit().then((ticket) => (served.push('first'), ticket));
+      await jest.advanceTimersByTimeAsync(150);
+      const second = control.admit().then((ticket) => (served.push('second'), ticket));
+      writing[0].accepted('written-0');
+      await Promise.resolve();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(served).toEqual(['second']);
+      writing[1].accepted('written-1');
+      (await first).cancel();
+      (await second).cancel();
+      expect(served).toEqual(['second', 'first']);
+      expect(await shed()).toBe(0);
+      for (const ticket of writing.slice(2)) ticket.cancel();
     });
   });
 

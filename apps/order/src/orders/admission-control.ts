@@ -40,9 +40,8 @@ const MIN_WRITING = 8; // the bound on orders being written at once (`writeBound
  *
  * The door also bounds the orders being written (slot taken, not yet committed) to writes per
  * second × ADMISSION_TARGET_WRITE_MS, once a write rate is measured, so the queue is here, bounded
- * in time, and not in the write (requests share a few commits at a time:
- * RequestDatabase.sharedTransaction): an accepted order is answered in about that time, not
- * seconds later behind the others.
+ * in time, and not in the write (OrdersService.placeAll): an accepted order is answered in about
+ * that time, not seconds later behind the others.
  *
  * An order's slot is freed when its decision is announced (by any replica), and checked against
  * the database for orders past their deadline and after the announcements were interrupted.
@@ -134,6 +133,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
    * (CustomerLimits) follows this one, its announcements and its reconciliation.
    */
   async admit(decided: () => void = () => undefined): Promise<AdmissionTicket> {
+    this.refuseLateWaiters();
     const ticket =
       this.hasRoom && this.line.length === 0 ? this.reserve() : await this.line.wait(this.config.ADMISSION_WAIT_MS);
     if (ticket === undefined) {
@@ -192,12 +192,20 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     return ticket;
   }
 
+  /**
+   * While the bound on checkouts in flight is full, the line waits for decisions, not writes: a
+   * request that has waited past the write target would be answered late and decided late, so it
+   * is refused now (controlled delay) and the slots go to those just come. A burst held back only
+   * by the write bound (a cold start's) waits its turn.
+   */
+  private refuseLateWaiters(): void {
+    if (this.inFlight >= this.bound) this.line.refuseOlderThan(this.config.ADMISSION_TARGET_WRITE_MS);
+  }
+
   /** Gives free slots to the requests waiting for one (each taken here). */
   private handOver(): void {
-    this.line.serve(
-      () => this.hasRoom,
-      () => this.reserve(),
-    );
+    const take = () => this.reserve();
+    this.line.serve(() => this.hasRoom, take);
   }
 
   private release(orderId: string, accepted: { at: number; decided: () => void }): void {
@@ -255,6 +263,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
       this.guessUntil = undefined;
     }
     this.bound = clamp(late ? served : Math.max(this.bound, served), this.config);
+    this.refuseLateWaiters();
     this.handOver();
     const stale = now - this.staleAfterMs;
     for (const [id, decidedAt] of this.decidedUnknown) {
@@ -286,6 +295,5 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   }
 }
 
-type Bounds = Pick<OrderConfig, 'ADMISSION_MIN_IN_FLIGHT' | 'ADMISSION_MAX_IN_FLIGHT'>;
-const clamp = (bound: number, { ADMISSION_MIN_IN_FLIGHT: min, ADMISSION_MAX_IN_FLIGHT: max }: Bounds) =>
-  Math.min(max, Math.max(min, bound));
+const clamp = (bound: number, config: OrderConfig) =>
+  Math.min(config.ADMISSION_MAX_IN_FLIGHT, Math.max(config.ADMISSION_MIN_IN_FLIGHT, bound));

@@ -55,6 +55,12 @@ export class WaitingLine<T> {
     }
   }
 
+  /** Refuses those who have waited longer than `ms` (they could only be answered late). */
+  refuseOlderThan(ms: number): void {
+    const before = performance.now() - ms;
+    while (this.waiters.length > 0 && this.waiters[0].since < before) this.waiters.shift()!.settle(undefined);
+  }
+
   /** Refuses everyone waiting (the process is stopping). */
   close(): void {
     for (const waiter of this.waiters.splice(0)) waiter.settle(undefined);

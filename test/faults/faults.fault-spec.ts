@@ -520,6 +520,53 @@ it('sheds at the door while nothing can be decided, and a retry with the same ke
   expect(report).toMatchObject({ placed: 4, confirmed: 4 });
 });
 
+it('refuses overload before a request’s token and body are checked, while the line at the door is full', async () => {
+  // One slot; decisions late once nothing is decided for 200 ms (twice the target); a line that
+  // waits (a long wait, and a write target that keeps the controlled delay out of this test).
+  const shop = await stack({
+    ADMISSION_MIN_IN_FLIGHT: '1',
+    ADMISSION_MAX_IN_FLIGHT: '1',
+    ADMISSION_TARGET_DECISION_MS: '100',
+    ADMISSION_TARGET_WRITE_MS: '60000',
+    ADMISSION_WAIT_MS: '60000',
+    PREPARE_TIMEOUT_MS: '120000',
+  });
+  const api = new ShopApi(shop);
+  const catalog = await seedCatalog(api, 'line-full', { stockPerSku: 100, balance: 1_000_000 });
+  await Promise.all(PARTICIPANTS.map((p) => shop.kill(p, 'SIGKILL')));
+  const body = (i: number) => ({
+    customerId: catalog.customers[1 + (i % 7)],
+    items: [{ sku: catalog.skus[i % catalog.skus.length], quantity: 1 }],
+  });
+  const first = await api.placeOrder(body(0), { idempotencyKey: randomUUID() });
+  expect(first.status).toBe(202);
+  // Eight wait in line for the one slot, which stays taken: nothing can be decided.
+  const waiting = Array.from({ length: 8 }, (_, i) => api.placeOrder(body(1 + i), { idempotencyKey: randomUUID() }));
+  // Without a token: 401 while the line has room; 503 at once once it is full and decisions are late.
+  const anonymous = () => api.order.post<ProblemView>('/orders', { body: body(9) });
+  const refused = await eventually(
+    async () => {
+      const response = await anonymous();
+      return response.status === 503 && response;
+    },
+    { timeoutMs: 30_000, what: 'a request without a token refused 503 by the full line' },
+  );
+  expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  // A body that would be a 400 is refused the same way: nothing of the request was looked at.
+  expect((await api.order.post('/orders', { body: { items: 'not a list' } })).status).toBe(503);
+  const extra = await api.placeOrder(body(10), { idempotencyKey: randomUUID() });
+  expect(extra.status).toBe(503);
+
+  await Promise.all(PARTICIPANTS.map((p) => shop.start(p)));
+  const answers = await Promise.all(waiting);
+  expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 202));
+  const orderIds = [first.json.id, ...answers.map((answer) => answer.json.id)];
+  await waitUntilDecided(orderIds);
+  await waitUntilQuiescent({ ...catalog.scope, orderIds }, 60_000);
+  await expectInvariants({ ...catalog.scope, orderIds }, { quiescent: true });
+});
+
 it('a participant SIGKILLed while its batch transaction is open (blocked mid-batch on a row lock)', async () => {
   const shop = await stack();
   const api = new ShopApi(shop);

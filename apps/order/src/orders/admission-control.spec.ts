@@ -60,6 +60,18 @@ async function writingAt200PerSecondWith(waitMs: string) {
   return admitted;
 }
 
+/**
+ * Fills the bound on checkouts in flight (60) with accepted orders, so that one more waits out its
+ * second and is shed (no write is held back meanwhile: the write rate stands); then decides them.
+ */
+async function shedOne(control: AdmissionControl, announce: (id: string) => void) {
+  for (let n = 0; n < 60; n++) (await control.admit()).accepted(`filling-${n}`);
+  const refused = control.admit().catch((err: unknown) => err);
+  await jest.advanceTimersByTimeAsync(1_000);
+  expect(await refused).toBeInstanceOf(RetryLaterException);
+  for (let n = 0; n < 60; n++) announce(`filling-${n}`);
+}
+
 describe('admission control', () => {
   describe('with a fixed bound of 2 and no wait', () => {
     const fixed = () =>
@@ -342,53 +354,58 @@ describe('admission control', () => {
   });
 
   describe('the orders being written at once', () => {
-    it('are not bounded before a write rate is measured: a cold start writes its first burst as it comes', async () => {
-      jest.useFakeTimers();
-      const { control, shed } = admission({ ADMISSION_TARGET_WRITE_MS: '100', ADMISSION_WAIT_MS: '0' });
-      const burst = await Promise.all(Array.from({ length: 300 }, () => control.admit()));
-      expect(control.inFlight).toBe(300);
-      expect(await shed()).toBe(0);
-      for (const ticket of burst) ticket.cancel();
-    });
-
-    it('are bounded to writes/s × the write target once measured, whether or not the door has shed', async () => {
+    it('are bounded to writes/s × the write target while the door sheds, and not otherwise', async () => {
       jest.useFakeTimers();
       const { control, shed } = await writingAt200PerSecondWith('0');
-      // At most 20 are written at once, though in flight there is room for 60: the 21st is refused
-      // (no wait here), and is the first order ever shed.
+      // Nothing shed yet: a burst is written as it comes, up to the bound on checkouts in flight.
+      const writing = await Promise.all(Array.from({ length: 60 }, () => control.admit()));
+      expect(await shed()).toBe(0);
+      await expect(control.admit()).rejects.toBeInstanceOf(RetryLaterException);
+      for (const ticket of writing) ticket.cancel();
+      // Shedding: at most 20 are written at once, though in flight there is room for 60.
       const bounded = await Promise.all(Array.from({ length: 20 }, () => control.admit()));
       await expect(control.admit()).rejects.toBeInstanceOf(RetryLaterException);
-      expect(await shed()).toBe(1);
       expect(control.inFlight).toBe(20);
       for (const ticket of bounded) ticket.cancel();
+      // A second after the last order shed, the door writes bursts as they come again.
+      await jest.advanceTimersByTimeAsync(1_100);
+      const again = await Promise.all(Array.from({ length: 60 }, () => control.admit()));
+      expect(control.inFlight).toBe(60);
+      for (const ticket of again) ticket.cancel();
     });
 
-    it('keep the others waiting at the door for a write slot, not in the write', async () => {
+    it('keep the others waiting at the door for a write slot while it sheds, not in the write', async () => {
       jest.useFakeTimers();
-      const { control, shed } = await writingAt200PerSecondWith('1000');
-      const writing = await Promise.all(Array.from({ length: 20 }, () => control.admit()));
+      const { control, announce, shed } = await writingAt200PerSecondWith('1000');
+      await shedOne(control, announce);
+      const limit = control.writeLimit; // about 20: 200 writes/s × 100 ms
+      expect(limit).toBeGreaterThanOrEqual(15);
+      expect(limit).toBeLessThanOrEqual(30);
+      const writing = await Promise.all(Array.from({ length: limit }, () => control.admit()));
       const waiting = control.admit();
-      expect(control.inFlight).toBe(20);
+      expect(control.inFlight).toBe(limit);
       writing[0].accepted('written');
       const ticket = await waiting;
-      expect(control.inFlight).toBe(21);
-      expect(await shed()).toBe(0);
+      expect(control.inFlight).toBe(limit + 1);
+      expect(await shed()).toBe(1);
       ticket.cancel();
       for (const t of writing.slice(1)) t.cancel();
     });
   });
 
   describe('the line at the door', () => {
-    it('refuses, while the checkouts in flight fill the bound, a request that waited past the write target; the slot goes to the newest', async () => {
+    it('refuses, while the checkouts in flight fill the bound and decisions are late, a request that waited past the write target; the slot goes to the newest', async () => {
       jest.useFakeTimers();
       const { control, announce, shed } = admission({
         ADMISSION_MIN_IN_FLIGHT: '2',
         ADMISSION_MAX_IN_FLIGHT: '2',
+        ADMISSION_TARGET_DECISION_MS: '100',
         ADMISSION_TARGET_WRITE_MS: '100',
         ADMISSION_WAIT_MS: '1000',
       });
       (await control.admit()).accepted('a');
       (await control.admit()).accepted('b');
+      await jest.advanceTimersByTimeAsync(300); // undecided past twice the target: late
       const late = control.admit().catch((err: unknown) => err);
       await jest.advanceTimersByTimeAsync(150);
       const fresh = control.admit();
@@ -403,10 +420,33 @@ describe('admission control', () => {
       announce('c');
     });
 
+    it('is full, while decisions are late, once more wait than decisions free in the write target (8 at least): the next is refused at once', async () => {
+      jest.useFakeTimers();
+      const { control, announce, shed } = admission({
+        ADMISSION_MIN_IN_FLIGHT: '1',
+        ADMISSION_MAX_IN_FLIGHT: '1',
+        ADMISSION_TARGET_DECISION_MS: '100',
+        ADMISSION_TARGET_WRITE_MS: '100',
+        ADMISSION_WAIT_MS: '60000',
+      });
+      (await control.admit()).accepted('stuck');
+      expect(() => control.refuseIfLineFull()).not.toThrow(); // not late yet: a climb may make room
+      await jest.advanceTimersByTimeAsync(300); // undecided past twice the target: late
+      const waiting = Array.from({ length: 8 }, () => control.admit().catch((err: unknown) => err));
+      expect(() => control.refuseIfLineFull()).toThrow(RetryLaterException);
+      await expect(control.admit()).rejects.toBeInstanceOf(RetryLaterException);
+      expect(await shed()).toBe(2);
+      announce('stuck'); // the newest waiter takes the slot; the others ran past the write target
+      await jest.advanceTimersByTimeAsync(200);
+      const outcomes = await Promise.all(waiting);
+      expect(outcomes.filter((outcome) => outcome instanceof RetryLaterException)).toHaveLength(7);
+    });
+
     it('lets a burst held back only by the write bound wait its turn, newest first once it stands', async () => {
       jest.useFakeTimers();
-      const { control, shed } = await writingAt200PerSecondWith('1000');
-      const writing = await Promise.all(Array.from({ length: 20 }, () => control.admit()));
+      const { control, announce, shed } = await writingAt200PerSecondWith('1000');
+      await shedOne(control, announce);
+      const writing = await Promise.all(Array.from({ length: control.writeLimit }, () => control.admit()));
       const served: string[] = [];
       const first = control.admit().then((ticket) => (served.push('first'), ticket));
       await jest.advanceTimersByTimeAsync(150);
@@ -419,7 +459,7 @@ describe('admission control', () => {
       (await first).cancel();
       (await second).cancel();
       expect(served).toEqual(['second', 'first']);
-      expect(await shed()).toBe(0);
+      expect(await shed()).toBe(1); // shedOne's only
       for (const ticket of writing.slice(2)) ticket.cancel();
     });
   });

@@ -5,7 +5,9 @@ import { PeriodicTask } from '@shop/messaging';
 import { RetryLaterException, SERVICE_CONFIG, ServiceMetrics } from '@shop/service-kit';
 import type { OrderConfig } from '../config';
 import { DecisionListener, DecisionSubscriber } from './decision-listener';
+import { UnknownDecisions } from './unknown-decisions';
 import { WaitingLine } from './waiting-line';
+import { MIN_WRITING, WriteBound } from './write-bound';
 
 /** A slot taken for one new order: say what became of it. */
 export interface AdmissionTicket {
@@ -18,11 +20,8 @@ export interface AdmissionTicket {
 /** How often the bound follows the decision rate, smoothed over ~2.5 s (decisions come in bursts: batches of votes). */
 const TICK_MS = 250;
 const RATE_SMOOTHING = 0.1;
-const RISE_SMOOTHING = 0.5;
 const LATENCY_SMOOTHING = 0.25;
 const RECONCILE_EVERY_MS = 1_000;
-const REMEMBER_DECIDED = 10_000; // at most this many decided orders this process did not know (`decidedUnknown`)
-const MIN_WRITING = 8; // the bound on orders being written at once (`writeBound`) is at least this
 
 /**
  * Admission control for new orders: bounds the checkouts this process accepted and that are not
@@ -38,10 +37,8 @@ const MIN_WRITING = 8; // the bound on orders being written at once (`writeBound
  * target decision time (a decision's time counts from the slot taken, the write included), and
  * falls to that when decisions are late; within ADMISSION_MIN/MAX_IN_FLIGHT.
  *
- * The door also bounds the orders being written (slot taken, not yet committed) to writes per
- * second × ADMISSION_TARGET_WRITE_MS, once a write rate is measured, so the queue is here, bounded
- * in time, and not in the write (OrdersService.placeAll): an accepted order is answered in about
- * that time, not seconds later behind the others.
+ * While it sheds, the door also bounds the orders being written at once (WriteBound), so the
+ * queue is here, bounded in time, and not in the write (OrdersService.placeAll).
  *
  * An order's slot is freed when its decision is announced (by any replica), and checked against
  * the database for orders past their deadline and after the announcements were interrupted.
@@ -53,14 +50,8 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   private readonly logger = new Logger(AdmissionControl.name);
   /** Accepted orders not yet known to be decided: id → when accepted (ms, monotonic), whom to tell when decided. */
   private readonly accepted = new Map<string, { at: number; decided: () => void }>();
-  /**
-   * Decisions announced for orders this process did not know (another replica's, or its own whose
-   * `accepted()` is still to come): id → when announced, oldest first; forgotten past
-   * `staleAfterMs` (the reconciliation's turn by then) or beyond REMEMBER_DECIDED.
-   */
-  private readonly decidedUnknown = new Map<string, number>();
-  private writtenSinceTick = 0;
-  private writeRate = 0; // orders written per second (0: none measured yet); falls only while the write bound holds orders back
+  private readonly decidedUnknown = new UnknownDecisions(); // forgotten past `staleAfterMs`
+  private readonly writes: WriteBound;
   /** Slots taken by requests still writing their order: ticket number → when taken (ms), oldest first. */
   private readonly writing = new Map<number, number>();
   private tickets = 0;
@@ -76,6 +67,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   private readonly ticks: PeriodicTask;
   private unsubscribe: (() => void) | undefined;
   private reconciling = false;
+  private behind = false; // decisions late at the last tick: the bound holds back overload, not a climb
   private lastReconcile = performance.now();
   private readonly shed: Counter;
 
@@ -90,6 +82,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     this.staleAfterMs = config.PREPARE_TIMEOUT_MS + 2 * config.SWEEP_INTERVAL_MS;
     this.bound = clamp(config.ADMISSION_INITIAL_IN_FLIGHT, config);
     this.line = new WaitingLine(config.ADMISSION_TARGET_WRITE_MS);
+    this.writes = new WriteBound(config.ADMISSION_TARGET_WRITE_MS);
     this.ticks = new PeriodicTask('admission tick', TICK_MS, () => this.tick(), this.logger);
     metrics.gaugeOnScrape(
       'checkout_admission_in_flight',
@@ -127,29 +120,29 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     return this.bound;
   }
 
+  /** The bound on orders being written at once (Infinity unless shedding). */
+  get writeLimit(): number {
+    return this.writes.limit;
+  }
+
   /**
    * Takes a slot for a new order, waiting at most ADMISSION_WAIT_MS; else throws a 503. `decided`
    * is called when the accepted order's slot is freed by its decision: the customer's own slot
    * (CustomerLimits) follows this one, its announcements and its reconciliation.
    */
   async admit(decided: () => void = () => undefined): Promise<AdmissionTicket> {
+    this.refuseIfLineFull();
     this.refuseLateWaiters();
     const ticket =
       this.hasRoom && this.line.length === 0 ? this.reserve() : await this.line.wait(this.config.ADMISSION_WAIT_MS);
-    if (ticket === undefined) {
-      this.shed.inc();
-      throw new RetryLaterException(
-        `too many checkouts in progress (${this.inFlight}); retry with the same Idempotency-Key`,
-        this.retryAfterSeconds,
-      );
-    }
+    if (ticket === undefined) throw this.refusal();
     const admittedAt = this.writing.get(ticket)!;
     // Settled once: the first of accepted() and cancel() frees the write's slot.
     return {
       accepted: (orderId) => {
         if (!this.writing.delete(ticket)) return;
-        this.writtenSinceTick += 1;
-        if (this.decidedUnknown.delete(orderId)) {
+        this.writes.written();
+        if (this.decidedUnknown.take(orderId)) {
           // Decided before it was known to be ours: the slot is free at once; when it was
           // accepted is not known, so it gives no decision-time sample.
           this.decidedSinceTick += 1;
@@ -162,24 +155,36 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
       },
       cancel: () => {
         if (!this.writing.delete(ticket)) return;
-        this.writtenSinceTick += 1;
+        this.writes.written();
         this.handOver();
       },
     };
   }
 
+  /**
+   * Refuses a new order at once when the line is full: the checkouts in flight fill their bound,
+   * decisions are late, and more wait than decisions free in the write target, so one more could
+   * only wait to be refused. Called first thing for POST /orders (DoorShedding), before its token and body are
+   * checked: a refusal then costs the accepted orders' CPU little.
+   */
+  refuseIfLineFull(): void {
+    const freedInTarget = (this.decisionRate * this.config.ADMISSION_TARGET_WRITE_MS) / 1000;
+    if (this.isFullAndBehind && this.line.length >= Math.max(MIN_WRITING, freedInTarget)) throw this.refusal();
+  }
+
+  private refusal(): RetryLaterException {
+    this.shed.inc();
+    this.writes.shed();
+    return new RetryLaterException(
+      `too many checkouts in progress (${this.inFlight}); retry with the same Idempotency-Key`,
+      this.retryAfterSeconds,
+    );
+  }
+
   decided(orderId: string): void {
     const accepted = this.accepted.get(orderId);
     if (accepted !== undefined) this.release(orderId, accepted);
-    else this.rememberDecided(orderId); // another replica's order, or ours not accepted yet
-  }
-
-  private rememberDecided(orderId: string): void {
-    this.decidedUnknown.delete(orderId); // re-announced: now the newest
-    this.decidedUnknown.set(orderId, performance.now());
-    if (this.decidedUnknown.size > REMEMBER_DECIDED) {
-      this.decidedUnknown.delete(this.decidedUnknown.keys().next().value!);
-    }
+    else this.decidedUnknown.remember(orderId); // another replica's order, or ours not accepted yet
   }
 
   resync(): void {
@@ -193,13 +198,13 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   }
 
   /**
-   * While the bound on checkouts in flight is full, the line waits for decisions, not writes: a
-   * request that has waited past the write target would be answered late and decided late, so it
-   * is refused now (controlled delay) and the slots go to those just come. A burst held back only
-   * by the write bound (a cold start's) waits its turn.
+   * While the bound on checkouts in flight is full and decisions are late, the line waits for
+   * decisions, not writes: a request that has waited past the write target would be answered late
+   * and decided late, so it is refused now (controlled delay) and the slots go to those just come.
+   * A burst held back by the write bound (a cold start's) or by the climb waits its turn.
    */
   private refuseLateWaiters(): void {
-    if (this.inFlight >= this.bound) this.line.refuseOlderThan(this.config.ADMISSION_TARGET_WRITE_MS);
+    if (this.isFullAndBehind) this.line.refuseOlderThan(this.config.ADMISSION_TARGET_WRITE_MS);
   }
 
   /** Gives free slots to the requests waiting for one (each taken here). */
@@ -220,14 +225,13 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     accepted.decided();
   }
 
-  private get hasRoom(): boolean {
-    return this.inFlight < this.bound && this.writing.size < this.writeBound;
+  /** The checkouts in flight fill the bound and decisions are late: overload, not a climb to capacity. */
+  private get isFullAndBehind(): boolean {
+    return this.behind && this.inFlight >= this.bound;
   }
 
-  /** Orders written at once: as many as are written in the target time (unbounded until a write rate is measured). */
-  private get writeBound(): number {
-    if (this.writeRate === 0) return Infinity;
-    return Math.max(MIN_WRITING, Math.round((this.writeRate * this.config.ADMISSION_TARGET_WRITE_MS) / 1000));
+  private get hasRoom(): boolean {
+    return this.inFlight < this.bound && this.writing.size < this.writes.limit;
   }
 
   /** About how long until a retry finds a slot (seconds): the time an order now takes to be decided. */
@@ -238,13 +242,9 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   private tick(): void {
     const now = performance.now();
     const sample = (this.decidedSinceTick * 1000) / (now - this.lastTick);
-    const written = (this.writtenSinceTick * 1000) / (now - this.lastTick);
+    this.writes.tick(now - this.lastTick, this.writing.size);
     this.lastTick = now;
-    this.decidedSinceTick = this.writtenSinceTick = 0;
-    // Up quickly (a write rate measured is one served) from boot's 0; down slowly, only while held back.
-    if (written > this.writeRate)
-      this.writeRate += (this.writeRate === 0 ? 1 : RISE_SMOOTHING) * (written - this.writeRate);
-    else if (this.writing.size >= this.writeBound) this.writeRate += RATE_SMOOTHING * (written - this.writeRate);
+    this.decidedSinceTick = 0;
     // Fewer decisions while the bound holds nothing back is a lull in demand, not less capacity: the
     // estimate falls only while orders wait at the bound (a burst after a quiet spell is not shed).
     const saturated = this.inFlight >= this.bound || this.line.length > 0;
@@ -255,6 +255,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     const patience = this.decisionSeconds === undefined ? 2 * this.targetMs : this.targetMs;
     const oldest = Math.min(this.accepted.values().next().value?.at ?? now, this.writing.values().next().value ?? now);
     const late = (this.decisionSeconds ?? 0) * 1000 > this.targetMs || now - oldest > patience;
+    this.behind = late;
     const served = Math.round((this.decisionRate * this.targetMs) / 1000);
     if (this.decisionSeconds !== undefined && this.guessUntil === Infinity) this.guessUntil = now + this.targetMs;
     if (this.guessUntil !== undefined && now >= this.guessUntil) {
@@ -266,10 +267,7 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
     this.refuseLateWaiters();
     this.handOver();
     const stale = now - this.staleAfterMs;
-    for (const [id, decidedAt] of this.decidedUnknown) {
-      if (decidedAt >= stale) break; // oldest first
-      this.decidedUnknown.delete(id);
-    }
+    this.decidedUnknown.forgetBefore(stale);
     if (now - this.lastReconcile >= RECONCILE_EVERY_MS) {
       const overdue = [...this.accepted].filter(([, { at }]) => at < stale).map(([id]) => id);
       if (overdue.length > 0) void this.reconcile(overdue);

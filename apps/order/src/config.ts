@@ -39,10 +39,10 @@ export const OrderConfig = BaseConfig.extend(CoordinatorConfig.shape)
      */
     ADMISSION_INITIAL_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(400),
     /**
-     * The door admits only as many orders at once as are written in this time (once a write rate
-     * is measured): an accepted order is answered in about this, not after a queue in the order
-     * write. The others wait at the door (ADMISSION_WAIT_MS); a line whose oldest has waited
-     * longer than this serves its newest first.
+     * While it sheds, the door admits only as many orders at once as are written in this time: an
+     * accepted order is answered in about this, not after a queue in the order write. Also the
+     * line's clock: a line older than this serves its newest first, and while decisions are late
+     * a request that waited longer is refused (docs/production.md, "The line at the door").
      */
     ADMISSION_TARGET_WRITE_MS: z.coerce.number().int().min(1).max(60_000).default(100),
     /**

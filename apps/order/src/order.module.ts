@@ -1,4 +1,4 @@
-import { type MiddlewareConsumer, Module, type NestModule, RequestMethod } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { CustomerTokens, ServiceKitModule } from '@shop/service-kit';
 import { TwoPhaseCommitModule } from '@shop/two-phase-commit';
 import { ProductsController } from './catalog/products.controller';
@@ -9,7 +9,6 @@ import { AdmissionControl } from './orders/admission-control';
 import { CustomerLimits } from './orders/customer-limits';
 import { DecisionListener } from './orders/decision-listener';
 import { DecisionWaits } from './orders/decision-waits';
-import { DoorShedding } from './orders/door-shedding.middleware';
 import { OrderDecisions } from './orders/order-decisions';
 import { OrdersController } from './orders/orders.controller';
 import { OrdersService } from './orders/orders.service';
@@ -36,9 +35,4 @@ import { order } from './service';
     ConsoleMount,
   ],
 })
-export class OrderModule implements NestModule {
-  configure(consumer: MiddlewareConsumer): void {
-    // Overload is refused before a request's token and body are checked (docs/production.md).
-    consumer.apply(DoorShedding).forRoutes({ path: 'orders', method: RequestMethod.POST });
-  }
-}
+export class OrderModule {}

@@ -164,10 +164,9 @@ export class AdmissionControl implements DecisionSubscriber, OnApplicationBootst
   /**
    * Refuses a new order at once when the line is full: the checkouts in flight fill their bound,
    * decisions are late, and more wait than decisions free in the write target, so one more could
-   * only wait to be refused. Called first thing for POST /orders (DoorShedding), before its token and body are
-   * checked: a refusal then costs the accepted orders' CPU little.
+   * only wait to be refused. Answered at once, its refusal costs little and holds nothing.
    */
-  refuseIfLineFull(): void {
+  private refuseIfLineFull(): void {
     const freedInTarget = (this.decisionRate * this.config.ADMISSION_TARGET_WRITE_MS) / 1000;
     if (this.isFullAndBehind && this.line.length >= Math.max(MIN_WRITING, freedInTarget)) throw this.refusal();
   }

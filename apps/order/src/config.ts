@@ -46,9 +46,9 @@ export const OrderConfig = BaseConfig.extend(CoordinatorConfig.shape)
      */
     ADMISSION_TARGET_WRITE_MS: z.coerce.number().int().min(1).max(60_000).default(100),
     /**
-     * How long a new order may wait for a slot before it is answered 503 + Retry-After. Long enough
-     * for a burst to be written (a cold start's); under overload the line serves its newest first,
-     * so only the orders to be refused wait this long.
+     * How long a new order may wait for a slot before it is answered 503 + Retry-After: long enough
+     * for a burst to be admitted as the bound climbs (a cold start's). Under overload (decisions
+     * late) a request waits at most ADMISSION_TARGET_WRITE_MS, or is refused at once when the line is full.
      */
     ADMISSION_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
     /**

@@ -1,4 +1,5 @@
-import type { BatchResult, Transactions, UnitOfWork } from '@shop/outbox';
+import { CommitOutcomeUnknownError, type BatchResult, type Transactions, type UnitOfWork } from '@shop/outbox';
+import { RetryLaterException } from './problem-details.filter';
 
 /** At most this many requests share one transaction. */
 const MAX_SHARED = 100;
@@ -31,12 +32,15 @@ export class GroupCommit<I, R> {
     private readonly write: (unit: UnitOfWork<I>) => Promise<void>,
   ) {}
 
-  /** Writes `item` with the others gathered; answers its step's value, or rejects with its failure alone. */
+  /**
+   * Writes `item` with the others gathered; answers its step's value, or rejects with its failure
+   * alone (a COMMIT whose outcome is unknown as a 503: `asRequestError`).
+   */
   run(item: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.gathering.push({
         item,
-        settle: (result) => (result.ok ? resolve(result.value as R) : reject(asError(result.error))),
+        settle: (result) => (result.ok ? resolve(result.value as R) : reject(asRequestError(result.error))),
       });
       if (this.sharing < SHARED_AT_ONCE) void this.writeGathered();
     });
@@ -65,4 +69,14 @@ export class GroupCommit<I, R> {
   }
 }
 
-const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
+/** A lost COMMIT reply is the client's to resolve: it may have landed, so only a retry with the same key is safe. */
+export function asRequestError(error: unknown): Error {
+  if (error instanceof CommitOutcomeUnknownError) {
+    return new RetryLaterException(
+      'the database connection was lost while this request was being committed, so whether it was stored is ' +
+        'unknown; retry with the same Idempotency-Key',
+      1,
+    );
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}

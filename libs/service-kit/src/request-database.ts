@@ -1,9 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { CommitOutcomeUnknownError, Transactions, type UnitOfWork } from '@shop/outbox';
+import { Transactions, type UnitOfWork } from '@shop/outbox';
 import type { BaseConfig } from './config';
-import { GroupCommit } from './group-commit';
-import { RetryLaterException } from './problem-details.filter';
+import { asRequestError, GroupCommit } from './group-commit';
 import { SERVICE_CONFIG } from './tokens';
 
 type Work = (unit: UnitOfWork) => Promise<unknown>;
@@ -19,7 +18,7 @@ export class RequestDatabase {
   private free: number;
   private readonly waiting: Array<() => void> = [];
   /** `sharedTransaction`'s requests: each runs its own work in its step. */
-  private readonly shared: { run(work: Work): Promise<unknown> };
+  private readonly shared: GroupCommit<Work, unknown>;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -69,14 +68,8 @@ export class RequestDatabase {
    * (one statement for all its orders, say): see `GroupCommit`. Failures reach the request as
    * `sharedTransaction`'s do (a lost COMMIT as a 503).
    */
-  groupCommit<I, R>(write: (unit: UnitOfWork<I>) => Promise<void>): { run(item: I): Promise<R> } {
-    const group = new GroupCommit<I, R>(this.transactions, (work) => this.withConnection(work), write);
-    return {
-      run: (item) =>
-        group.run(item).catch((error: unknown) => {
-          throw asRequestError(error);
-        }),
-    };
+  groupCommit<I, R>(write: (unit: UnitOfWork<I>) => Promise<void>): GroupCommit<I, R> {
+    return new GroupCommit<I, R>(this.transactions, (work) => this.withConnection(work), write);
   }
 
   private async withConnection<T>(work: () => Promise<T>): Promise<T> {
@@ -91,16 +84,4 @@ export class RequestDatabase {
       else this.free += 1;
     }
   }
-}
-
-/** A lost COMMIT reply is the client's to resolve: it may have landed, so only a retry with the same key is safe. */
-function asRequestError(error: unknown): Error {
-  if (error instanceof CommitOutcomeUnknownError) {
-    return new RetryLaterException(
-      'the database connection was lost while this request was being committed, so whether it was stored is ' +
-        'unknown; retry with the same Idempotency-Key',
-      1,
-    );
-  }
-  return error instanceof Error ? error : new Error(String(error));
 }

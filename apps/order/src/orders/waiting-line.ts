@@ -21,11 +21,6 @@ export class WaitingLine<T> {
     return this.waiters.length;
   }
 
-  /** When the oldest waiter began to wait (ms, monotonic), if one waits. */
-  get oldestSince(): number | undefined {
-    return this.waiters[0]?.since;
-  }
-
   /** Resolves with what `serve` hands over, or undefined after `maxWaitMs` (or when the line closes). */
   wait(maxWaitMs: number): Promise<T | undefined> {
     if (maxWaitMs === 0) return Promise.resolve(undefined);

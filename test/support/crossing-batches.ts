@@ -94,22 +94,21 @@ export async function runCrossingBatches<P extends ParticipantName>(
 
   /** The app's resource, noting its calls and holding back after the first one of a batch. */
   const holdingBack = (replica: number, real: ParticipantResource<P>): ParticipantResource<P> => ({
-    refusesWithoutWriting: real.refusesWithoutWriting,
     lock: real.lock && ((unit, batch) => real.lock!(unit, batch)),
-    async prepare(unit, transactionId, request) {
-      calls.push(`prepare ${transactionId}`);
-      const vote = await real.prepare(unit, transactionId, request);
+    async prepare(unit, prepares) {
+      calls.push(...prepares.map(({ transactionId }) => `prepare ${transactionId}`));
+      const votes = await real.prepare(unit, prepares);
       await bothInFlight(replica);
-      return vote;
+      return votes;
     },
-    async commit(unit, transactionId) {
-      calls.push(`commit ${transactionId}`);
-      await real.commit(unit, transactionId);
+    async commit(unit, transactionIds) {
+      calls.push(...transactionIds.map((id) => `commit ${id}`));
+      await real.commit(unit, transactionIds);
       await bothInFlight(replica);
     },
-    async abort(unit, transactionId) {
-      calls.push(`abort ${transactionId}`);
-      await real.abort(unit, transactionId);
+    async abort(unit, transactionIds) {
+      calls.push(...transactionIds.map((id) => `abort ${id}`));
+      await real.abort(unit, transactionIds);
       await bothInFlight(replica);
     },
   });

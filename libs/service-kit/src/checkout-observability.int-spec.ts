@@ -120,7 +120,11 @@ describe('observability of checkout messages', () => {
       const participant = new Participant({
         name: 'inventory',
         transactions,
-        resource: { prepare: async () => ({ vote: 'yes' }), commit: async () => {}, abort: async () => {} },
+        resource: {
+          prepare: async (_unit, prepares) => prepares.map(() => ({ vote: 'yes' as const })),
+          commit: async () => {},
+          abort: async () => {},
+        },
         logger: silentLogger,
         observer: new ProtocolMetrics(metrics.registry),
       });

@@ -1,5 +1,6 @@
 export * from './coordinator';
 export * from './participant';
+export * from './participant-resource';
 export * from './outgoing';
 export * from './schema.migration';
 export * from './held-prepares.migration';

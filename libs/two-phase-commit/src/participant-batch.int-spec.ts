@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
-import { CheckoutMessage, createMessage, Decision, MessageOfType, Outcome, Prepare } from '@shop/contracts';
+import { CheckoutMessage, createMessage, Decision, MessageOfType, Outcome, Prepare, VoteOf } from '@shop/contracts';
 import { PoisonMessageError, silentLogger } from '@shop/messaging';
-import { BatchResult, Transactions } from '@shop/outbox';
+import { BatchResult, Transactions, UnitOfWork } from '@shop/outbox';
 import { createTestSchema, TestSchema } from '../../../test/support/postgres';
 import { CreateParticipantTables1764000000200, Participant, ParticipantMessage, ParticipantResource } from './index';
 
@@ -10,7 +10,7 @@ import { CreateParticipantTables1764000000200, Participant, ParticipantMessage, 
  * A batch is a transport detail (the design's batching rules): the same messages, handled as
  * batches in one schema and one at a time in another, through the real Participant and
  * Transactions on a real Postgres, must leave the same states, the same resource effects, the
- * same votes and acks in the outbox, and fail the same messages (poison, set aside in the batch).
+ * same votes and acks in the outbox (each checkout's in the same order), and fail the same messages (poison, set aside in the batch).
  */
 
 /** How a checkout's prepare goes: the resource says yes or no; late: its deadline passed before it was sent; delayed: it waited 30 s in a queue, past its 15 s deadline. */
@@ -34,8 +34,6 @@ interface Plan {
   cuts: number[];
   /** The coordinator's clock, this far from the database's (a database per service). */
   skewMs: number;
-  /** The resource writes nothing when it refuses: no savepoint around its prepare. */
-  refusesWithoutWriting: boolean;
 }
 
 const deliveries = fc.array(fc.integer({ min: 1, max: 2 }), { minLength: 1, maxLength: 3 });
@@ -53,7 +51,6 @@ const plans: fc.Arbitrary<Plan> = fc.record({
   keys: fc.array(fc.nat(), { minLength: 1, maxLength: 48 }),
   cuts: fc.array(fc.nat(), { maxLength: 2 }),
   skewMs: fc.integer({ min: -60_000, max: 60_000 }),
-  refusesWithoutWriting: fc.boolean(),
 });
 
 describe('participant: a batch decides what its messages decide one at a time', () => {
@@ -72,29 +69,33 @@ describe('participant: a batch decides what its messages decide one at a time', 
     await Promise.all([batched?.drop(), alone?.drop()]);
   });
 
-  /** A payment resource that writes a row per call (so a rollback shows) and refuses large amounts. */
-  const resourceFor = (refusesWithoutWriting: boolean): ParticipantResource<'payment'> => ({
-    refusesWithoutWriting,
-    async prepare(unit, transactionId, request) {
-      const fits = request.amount <= 1_000;
-      if (fits || !refusesWithoutWriting) {
-        await unit.manager.query(`INSERT INTO effects (transaction_id, what) VALUES ($1, 'held')`, [transactionId]);
-      }
-      return fits ? { vote: 'yes' } : { vote: 'no', reason: 'INSUFFICIENT_FUNDS' };
+  /** A payment resource that writes a row per checkout of each call (so a rollback shows) and refuses large amounts. */
+  const effect = (unit: UnitOfWork<unknown>, transactionIds: readonly string[], what: string) =>
+    unit.manager.query(`INSERT INTO effects (transaction_id, what) SELECT unnest($1::uuid[]), $2`, [
+      transactionIds,
+      what,
+    ]);
+  const resource: ParticipantResource<'payment'> = {
+    async prepare(unit, prepares) {
+      const votes = prepares.map(({ request }): VoteOf<'payment'> =>
+        request.amount <= 1_000 ? { vote: 'yes' } : { vote: 'no', reason: 'INSUFFICIENT_FUNDS' },
+      );
+      await effect(
+        unit,
+        prepares.filter((_, i) => votes[i].vote === 'yes').map(({ transactionId }) => transactionId),
+        'held',
+      );
+      return votes;
     },
-    async commit(unit, transactionId) {
-      await unit.manager.query(`INSERT INTO effects (transaction_id, what) VALUES ($1, 'captured')`, [transactionId]);
-    },
-    async abort(unit, transactionId) {
-      await unit.manager.query(`INSERT INTO effects (transaction_id, what) VALUES ($1, 'released')`, [transactionId]);
-    },
+    commit: (unit, transactionIds) => effect(unit, transactionIds, 'captured'),
+    abort: (unit, transactionIds) => effect(unit, transactionIds, 'released'),
     async lock(unit, batch) {
       const ids = [...batch.prepares.map((p) => p.transactionId), ...batch.decided].sort();
       await unit.manager.query(`SELECT 1 FROM effects WHERE transaction_id = ANY($1::uuid[]) ORDER BY n FOR UPDATE`, [
         ids,
       ]);
     },
-  });
+  };
 
   /** The plan's messages, in delivery order, and the poison's transaction id (if any). */
   function messagesOf(plan: Plan, databaseNowMs: number): { messages: ParticipantMessage[]; ids: string[] } {
@@ -157,16 +158,12 @@ describe('participant: a batch decides what its messages decide one at a time', 
   }
 
   /** Handles `messages` in one of the two ways, through the one path (runBatch); answers each message's outcome. */
-  async function handle(
-    schema: TestSchema,
-    refusesWithoutWriting: boolean,
-    batches: ParticipantMessage[][],
-  ): Promise<Array<BatchResult<unknown>>> {
+  async function handle(schema: TestSchema, batches: ParticipantMessage[][]): Promise<Array<BatchResult<unknown>>> {
     const transactions = new Transactions(schema.dataSource);
     // A fresh participant: its clock (the coordinator's, as its prepares show it) starts empty.
     const participant = new Participant({
       name: 'payment',
-      resource: resourceFor(refusesWithoutWriting),
+      resource,
       transactions,
       logger: silentLogger,
     });
@@ -199,11 +196,17 @@ describe('participant: a batch decides what its messages decide one at a time', 
       states: states
         .map(({ transaction_id, ...state }) => ({ checkout: checkout(transaction_id), ...state }))
         .sort((a, b) => a.checkout - b.checkout),
-      effects: effects.map((effect) => [checkout(effect.transaction_id), effect.what]),
+      // Each checkout's in the order written: a batch keeps a checkout's order, not the order across checkouts.
+      effects: byCheckout(effects.map((effect) => [checkout(effect.transaction_id), effect.what] as const)),
       // By checkout, type, payload and the message answered; not by message id or time sent.
-      outbox: outbox.map(({ body }) => [checkout(body.transactionId), body.type, body.payload, body.causationId]),
+      outbox: byCheckout(
+        outbox.map(({ body }) => [checkout(body.transactionId), body.type, body.payload, body.causationId] as const),
+      ),
     };
   }
+
+  /** Rows grouped by checkout (their first field), each checkout's in their order (a stable sort). */
+  const byCheckout = <R extends readonly [number, ...unknown[]]>(rows: R[]) => [...rows].sort((a, b) => a[0] - b[0]);
 
   it('leaves the same states, effects, votes and acks, and sets the same poison aside', async () => {
     let runs = 0;
@@ -220,10 +223,9 @@ describe('participant: a batch decides what its messages decide one at a time', 
           .map((end, i) => messages.slice(bounds[i], end))
           .filter((batch) => batch.length > 0);
 
-        const inBatches = await handle(batched, plan.refusesWithoutWriting, batches);
+        const inBatches = await handle(batched, batches);
         const oneByOne = await handle(
           alone,
-          plan.refusesWithoutWriting,
           messages.map((message) => [message]),
         );
 

@@ -32,22 +32,33 @@ describe('participant', () => {
   let answer: VoteOf<'payment'>;
   let participant: Participant<'payment'>;
 
-  /** A resource that writes a row per call, so rollbacks are visible. */
+  /** Each call the resource was asked, with its checkouts. */
+  const asked: string[] = [];
+  /**
+   * A resource that writes a row per checkout, so rollbacks are visible; it votes `answer` on
+   * each prepare and, as the contract asks, writes nothing for a no.
+   */
   const resource: ParticipantResource<'payment'> = {
-    async prepare(unit, transactionId) {
-      calls.push(`prepare ${transactionId}`);
-      await unit.manager.query(`INSERT INTO effects VALUES ($1, 'held')`, [transactionId]);
-      return answer;
+    async prepare(unit, prepares) {
+      const ids = prepares.map(({ transactionId }) => transactionId);
+      asked.push(`prepare ${ids.join(' ')}`);
+      calls.push(...ids.map((id) => `prepare ${id}`));
+      if (answer.vote === 'yes') await effect(unit, ids, 'held');
+      return ids.map(() => answer);
     },
-    async commit(unit, transactionId) {
-      calls.push(`commit ${transactionId}`);
-      await unit.manager.query(`INSERT INTO effects VALUES ($1, 'captured')`, [transactionId]);
+    async commit(unit, ids) {
+      asked.push(`commit ${ids.join(' ')}`);
+      calls.push(...ids.map((id) => `commit ${id}`));
+      await effect(unit, ids, 'captured');
     },
-    async abort(unit, transactionId) {
-      calls.push(`abort ${transactionId}`);
-      await unit.manager.query(`INSERT INTO effects VALUES ($1, 'released')`, [transactionId]);
+    async abort(unit, ids) {
+      asked.push(`abort ${ids.join(' ')}`);
+      calls.push(...ids.map((id) => `abort ${id}`));
+      await effect(unit, ids, 'released');
     },
   };
+  const effect = (unit: UnitOfWork<unknown>, ids: readonly string[], what: string) =>
+    unit.manager.query(`INSERT INTO effects SELECT unnest($1::uuid[]), $2`, [ids, what]);
   const participantWith = (own: ParticipantResource<'payment'>) =>
     new Participant({ name: 'payment', resource: own, transactions, logger: silentLogger });
 
@@ -57,6 +68,7 @@ describe('participant', () => {
     transactions = new Transactions(schema.dataSource, { publishCommitted: (messages) => published.push(...messages) });
     published.length = 0;
     calls.length = 0;
+    asked.length = 0;
     answer = { vote: 'yes' };
     participant = participantWith(resource);
   });
@@ -126,7 +138,7 @@ describe('participant', () => {
     ]);
   });
 
-  it('rolls back whatever a refusing prepare wrote, and aborts without calling the resource', async () => {
+  it('records a refusing prepare, and aborts it without calling the resource', async () => {
     const id = randomUUID();
     answer = { vote: 'no', reason: 'INSUFFICIENT_FUNDS' };
     await handleAlone(prepare(id));
@@ -148,32 +160,6 @@ describe('participant', () => {
     expect(calls).toEqual([`prepare ${id}`, `abort ${id}`]);
     expect(await effects(id)).toEqual(['held', 'released']);
     expect(await replies()).toEqual([['vote', { vote: 'yes' }]]);
-  });
-
-  it('takes back what a refusing prepare sent, with what it wrote: nothing of it reaches the outbox or the broker', async () => {
-    const sending = participantWith({
-      ...resource,
-      async prepare(unit, transactionId) {
-        unit.send([{ messageId: randomUUID(), routingKey: 'payment.events', type: 'held', body: { transactionId } }]);
-        await unit.manager.query(`INSERT INTO effects VALUES ($1, 'held')`, [transactionId]);
-        return answer;
-      },
-    });
-    const [refused, held] = [randomUUID(), randomUUID()];
-    answer = { vote: 'no', reason: 'INSUFFICIENT_FUNDS' };
-    await handleAlone(prepare(refused), sending);
-    answer = { vote: 'yes' };
-    await handleAlone(prepare(held), sending);
-    const rows = await schema.dataSource.query<Array<{ type: string; id: string }>>(
-      `SELECT message_type AS type, body->>'transactionId' AS id FROM outbox ORDER BY outbox.id`,
-    );
-    expect(rows).toEqual([
-      { type: 'vote', id: refused },
-      { type: 'held', id: held },
-      { type: 'vote', id: held },
-    ]);
-    expect(published.map((m) => m.type)).toEqual(['vote', 'held', 'vote']);
-    expect(await effects(refused)).toEqual([]);
   });
 
   it('leaves a tombstone for an abort that comes before its prepare; the late prepare votes no and holds nothing', async () => {
@@ -278,7 +264,7 @@ describe('participant', () => {
     expect(await stateOf(other)).toBe('PREPARED');
     expect(await stateOf(prepared)).toBe('COMMITTED');
     expect(await stateOf(overtaken)).toBe('ABORTED');
-    expect(calls).toEqual([`prepare ${prepared}`, `prepare ${fresh}`, `prepare ${other}`, `commit ${prepared}`]);
+    expect(calls).toEqual([`prepare ${prepared}`, `commit ${prepared}`, `prepare ${fresh}`, `prepare ${other}`]);
     expect(await effects(overtaken)).toEqual([]);
     const sent = (await outbox()).slice(1);
     expect(sent.filter((m) => m.transactionId === overtaken).map((m) => [m.type, m.payload])).toEqual([
@@ -311,16 +297,33 @@ describe('participant', () => {
     ]);
   });
 
-  it('runs a prepare without a savepoint when the resource refuses without writing', async () => {
-    const refusing = participantWith({ ...resource, refusesWithoutWriting: true });
-    const [yes, no] = [randomUUID(), randomUUID()];
-    const withSavepoints = await asBatch([prepare(randomUUID())]);
-    expect(counting(withSavepoints.statements, /SAVEPOINT/)).toBe(2);
-    const first = await asBatch([prepare(yes)], refusing);
-    answer = { vote: 'no', reason: 'INSUFFICIENT_FUNDS' };
-    const second = await asBatch([prepare(no)], refusing);
-    expect(counting([...first.statements, ...second.statements], /SAVEPOINT/)).toBe(0);
-    expect([await stateOf(yes), await stateOf(no)]).toEqual(['PREPARED', 'REFUSED']);
+  it('asks the resource once per kind of work in a batch: a batch of any size costs the same statements', async () => {
+    const [committed, aborted] = [randomUUID(), randomUUID()];
+    await handleAlone(prepare(committed));
+    await handleAlone(prepare(aborted));
+    asked.length = 0;
+    const few = [randomUUID()];
+    const many = Array.from({ length: 8 }, () => randomUUID());
+    const small = await asBatch([...few.map((id) => prepare(id))]);
+    const large = await asBatch([
+      ...many.map((id) => prepare(id)),
+      decision(committed, 'commit'),
+      decision(aborted, 'abort'),
+    ]);
+    expect(small.outcomes.every(Boolean) && large.outcomes.every(Boolean)).toBe(true);
+    expect(asked).toEqual([
+      `prepare ${few[0]}`,
+      `abort ${aborted}`,
+      `commit ${committed}`,
+      `prepare ${many.join(' ')}`,
+    ]);
+    // The kit's own statements are the same for 1 message and for 10; the resource's, a call each.
+    const resourceStatements = (statements: string[]) => counting(statements, /effects/);
+    expect(large.statements.length - resourceStatements(large.statements)).toBe(
+      small.statements.length - resourceStatements(small.statements),
+    );
+    expect(resourceStatements(large.statements)).toBe(3);
+    expect(counting([...small.statements, ...large.statements], /SAVEPOINT/)).toBe(0);
   });
 
   it('has the resource lock the rows of a batch of more than one resource call, before any message of it', async () => {
@@ -332,16 +335,16 @@ describe('participant', () => {
         order.push('lock');
         locked.push({ prepares: batch.prepares.map((p) => p.transactionId), decided: [...batch.decided] });
       },
-      async prepare(unit, transactionId, request) {
+      async prepare(unit, prepares) {
         order.push('prepare');
-        return resource.prepare(unit, transactionId, request);
+        return resource.prepare(unit, prepares);
       },
     });
     const [a, b, known] = [randomUUID(), randomUUID(), randomUUID()];
     await handleAlone(prepare(known), locking); // one call alone: no lock
     await asBatch([prepare(a), prepare(b), prepare(known), decision(known, 'commit')], locking);
     expect(locked).toEqual([{ prepares: [a, b], decided: [known] }]);
-    expect(order).toEqual(['prepare', 'lock', 'prepare', 'prepare']);
+    expect(order).toEqual(['prepare', 'lock', 'prepare']);
   });
 
   it('asks the coordinator about transactions it has held prepared too long, at a bounded rate', async () => {

@@ -9,7 +9,6 @@ import {
   Inquiry,
   MessageOfType,
   Participant as ParticipantName,
-  PreparePayload,
   Vote,
   VoteOf,
 } from '@shop/contracts';
@@ -17,6 +16,7 @@ import { Inbox } from '@shop/inbox';
 import { Logger, PoisonMessageError } from '@shop/messaging';
 import type { Transactions, UnitOfWork } from '@shop/outbox';
 import type { ProtocolObserver } from './observer';
+import type { ParticipantResource, PrepareRequestOf } from './participant-resource';
 import { send } from './outgoing';
 import {
   Change,
@@ -29,46 +29,10 @@ import {
   onPrepare,
   Recorded,
   Transition,
+  Verdict,
   voted,
 } from './participant-rules';
 import { lockTransactions, takeInDoubt, writeStates } from './participant-store';
-
-/** What participant P is asked to prepare: its own request's fields, with the deadline. */
-export type PrepareRequestOf<P extends ParticipantName> = Extract<PreparePayload, { participant: P }>;
-
-/**
- * What a participant app supplies: its own prepare / commit / abort against its own tables, each
- * run in the kit's unit of work (read and write with `unit.manager`; send with `unit.send`).
- * `prepare` returns its vote; when it votes no, everything it wrote and sent is rolled back for
- * it, so it may stop half-way.
- */
-export interface ParticipantResource<P extends ParticipantName> {
-  prepare(unit: UnitOfWork<unknown>, transactionId: string, request: PrepareRequestOf<P>): Promise<VoteOf<P>>;
-  /** Makes the prepared work permanent (reserved → sold, held → captured). */
-  commit(unit: UnitOfWork<unknown>, transactionId: string): Promise<void>;
-  /** Releases the prepared work. */
-  abort(unit: UnitOfWork<unknown>, transactionId: string): Promise<void>;
-  /**
-   * Locks every row of the resource's own that a batch may touch (SKUs, accounts), in one fixed
-   * order, before any message of it is handled: `prepares` will be prepared, the checkouts in
-   * `decided` may be committed or aborted. Called when a batch has more than one of these; one
-   * call alone must lock what it touches in that same order itself. Without it, two batches
-   * that touch the same rows in opposite orders deadlock (one of them is rolled back and re-run).
-   */
-  lock?(unit: UnitOfWork<unknown>, batch: ResourceBatch<P>): Promise<void>;
-  /**
-   * Set when `prepare` writes nothing whenever it votes no (say, one statement that changes rows
-   * only if every line fits): the kit then runs it without a savepoint, two statements and a
-   * subtransaction less per prepare. Unset, the kit rolls back whatever a refusing prepare wrote.
-   */
-  readonly refusesWithoutWriting?: boolean;
-}
-
-/** A batch as `ParticipantResource.lock` sees it. */
-export interface ResourceBatch<P extends ParticipantName> {
-  prepares: ReadonlyArray<{ transactionId: string; request: PrepareRequestOf<P> }>;
-  decided: readonly string[];
-}
 
 export interface ParticipantOptions<P extends ParticipantName> {
   name: P;
@@ -84,8 +48,9 @@ export type ParticipantMessage = MessageOfType<'prepare' | 'decision'>;
 /**
  * The participant side of presumed-abort two-phase commit. A batch of messages (one message
  * alone is a batch of one) is handled in one unit of work: the inbox record, the checkouts'
- * rows locked, the resource's rows locked, each message by the rules (participant-rules.ts)
- * with the resource's work and its reply sent, then the new states written. Idempotent by
+ * rows locked, the resource's rows locked, each message judged by the rules
+ * (participant-rules.ts), the resource's work done a set at a time and each reply sent, then
+ * the new states written. Idempotent by
  * message id (inbox) and by state (a re-sent prepare or decision gets the same answer and
  * changes nothing).
  */
@@ -101,7 +66,9 @@ export class Participant<P extends ParticipantName> {
   /**
    * Handles a batch of prepares and decisions in `unit` (its transaction), in the order given:
    * the transport sorts a batch by transaction id, keeping each checkout's messages in delivery
-   * order. A message that fails fails its own step (`unit.step`): the batch runs again without it.
+   * order. A message that fails fails its own step (`unit.step`): the batch runs again without
+   * it. When the resource's work for a set fails, which message it was is unknown: the batch's
+   * messages then run each alone (`Transactions.runBatch`), and the one that fails fails alone.
    */
   async handle(unit: UnitOfWork<CheckoutMessage>, messages: ReadonlyArray<ParticipantMessage>): Promise<void> {
     const firstTime = await this.inbox.record(
@@ -126,25 +93,35 @@ export class Participant<P extends ParticipantName> {
     // be alone (not by a prompter one later in the batch); what a batch saw counts once it committed.
     let clock = this.clock;
     const sent: number[] = [];
-    const changes = new Map<string, Change>();
-    for (const message of fresh) {
+    const coordinatorNowMs = fresh.map((message) => {
       if (message.type === 'prepare') {
         const sentAtMs = Date.parse(message.sentAt);
         sent.push(sentAtMs);
         clock = observeSent(clock, databaseNowMs, sentAtMs);
       }
-      const coordinatorNowMs = coordinatorNow(clock, databaseNowMs);
-      await unit.step(message, async () => {
-        const { next, reply, change } = await this.apply(
-          unit,
-          message,
-          recorded.get(message.transactionId)!,
-          coordinatorNowMs,
-        );
-        recorded.set(message.transactionId, next); // the batch's later messages see it
+      return coordinatorNow(clock, databaseNowMs);
+    });
+
+    const changes = new Map<string, Change>();
+    for (const round of roundsOf(fresh)) {
+      // Each judged in its own step first: a poison message fails alone, before any work is done.
+      const judged: Judged[] = [];
+      for (const index of round) {
+        const message = fresh[index];
+        await unit.step(message, async () => {
+          judged.push({
+            message,
+            verdict: this.judge(message, recorded.get(message.transactionId)!, coordinatorNowMs[index]),
+          });
+        });
+      }
+      const votes = await this.work(unit, judged);
+      for (const { message, verdict } of judged) {
+        const { next, reply, change } = verdict.do === 'prepare' ? voted(votes.get(message.transactionId)!) : verdict;
+        recorded.set(message.transactionId, next); // the next round sees it
         if (change) changes.set(message.transactionId, merge(changes.get(message.transactionId), change));
         if (reply) send(unit, [this.replyTo(message, reply)]);
-      });
+      }
     }
     await writeStates(unit, changes);
     unit.afterCommit(() => {
@@ -176,14 +153,9 @@ export class Participant<P extends ParticipantName> {
     });
   }
 
-  /** One message by the rules, the resource doing what they ask of it. */
-  private async apply(
-    unit: UnitOfWork<CheckoutMessage>,
-    message: ParticipantMessage,
-    recorded: Recorded,
-    coordinatorNowMs: number,
-  ): Promise<Transition> {
-    const { resource, name } = this.options;
+  /** What the rules say to do with one message; a poison message throws. */
+  private judge(message: ParticipantMessage, recorded: Recorded, coordinatorNowMs: number): Judged['verdict'] {
+    const { name } = this.options;
     const { transactionId } = message;
     if (message.type === 'prepare' && message.payload.participant !== name) {
       throw new PoisonMessageError(`prepare for ${message.payload.participant} delivered to ${name}`);
@@ -192,30 +164,34 @@ export class Participant<P extends ParticipantName> {
       message.type === 'prepare'
         ? onPrepare(recorded, Date.parse(message.payload.deadline), coordinatorNowMs)
         : onDecision(recorded, message.payload.outcome);
-    switch (verdict.do) {
-      case 'poison':
-        throw new PoisonMessageError(`${verdict.problem}: ${transactionId} in ${name}`);
-      case 'prepare':
-        return voted(await this.prepare(unit, transactionId, message.payload as PrepareRequestOf<P>));
-      case 'commit':
-        await resource.commit(unit, transactionId);
-        return verdict;
-      case 'abort':
-        await resource.abort(unit, transactionId);
-        return verdict;
-      case 'reply':
-        return verdict;
-    }
+    if (verdict.do === 'poison') throw new PoisonMessageError(`${verdict.problem}: ${transactionId} in ${name}`);
+    return verdict;
   }
 
-  /** The resource's vote; a "no" takes back whatever it wrote and sent (unless it writes nothing then). */
-  private prepare(unit: UnitOfWork<unknown>, transactionId: string, request: PrepareRequestOf<P>): Promise<VoteOf<P>> {
-    const { resource } = this.options;
-    if (resource.refusesWithoutWriting) return resource.prepare(unit, transactionId, request);
-    return unit.savepoint(
-      () => resource.prepare(unit, transactionId, request),
-      (vote) => vote.vote === 'yes',
-    );
+  /**
+   * Has the resource do what a round's verdicts ask, one call for each kind of work: the aborts
+   * and commits first (what they release, the prepares may take), then the prepares. Answers
+   * each prepared checkout's vote.
+   */
+  private async work(unit: UnitOfWork<unknown>, judged: readonly Judged[]): Promise<Map<string, VoteOf<P>>> {
+    const { resource, name } = this.options;
+    const idsTo = (work: 'abort' | 'commit') =>
+      judged.filter(({ verdict }) => verdict.do === work).map(({ message }) => message.transactionId);
+    const [aborts, commits] = [idsTo('abort'), idsTo('commit')];
+    if (aborts.length > 0) await resource.abort(unit, aborts);
+    if (commits.length > 0) await resource.commit(unit, commits);
+    const prepares = judged
+      .filter(({ verdict }) => verdict.do === 'prepare')
+      .map(({ message }) => ({
+        transactionId: message.transactionId,
+        request: message.payload as PrepareRequestOf<P>,
+      }));
+    if (prepares.length === 0) return new Map();
+    const votes = await resource.prepare(unit, prepares);
+    if (votes.length !== prepares.length) {
+      throw new Error(`${name}'s prepare answered ${votes.length} votes for ${prepares.length} prepares`);
+    }
+    return new Map(prepares.map(({ transactionId }, i) => [transactionId, votes[i]]));
   }
 
   /**
@@ -256,6 +232,28 @@ export class Participant<P extends ParticipantName> {
       ? createMessage(Vote, { ...envelope, payload: reply.payload })
       : createMessage(Ack, { ...envelope, payload: reply.payload });
   }
+}
+
+/** A message and what the rules say to do with it (never poison: that fails its step). */
+interface Judged {
+  message: ParticipantMessage;
+  verdict: Exclude<Verdict, { do: 'poison' }>;
+}
+
+/**
+ * The positions of `messages` in rounds: each checkout's first message in the first round, its
+ * second in the second, and so on, each round in the batch's order. A round has each checkout
+ * at most once, so its work can be asked of the resource set by set.
+ */
+function roundsOf(messages: readonly ParticipantMessage[]): number[][] {
+  const rounds: number[][] = [];
+  const seen = new Map<string, number>();
+  messages.forEach((message, index) => {
+    const round = seen.get(message.transactionId) ?? 0;
+    seen.set(message.transactionId, round + 1);
+    (rounds[round] ??= []).push(index);
+  });
+  return rounds;
 }
 
 /** The Nest handler of a participant's checkout messages: each batch, in its unit of work (the transport's). */

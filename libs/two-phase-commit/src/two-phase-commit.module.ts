@@ -11,7 +11,8 @@ import { PARTICIPANTS, type Participant as ParticipantName } from '@shop/contrac
 import { PeriodicTask } from '@shop/messaging';
 import { Transactions } from '@shop/outbox';
 import { Coordinator, CoordinatorHooks, CoordinatorMessages } from './coordinator';
-import { Participant, ParticipantMessages, ParticipantResource } from './participant';
+import { Participant, ParticipantMessages } from './participant';
+import type { ParticipantResource } from './participant-resource';
 import type { CoordinatorConfig, ProtocolConfig } from './protocol-config';
 import { ProtocolMetrics } from './protocol-metrics';
 

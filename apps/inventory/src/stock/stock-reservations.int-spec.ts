@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { createMessage, Decision, Prepare } from '@shop/contracts';
+import { Transactions } from '@shop/outbox';
 import {
   createDeadlockCountingDatabase,
   runCrossingBatches,
@@ -80,6 +82,57 @@ describe('stock reservations in two participant replicas', () => {
     expect(outcome.calls).toHaveLength(4);
     expect(await stock()).toEqual([
       { sku: 'SKU-X', available: 9, reserved: 0, sold: 1 },
+      { sku: 'SKU-Y', available: 9, reserved: 0, sold: 1 },
+    ]);
+  });
+
+  it('judges a set of prepares in turn, each against what the ones before it reserved, and writes nothing for a no', async () => {
+    const [t1, t2, t3, t4, t5] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const line = (sku: string, quantity: number) => ({ sku, quantity });
+    const request = (...items: Array<{ sku: string; quantity: number }>) => ({
+      participant: 'inventory' as const,
+      deadline: new Date(Date.now() + 60_000).toISOString(),
+      items,
+    });
+    const reservations = new StockReservations();
+    const votes = await new Transactions(schema.dataSource).run((unit) =>
+      reservations.prepare(unit, [
+        { transactionId: t1, request: request(line('SKU-X', 6), line('SKU-Y', 1)) },
+        { transactionId: t2, request: request(line('SKU-Y', 2), line('SKU-X', 6)) }, // X has 4 left
+        { transactionId: t3, request: request(line('SKU-X', 1), line('SKU-NONE', 1)) },
+        { transactionId: t4, request: request(line('SKU-X', 4)) }, // what t2 did not take
+        { transactionId: t5, request: request(line('SKU-Y', 1)) },
+      ]),
+    );
+    expect(votes).toEqual([
+      { vote: 'yes' },
+      { vote: 'no', reason: 'OUT_OF_STOCK' },
+      { vote: 'no', reason: 'UNKNOWN_SKU' },
+      { vote: 'yes' },
+      { vote: 'yes' },
+    ]);
+    expect(await stock()).toEqual([
+      { sku: 'SKU-X', available: 0, reserved: 10, sold: 0 },
+      { sku: 'SKU-Y', available: 8, reserved: 2, sold: 0 },
+    ]);
+    const reserved = await schema.dataSource.query<Array<{ transaction_id: string; sku: string; quantity: number }>>(
+      `SELECT transaction_id, sku, quantity FROM reservations ORDER BY transaction_id, sku`,
+    );
+    expect(reserved).toEqual(
+      [
+        { transaction_id: t1, sku: 'SKU-X', quantity: 6 },
+        { transaction_id: t1, sku: 'SKU-Y', quantity: 1 },
+        { transaction_id: t4, sku: 'SKU-X', quantity: 4 },
+        { transaction_id: t5, sku: 'SKU-Y', quantity: 1 },
+      ].sort((a, b) => a.transaction_id.localeCompare(b.transaction_id) || a.sku.localeCompare(b.sku)),
+    );
+    // A set of decisions on the same SKU: each checkout's quantity counts (an UPDATE changes a row once).
+    await new Transactions(schema.dataSource).run(async (unit) => {
+      await reservations.commit(unit, [t1, t4]);
+      await reservations.abort(unit, [t5]);
+    });
+    expect(await stock()).toEqual([
+      { sku: 'SKU-X', available: 0, reserved: 0, sold: 10 },
       { sku: 'SKU-Y', available: 9, reserved: 0, sold: 1 },
     ]);
   });

@@ -1,18 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import type { VoteOf } from '@shop/contracts';
 import type { UnitOfWork } from '@shop/outbox';
-import type { ParticipantResource, PrepareRequestOf, ResourceBatch } from '@shop/two-phase-commit';
+import type { ParticipantResource, PrepareOf, ResourceBatch } from '@shop/two-phase-commit';
 
 /**
- * The payment's part of a checkout: hold the amount, then capture or release it. Account rows
- * are always locked in customer order: a batch's all at once first (`lock`); each step alone
- * touches one account.
+ * The payment's part of a checkout: hold the amount, then capture or release it. Each step takes
+ * a set of checkouts in a statement or two. Account rows are always locked in customer order: a
+ * batch's all at once first (`lock`); one checkout alone touches one account.
  */
 @Injectable()
 export class PaymentHolds implements ParticipantResource<'payment'> {
-  /** `prepare` holds only if the balance covers the amount, in one statement: a "no" has written nothing. */
-  readonly refusesWithoutWriting = true;
-
   /** The accounts of the batch's prepares and of its decided checkouts' holds. */
   async lock(unit: UnitOfWork<unknown>, { prepares, decided }: ResourceBatch<'payment'>): Promise<void> {
     await unit.manager.query(
@@ -23,43 +20,62 @@ export class PaymentHolds implements ParticipantResource<'payment'> {
     );
   }
 
+  /** Reads the balances, judges the checkouts in turn, then holds the yes votes' amounts in one statement. */
   async prepare(
     unit: UnitOfWork<unknown>,
-    transactionId: string,
-    request: PrepareRequestOf<'payment'>,
-  ): Promise<VoteOf<'payment'>> {
-    // One statement: holds the money only if the balance covers it, and records the hold.
-    const [{ held }] = await unit.manager.query<Array<{ held: number }>>(
-      `WITH held AS (
-         UPDATE accounts SET balance = balance - $3, held = held + $3, updated_at = now()
-          WHERE customer_id = $2 AND balance >= $3 RETURNING customer_id),
-       recorded AS (
-         INSERT INTO holds (transaction_id, customer_id, amount, currency) SELECT $1, customer_id, $3, $4 FROM held)
-       SELECT count(*)::int AS held FROM held`,
-      [transactionId, request.customerId, request.amount, request.currency],
+    prepares: ReadonlyArray<PrepareOf<'payment'>>,
+  ): Promise<Array<VoteOf<'payment'>>> {
+    const rows = await unit.manager.query<Array<{ customer_id: string; balance: string }>>(
+      `SELECT customer_id, balance FROM accounts WHERE customer_id = ANY($1::text[]) ORDER BY customer_id FOR UPDATE`,
+      [[...new Set(prepares.map(({ request }) => request.customerId))]],
     );
-    if (held === 0) {
-      const [exists] = await unit.manager.query<unknown[]>(`SELECT 1 FROM accounts WHERE customer_id = $1`, [
-        request.customerId,
-      ]);
-      return { vote: 'no', reason: exists ? 'INSUFFICIENT_FUNDS' : 'UNKNOWN_ACCOUNT' };
+    // A bigint as a number: every account's deposited is at most 2^53 - 1 (account.entity.ts).
+    const balance = new Map(rows.map((row) => [row.customer_id, Number(row.balance)]));
+    const held: Array<PrepareOf<'payment'>> = [];
+    const votes = prepares.map((prepare): VoteOf<'payment'> => {
+      const { customerId, amount } = prepare.request;
+      const left = balance.get(customerId);
+      if (left === undefined) return { vote: 'no', reason: 'UNKNOWN_ACCOUNT' };
+      if (left < amount) return { vote: 'no', reason: 'INSUFFICIENT_FUNDS' };
+      balance.set(customerId, left - amount);
+      held.push(prepare);
+      return { vote: 'yes' };
+    });
+    if (held.length > 0) {
+      await unit.manager.query(
+        `WITH hold AS (
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[]) AS hold(transaction_id, customer_id, amount, currency)),
+         held AS (
+           UPDATE accounts a SET balance = a.balance - h.amount, held = a.held + h.amount, updated_at = now()
+             FROM (SELECT customer_id, sum(amount) AS amount FROM hold GROUP BY customer_id) h WHERE a.customer_id = h.customer_id)
+         INSERT INTO holds (transaction_id, customer_id, amount, currency) SELECT transaction_id, customer_id, amount, currency FROM hold`,
+        [
+          held.map(({ transactionId }) => transactionId),
+          held.map(({ request }) => request.customerId),
+          held.map(({ request }) => request.amount),
+          held.map(({ request }) => request.currency),
+        ],
+      );
     }
-    return { vote: 'yes' };
+    return votes;
   }
 
-  async commit(unit: UnitOfWork<unknown>, transactionId: string): Promise<void> {
+  async commit(unit: UnitOfWork<unknown>, transactionIds: readonly string[]): Promise<void> {
     await unit.manager.query(
       `UPDATE accounts a SET held = a.held - h.amount, captured = a.captured + h.amount, updated_at = now()
-         FROM holds h WHERE h.transaction_id = $1 AND a.customer_id = h.customer_id`,
-      [transactionId],
+         FROM (${HELD_BY_ACCOUNT}) h WHERE a.customer_id = h.customer_id`,
+      [transactionIds],
     );
   }
 
-  async abort(unit: UnitOfWork<unknown>, transactionId: string): Promise<void> {
+  async abort(unit: UnitOfWork<unknown>, transactionIds: readonly string[]): Promise<void> {
     await unit.manager.query(
       `UPDATE accounts a SET held = a.held - h.amount, balance = a.balance + h.amount, updated_at = now()
-         FROM holds h WHERE h.transaction_id = $1 AND a.customer_id = h.customer_id`,
-      [transactionId],
+         FROM (${HELD_BY_ACCOUNT}) h WHERE a.customer_id = h.customer_id`,
+      [transactionIds],
     );
   }
 }
+
+/** The checkouts' holds summed by account (an UPDATE changes a row once). */
+const HELD_BY_ACCOUNT = `SELECT customer_id, sum(amount) AS amount FROM holds WHERE transaction_id = ANY($1::uuid[]) GROUP BY customer_id`;

@@ -4,8 +4,14 @@ import { z } from 'zod';
 export const MessagingConfig = z.object({
   /** Unacked deliveries per consumer: the batch in hand and the next one gathering. */
   AMQP_PREFETCH: z.coerce.number().int().min(1).max(1000).default(100),
-  /** At most this many messages are handled in one database transaction (see `inOneTransaction`). */
-  MESSAGE_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(50),
+  /**
+   * At most this many messages are handled in one database transaction (`Transactions.runBatch`).
+   * Counted in messages, not deliveries: a delivery packs up to MESSAGE_PACK_MAX. A batch is only
+   * as large as what waits, so a large bound costs nothing at low load, and under load it shares
+   * one commit among many checkouts (at 50, about one pack a transaction, the coordinator fell
+   * behind its votes: docs/performance.md).
+   */
+  MESSAGE_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(1000),
   /** Handler attempts before a failing message is dead-lettered. */
   MESSAGE_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),
   /**

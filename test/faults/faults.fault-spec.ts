@@ -706,26 +706,30 @@ it('one message of a batch keeps failing: the others of its batch go through, it
   const api = new ShopApi(shop);
   const catalog = await seedCatalog(api, 'fail-in-batch', { stockPerSku: 1_000, balance: 1_000_000 });
   const [poisoned, gate, ...others] = catalog.skus;
-  // Reserving the poisoned SKU's stock fails in the database. The trigger counts the stock rows
-  // the transaction reserved before (a transaction-local setting) and keeps the largest count in
-  // a sequence, which a rollback does not undo: proof that the failing prepare shared a batch.
+  // Reserving the poisoned SKU's stock fails in the database. A BEFORE trigger counts the stock
+  // rows the transaction reserves (a transaction-local setting); an AFTER trigger on the poisoned
+  // SKU (it fires once the statement's rows are all updated) keeps how many other rows were
+  // reserved with it in a sequence, which a rollback does not undo, and raises: proof that the
+  // failing prepare shared a batch, whether the batch reserves in one statement or in several.
   const fault = `fault_fail_in_batch_${randomUUID().replaceAll('-', '')}`;
   await sql(`CREATE SEQUENCE public.${fault}`);
   await sql(`CREATE FUNCTION public.${fault}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
                SET search_path = pg_catalog AS $$
-             DECLARE before_it int := coalesce(nullif(current_setting('fault.reserved_rows', true), ''), '0')::int;
+             DECLARE reserved_rows int := coalesce(nullif(current_setting('fault.reserved_rows', true), ''), '0')::int;
              BEGIN
-               IF NEW.sku = '${poisoned}' AND NEW.reserved > OLD.reserved THEN
-                 IF before_it > 0 THEN PERFORM setval('public.${fault}', before_it); END IF;
-                 RAISE EXCEPTION 'fault injected: the stock of % cannot be reserved', NEW.sku;
+               IF TG_WHEN = 'BEFORE' THEN
+                 PERFORM set_config('fault.reserved_rows', (reserved_rows + 1)::text, true);
+                 RETURN NEW;
                END IF;
-               PERFORM set_config('fault.reserved_rows', (before_it + 1)::text, true);
-               RETURN NEW;
+               IF reserved_rows > 1 THEN PERFORM setval('public.${fault}', reserved_rows - 1); END IF;
+               RAISE EXCEPTION 'fault injected: the stock of % cannot be reserved', NEW.sku;
              END $$`);
   const gateLock = await db().connect();
   try {
-    await sql(`CREATE TRIGGER ${fault} BEFORE UPDATE ON inventory_svc.stock
+    await sql(`CREATE TRIGGER ${fault}_count BEFORE UPDATE ON inventory_svc.stock
                  FOR EACH ROW WHEN (NEW.reserved > OLD.reserved) EXECUTE FUNCTION public.${fault}()`);
+    await sql(`CREATE TRIGGER ${fault} AFTER UPDATE ON inventory_svc.stock
+                 FOR EACH ROW WHEN (NEW.reserved > OLD.reserved AND NEW.sku = '${poisoned}') EXECUTE FUNCTION public.${fault}()`);
     // The gate: the inventory's batch with the first order waits for its stock row, so the
     // prepares that follow are delivered meanwhile and make up its next batch, all together.
     await gateLock.query('BEGIN');
@@ -777,6 +781,7 @@ it('one message of a batch keeps failing: the others of its batch go through, it
     await gateLock.query('ROLLBACK').catch(() => undefined);
     gateLock.release();
     await sql(`DROP TRIGGER IF EXISTS ${fault} ON inventory_svc.stock`);
+    await sql(`DROP TRIGGER IF EXISTS ${fault}_count ON inventory_svc.stock`);
     await sql(`DROP FUNCTION IF EXISTS public.${fault}()`);
     await sql(`DROP SEQUENCE IF EXISTS public.${fault}`);
   }

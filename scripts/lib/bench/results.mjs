@@ -54,12 +54,17 @@ export async function progress(client, keyPrefix) {
 /**
  * The decision's critical path, per order, following the participant whose vote decided it
  * (its vote is recorded in the deciding transaction, so voted_at = decided_at exactly):
- *   accept         client sends → order's transaction starts        (HTTP, Nest, pool)
- *   order relay    → the relay claims the prepare from the outbox    (commit, NOTIFY, relay wake-up)
- *   to participant → the participant's transaction starts            (publish + confirm, broker, queue, prefetch)
- *   participant    → its relay claims the vote                       (reserve/hold, commit, relay wake-up)
- *   back           → the coordinator's deciding transaction starts   (publish + confirm, broker, queue)
- * Timestamps are now() of each transaction (its start), from one clock.
+ *   accept                → the order's transaction starts                        (HTTP, Nest, pool)
+ *   earlier stage         → the transaction that writes this participant's prepare starts
+ *                           (0 for a prepare sent at once; for a later stage, the earlier
+ *                           participants' round trip: PREPARE_FIRST)
+ *   to participant        → the participant's transaction starts     (that transaction and its
+ *                           commit, publish and confirm, broker, queue, prefetch, the batch)
+ *   participant and back  → the coordinator's deciding transaction starts  (reserve or hold,
+ *                           commit, publish, broker, queue, the coordinator's batch)
+ * Each point is now() of a transaction (its start), from one clock, so no segment is negative;
+ * the outbox's sent mark is not used (the fast path marks a row after the broker's confirm, when
+ * the next hop may have started already).
  */
 export async function fetchBreakdown(client, keyPrefix) {
   const union = (table, cols, where) =>
@@ -75,34 +80,25 @@ export async function fetchBreakdown(client, keyPrefix) {
        SELECT p.transaction_id AS tx, p.participant FROM order_svc.tpc_participants p JOIN o ON o.id = p.transaction_id
         WHERE p.voted_at = o.decided_at),
      prep AS (
-       SELECT (body->>'transactionId')::uuid AS tx, body->>'recipient' AS participant, min(sent_at) AS claimed
+       SELECT (body->>'transactionId')::uuid AS tx, body->>'recipient' AS participant, min(created_at) AS written
          FROM order_svc.outbox WHERE message_type = 'prepare' GROUP BY 1, 2),
-     ptx AS (${union('tpc_participant_transactions', 'transaction_id AS tx, created_at AS started', '')}),
-     vote AS (
-       SELECT participant, tx, min(claimed) AS claimed FROM (${union(
-         'outbox',
-         "(body->>'transactionId')::uuid AS tx, sent_at AS claimed",
-         "WHERE message_type = 'vote'",
-       )}) v GROUP BY 1, 2)
+     ptx AS (${union('tpc_participant_transactions', 'transaction_id AS tx, created_at AS started', '')})
      SELECT o.key, d.participant,
             extract(epoch FROM o.created_at) * 1000 AS created,
-            extract(epoch FROM prep.claimed) * 1000 AS prepare_claimed,
+            extract(epoch FROM prep.written) * 1000 AS prepare_written,
             extract(epoch FROM ptx.started) * 1000 AS participant_started,
-            extract(epoch FROM vote.claimed) * 1000 AS vote_claimed,
             extract(epoch FROM o.decided_at) * 1000 AS decided
        FROM o JOIN decider d ON d.tx = o.id
        JOIN prep ON prep.tx = o.id AND prep.participant = d.participant
-       JOIN ptx ON ptx.tx = o.id AND ptx.participant = d.participant
-       JOIN vote ON vote.tx = o.id AND vote.participant = d.participant`,
+       JOIN ptx ON ptx.tx = o.id AND ptx.participant = d.participant`,
     [`${keyPrefix}%`],
   );
   return rows.map((r) => ({
     key: r.key,
     participant: r.participant,
     created: ms(r.created),
-    prepareClaimed: ms(r.prepare_claimed),
+    prepareWritten: ms(r.prepare_written),
     participantStarted: ms(r.participant_started),
-    voteClaimed: ms(r.vote_claimed),
     decided: ms(r.decided),
   }));
 }

@@ -570,14 +570,14 @@ function keepsUp(joined, counts, rates) {
 
 /** Per segment of the decision path: percentiles, and its share of the average decision time. */
 function summarizeBreakdown(rows, sent) {
-  const names = ['accept', 'order relay', 'to participant', 'participant', 'back to coordinator'];
+  const names = ['accept', 'earlier stage', 'to participant', 'participant and back'];
   const values = Object.fromEntries(names.map((n) => [n, []]));
   const decider = {};
   for (const r of rows) {
     const o = sent.get(r.key);
     if (!o) continue;
     decider[r.participant] = (decider[r.participant] ?? 0) + 1;
-    const points = [o.due, r.created, r.prepareClaimed, r.participantStarted, r.voteClaimed, r.decided];
+    const points = [o.due, r.created, r.prepareWritten, r.participantStarted, r.decided];
     names.forEach((n, i) => values[n].push(points[i + 1] - points[i]));
   }
   const segments = names.map((name) => ({ name, ...percentiles(values[name]) }));

@@ -10,11 +10,18 @@ export const FAST_PATH_GRACE_SECONDS = 2;
 /**
  * Inserts a transaction's outbox rows (all of them, in one statement) and answers the database's
  * id of that transaction, read by the same statement: the unit of work calls it just before its
- * COMMIT, and asks for that id's fate if the COMMIT's reply is lost. With no rows, it only reads the id.
+ * COMMIT, and asks for that id's fate if the COMMIT's reply is lost. With no rows, it only reads
+ * the id, and answers null for a transaction that wrote nothing: reading its id would assign it
+ * one, and a commit record and a WAL flush with it, for a read-only sweep.
  */
-export async function writeOutboxRows(manager: EntityManager, rows: readonly OutgoingMessage[]): Promise<string> {
+export async function writeOutboxRows(
+  manager: EntityManager,
+  rows: readonly OutgoingMessage[],
+): Promise<string | null> {
   if (rows.length === 0) {
-    const [{ id }] = await manager.query<Array<{ id: string }>>(`SELECT pg_current_xact_id()::text AS id`);
+    const [{ id }] = await manager.query<Array<{ id: string | null }>>(
+      `SELECT pg_current_xact_id_if_assigned()::text AS id`,
+    );
     return id;
   }
   // One text for any number of rows (arrays, not a VALUES list): one prepared statement.

@@ -194,6 +194,33 @@ describe('Transactions', () => {
     expect(await effects()).toEqual([1, 2]); // it did land
   });
 
+  it('gives a unit that writes nothing no transaction id, so a read-only sweep costs no commit record', async () => {
+    const assigned: Array<string | null> = [];
+    /** Just before the COMMIT: the id the transaction has by then, if any. */
+    const noteAssignedId = (unit: UnitOfWork) => {
+      const queryRunner = unit.manager.queryRunner!;
+      const commit = queryRunner.commitTransaction.bind(queryRunner);
+      queryRunner.commitTransaction = async () => {
+        const [{ id }] = (await queryRunner.query(`SELECT pg_current_xact_id_if_assigned()::text AS id`)) as Array<{
+          id: string | null;
+        }>;
+        assigned.push(id);
+        return commit();
+      };
+    };
+    await transactions.run(async (unit) => {
+      noteAssignedId(unit);
+      await unit.manager.query(`SELECT count(*) FROM effects`);
+    });
+    await transactions.run(async (unit) => {
+      noteAssignedId(unit);
+      await unit.manager.query(`INSERT INTO effects VALUES (7)`);
+    });
+    expect(assigned[0]).toBeNull();
+    expect(assigned[1]).toMatch(/^\d+$/);
+    expect(await effects()).toEqual([7]);
+  });
+
   /**
    * The connection dies right after its COMMIT reached the server: the server commits, the client
    * sees an error. (Its query runner's COMMIT is let through, then the socket is destroyed.)

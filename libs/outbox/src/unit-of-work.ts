@@ -159,6 +159,8 @@ export class Transactions {
       await queryRunner.commitTransaction();
       return;
     } catch (error) {
+      // A unit that wrote nothing lost nothing: its failed COMMIT is a plain failure.
+      if (unit.transactionId === null) throw error;
       const status = await this.statusOf(unit.transactionId);
       if (status === 'committed') return;
       if (status === 'aborted') throw error;
@@ -189,8 +191,11 @@ class Unit<T> implements UnitOfWork<T> {
   private readonly beforeCommitCallbacks: Array<() => Promise<void>> = [];
   private savepoints = 0;
   private readonly stepped = new Set<number>();
-  /** The database's id of this transaction, read just before COMMIT (to learn its fate if COMMIT fails). */
-  transactionId: string | undefined;
+  /**
+   * The database's id of this transaction, read just before COMMIT (to learn its fate if COMMIT
+   * fails); null when it wrote nothing, undefined until read.
+   */
+  transactionId: string | null | undefined;
 
   constructor(
     private readonly queryRunner: QueryRunner,
